@@ -1,0 +1,54 @@
+# Exporter: build, run and test. `make help` lists the targets.
+
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X main.version=$(VERSION)
+FUZZTIME ?= 30s
+# Tools the tests need, pinned; `make tools` installs what is missing.
+MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+GOLANGCI_VERSION := v2.15.0
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help build run test test-short lint fuzz bench tools tidy clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
+
+build: ## build bin/exporter
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/exporter ./cmd/exporter
+
+run: build ## run everything in one process with embedded Redis and ./data (prints the URL)
+	$(BIN)/exporter all
+
+test: tools ## install missing test tools, then run every test with the race detector
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-short: ## run the unit tests only (no Redis, MinIO or GDAL)
+	$(GO) test -short -count=1 ./...
+
+lint: ## gofmt, go vet and golangci-lint (staticcheck, errcheck, errorlint, depguard)
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt wants to change: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	@command -v golangci-lint >/dev/null || GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+	golangci-lint run ./...
+
+fuzz: ## run every fuzz target for FUZZTIME (default 30s)
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+bench: ## run every benchmark once, to keep them compiling (BENCHTIME=1s for numbers)
+	$(GO) test -run '^$$' -bench . -benchtime $${BENCHTIME:-1x} ./...
+
+tools: ## install redis-server, the MinIO server and GDAL where missing
+	@MINIO_VERSION=$(MINIO_VERSION) BIN=$(BIN) GO=$(GO) scripts/tools.sh
+
+tidy: ## go mod tidy
+	$(GO) mod tidy
+
+clean: ## remove build output and local packages
+	rm -rf $(BIN)/exporter ./data

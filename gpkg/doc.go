@@ -1,0 +1,42 @@
+// Package gpkg is the GeoPackage tiles format of the exporter: it creates a
+// tiles GeoPackage, batch-writes encoded tiles into it and reads tiles and
+// tile matrix metadata back from packages it did not necessarily write.
+//
+// It is the only package of the project that talks to SQLite. Everything it
+// returns is in terms of the tile grid of [grid] (EPSG:4326,
+// InspireCRS84Quad); SQLite errors are classified into this package's
+// sentinel errors before they leave it, so callers never see driver types.
+//
+// # What a package holds
+//
+// A file written by [Create] follows OGC GeoPackage 1.3 (application_id
+// "GPKG", user_version 10300) and passes GDAL's validate_gpkg.py:
+//
+//   - gpkg_spatial_ref_sys with the three required rows (-1, 0, 4326);
+//   - gpkg_contents with one row of data_type "tiles" for the tile table,
+//     whose bounds are the export's extent;
+//   - gpkg_tile_matrix_set covering the whole grid, [-180, -90, 180, 90];
+//   - gpkg_tile_matrix with one row per zoom level that holds a tile;
+//   - the tile pyramid user table itself.
+//
+// Feature, metadata and extension tables are not created: a tiles package
+// needs none of them, and GDAL neither requires nor expects them.
+//
+// Rows count from the north (tile_row 0 is the top row), as GeoPackage
+// does and as [grid.Tile] does; sources that count from the south flip
+// rows with [grid.Zoom.FlipRow] before they call [Writer.Put].
+//
+// # Untrusted files
+//
+// [Open] treats its file as untrusted: it checks the SQLite header, the page
+// size and page count against the file size and the application_id before
+// SQLite parses anything, opens the file read-only with a cap on the size of
+// any value SQLite materialises, refuses views and virtual tables in place of
+// the GeoPackage tables, and [Reader.ReadTile] returns only PNG or JPEG data
+// of [grid.TileSize] × [grid.TileSize] pixels, at most [MaxTileSize] bytes.
+//
+// # Dependencies
+//
+// gpkg imports no project package other than internal/grid, and no
+// project package other than this one imports the SQLite driver.
+package gpkg

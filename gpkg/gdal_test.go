@@ -1,0 +1,157 @@
+package gpkg_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/geoexport/exporter/gpkg"
+	"github.com/geoexport/exporter/gpkg/gpkgtest"
+	"github.com/geoexport/exporter/internal/grid"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// gdalInfo is the part of `gdalinfo -json` the GDAL test checks.
+type gdalInfo struct {
+	DriverShortName  string    `json:"driverShortName"`
+	Size             []int     `json:"size"`
+	GeoTransform     []float64 `json:"geoTransform"`
+	CoordinateSystem struct {
+		WKT string `json:"wkt"`
+	} `json:"coordinateSystem"`
+	Metadata map[string]map[string]string `json:"metadata"`
+	Bands    []struct {
+		Overviews []struct {
+			Size []int `json:"size"`
+		} `json:"overviews"`
+	} `json:"bands"`
+}
+
+// TestGDALValidates writes packages the way exports do (several zooms, some
+// only partly covered, PNG tiles with alpha mixed with JPEG tiles) and has
+// GDAL check them: validate_gpkg.py with extra checks and warnings as
+// errors must report nothing, and gdalinfo must read the raster with the
+// extent, resolution and overviews the package was written with, decoding
+// every tile (-checksum) without a warning.
+func TestGDALValidates(t *testing.T) {
+	t.Parallel()
+	gdal := requireGDAL(t)
+
+	// The worked example of ARCHITECTURE.md: one tile at zooms 0–13, 2 × 2
+	// at zoom 14, of which one is left out (no source data).
+	example := grid.BBox{MinX: 34.8046875, MinY: 31.9482421875, MaxX: 34.82666015625, MaxY: 31.97021484375}
+	var exampleTiles []grid.Tile
+	for _, r := range grid.Pyramid(example, 14) {
+		for tile := range r.Tiles {
+			exampleTiles = append(exampleTiles, tile)
+		}
+	}
+	exampleTiles = exampleTiles[:len(exampleTiles)-1]
+
+	// The whole world: zoom 0 full, zoom 1 missing, zoom 2 the western
+	// half, zoom 3 a checkerboard.
+	var worldTiles []grid.Tile
+	for _, r := range grid.Pyramid(grid.World, 3) {
+		for tile := range r.Tiles {
+			switch {
+			case tile.Zoom == 1,
+				tile.Zoom == 2 && tile.Col >= 4,
+				tile.Zoom == 3 && (tile.Col+tile.Row)%2 == 1:
+				continue
+			}
+			worldTiles = append(worldTiles, tile)
+		}
+	}
+
+	tests := []struct {
+		name          string
+		extent        grid.BBox
+		tiles         []grid.Tile
+		maxZoom       grid.Zoom
+		zooms         int // zoom levels holding tiles
+		wantOverviews int
+	}{
+		{
+			name: "world with a missing and partial zooms", extent: grid.World, tiles: worldTiles,
+			maxZoom: 3, zooms: 3,
+			// One overview per zoom present below the finest.
+			wantOverviews: 3 - 1,
+		},
+		{
+			name: "worked example at zoom 14", extent: example, tiles: exampleTiles,
+			maxZoom: 14, zooms: 15,
+			// GDAL (read-only OpenRaster) lists overviews from the finest
+			// down and stops after the first one smaller than a tile in both
+			// dimensions: 256 × 256 at zoom 13, 128 × 128 at zoom 12. The
+			// coarser zooms are still in the file and valid.
+			wantOverviews: 2,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := gpkgtest.BuildPackage(t,
+				gpkgtest.WithTable("export_tiles"),
+				gpkgtest.WithExtent(tc.extent),
+				gpkgtest.WithTiles(tc.tiles...),
+				gpkgtest.WithFileName("export.gpkg"), // the validator wants the .gpkg extension
+			)
+			zooms, err := open(t, p.Path).Zooms(t.Context(), "export_tiles")
+			if err != nil || len(zooms) != tc.zooms {
+				t.Fatalf("Zooms() = %v, %v, want %d levels", zooms, err, tc.zooms)
+			}
+
+			argv := append(append([]string{}, gdal.validate...), "-k", "--extra", "--warning-as-error", p.Path)
+			if out := run(t, argv...); len(out) > 0 {
+				t.Errorf("validate_gpkg.py printed:\n%s", out)
+			}
+
+			var info gdalInfo
+			if err := json.Unmarshal(run(t, gdal.gdalinfo, "-json", "-checksum", p.Path), &info); err != nil {
+				t.Fatalf("parse gdalinfo -json: %v", err)
+			}
+			res := tc.maxZoom.Resolution()
+			want := gdalInfo{
+				DriverShortName: "GPKG",
+				Size: []int{
+					int((tc.extent.MaxX-tc.extent.MinX)/res + 0.5),
+					int((tc.extent.MaxY-tc.extent.MinY)/res + 0.5),
+				},
+				GeoTransform: []float64{tc.extent.MinX, res, 0, tc.extent.MaxY, 0, -res},
+			}
+			got := gdalInfo{DriverShortName: info.DriverShortName, Size: info.Size, GeoTransform: info.GeoTransform}
+			if diff := cmp.Diff(want, got, cmpopts.EquateApprox(1e-12, 0)); diff != "" {
+				t.Errorf("gdalinfo (-want +got):\n%s", diff)
+			}
+			if wkt := info.CoordinateSystem.WKT; !strings.Contains(wkt, `ID["EPSG",4326]`) {
+				t.Errorf("gdalinfo coordinate system = %q, want EPSG:4326", wkt)
+			}
+			if id := info.Metadata[""]["IDENTIFIER"]; id != "export_tiles" {
+				t.Errorf("gdalinfo IDENTIFIER = %q, want %q", id, "export_tiles")
+			}
+			if len(info.Bands) != 4 {
+				t.Fatalf("gdalinfo bands = %d, want 4 (RGBA)", len(info.Bands))
+			}
+			for i, b := range info.Bands {
+				if len(b.Overviews) != tc.wantOverviews {
+					t.Errorf("band %d: %d overviews, want %d", i+1, len(b.Overviews), tc.wantOverviews)
+				}
+			}
+		})
+	}
+}
+
+// TestGDALValidatesSingleTile checks the smallest package: one JPEG tile.
+func TestGDALValidatesSingleTile(t *testing.T) {
+	t.Parallel()
+	gdal := requireGDAL(t)
+	path := gpkgtest.Build(t, gpkgtest.WithTiles(grid.Tile{Zoom: 0, Col: 0, Row: 0}),
+		gpkgtest.WithExtent(grid.BBox{MinX: -180, MinY: -90, MaxX: 0, MaxY: 90}), gpkgtest.WithFormat(gpkg.JPEG),
+		gpkgtest.WithFileName("single.gpkg"))
+	argv := append(append([]string{}, gdal.validate...), "-k", "--extra", "--warning-as-error", path)
+	if out := run(t, argv...); len(out) > 0 {
+		t.Errorf("validate_gpkg.py printed:\n%s", out)
+	}
+	run(t, gdal.gdalinfo, "-checksum", path)
+}

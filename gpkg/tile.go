@@ -1,0 +1,79 @@
+package gpkg
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"image/png"
+
+	"github.com/geoexport/exporter/internal/grid"
+)
+
+// MaxTileSize is the largest tile data, in bytes, that Put writes and
+// ReadTile returns. A 256 × 256 RGBA PNG of pure noise is about 260 KiB, so
+// the cap only stops data that cannot be a sane tile.
+const MaxTileSize = 2 << 20
+
+// Format is the image encoding of a tile.
+type Format string
+
+// Tile formats that a tiles GeoPackage may hold without extensions.
+const (
+	PNG  Format = "png"
+	JPEG Format = "jpeg"
+)
+
+var (
+	pngMagic  = []byte("\x89PNG\r\n\x1a\n")
+	jpegMagic = []byte{0xff, 0xd8, 0xff}
+)
+
+// checkTile reports whether t is an address of the grid. Errors wrap
+// ErrInvalidTile.
+func checkTile(t grid.Tile) error {
+	if !t.Zoom.Valid() {
+		return fmt.Errorf("%w: zoom %d is not in [0, %d]", ErrInvalidTile, t.Zoom, grid.MaxZoom)
+	}
+	if w := t.Zoom.MatrixWidth(); t.Col < 0 || t.Col >= w {
+		return fmt.Errorf("%w: column %d is not in [0, %d) at zoom %d", ErrInvalidTile, t.Col, w, t.Zoom)
+	}
+	if h := t.Zoom.MatrixHeight(); t.Row < 0 || t.Row >= h {
+		return fmt.Errorf("%w: row %d is not in [0, %d) at zoom %d", ErrInvalidTile, t.Row, h, t.Zoom)
+	}
+	return nil
+}
+
+// CheckTileData reports the format of data, or an error if it is not a PNG
+// or JPEG image of grid.TileSize × grid.TileSize pixels of at most
+// MaxTileSize bytes. Only the image header is decoded, so the cost does not
+// depend on the pixel data. Errors wrap ErrTileFormat or ErrTooLarge.
+func CheckTileData(data []byte) (Format, error) {
+	if len(data) > MaxTileSize {
+		return "", fmt.Errorf("%w: tile data is %d bytes, at most %d allowed", ErrTooLarge, len(data), MaxTileSize)
+	}
+	var (
+		format Format
+		cfg    image.Config
+		err    error
+	)
+	switch {
+	case bytes.HasPrefix(data, pngMagic):
+		format = PNG
+		cfg, err = png.DecodeConfig(bytes.NewReader(data))
+	case bytes.HasPrefix(data, jpegMagic):
+		format = JPEG
+		cfg, err = jpeg.DecodeConfig(bytes.NewReader(data))
+	case len(data) == 0:
+		return "", fmt.Errorf("%w: empty", ErrTileFormat)
+	default:
+		return "", fmt.Errorf("%w: neither PNG nor JPEG (starts with % x)", ErrTileFormat, data[:min(len(data), 8)])
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: bad %s header: %v", ErrTileFormat, format, err)
+	}
+	if cfg.Width != grid.TileSize || cfg.Height != grid.TileSize {
+		return "", fmt.Errorf("%w: %s is %d×%d pixels, want %d×%d", ErrTileFormat, format, cfg.Width, cfg.Height, grid.TileSize, grid.TileSize)
+	}
+	return format, nil
+}

@@ -1,0 +1,356 @@
+// Package config holds the one Config struct of the exporter, its defaults,
+// its validation, and the mapping of every field onto an EXPORTER_*
+// environment variable and a command-line flag.
+//
+// Precedence is flag, then environment, then default. Names map
+// mechanically: the flag -redis-url is the variable EXPORTER_REDIS_URL.
+// Nothing outside cmd and this package reads the environment or flags.
+//
+// It imports internal/storage only, for its Secret type.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/geoexport/exporter/internal/storage"
+)
+
+// EnvPrefix starts every environment variable the exporter reads.
+const EnvPrefix = "EXPORTER_"
+
+// Config is the whole configuration of every role. Each binary loads all of
+// it and uses the parts it needs.
+type Config struct {
+	Log     Log
+	Redis   Redis
+	Storage Storage
+	Catalog Catalog
+	HTTP    HTTP
+	Jobs    Jobs
+	Queues  Queues
+	Worker  Worker
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string
+	// Format is text, json or auto (text on a terminal, json otherwise).
+	// Default auto.
+	Format string
+}
+
+// Redis configures the broker and job store.
+type Redis struct {
+	// URL is a redis:// or rediss:// URL. Empty runs an embedded in-process
+	// Redis, which only the "all" role accepts.
+	URL storage.Secret
+	// Prefix starts every key the exporter writes. Default "exporter".
+	Prefix string
+}
+
+// Storage configures where packages are kept: an S3 bucket when S3Endpoint
+// is set, else the directory DataDir.
+type Storage struct {
+	// DataDir is the local package directory. Default "./data".
+	DataDir string
+	// S3Endpoint is host:port of an S3 or MinIO server. Empty: local.
+	S3Endpoint string
+	// S3Bucket is created if missing. Default "exporter".
+	S3Bucket string
+	// S3AccessKey and S3SecretKey are the credentials.
+	S3AccessKey string
+	S3SecretKey storage.Secret
+	// S3Region is optional.
+	S3Region string
+	// S3TLS turns on HTTPS to the endpoint. Default false.
+	S3TLS bool
+}
+
+// Catalog configures the layer catalog.
+type Catalog struct {
+	// File is a JSON catalog file. Empty serves the built-in demo catalog.
+	File string
+}
+
+// HTTP configures the trigger's API.
+type HTTP struct {
+	// Addr is the listen address. Default ":8080".
+	Addr string
+	// PublicURL is the base of the download links handed to clients.
+	// Default http://localhost:<port of Addr>.
+	PublicURL string
+	// Debug adds stack traces to 500 responses. Default false.
+	Debug bool
+	// BodyLimit caps a request body in bytes. Default 1 MiB.
+	BodyLimit int
+	// ShutdownTimeout bounds the drain of open requests. Default 10s.
+	ShutdownTimeout time.Duration
+}
+
+// Jobs configures export jobs.
+type Jobs struct {
+	// PackageTTL is how long a finished package is kept after it was
+	// finished or last served from the cache. Default 720h (30 days).
+	PackageTTL time.Duration
+	// MaxTiles caps the tiles of one export. Default 5,000,000.
+	MaxTiles int64
+	// RenderTimeout bounds one render task. Default 2h.
+	RenderTimeout time.Duration
+	// RenderMaxRetry is how often a failed render is retried. Default 5.
+	RenderMaxRetry int
+	// CallbackTimeout bounds one callback POST. Default 10s.
+	CallbackTimeout time.Duration
+	// CallbackMaxRetry is how often a failed callback is retried. Default 10.
+	CallbackMaxRetry int
+}
+
+// Queues maps priorities to queues: priority ≥ UrgentFrom goes to the
+// urgent queue, ≥ DefaultFrom to the default one, the rest to the low one.
+type Queues struct {
+	// UrgentFrom is the lowest urgent priority. Default 100,000,000.
+	UrgentFrom int
+	// DefaultFrom is the lowest default priority. Default 1000.
+	DefaultFrom int
+	// Weights are the relative shares of urgent, default and low, as
+	// "6,3,1". Every queue is served, so low never starves.
+	Weights string
+}
+
+// Worker configures the render worker.
+type Worker struct {
+	// Concurrency is the number of tasks a worker runs at once.
+	// Default the number of CPUs.
+	Concurrency int
+	// Fetchers is the number of tiles fetched and encoded at once within
+	// one task. Default twice the number of CPUs.
+	Fetchers int
+	// TempDir holds packages while they are built. Default the system's.
+	TempDir string
+	// ShutdownTimeout is how long running tasks may finish on shutdown
+	// before they are handed back to the queue. Default 30s.
+	ShutdownTimeout time.Duration
+}
+
+// Default returns the configuration with every default filled in.
+func Default() Config {
+	return Config{
+		Log:     Log{Level: "info", Format: "auto"},
+		Redis:   Redis{Prefix: "exporter"},
+		Storage: Storage{DataDir: "./data", S3Bucket: "exporter"},
+		HTTP:    HTTP{Addr: ":8080", BodyLimit: 1 << 20, ShutdownTimeout: 10 * time.Second},
+		Jobs: Jobs{
+			PackageTTL: 30 * 24 * time.Hour, MaxTiles: 5_000_000,
+			RenderTimeout: 2 * time.Hour, RenderMaxRetry: 5,
+			CallbackTimeout: 10 * time.Second, CallbackMaxRetry: 10,
+		},
+		Queues: Queues{UrgentFrom: 100_000_000, DefaultFrom: 1000, Weights: "6,3,1"},
+		Worker: Worker{Concurrency: runtime.NumCPU(), Fetchers: 2 * runtime.NumCPU(), ShutdownTimeout: 30 * time.Second},
+	}
+}
+
+// bind declares every field as a flag of fs. The flag name is the variable
+// name without EnvPrefix, lowercased, with dashes for underscores.
+func (c *Config) bind(fs *flag.FlagSet) {
+	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "log level: debug, info, warn or error")
+	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log format: text, json or auto (text on a terminal)")
+	fs.Func("redis-url", "Redis URL (redis://[:password@]host:port/db); empty runs an embedded Redis (role all only)", func(s string) error { c.Redis.URL = storage.Secret(s); return nil })
+	fs.StringVar(&c.Redis.Prefix, "redis-prefix", c.Redis.Prefix, "prefix of every Redis key the exporter writes")
+	fs.StringVar(&c.Storage.DataDir, "data-dir", c.Storage.DataDir, "local package directory, used when no S3 endpoint is set")
+	fs.StringVar(&c.Storage.S3Endpoint, "s3-endpoint", c.Storage.S3Endpoint, "S3/MinIO endpoint host:port; empty keeps packages in the data dir")
+	fs.StringVar(&c.Storage.S3Bucket, "s3-bucket", c.Storage.S3Bucket, "S3 bucket for packages, created if missing")
+	fs.StringVar(&c.Storage.S3AccessKey, "s3-access-key", c.Storage.S3AccessKey, "S3 access key")
+	fs.Func("s3-secret-key", "S3 secret key", func(s string) error { c.Storage.S3SecretKey = storage.Secret(s); return nil })
+	fs.StringVar(&c.Storage.S3Region, "s3-region", c.Storage.S3Region, "S3 region (optional)")
+	fs.BoolVar(&c.Storage.S3TLS, "s3-tls", c.Storage.S3TLS, "use HTTPS to the S3 endpoint")
+	fs.StringVar(&c.Catalog.File, "catalog-file", c.Catalog.File, "JSON layer catalog; empty serves the built-in demo catalog")
+	fs.StringVar(&c.HTTP.Addr, "http-addr", c.HTTP.Addr, "HTTP listen address of the trigger")
+	fs.StringVar(&c.HTTP.PublicURL, "http-public-url", c.HTTP.PublicURL, "base URL of download links (default http://localhost:<port>)")
+	fs.BoolVar(&c.HTTP.Debug, "http-debug", c.HTTP.Debug, "include stack traces in 500 responses")
+	fs.IntVar(&c.HTTP.BodyLimit, "http-body-limit", c.HTTP.BodyLimit, "largest accepted request body in bytes")
+	fs.DurationVar(&c.HTTP.ShutdownTimeout, "http-shutdown-timeout", c.HTTP.ShutdownTimeout, "time open requests get to finish on shutdown")
+	fs.DurationVar(&c.Jobs.PackageTTL, "jobs-package-ttl", c.Jobs.PackageTTL, "how long a package is kept after it was finished or last served from the cache")
+	fs.Int64Var(&c.Jobs.MaxTiles, "jobs-max-tiles", c.Jobs.MaxTiles, "largest number of tiles one export may hold")
+	fs.DurationVar(&c.Jobs.RenderTimeout, "jobs-render-timeout", c.Jobs.RenderTimeout, "time limit of one render task")
+	fs.IntVar(&c.Jobs.RenderMaxRetry, "jobs-render-max-retry", c.Jobs.RenderMaxRetry, "retries of a failed render task before the job fails")
+	fs.DurationVar(&c.Jobs.CallbackTimeout, "jobs-callback-timeout", c.Jobs.CallbackTimeout, "time limit of one callback POST")
+	fs.IntVar(&c.Jobs.CallbackMaxRetry, "jobs-callback-max-retry", c.Jobs.CallbackMaxRetry, "retries of a failed callback")
+	fs.IntVar(&c.Queues.UrgentFrom, "queues-urgent-from", c.Queues.UrgentFrom, "lowest priority served by the urgent queue")
+	fs.IntVar(&c.Queues.DefaultFrom, "queues-default-from", c.Queues.DefaultFrom, "lowest priority served by the default queue; lower goes to the low queue")
+	fs.StringVar(&c.Queues.Weights, "queues-weights", c.Queues.Weights, "relative service weights of the urgent, default and low queues")
+	fs.IntVar(&c.Worker.Concurrency, "worker-concurrency", c.Worker.Concurrency, "tasks one worker runs at once")
+	fs.IntVar(&c.Worker.Fetchers, "worker-fetchers", c.Worker.Fetchers, "tiles fetched and encoded at once within one task")
+	fs.StringVar(&c.Worker.TempDir, "worker-temp-dir", c.Worker.TempDir, "directory for packages being built (default the system's)")
+	fs.DurationVar(&c.Worker.ShutdownTimeout, "worker-shutdown-timeout", c.Worker.ShutdownTimeout, "time running tasks get to finish on shutdown before they are handed back")
+}
+
+// EnvName is the environment variable of the flag named name.
+func EnvName(name string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// Load builds the configuration of one subcommand from its arguments and
+// the environment. name is used in usage messages; usage output and
+// errors go to out. It returns flag.ErrHelp for -h and --help.
+func Load(name string, args []string, getenv func(string) string, out io.Writer) (Config, []string, error) {
+	c := Default()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	c.bind(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: %s [flags]\n\nEvery flag can also be set by its environment variable.\n\n", name)
+		fs.VisitAll(func(f *flag.Flag) {
+			fmt.Fprintf(out, "  -%s (%s)\n    \t%s", f.Name, EnvName(f.Name), f.Usage)
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+				fmt.Fprintf(out, " (default %s)", f.DefValue)
+			}
+			fmt.Fprintln(out)
+		})
+	}
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := EnvName(f.Name)
+		if v := getenv(env); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return c, nil, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, nil, err
+	}
+	return c, fs.Args(), nil
+}
+
+// Flags returns the names of every flag, for docs and their tests.
+func Flags() []string {
+	var c Config
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	c.bind(fs)
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	return names
+}
+
+// Validate reports every problem of c at once.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log-level: %q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json", "auto":
+	default:
+		add("log-format: %q is not text, json or auto", c.Log.Format)
+	}
+	if u := c.Redis.URL.Reveal(); u != "" {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "redis" && p.Scheme != "rediss") {
+			add("redis-url: want redis://host:port or rediss://host:port")
+		}
+	}
+	if c.Redis.Prefix == "" || strings.ContainsAny(c.Redis.Prefix, " {}") {
+		add("redis-prefix: %q must be non-empty without spaces or braces", c.Redis.Prefix)
+	}
+	if c.Storage.S3Endpoint == "" && c.Storage.DataDir == "" {
+		add("data-dir: must be set when no s3-endpoint is")
+	}
+	if c.Storage.S3Endpoint != "" {
+		if strings.Contains(c.Storage.S3Endpoint, "://") {
+			add("s3-endpoint: %q must be host:port without a scheme (use s3-tls for HTTPS)", c.Storage.S3Endpoint)
+		}
+		if c.Storage.S3Bucket == "" {
+			add("s3-bucket: must be set with s3-endpoint")
+		}
+		if c.Storage.S3AccessKey == "" || c.Storage.S3SecretKey == "" {
+			add("s3-access-key, s3-secret-key: both must be set with s3-endpoint")
+		}
+	}
+	if c.HTTP.Addr == "" {
+		add("http-addr: must be set")
+	}
+	if c.HTTP.PublicURL != "" {
+		if p, err := url.Parse(c.HTTP.PublicURL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			add("http-public-url: %q is not an absolute http(s) URL", c.HTTP.PublicURL)
+		}
+	}
+	if c.HTTP.BodyLimit < 1024 {
+		add("http-body-limit: %d is below 1024 bytes", c.HTTP.BodyLimit)
+	}
+	positive := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"http-shutdown-timeout", c.HTTP.ShutdownTimeout},
+		{"jobs-package-ttl", c.Jobs.PackageTTL},
+		{"jobs-render-timeout", c.Jobs.RenderTimeout},
+		{"jobs-callback-timeout", c.Jobs.CallbackTimeout},
+		{"worker-shutdown-timeout", c.Worker.ShutdownTimeout},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			add("%s: %v must be positive", p.name, p.d)
+		}
+	}
+	if c.Jobs.MaxTiles < 1 {
+		add("jobs-max-tiles: %d must be at least 1", c.Jobs.MaxTiles)
+	}
+	if c.Jobs.RenderMaxRetry < 0 || c.Jobs.CallbackMaxRetry < 0 {
+		add("jobs-render-max-retry, jobs-callback-max-retry: must not be negative")
+	}
+	if c.Queues.DefaultFrom < 0 || c.Queues.UrgentFrom <= c.Queues.DefaultFrom || c.Queues.UrgentFrom > 999_999_999 {
+		add("queues-default-from, queues-urgent-from: want 0 ≤ default-from < urgent-from ≤ 999999999, got %d and %d", c.Queues.DefaultFrom, c.Queues.UrgentFrom)
+	}
+	if _, err := ParseWeights(c.Queues.Weights); err != nil {
+		add("queues-weights: %v", err)
+	}
+	if c.Worker.Concurrency < 1 {
+		add("worker-concurrency: %d must be at least 1", c.Worker.Concurrency)
+	}
+	if c.Worker.Fetchers < 1 {
+		add("worker-fetchers: %d must be at least 1", c.Worker.Fetchers)
+	}
+	return errors.Join(errs...)
+}
+
+// ParseWeights parses "urgent,default,low" queue weights.
+func ParseWeights(s string) ([3]int, error) {
+	var w [3]int
+	parts := strings.Split(s, ",")
+	if len(parts) != 3 {
+		return w, fmt.Errorf("%q: want three weights, urgent,default,low", s)
+	}
+	for i, p := range parts {
+		var n int
+		if _, err := fmt.Sscanf(strings.TrimSpace(p), "%d", &n); err != nil || n < 1 {
+			return w, fmt.Errorf("%q: weight %q is not a positive integer", s, p)
+		}
+		w[i] = n
+	}
+	return w, nil
+}
+
+// PublicURL is the base of download links: HTTP.PublicURL, or
+// http://localhost:<port> from HTTP.Addr.
+func (c Config) PublicURL() string {
+	if c.HTTP.PublicURL != "" {
+		return strings.TrimRight(c.HTTP.PublicURL, "/")
+	}
+	addr := c.HTTP.Addr
+	if i := strings.LastIndex(addr, ":"); i >= 0 {
+		return "http://localhost" + addr[i:]
+	}
+	return "http://" + addr
+}

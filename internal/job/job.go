@@ -1,0 +1,130 @@
+package job
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/geoexport/exporter/internal/catalog"
+	"github.com/geoexport/exporter/internal/grid"
+)
+
+// Status is the state of a job, spelled as the API spells it.
+type Status string
+
+// Statuses. In-Progress and Completed are the two the /create contract
+// names; the others end a job without a package.
+const (
+	StatusInProgress Status = "In-Progress"
+	StatusCompleted  Status = "Completed"
+	StatusFailed     Status = "Failed"
+	StatusExpired    Status = "Expired"
+	StatusCancelled  Status = "Cancelled"
+)
+
+// CRS is the one coordinate system exports are made in.
+const CRS = "EPSG:4326"
+
+// Callback is a URL to notify when a job ends, with the bbox that caller
+// asked for (callers that share a cached job asked for different ones).
+type Callback struct {
+	URL  string    `json:"url"`
+	BBox []float64 `json:"bbox"`
+}
+
+// Spec is what a job was asked to make. It never changes after creation.
+type Spec struct {
+	Layer       catalog.Layer `json:"layer"`
+	Zoom        grid.Zoom     `json:"zoom"`
+	CRS         string        `json:"crs"`
+	BBox        grid.BBox     `json:"bbox"`
+	Priority    int           `json:"priority"`
+	PackageName string        `json:"package_name"`
+	TilesTotal  int64         `json:"tiles_total"`
+}
+
+// NewSpec describes the export of layer over the sanitised extent at z.
+func NewSpec(layer catalog.Layer, z grid.Zoom, extent grid.BBox, priority int) Spec {
+	return Spec{
+		Layer: layer, Zoom: z, CRS: CRS, BBox: extent, Priority: priority,
+		PackageName: PackageName(layer, z, extent),
+		TilesTotal:  grid.CountTiles(grid.Pyramid(extent, z)),
+	}
+}
+
+// CacheKey is the naive-cache identity of s: catalog record and version,
+// zoom, crs and sanitised bbox. Two requests whose bboxes snap to the same
+// tiles share one key.
+func (s Spec) CacheKey() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s|%s|%d|%s|%s", s.Layer.ID, s.Layer.Version, s.Zoom, s.CRS, s.BBox)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// PackageName names the package file of an export, without extension: product
+// type, product id, version, zoom and sanitised bbox, safe as a file name.
+func PackageName(layer catalog.Layer, z grid.Zoom, extent grid.BBox) string {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	name := fmt.Sprintf("%s_%s_%s_z%d_%s_%s_%s_%s", layer.ProductType, layer.ProductID, layer.Version, z,
+		f(extent.MinX), f(extent.MinY), f(extent.MaxX), f(extent.MaxY))
+	return unsafeName.ReplaceAllString(name, "-")
+}
+
+// PackageKey is the storage key of a job's finished package.
+func PackageKey(packageName string) string { return "packages/" + packageName + ".gpkg" }
+
+// Job is a job record as stored.
+type Job struct {
+	ID      string   `json:"id"`
+	Spec    Spec     `json:"spec"`
+	TaskIDs []string `json:"task_ids"`
+	Status  Status   `json:"status"`
+	// Reason says why a job failed or was cancelled.
+	Reason      string    `json:"reason,omitempty"`
+	TilesDone   int64     `json:"tiles_done"`
+	FileKey     string    `json:"file_key,omitempty"`
+	FileSize    int64     `json:"file_size,omitempty"`
+	SHA256      string    `json:"sha256,omitempty"`
+	TilesStored int64     `json:"tiles_stored,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	CompletedAt time.Time `json:"completed_at,omitzero"`
+	ExpiresAt   time.Time `json:"expires_at,omitzero"`
+}
+
+// Percentage is the job's progress, 0..100. It reaches 100 only once the
+// package is stored.
+func (j Job) Percentage() int {
+	switch {
+	case j.Status == StatusCompleted:
+		return 100
+	case j.Spec.TilesTotal <= 0:
+		return 0
+	}
+	return int(min(99, j.TilesDone*100/j.Spec.TilesTotal))
+}
+
+// TaskIDs derives the render task ids of a job: stable, so a retried
+// enqueue cannot add a second task.
+func TaskIDs(jobID string, batches int) []string {
+	ns := uuid.MustParse(jobID)
+	ids := make([]string, batches)
+	for i := range ids {
+		ids[i] = uuid.NewSHA1(ns, []byte("render/"+strconv.Itoa(i))).String()
+	}
+	return ids
+}
+
+// CallbackTaskID derives the task id of one callback delivery of a job's
+// ending, so a re-run ending enqueues each delivery once.
+func CallbackTaskID(jobID string, status Status, cb Callback) string {
+	ns := uuid.MustParse(jobID)
+	return uuid.NewSHA1(ns, fmt.Appendf(nil, "callback/%s/%s/%v", status, cb.URL, cb.BBox)).String()
+}

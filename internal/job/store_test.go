@@ -1,0 +1,243 @@
+package job_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/geoexport/exporter/internal/catalog"
+	"github.com/geoexport/exporter/internal/grid"
+	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/testenv"
+)
+
+// clock is a settable clock for the store.
+type clock struct{ ms atomic.Int64 }
+
+func (c *clock) now() time.Time          { return time.UnixMilli(c.ms.Load()) }
+func (c *clock) advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
+
+type bundle struct {
+	rdb   *redis.Client
+	clock *clock
+	spec  job.Spec
+}
+
+func setup(t *testing.T) (*job.Store, *bundle) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs redis-server; skipped under -short")
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
+	t.Cleanup(func() { rdb.Close() })
+	c := &clock{}
+	c.ms.Store(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC).UnixMilli())
+	layer := catalog.Demo().Layers()[0]
+	extent, err := grid.Sanitize(grid.BBox{MinX: 34.81, MinY: 31.95, MaxX: 34.82, MaxY: 31.96}, layer.Footprint, 14)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job.NewStore(rdb, "test", c.now), &bundle{rdb: rdb, clock: c, spec: job.NewSpec(layer, 14, extent, 1000)}
+}
+
+func newJob(spec job.Spec) job.Job {
+	id := uuid.NewString()
+	return job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, 1)}
+}
+
+func TestGetOrCreateConcurrent(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := t.Context()
+	const n = 200
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		ids     = map[string]int{}
+		created atomic.Int32
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Every fourth caller repeats a callback, so 150 are distinct.
+			cb := job.Callback{URL: fmt.Sprintf("http://client.test/cb/%d", i-(i%4/3)), BBox: []float64{1, 2, 3, 4}}
+			j, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), []job.Callback{cb}, time.Hour)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if outcome == job.OutcomeCreated {
+				created.Add(1)
+			}
+			mu.Lock()
+			ids[j.ID]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if created.Load() != 1 || len(ids) != 1 {
+		t.Fatalf("%d concurrent identical requests: %d created, %d distinct jobs, want 1 and 1", n, created.Load(), len(ids))
+	}
+	for id := range ids {
+		cbs, err := s.Callbacks(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		distinct := map[string]bool{}
+		for i := range n {
+			distinct[fmt.Sprintf("http://client.test/cb/%d", i-(i%4/3))] = true
+		}
+		if len(cbs) != len(distinct) {
+			t.Errorf("Callbacks(%s) holds %d, want %d distinct", id, len(cbs), len(distinct))
+		}
+	}
+}
+
+func TestGetOrCreateLifecycle(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := t.Context()
+	cb1 := job.Callback{URL: "http://a.test/cb", BBox: []float64{34.81, 31.95, 34.82, 31.96}}
+	cb2 := job.Callback{URL: "http://b.test/cb", BBox: []float64{34.811, 31.951, 34.821, 31.961}}
+
+	first, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), []job.Callback{cb1}, time.Hour)
+	if err != nil || outcome != job.OutcomeCreated || first.Status != job.StatusInProgress {
+		t.Fatalf("GetOrCreate(new) = %v, %v, %v; want created In-Progress", first.Status, outcome, err)
+	}
+	joined, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), []job.Callback{cb2, cb1}, time.Hour)
+	if err != nil || outcome != job.OutcomeJoined || joined.ID != first.ID {
+		t.Fatalf("GetOrCreate(running) = %s, %v, %v; want joined %s", joined.ID, outcome, err, first.ID)
+	}
+	if diff := cmp.Diff(first.TaskIDs, joined.TaskIDs); diff != "" {
+		t.Errorf("joined task ids differ (-want +got):\n%s", diff)
+	}
+	cbs, _ := s.Callbacks(ctx, first.ID)
+	sortCB := cmpopts.SortSlices(func(a, b job.Callback) bool { return a.URL < b.URL })
+	if diff := cmp.Diff([]job.Callback{cb1, cb2}, cbs, sortCB); diff != "" {
+		t.Errorf("Callbacks mismatch (-want +got):\n%s", diff)
+	}
+
+	done, changed, err := s.Complete(ctx, first.ID, job.Result{FileKey: "packages/x.gpkg", FileSize: 42, SHA256: "ab", TilesStored: 18}, time.Hour)
+	if err != nil || !changed || done.Status != job.StatusCompleted {
+		t.Fatalf("Complete = %v, %v, %v; want Completed, changed", done.Status, changed, err)
+	}
+	wantExpiry := b.clock.now().Add(time.Hour).UTC()
+	if !done.ExpiresAt.Equal(wantExpiry) || done.Percentage() != 100 {
+		t.Errorf("Complete: expires %v, percentage %d; want %v, 100", done.ExpiresAt, done.Percentage(), wantExpiry)
+	}
+	if _, changed, _ := s.Complete(ctx, first.ID, job.Result{FileKey: "other"}, time.Hour); changed {
+		t.Error("Complete on a Completed job changed it")
+	}
+
+	b.clock.advance(30 * time.Minute)
+	hit, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), nil, time.Hour)
+	if err != nil || outcome != job.OutcomeCacheHit || hit.ID != first.ID {
+		t.Fatalf("GetOrCreate(completed) = %s, %v, %v; want cache hit on %s", hit.ID, outcome, err, first.ID)
+	}
+	if want := b.clock.now().Add(time.Hour).UTC(); !hit.ExpiresAt.Equal(want) {
+		t.Errorf("cache hit expiry = %v, want pushed out to %v", hit.ExpiresAt, want)
+	}
+
+	// Not yet due: the hit extended it.
+	b.clock.advance(45 * time.Minute)
+	due, err := s.DueForExpiry(ctx, 10)
+	if err != nil || len(due) != 0 {
+		t.Fatalf("DueForExpiry after extension = %v, %v; want none", due, err)
+	}
+	b.clock.advance(30 * time.Minute)
+	due, _ = s.DueForExpiry(ctx, 10)
+	if diff := cmp.Diff([]string{first.ID}, due); diff != "" {
+		t.Fatalf("DueForExpiry mismatch (-want +got):\n%s", diff)
+	}
+	key, err := s.Expire(ctx, first.ID)
+	if err != nil || key != "packages/x.gpkg" {
+		t.Fatalf("Expire = %q, %v; want the package key", key, err)
+	}
+	if key, _ := s.Expire(ctx, first.ID); key != "packages/x.gpkg" {
+		t.Errorf("Expire again = %q, want the key again until forgotten", key)
+	}
+	if err := s.ForgetExpiry(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	fresh, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), nil, time.Hour)
+	if err != nil || outcome != job.OutcomeCreated || fresh.ID == first.ID {
+		t.Fatalf("GetOrCreate(expired) = %s, %v, %v; want a new job", fresh.ID, outcome, err)
+	}
+}
+
+func TestFailedIsNotReused(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := t.Context()
+	first, _, err := s.GetOrCreate(ctx, newJob(b.spec), nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed, changed, err := s.Fail(ctx, first.ID, "source broke")
+	if err != nil || !changed || failed.Status != job.StatusFailed || failed.Reason != "source broke" {
+		t.Fatalf("Fail = %+v, %v, %v", failed, changed, err)
+	}
+	if _, changed, _ := s.Fail(ctx, first.ID, "again"); changed {
+		t.Error("Fail on a Failed job changed it")
+	}
+	if _, changed, _ := s.Complete(ctx, first.ID, job.Result{}, time.Hour); changed {
+		t.Error("Complete on a Failed job changed it")
+	}
+	next, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), nil, time.Hour)
+	if err != nil || outcome != job.OutcomeCreated || next.ID == first.ID {
+		t.Fatalf("GetOrCreate after failure = %s, %v, %v; want a new job", next.ID, outcome, err)
+	}
+}
+
+func TestProgressNeverGoesBack(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := t.Context()
+	j, _, err := s.GetOrCreate(ctx, newJob(b.spec), nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		batch string
+		done  int64
+		want  int64
+	}{
+		{"0", 5, 5},
+		{"0", 3, 5}, // a re-run restarts lower: no change
+		{"0", 9, 9}, // and counts only past its high mark
+		{"1", 4, 13},
+	}
+	for _, st := range steps {
+		if err := s.SetProgress(ctx, j.ID, st.batch, st.done); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := s.Get(ctx, j.ID)
+		if got.TilesDone != st.want {
+			t.Errorf("after SetProgress(%s, %d): TilesDone = %d, want %d", st.batch, st.done, got.TilesDone, st.want)
+		}
+	}
+	got, _ := s.Get(ctx, j.ID)
+	if p := got.Percentage(); p != 72 { // 13 of 18, not 100 until Completed
+		t.Errorf("Percentage() = %d, want 72", p)
+	}
+	if err := s.SetProgress(ctx, uuid.NewString(), "0", 1); err != nil {
+		t.Errorf("SetProgress on an unknown job: %v, want no error and no record", err)
+	}
+}
+
+func TestGetUnknown(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	if _, err := s.Get(context.Background(), uuid.NewString()); err == nil {
+		t.Fatal("Get(unknown) succeeded")
+	}
+}

@@ -1,0 +1,70 @@
+package job
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Task types, colon-namespaced so a mux can route a family by prefix.
+const (
+	TypeRender   = "export:render"
+	TypeCallback = "export:callback"
+)
+
+// Queue names, most urgent first.
+const (
+	QueueUrgent  = "export-urgent"
+	QueueDefault = "export-default"
+	QueueLow     = "export-low"
+)
+
+// Queues lists every queue, most urgent first.
+var Queues = []string{QueueUrgent, QueueDefault, QueueLow}
+
+// DefaultPriority is the priority of a request that names none.
+const DefaultPriority = 1000
+
+// QueueFor maps a priority (higher is more urgent) to its queue:
+// urgentFrom and up is urgent, defaultFrom and up is default, the rest low.
+func QueueFor(priority, urgentFrom, defaultFrom int) string {
+	switch {
+	case priority >= urgentFrom:
+		return QueueUrgent
+	case priority >= defaultFrom:
+		return QueueDefault
+	}
+	return QueueLow
+}
+
+// RenderPayload is the payload of an export:render task: one batch of a
+// job. The exact priority travels with it.
+type RenderPayload struct {
+	JobID    string `json:"job_id"`
+	Batch    int    `json:"batch"`
+	Priority int    `json:"priority"`
+}
+
+// CallbackPayload is the payload of an export:callback task: one POST of a
+// job's ending to one callback.
+type CallbackPayload struct {
+	JobID    string   `json:"job_id"`
+	Callback Callback `json:"callback"`
+}
+
+// Encode marshals a payload.
+func Encode(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode payload: %w", err)
+	}
+	return b, nil
+}
+
+// Decode unmarshals a payload. Unknown fields are ignored, so workers of
+// the previous release read payloads of the next during a rolling update.
+func Decode(b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode payload: %w", err)
+	}
+	return nil
+}

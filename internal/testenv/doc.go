@@ -1,0 +1,29 @@
+// Package testenv starts the real servers that integration tests run
+// against: a fresh redis-server for every test ([Redis]) and one MinIO
+// server per test binary with a fresh bucket for every test ([MinIO]).
+//
+// Servers bind 127.0.0.1 on ports the kernel picks, keep their data in
+// temporary directories and are stopped when the test (Redis) or the test
+// binary (MinIO) ends, so tests are hermetic and may run in parallel, and
+// several test binaries (go test ./...) may run at the same time.
+//
+// Binaries are looked up in this order: the environment variable
+// (EXPORTER_TEST_REDIS_SERVER, EXPORTER_TEST_MINIO), then PATH (redis-server,
+// minio), then <module root>/bin where `make tools` builds them. Under
+// `go test -short` the helpers skip the test; otherwise a missing binary fails
+// it with an install hint. There are no containers, fixed ports or
+// environment-gated skips.
+//
+// Packages whose tests use [MinIO] should stop the shared server once their
+// tests have run, which also removes its data directory:
+//
+//	func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
+//
+// Without that the server is still killed when the test binary exits (on
+// Linux via the parent-death signal), and its data directory, named
+// exporter-testenv-minio-<pid>-* in os.TempDir, is removed by the next run
+// that finds its owner process gone.
+//
+// testenv is imported only from _test.go files. It imports no other project
+// package, and production code must never import it.
+package testenv

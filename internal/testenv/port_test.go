@@ -1,0 +1,36 @@
+package testenv
+
+import (
+	"net"
+	"strconv"
+	"testing"
+)
+
+func TestFreePort(t *testing.T) {
+	t.Parallel()
+	port := FreePort(t)
+	if port <= 0 || port > 65535 {
+		t.Fatalf("FreePort() = %d, want a port in 1..65535", port)
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatalf("listen on FreePort() = %d: %v", port, err)
+	}
+	l.Close()
+}
+
+func TestFreeAddr(t *testing.T) {
+	t.Parallel()
+	addr := FreeAddr(t)
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host != "127.0.0.1" || port == "0" {
+		t.Fatalf("FreeAddr() = %q (%v), want 127.0.0.1:<port>", addr, err)
+	}
+}
+
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts real servers; skipped under -short")
+	}
+}

@@ -1,0 +1,155 @@
+package testenv
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+const (
+	// redisAttempts bounds the retries when another process takes the
+	// port between FreePort and redis-server's bind.
+	redisAttempts = 5
+	// redisReadyTimeout bounds the wait for the first PING reply.
+	redisReadyTimeout = 30 * time.Second
+)
+
+// Redis starts a fresh redis-server for this test and returns the options to
+// reach it. The server binds 127.0.0.1 on a port the kernel picked, persists
+// nothing (--save "" --appendonly no) and keeps its working directory in
+// t.TempDir(). It has answered PING when Redis returns, and it is stopped,
+// and waited for, in t.Cleanup.
+//
+// Under -short the test is skipped; a missing redis-server fails it.
+func Redis(t testing.TB) asynq.RedisClientOpt {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("testenv: test needs a real redis-server; skipped under -short")
+	}
+	bin, err := findBinary("redis-server", EnvRedisServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for attempt := 1; ; attempt++ {
+		p, addr, err := startRedis(bin, dir, attempt)
+		if err == nil {
+			t.Cleanup(func() {
+				if err := p.stop(); err != nil {
+					t.Errorf("testenv: %v", err)
+				}
+			})
+			return asynq.RedisClientOpt{Addr: addr}
+		}
+		// An early exit is most likely a lost race for the port: try
+		// another. Anything else will not get better.
+		if !errors.Is(err, errExitedEarly) || attempt == redisAttempts {
+			t.Fatalf("testenv: start redis-server (attempt %d): %v", attempt, err)
+		}
+	}
+}
+
+// RedisAddr starts a server like [Redis] and returns its "host:port".
+func RedisAddr(t testing.TB) string {
+	t.Helper()
+	return Redis(t).Addr
+}
+
+var errExitedEarly = errors.New("exited before it was ready")
+
+// startRedis starts one redis-server on a fresh port and waits until that
+// very process answers.
+func startRedis(bin, dir string, attempt int) (*process, string, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	addr := loopbackAddr(port)
+	cmd := exec.Command(bin,
+		"--bind", "127.0.0.1",
+		"--port", strconv.Itoa(port),
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", dir,
+		"--daemonize", "no",
+	)
+	cmd.Dir = dir
+	p, err := startProcess("redis-server", cmd, filepath.Join(dir, fmt.Sprintf("redis-%d.log", attempt)))
+	if err != nil {
+		return nil, "", err
+	}
+	err = p.waitReady(redisReadyTimeout, func() error {
+		pid, err := redisPing(addr)
+		if err != nil {
+			return err
+		}
+		// Someone else's server may have won the port; ours will exit.
+		if pid != p.pid() {
+			return fmt.Errorf("%s is served by pid %d, not ours (%d)", addr, pid, p.pid())
+		}
+		return nil
+	})
+	if err != nil {
+		select {
+		case <-p.exited:
+			return nil, "", fmt.Errorf("%w: %w", errExitedEarly, err)
+		default:
+		}
+		_ = p.stop()
+		return nil, "", err
+	}
+	return p, addr, nil
+}
+
+// redisPing sends PING and INFO server over a raw connection and returns the
+// process_id of the server that answered. A raw client keeps the probe free
+// of connection pools and their logging.
+func redisPing(addr string) (int, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		return 0, err
+	}
+	if _, err := io.WriteString(c, "*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n"); err != nil {
+		return 0, err
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return 0, fmt.Errorf("read PING reply: %w", err)
+	}
+	if line != "+PONG\r\n" {
+		return 0, fmt.Errorf("PING replied %q", strings.TrimSpace(line))
+	}
+	line, err = r.ReadString('\n')
+	if err != nil {
+		return 0, fmt.Errorf("read INFO reply: %w", err)
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(line, "$"), "\r\n"))
+	if !strings.HasPrefix(line, "$") || err != nil || n < 0 {
+		return 0, fmt.Errorf("INFO replied %q", strings.TrimSpace(line))
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, fmt.Errorf("read INFO reply: %w", err)
+	}
+	for l := range strings.SplitSeq(string(body), "\r\n") {
+		if v, ok := strings.CutPrefix(l, "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, errors.New("INFO server has no process_id")
+}

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package testenv
+
+import "os/exec"
+
+// setParentDeathSignal does nothing here: only Linux has a parent-death
+// signal. The servers are still stopped by t.Cleanup and [Run].
+func setParentDeathSignal(*exec.Cmd) {}
+
+// processGone reports false, so stale data directories are never swept
+// where liveness cannot be checked cheaply.
+func processGone(int) bool { return false }

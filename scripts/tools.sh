@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what the tests need, where it is missing:
+#   redis-server        Debian package redis-server
+#   minio               the MinIO server, built from its pinned Go module into $BIN
+#                       (AGPL: it only ever runs as a separate process)
+#   gdalinfo, python3 osgeo.gdal   Debian packages gdal-bin and python3-gdal
+set -euo pipefail
+BIN=${BIN:-$(pwd)/bin}
+GO=${GO:-go}
+: "${MINIO_VERSION:?set MINIO_VERSION}"
+
+sudo_cmd=()
+if [ "$(id -u)" != 0 ]; then sudo_cmd=(sudo); fi
+apt_updated=
+apt_install() {
+  if ! command -v apt-get >/dev/null; then
+    echo "tools: please install $* with your package manager" >&2
+    exit 1
+  fi
+  if [ -z "$apt_updated" ]; then "${sudo_cmd[@]}" apt-get update -qq; apt_updated=1; fi
+  echo "tools: installing $*"
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "$@" >/dev/null
+}
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v gdalinfo >/dev/null || missing+=(gdal-bin)
+/usr/bin/python3 -c 'from osgeo import gdal' 2>/dev/null || missing+=(python3-gdal)
+if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+
+if ! command -v minio >/dev/null && [ ! -x "$BIN/minio" ]; then
+  echo "tools: building the MinIO server $MINIO_VERSION into $BIN (a few minutes the first time)"
+  mkdir -p "$BIN"
+  (cd "$(mktemp -d)" && GOBIN="$BIN" GOFLAGS=-mod=mod "$GO" install "github.com/minio/minio@$MINIO_VERSION")
+fi
+echo "tools: redis-server, minio, gdal ready"

@@ -1,0 +1,120 @@
+package trigger
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+
+	"github.com/geoexport/exporter/internal/catalog"
+	"github.com/geoexport/exporter/internal/grid"
+	"github.com/geoexport/exporter/internal/job"
+)
+
+// createdResponse is the contract's createGpkgJobResponse.
+type createdResponse struct {
+	Status  job.Status `json:"status"`
+	ID      string     `json:"id"`
+	TaskIDs []string   `json:"taskIds"`
+}
+
+// create is POST /create: validate, look up, get-or-create, enqueue.
+func (s *Server) create(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	req, err := DecodeExportRequest(c.Body())
+	if err != nil {
+		s.metrics.created.WithLabelValues("rejected").Inc()
+		return err
+	}
+	spec, err := s.plan(req)
+	if err != nil {
+		s.metrics.created.WithLabelValues("rejected").Inc()
+		return err
+	}
+	callbacks := make([]job.Callback, len(req.CallbackURLs))
+	for i, u := range req.CallbackURLs {
+		callbacks[i] = job.Callback{URL: u, BBox: req.BBox.Slice()}
+	}
+	id := uuid.NewString()
+	fresh := job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, 1)}
+	j, outcome, err := s.deps.Jobs.GetOrCreate(ctx, fresh, callbacks, s.cfg.PackageTTL)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUnavailable, err)
+	}
+	s.metrics.created.WithLabelValues(string(outcome)).Inc()
+	log := s.deps.Logger.With("job_id", j.ID, "outcome", string(outcome))
+	switch outcome {
+	case job.OutcomeCacheHit:
+		log.InfoContext(ctx, "export served from cache")
+		resp := j.Completion(s.cfg.PublicURL, req.BBox.Slice())
+		resp.Status = job.StatusCompleted
+		return c.JSON(resp)
+	case job.OutcomeJoined:
+		log.InfoContext(ctx, "export joined a running job")
+		return c.JSON(createdResponse{Status: job.StatusInProgress, ID: j.ID, TaskIDs: j.TaskIDs})
+	}
+	if err := s.enqueue(c, j); err != nil {
+		// Nothing will render this job: end it, so the next identical
+		// request starts afresh instead of joining it.
+		if _, _, ferr := s.deps.Jobs.Fail(ctx, j.ID, "could not be queued"); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+		return fmt.Errorf("%w: %w", errUnavailable, err)
+	}
+	log.InfoContext(ctx, "export job created", "zoom", int(spec.Zoom), "tiles", spec.TilesTotal, "priority", spec.Priority)
+	return c.JSON(createdResponse{Status: job.StatusInProgress, ID: j.ID, TaskIDs: j.TaskIDs})
+}
+
+// plan applies the catalog to a valid request: layer, zoom, footprint,
+// tile budget.
+func (s *Server) plan(req ExportRequest) (job.Spec, error) {
+	layer, err := s.deps.Catalog.Lookup(req.DBID)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return job.Spec{}, errorf(fiber.StatusNotFound, "dbId: no layer with id %s", req.DBID)
+	}
+	if err != nil {
+		return job.Spec{}, err
+	}
+	z, err := grid.ZoomForResolution(req.TargetResolution)
+	if err != nil {
+		return job.Spec{}, invalid("targetResolution", "%v is outside the grid (zoom 0 %v to zoom %d %v degrees per pixel)",
+			req.TargetResolution, grid.Resolution0, grid.MaxZoom, grid.MaxZoom.Resolution())
+	}
+	if z > layer.MaxZoom() {
+		return job.Spec{}, invalid("targetResolution", "%v (zoom %d) is finer than the layer's maximum resolution %v (zoom %d)",
+			req.TargetResolution, z, layer.MaxResolution, layer.MaxZoom())
+	}
+	extent, err := grid.Sanitize(req.BBox, layer.Footprint, z)
+	if err != nil {
+		return job.Spec{}, invalid("bbox", "%s does not intersect the layer footprint %s", fmtBBox(req.BBox), fmtBBox(layer.Footprint))
+	}
+	spec := job.NewSpec(layer, z, extent, req.Priority)
+	if spec.TilesTotal > s.cfg.MaxTiles {
+		return job.Spec{}, invalid("bbox", "the export holds %d tiles, more than the limit of %d; choose a smaller bbox or a coarser targetResolution",
+			spec.TilesTotal, s.cfg.MaxTiles)
+	}
+	return spec, nil
+}
+
+func fmtBBox(b grid.BBox) string { return "[" + strings.ReplaceAll(b.String(), ",", ", ") + "]" }
+
+// enqueue puts the job's render tasks on the queue of its priority. Task
+// ids are the job's task ids, so a repeated enqueue adds nothing.
+func (s *Server) enqueue(c *fiber.Ctx, j job.Job) error {
+	queue := job.QueueFor(j.Spec.Priority, s.cfg.UrgentFrom, s.cfg.DefaultFrom)
+	for i, tid := range j.TaskIDs {
+		payload, err := job.Encode(job.RenderPayload{JobID: j.ID, Batch: i, Priority: j.Spec.Priority})
+		if err != nil {
+			return err
+		}
+		_, err = s.deps.Queue.EnqueueContext(c.UserContext(), asynq.NewTask(job.TypeRender, payload),
+			asynq.TaskID(tid), asynq.Queue(queue), asynq.MaxRetry(s.cfg.RenderMaxRetry), asynq.Timeout(s.cfg.RenderTimeout))
+		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			return fmt.Errorf("enqueue render %s: %w", tid, err)
+		}
+	}
+	return nil
+}

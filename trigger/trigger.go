@@ -1,0 +1,296 @@
+package trigger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/geoexport/exporter/internal/catalog"
+	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/storage"
+)
+
+// Config configures the API.
+type Config struct {
+	// PublicURL is the base of download links, without a trailing slash.
+	PublicURL string
+	// Debug adds stack traces to 500 responses.
+	Debug bool
+	// BodyLimit caps request bodies in bytes.
+	BodyLimit int
+	// ShutdownTimeout bounds the drain of open requests in Run.
+	ShutdownTimeout time.Duration
+	// PackageTTL is how long a package lives after a cache hit.
+	PackageTTL time.Duration
+	// MaxTiles caps the tiles of one export.
+	MaxTiles int64
+	// UrgentFrom and DefaultFrom map priorities to queues (job.QueueFor).
+	UrgentFrom, DefaultFrom int
+	// RenderTimeout and RenderMaxRetry are set on every render task.
+	RenderTimeout  time.Duration
+	RenderMaxRetry int
+}
+
+// Validate checks the fields the API depends on.
+func (c Config) Validate() error {
+	var errs []error
+	if c.PublicURL == "" {
+		errs = append(errs, errors.New("trigger: public url is required"))
+	}
+	if c.PackageTTL <= 0 || c.RenderTimeout <= 0 {
+		errs = append(errs, errors.New("trigger: package ttl and render timeout must be positive"))
+	}
+	if c.MaxTiles < 1 {
+		errs = append(errs, errors.New("trigger: max tiles must be at least 1"))
+	}
+	return errors.Join(errs...)
+}
+
+// Files is the package storage the API reads.
+type Files interface {
+	// Open returns the object at key for reading with Range support;
+	// storage.ErrNotFound when it does not exist. The caller closes it.
+	Open(ctx context.Context, key string) (storage.Object, error)
+}
+
+// Enqueuer puts tasks on the queue; *asynq.Client is one.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// Deps are the collaborators of the API.
+type Deps struct {
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	// Gatherer serves /metrics; nil serves none.
+	Gatherer prometheus.Gatherer
+	Catalog  *catalog.Catalog
+	Jobs     *job.Store
+	Queue    Enqueuer
+	Files    Files
+	// Ready reports whether the dependencies answer; nil is always ready.
+	Ready func(ctx context.Context) error
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg     Config
+	deps    Deps
+	app     *fiber.App
+	metrics *metrics
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	created  *prometheus.CounterVec
+	panics   prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exporter_http_requests_total", Help: "HTTP requests by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "exporter_http_request_duration_seconds", Help: "HTTP request latency by route pattern and method.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route", "method"}),
+		created: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exporter_jobs_created_total", Help: "POST /create answers by outcome: created, cache_hit, joined, rejected.",
+		}, []string{"outcome"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "exporter_http_panics_total", Help: "Panics recovered in HTTP handlers; each one is a bug.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.created, m.panics} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register trigger metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// New builds the API.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil || deps.Registry == nil || deps.Catalog == nil || deps.Jobs == nil || deps.Queue == nil || deps.Files == nil {
+		return nil, errors.New("trigger: logger, registry, catalog, jobs, queue and files are required")
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	m, err := newMetrics(deps.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, deps: deps, metrics: m}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "exporter",
+		DisableStartupMessage: true,
+		BodyLimit:             cfg.BodyLimit,
+		ErrorHandler:          s.handleError,
+		ReadTimeout:           30 * time.Second,
+		IdleTimeout:           2 * time.Minute,
+	})
+	s.app.Use(s.observe, s.recover)
+	s.app.Post("/create", s.create)
+	s.app.Get("/jobs/:id", s.getJob)
+	s.app.Get("/layers", s.listLayers)
+	s.app.Get("/downloads/:name", s.download)
+	s.app.Head("/downloads/:name", s.download)
+	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	s.app.Get("/readyz", s.ready)
+	if deps.Gatherer != nil {
+		s.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{})))
+	}
+	return s, nil
+}
+
+// App returns the fiber application, for in-process tests.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Run serves on ln until ctx is done, then drains open requests within
+// the configured shutdown budget.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.app.Listener(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.app.ShutdownWithContext(sctx); err != nil {
+		return fmt.Errorf("shutdown http: %w", err)
+	}
+	return <-errc
+}
+
+// observe counts and times every request by its route pattern.
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	err := c.Next()
+	if err != nil {
+		// Let the error handler set the status before it is counted.
+		if herr := s.app.ErrorHandler(c, err); herr != nil {
+			c.Status(fiber.StatusInternalServerError)
+		}
+	}
+	route := "unmatched"
+	if r := c.Route(); r != nil && r.Path != "/" {
+		route = r.Path
+	}
+	method := strings.Clone(c.Method()) // fasthttp reuses the buffer
+	s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(c.Response().StatusCode())).Inc()
+	s.metrics.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// panicError is a panic recovered in a handler, with its stack.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (p *panicError) Error() string { return fmt.Sprintf("panic: %v", p.value) }
+
+func (s *Server) recover(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.metrics.panics.Inc()
+			err = &panicError{value: r, stack: debug.Stack()}
+		}
+	}()
+	return c.Next()
+}
+
+// httpError is an error with a status and a message safe to show.
+type httpError struct {
+	status  int
+	message string
+}
+
+func (e *httpError) Error() string { return e.message }
+
+func errorf(status int, format string, a ...any) error {
+	return &httpError{status: status, message: fmt.Sprintf(format, a...)}
+}
+
+// errUnavailable marks a failure of Redis or the queue: 503, retry later.
+var errUnavailable = errors.New("trigger: job broker unavailable")
+
+// handleError is the one place errors become responses and are logged.
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	var (
+		verr *ValidationError
+		herr *httpError
+		ferr *fiber.Error
+	)
+	switch {
+	case errors.As(err, &verr):
+		return c.Status(fiber.StatusBadRequest).JSON(fiber.Map{"message": verr.Error()})
+	case errors.As(err, &herr):
+		return c.Status(herr.status).JSON(fiber.Map{"message": herr.message})
+	case errors.As(err, &ferr):
+		msg := ferr.Message
+		if ferr.Code == fiber.StatusRequestEntityTooLarge {
+			msg = fmt.Sprintf("request body larger than %d bytes", s.cfg.BodyLimit)
+		}
+		return c.Status(ferr.Code).JSON(fiber.Map{"message": msg})
+	case errors.Is(err, errUnavailable):
+		s.deps.Logger.WarnContext(c.UserContext(), "request failed", "route", routeOf(c), "error", err)
+		c.Set(fiber.HeaderRetryAfter, "5")
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"message": "the job queue is unavailable, retry later"})
+	}
+	stack := ""
+	var perr *panicError
+	if errors.As(err, &perr) {
+		s.deps.Logger.ErrorContext(c.UserContext(), "handler panic", "route", routeOf(c), "error", err, "stack", string(perr.stack))
+		if s.cfg.Debug {
+			stack = string(perr.stack)
+		}
+	} else {
+		s.deps.Logger.ErrorContext(c.UserContext(), "request failed", "route", routeOf(c), "error", err)
+		if s.cfg.Debug {
+			stack = err.Error()
+		}
+	}
+	return c.Status(fiber.StatusInternalServerError).JSON(fiber.Map{"message": "internal server error", "stacktrace": stack})
+}
+
+func routeOf(c *fiber.Ctx) string {
+	if r := c.Route(); r != nil {
+		return r.Path
+	}
+	return ""
+}
+
+func (s *Server) ready(c *fiber.Ctx) error {
+	if s.deps.Ready != nil {
+		ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
+		defer cancel()
+		if err := s.deps.Ready(ctx); err != nil {
+			s.deps.Logger.WarnContext(ctx, "not ready", "error", err)
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "message": "a dependency does not answer"})
+		}
+	}
+	return c.JSON(fiber.Map{"status": "ok"})
+}

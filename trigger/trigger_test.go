@@ -1,0 +1,463 @@
+package trigger_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/geoexport/exporter/internal/catalog"
+	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/storage"
+	"github.com/geoexport/exporter/internal/testenv"
+	"github.com/geoexport/exporter/trigger"
+)
+
+const seedBody = `{
+  "dbId": "ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8",
+  "bbox": [34.811938017107494, 31.95475033759175, 34.82237261707599, 31.96426962177354],
+  "targetResolution": 0.0000429153442382812,
+  "callbackURLs": ["http://example.getmap.com/callback", "http://example.getmap.com/callback2"],
+  "crs": "EPSG:4326",
+  "priority": 0
+}`
+
+type bundle struct {
+	rdb       *redis.Client
+	jobs      *job.Store
+	inspector *asynq.Inspector
+	files     *storage.Local
+	registry  *prometheus.Registry
+}
+
+// faultyFiles fails every Open that is not a missing key, like a storage
+// backend that answers with errors.
+type faultyFiles struct{ err error }
+
+func (f faultyFiles) Open(context.Context, string) (storage.Object, error) { return nil, f.err }
+
+type option func(*trigger.Config, *trigger.Deps)
+
+func setup(t *testing.T, opts ...option) (*trigger.Server, *bundle) {
+	t.Helper()
+	redisOpt := testenv.Redis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: redisOpt.Addr})
+	client := asynq.NewClient(redisOpt)
+	inspector := asynq.NewInspector(redisOpt)
+	t.Cleanup(func() { rdb.Close(); client.Close(); inspector.Close() })
+	files, err := storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	jobs := job.NewStore(rdb, "test", nil)
+	cfg := trigger.Config{
+		PublicURL: "http://exporter.test", BodyLimit: 1 << 20, ShutdownTimeout: time.Second,
+		PackageTTL: 24 * time.Hour, MaxTiles: 1000, UrgentFrom: 100_000_000, DefaultFrom: 1000,
+		RenderTimeout: time.Minute, RenderMaxRetry: 2,
+	}
+	deps := trigger.Deps{
+		Logger: slog.New(slog.DiscardHandler), Registry: reg, Gatherer: reg, Catalog: catalog.Demo(),
+		Jobs: jobs, Queue: client, Files: files,
+	}
+	for _, o := range opts {
+		o(&cfg, &deps)
+	}
+	srv, err := trigger.New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, &bundle{rdb: rdb, jobs: jobs, inspector: inspector, files: files, registry: reg}
+}
+
+func do(t *testing.T, srv *trigger.Server, method, path, body string, header ...string) (*http.Response, []byte) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := srv.App().Test(req, 10_000)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+func decode[T any](t *testing.T, b []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+	return v
+}
+
+type created struct {
+	Status  string   `json:"status"`
+	ID      string   `json:"id"`
+	TaskIDs []string `json:"taskIds"`
+}
+
+func TestCreateNewJob(t *testing.T) {
+	t.Parallel()
+	srv, b := setup(t)
+	resp, body := do(t, srv, "POST", "/create", seedBody)
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST /create = %d %s, want 200", resp.StatusCode, body)
+	}
+	// Exactly the contract's three members.
+	members := decode[map[string]json.RawMessage](t, body)
+	if len(members) != 3 {
+		t.Errorf("createGpkgJobResponse has members %v, want status, id, taskIds", members)
+	}
+	got := decode[created](t, body)
+	if got.Status != "In-Progress" || got.ID == "" || len(got.TaskIDs) != 1 {
+		t.Fatalf("POST /create = %+v, want In-Progress with id and one task", got)
+	}
+	// Priority 0 is below the default threshold: the low queue.
+	info, err := b.inspector.GetTaskInfo(job.QueueLow, got.TaskIDs[0])
+	if err != nil {
+		t.Fatalf("render task %s not in %s: %v", got.TaskIDs[0], job.QueueLow, err)
+	}
+	var p job.RenderPayload
+	if err := json.Unmarshal(info.Payload, &p); err != nil || p.JobID != got.ID || info.Type != job.TypeRender || info.MaxRetry != 2 {
+		t.Errorf("task %+v payload %+v, want render of %s with max retry 2", info, p, got.ID)
+	}
+	j, err := b.jobs.Get(t.Context(), got.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Spec.Zoom != 14 || j.Spec.TilesTotal != 18 || j.Spec.BBox.String() != "34.8046875,31.9482421875,34.82666015625,31.97021484375" {
+		t.Errorf("job spec = zoom %d, %d tiles, bbox %s; want the worked example", j.Spec.Zoom, j.Spec.TilesTotal, j.Spec.BBox)
+	}
+}
+
+func TestCreateJoinsRunningJob(t *testing.T) {
+	t.Parallel()
+	srv, b := setup(t)
+	_, body := do(t, srv, "POST", "/create", seedBody)
+	first := decode[created](t, body)
+	// A different bbox that snaps to the same tiles, another callback.
+	other := strings.Replace(seedBody, "34.811938017107494", "34.8119", 1)
+	other = strings.Replace(other, `"http://example.getmap.com/callback2"`, `"http://other.test/cb"`, 1)
+	resp, body := do(t, srv, "POST", "/create", other)
+	second := decode[created](t, body)
+	if resp.StatusCode != 200 || second.ID != first.ID || !cmp.Equal(second.TaskIDs, first.TaskIDs) || second.Status != "In-Progress" {
+		t.Fatalf("second POST = %d %+v, want the running job %+v", resp.StatusCode, second, first)
+	}
+	cbs, err := b.jobs.Callbacks(t.Context(), first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cbs) != 4 { // two of the first request, two of the second (own bbox)
+		t.Errorf("job has %d callbacks, want 4: %+v", len(cbs), cbs)
+	}
+	queued, _ := b.inspector.ListPendingTasks(job.QueueLow)
+	if len(queued) != 1 {
+		t.Errorf("%d render tasks queued, want 1", len(queued))
+	}
+}
+
+func TestCreateCacheHit(t *testing.T) {
+	t.Parallel()
+	srv, b := setup(t)
+	_, body := do(t, srv, "POST", "/create", seedBody)
+	first := decode[created](t, body)
+	if _, _, err := b.jobs.Complete(t.Context(), first.ID, job.Result{FileKey: "packages/x.gpkg", FileSize: 4096, SHA256: "00", TilesStored: 18}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	req := strings.Replace(seedBody, "34.811938017107494", "34.8119", 1)
+	resp, body := do(t, srv, "POST", "/create", req)
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST /create = %d %s", resp.StatusCode, body)
+	}
+	got := decode[map[string]any](t, body)
+	j, _ := b.jobs.Get(t.Context(), first.ID)
+	name := j.Spec.PackageName
+	want := map[string]any{
+		"status":           "Completed",
+		"fileUri":          "http://exporter.test/downloads/" + name + ".gpkg",
+		"expirationTime":   j.ExpiresAt.Format("2006-01-02"),
+		"fileSize":         4096.0,
+		"dbId":             "ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8",
+		"packageName":      name,
+		"bbox":             []any{34.8119, 31.95475033759175, 34.82237261707599, 31.96426962177354},
+		"targetResolution": 0.703125 / 16384,
+		"requestId":        first.ID,
+		"success":          true,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("naiveCacheJobResponse mismatch (-want +got):\n%s", diff)
+	}
+	if !strings.HasPrefix(name, "Orthophoto_demo-terrain_1.0_z14_") {
+		t.Errorf("packageName %q does not name product, version and zoom", name)
+	}
+}
+
+func TestCreateLayerErrors(t *testing.T) {
+	t.Parallel()
+	srv, _ := setup(t)
+	tests := []struct {
+		name   string
+		body   string
+		status int
+		want   string
+	}{
+		{"unknown layer", strings.Replace(seedBody, "ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8", "00000000-0000-4000-8000-000000000000", 1), 404, "dbId: no layer with id 00000000-0000-4000-8000-000000000000"},
+		{"finer than the layer", strings.Replace(seedBody, "0.0000429153442382812", "0.0000001", 1), 400, "targetResolution: 1e-07 (zoom 22) is finer than the layer's maximum resolution 2.682209014892578e-06 (zoom 18)"},
+		{"outside the footprint", strings.Replace(strings.Replace(seedBody, "34.811938017107494", "10", 1), "34.82237261707599", "11", 1), 400, "bbox: [10, 31.95475033759175, 11, 31.96426962177354] does not intersect the layer footprint [34.2, 29.4, 35.9, 33.4]"},
+		{"too many tiles", strings.Replace(seedBody, "[34.811938017107494, 31.95475033759175, 34.82237261707599, 31.96426962177354]", "[34.2, 29.4, 35.9, 33.4]", 1), 400, "more than the limit of 1000"},
+		{"bad request", `{"dbId":1}`, 400, "dbId: must be a string"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			resp, body := do(t, srv, "POST", "/create", tc.body)
+			msg := decode[map[string]string](t, body)
+			if resp.StatusCode != tc.status || !strings.Contains(msg["message"], tc.want) || len(msg) != 1 {
+				t.Errorf("POST /create = %d %s, want %d with message containing %q", resp.StatusCode, body, tc.status, tc.want)
+			}
+		})
+	}
+}
+
+func TestServeOverTCP(t *testing.T) {
+	t.Parallel()
+	srv, _ := setup(t, func(c *trigger.Config, _ *trigger.Deps) { c.BodyLimit = 2048 })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln) }()
+	base := "http://" + ln.Addr().String()
+
+	resp, err := http.Post(base+"/create", "application/json", strings.NewReader(`{"dbId":"`+strings.Repeat("x", 4096)+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 413 || !strings.Contains(string(body), "larger than 2048 bytes") {
+		t.Errorf("POST /create with a large body = %d %s, want 413", resp.StatusCode, body)
+	}
+	resp, err = http.Post(base+"/create", "application/json", strings.NewReader(seedBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("POST /create over TCP = %d", resp.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run after cancel = %v, want nil", err)
+	}
+}
+
+func TestCreateBrokerDown(t *testing.T) {
+	t.Parallel()
+	srv, _ := setup(t, func(_ *trigger.Config, d *trigger.Deps) {
+		dead := redis.NewClient(&redis.Options{Addr: testenv.FreeAddr(t), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+		t.Cleanup(func() { dead.Close() })
+		d.Jobs = job.NewStore(dead, "test", nil)
+	})
+	resp, body := do(t, srv, "POST", "/create", seedBody)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "retry later") {
+		t.Errorf("POST /create with Redis down = %d %s, want 503 with Retry-After", resp.StatusCode, body)
+	}
+	if strings.Contains(string(body), "dial") || strings.Contains(string(body), "127.0.0.1") {
+		t.Errorf("503 body leaks internals: %s", body)
+	}
+}
+
+// failingQueue refuses every enqueue.
+type failingQueue struct{}
+
+func (failingQueue) EnqueueContext(context.Context, *asynq.Task, ...asynq.Option) (*asynq.TaskInfo, error) {
+	return nil, errors.New("queue refused")
+}
+
+func TestCreateEnqueueFailureEndsJob(t *testing.T) {
+	t.Parallel()
+	srv, b := setup(t, func(_ *trigger.Config, d *trigger.Deps) { d.Queue = failingQueue{} })
+	resp, body := do(t, srv, "POST", "/create", seedBody)
+	if resp.StatusCode != 503 {
+		t.Fatalf("POST /create with the queue down = %d %s, want 503", resp.StatusCode, body)
+	}
+	// The job that could not be queued is Failed, so a retry of the request
+	// starts afresh instead of joining a job nothing will render.
+	keys, err := b.rdb.Keys(t.Context(), "test:job:????????-????-????-????-????????????").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("job keys = %v, %v; want one job", keys, err)
+	}
+	j, err := b.jobs.Get(t.Context(), strings.TrimPrefix(keys[0], "test:job:"))
+	if err != nil || j.Status != job.StatusFailed || j.Reason != "could not be queued" {
+		t.Fatalf("job after enqueue failure = %+v, %v; want Failed", j, err)
+	}
+	next := job.Job{ID: "0c7e6d5a-1b0f-4c8e-9a51-3f6f2d9e8b71", Spec: j.Spec, TaskIDs: job.TaskIDs("0c7e6d5a-1b0f-4c8e-9a51-3f6f2d9e8b71", 1)}
+	if _, outcome, err := b.jobs.GetOrCreate(t.Context(), next, nil, time.Hour); err != nil || outcome != job.OutcomeCreated {
+		t.Errorf("retry after enqueue failure = %v, %v; want a new job", outcome, err)
+	}
+}
+
+func TestInternalErrorHidesDetail(t *testing.T) {
+	t.Parallel()
+	for _, debug := range []bool{false, true} {
+		srv, _ := setup(t, func(c *trigger.Config, d *trigger.Deps) {
+			c.Debug = debug
+			d.Files = faultyFiles{err: errors.New("disk on fire at /secret/path")}
+		})
+		resp, body := do(t, srv, "GET", "/downloads/x.gpkg", "")
+		got := decode[map[string]string](t, body)
+		if resp.StatusCode != 500 || got["message"] != "internal server error" {
+			t.Fatalf("debug=%v: GET with a storage fault = %d %s, want 500 internal server error", debug, resp.StatusCode, body)
+		}
+		if _, ok := got["stacktrace"]; !ok {
+			t.Errorf("debug=%v: 500 body %s lacks stacktrace", debug, body)
+		}
+		if leaked := strings.Contains(string(body), "/secret/path"); leaked != debug {
+			t.Errorf("debug=%v: body %s shows the internal error: %v", debug, body, leaked)
+		}
+	}
+}
+
+func TestGetJob(t *testing.T) {
+	t.Parallel()
+	srv, b := setup(t)
+	_, body := do(t, srv, "POST", "/create", seedBody)
+	c := decode[created](t, body)
+	if err := b.jobs.SetProgress(t.Context(), c.ID, "0", 9); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := do(t, srv, "GET", "/jobs/"+c.ID, "")
+	got := decode[map[string]any](t, body)
+	if resp.StatusCode != 200 || got["status"] != "In-Progress" || got["percentage"] != 50.0 || got["tilesDone"] != 9.0 || got["tilesTotal"] != 18.0 {
+		t.Errorf("GET /jobs/%s = %d %s, want In-Progress 50%% 9/18", c.ID, resp.StatusCode, body)
+	}
+	if _, ok := got["result"]; ok {
+		t.Errorf("running job has a result: %s", body)
+	}
+	if _, _, err := b.jobs.Complete(t.Context(), c.ID, job.Result{FileKey: "packages/x.gpkg", FileSize: 10}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	_, body = do(t, srv, "GET", "/jobs/"+c.ID, "")
+	got = decode[map[string]any](t, body)
+	res, _ := got["result"].(map[string]any)
+	if got["percentage"] != 100.0 || res["fileUri"] == nil || got["completedAt"] == nil || got["expiresAt"] == nil {
+		t.Errorf("completed job = %s, want 100%% with result and timestamps", body)
+	}
+
+	resp, body = do(t, srv, "GET", "/jobs/00000000-0000-4000-8000-000000000000", "")
+	if resp.StatusCode != 404 || !strings.Contains(string(body), "no job with id") {
+		t.Errorf("GET unknown job = %d %s, want 404", resp.StatusCode, body)
+	}
+	resp, body = do(t, srv, "GET", "/jobs/nope", "")
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "id: \\\"nope\\\" is not a uuid") {
+		t.Errorf("GET /jobs/nope = %d %s, want 400", resp.StatusCode, body)
+	}
+}
+
+func TestLayers(t *testing.T) {
+	t.Parallel()
+	srv, _ := setup(t)
+	resp, body := do(t, srv, "GET", "/layers", "")
+	got := decode[[]map[string]any](t, body)
+	if resp.StatusCode != 200 || len(got) != 1 {
+		t.Fatalf("GET /layers = %d %s", resp.StatusCode, body)
+	}
+	l := got[0]
+	if l["id"] != catalog.DemoLayerID || l["productId"] != "demo-terrain" || l["sourceKind"] != "demo" || l["maxZoom"] != 18.0 ||
+		!cmp.Equal(l["footprint"], []any{34.2, 29.4, 35.9, 33.4}) {
+		t.Errorf("GET /layers = %v", l)
+	}
+}
+
+func TestDownload(t *testing.T) {
+	t.Parallel()
+	srv, b := setup(t)
+	content := []byte(strings.Repeat("0123456789", 100))
+	src := filepath.Join(t.TempDir(), "p.gpkg")
+	if err := os.WriteFile(src, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.files.PutFile(t.Context(), "packages/p.gpkg", src, trigger.ContentTypeGeoPackage); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := do(t, srv, "GET", "/downloads/p.gpkg", "")
+	if resp.StatusCode != 200 || string(body) != string(content) || resp.Header.Get("Content-Type") != "application/geopackage+sqlite3" ||
+		resp.Header.Get("Content-Length") != "1000" || resp.Header.Get("Accept-Ranges") != "bytes" {
+		t.Errorf("GET = %d, %d bytes, headers %v", resp.StatusCode, len(body), resp.Header)
+	}
+	resp, body = do(t, srv, "GET", "/downloads/p.gpkg", "", "Range", "bytes=10-19")
+	if resp.StatusCode != 206 || string(body) != "0123456789" || resp.Header.Get("Content-Range") != "bytes 10-19/1000" {
+		t.Errorf("GET Range 10-19 = %d %q %v", resp.StatusCode, body, resp.Header.Get("Content-Range"))
+	}
+	resp, body = do(t, srv, "GET", "/downloads/p.gpkg", "", "Range", "bytes=995-")
+	if resp.StatusCode != 206 || string(body) != "56789" {
+		t.Errorf("GET Range 995- = %d %q", resp.StatusCode, body)
+	}
+	resp, _ = do(t, srv, "GET", "/downloads/p.gpkg", "", "Range", "bytes=5000-6000")
+	if resp.StatusCode != 416 || resp.Header.Get("Content-Range") != "bytes */1000" {
+		t.Errorf("GET Range past the end = %d %v, want 416", resp.StatusCode, resp.Header)
+	}
+	etag := resp.Header.Get("ETag")
+	resp, body = do(t, srv, "GET", "/downloads/p.gpkg", "", "Range", "bytes=0-0", "If-Range", `"stale"`)
+	if resp.StatusCode != 200 || len(body) != 1000 {
+		t.Errorf("GET with a stale If-Range = %d, %d bytes, want the whole file (etag %s)", resp.StatusCode, len(body), etag)
+	}
+	resp, body = do(t, srv, "HEAD", "/downloads/p.gpkg", "")
+	if resp.StatusCode != 200 || len(body) != 0 || resp.Header.Get("Content-Length") != "1000" {
+		t.Errorf("HEAD = %d, %d bytes, length %s", resp.StatusCode, len(body), resp.Header.Get("Content-Length"))
+	}
+	for _, name := range []string{"missing.gpkg", "..%2Fsecret.gpkg", "p.txt", ".hidden.gpkg"} {
+		resp, _ = do(t, srv, "GET", "/downloads/"+name, "")
+		if resp.StatusCode != 404 {
+			t.Errorf("GET /downloads/%s = %d, want 404", name, resp.StatusCode)
+		}
+	}
+}
+
+func TestHealthAndMetrics(t *testing.T) {
+	t.Parallel()
+	srv, _ := setup(t, func(_ *trigger.Config, d *trigger.Deps) {
+		d.Ready = func(context.Context) error { return errors.New("redis down") }
+	})
+	if resp, _ := do(t, srv, "GET", "/healthz", ""); resp.StatusCode != 200 {
+		t.Errorf("GET /healthz = %d", resp.StatusCode)
+	}
+	if resp, body := do(t, srv, "GET", "/readyz", ""); resp.StatusCode != 503 || strings.Contains(string(body), "redis down") {
+		t.Errorf("GET /readyz with a dependency down = %d %s, want 503 without detail", resp.StatusCode, body)
+	}
+	do(t, srv, "POST", "/create", `{}`)
+	_, body := do(t, srv, "GET", "/metrics", "")
+	for _, want := range []string{
+		`exporter_http_requests_total{code="400",method="POST",route="/create"} 1`,
+		`exporter_jobs_created_total{outcome="rejected"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

@@ -1,0 +1,199 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/geoexport/exporter/internal/job"
+)
+
+// Config configures a worker.
+type Config struct {
+	// Concurrency is the number of tasks run at once. Required.
+	Concurrency int
+	// Fetchers is the number of tiles fetched and encoded at once in one
+	// render task. Required.
+	Fetchers int
+	// QueueWeights are the shares of the urgent, default and low queues.
+	QueueWeights [3]int
+	// UrgentFrom and DefaultFrom map priorities to queues (job.QueueFor);
+	// callbacks go to their job's queue.
+	UrgentFrom, DefaultFrom int
+	// TempDir holds packages while they are built; empty is the system's.
+	TempDir string
+	// ShutdownTimeout is how long running tasks may finish on shutdown
+	// before asynq hands them back to the queue.
+	ShutdownTimeout time.Duration
+	// PublicURL is the base of download links in callbacks.
+	PublicURL string
+	// PackageTTL is how long a finished package is kept.
+	PackageTTL time.Duration
+	// CallbackTimeout bounds one callback POST; CallbackMaxRetry is set on
+	// every callback task.
+	CallbackTimeout  time.Duration
+	CallbackMaxRetry int
+}
+
+// Validate reports every problem of c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Concurrency < 1 || c.Fetchers < 1 {
+		errs = append(errs, errors.New("worker: concurrency and fetchers must be at least 1"))
+	}
+	for _, w := range c.QueueWeights {
+		if w < 1 {
+			errs = append(errs, errors.New("worker: every queue weight must be at least 1"))
+			break
+		}
+	}
+	if c.PublicURL == "" {
+		errs = append(errs, errors.New("worker: public url is required"))
+	}
+	if c.PackageTTL <= 0 || c.CallbackTimeout <= 0 || c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("worker: package ttl, callback timeout and shutdown timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Deps are the collaborators of a worker.
+type Deps struct {
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	Redis    asynq.RedisConnOpt
+	Jobs     *job.Store
+	Files    Files
+	// Tiles reads tile-store layers kept under an S3 prefix; nil when
+	// packages are kept on local disk.
+	Tiles Objects
+	// Queue enqueues callbacks; *asynq.Client is one.
+	Queue Enqueuer
+	// HTTP posts callbacks; nil is a client with CallbackTimeout.
+	HTTP *http.Client
+}
+
+// Enqueuer puts tasks on the queue.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// Worker runs the export task handlers.
+type Worker struct {
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	metrics *metrics
+}
+
+// New builds a worker.
+func New(cfg Config, deps Deps) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil || deps.Registry == nil || deps.Jobs == nil || deps.Files == nil || deps.Queue == nil {
+		return nil, errors.New("worker: logger, registry, jobs, files and queue are required")
+	}
+	if deps.HTTP == nil {
+		deps.HTTP = &http.Client{Timeout: cfg.CallbackTimeout}
+	}
+	m, err := newMetrics(deps.Registry)
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{cfg: cfg, deps: deps, log: deps.Logger, metrics: m}, nil
+}
+
+// Handler returns the task mux: export:render and export:callback, with
+// metrics and logging around each.
+func (w *Worker) Handler() asynq.Handler {
+	mux := asynq.NewServeMux()
+	mux.Use(w.observe)
+	mux.HandleFunc(job.TypeRender, w.handleRender)
+	mux.HandleFunc(job.TypeCallback, w.handleCallback)
+	return mux
+}
+
+// Run serves tasks until ctx is done, then lets running tasks finish
+// within ShutdownTimeout; unfinished ones go back to the queue.
+func (w *Worker) Run(ctx context.Context) error {
+	if w.deps.Redis == nil {
+		return errors.New("worker: redis connection is required to run")
+	}
+	srv := asynq.NewServer(w.deps.Redis, asynq.Config{
+		Concurrency: w.cfg.Concurrency,
+		Queues: map[string]int{
+			job.QueueUrgent: w.cfg.QueueWeights[0], job.QueueDefault: w.cfg.QueueWeights[1], job.QueueLow: w.cfg.QueueWeights[2],
+		},
+		ShutdownTimeout: w.cfg.ShutdownTimeout,
+		Logger:          asynqLogger{w.log},
+		LogLevel:        asynq.WarnLevel,
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, task *asynq.Task, err error) {
+			retried, _ := asynq.GetRetryCount(ctx)
+			maxRetry, _ := asynq.GetMaxRetry(ctx)
+			id, _ := asynq.GetTaskID(ctx)
+			w.log.WarnContext(ctx, "task failed", "task_type", task.Type(), "task_id", id,
+				"retried", retried, "max_retry", maxRetry, "error", err)
+		}),
+		RetryDelayFunc: retryDelay,
+	})
+	if err := srv.Start(w.Handler()); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	w.log.InfoContext(ctx, "worker started", "concurrency", w.cfg.Concurrency)
+	<-ctx.Done()
+	srv.Shutdown()
+	return nil
+}
+
+// retryDelay backs off exponentially from 2s, capped at 5 minutes.
+func retryDelay(n int, _ error, _ *asynq.Task) time.Duration {
+	d := 2 * time.Second << min(n, 8)
+	return min(d, 5*time.Minute)
+}
+
+// asynqLogger routes asynq's own log lines into slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq", "fatal", true) }
+
+// observe times every task and counts it by type and outcome.
+func (w *Worker) observe(next asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		start := time.Now()
+		err := next.ProcessTask(ctx, t)
+		outcome := "success"
+		switch {
+		case err == nil:
+		case errors.Is(err, asynq.SkipRetry):
+			outcome = "failed"
+		case ctx.Err() != nil:
+			outcome = "cancelled"
+		default:
+			outcome = "retry"
+		}
+		w.metrics.tasks.WithLabelValues(t.Type(), outcome).Inc()
+		w.metrics.taskDuration.WithLabelValues(t.Type()).Observe(time.Since(start).Seconds())
+		return err
+	})
+}
+
+// lastAttempt reports whether err ends the task for good: it skips
+// retries, or no retry is left.
+func lastAttempt(ctx context.Context, err error) bool {
+	if errors.Is(err, asynq.SkipRetry) {
+		return true
+	}
+	retried, ok1 := asynq.GetRetryCount(ctx)
+	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
+	return ok1 && ok2 && retried >= maxRetry
+}

@@ -1,0 +1,420 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/geoexport/exporter/gpkg"
+	"github.com/geoexport/exporter/internal/catalog"
+	"github.com/geoexport/exporter/internal/grid"
+	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/storage"
+	"github.com/geoexport/exporter/internal/testenv"
+	"github.com/geoexport/exporter/worker"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// go-redis and asynq clients closed in t.Cleanup may leave their
+		// pool reapers winding down.
+		goleak.IgnoreTopFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+var _ worker.Files = (*storage.Local)(nil)
+var _ worker.Files = (*storage.S3)(nil)
+var _ worker.Objects = (*storage.S3)(nil)
+
+type bundle struct {
+	jobs      *job.Store
+	files     *storage.Local
+	inspector *asynq.Inspector
+	queue     *asynq.Client
+	registry  *prometheus.Registry
+}
+
+func setup(t *testing.T) (*worker.Worker, *bundle) {
+	t.Helper()
+	redisOpt := testenv.Redis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: redisOpt.Addr})
+	queue := asynq.NewClient(redisOpt)
+	inspector := asynq.NewInspector(redisOpt)
+	t.Cleanup(func() { inspector.Close(); queue.Close(); rdb.Close() })
+	files, err := storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	jobs := job.NewStore(rdb, "test", nil)
+	w, err := worker.New(worker.Config{
+		Concurrency: 2, Fetchers: 4, QueueWeights: [3]int{6, 3, 1}, UrgentFrom: 100_000_000, DefaultFrom: 1000,
+		TempDir: t.TempDir(), ShutdownTimeout: 5 * time.Second, PublicURL: "http://exporter.test",
+		PackageTTL: time.Hour, CallbackTimeout: 2 * time.Second, CallbackMaxRetry: 3,
+	}, worker.Deps{Logger: slog.New(slog.DiscardHandler), Registry: reg, Redis: redisOpt, Jobs: jobs, Files: files, Queue: queue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, &bundle{jobs: jobs, files: files, inspector: inspector, queue: queue, registry: reg}
+}
+
+// createJob stores a job for layer over bbox at z, as the trigger would.
+func createJob(t *testing.T, b *bundle, layer catalog.Layer, bbox grid.BBox, z grid.Zoom, callbacks ...string) job.Job {
+	t.Helper()
+	extent, err := grid.Sanitize(bbox, layer.Footprint, z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.NewString()
+	var cbs []job.Callback
+	for _, u := range callbacks {
+		cbs = append(cbs, job.Callback{URL: u, BBox: bbox.Slice()})
+	}
+	j, _, err := b.jobs.GetOrCreate(t.Context(), job.Job{ID: id, Spec: job.NewSpec(layer, z, extent, 1000), TaskIDs: job.TaskIDs(id, 1)}, cbs, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func renderTask(t *testing.T, j job.Job) *asynq.Task {
+	t.Helper()
+	p, err := job.Encode(job.RenderPayload{JobID: j.ID, Priority: j.Spec.Priority})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return asynq.NewTask(job.TypeRender, p)
+}
+
+// download fetches a stored package into a temp file and opens it.
+func download(t *testing.T, b *bundle, key string) *gpkg.Reader {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "p.gpkg")
+	if err := b.files.GetFile(t.Context(), key, path); err != nil {
+		t.Fatal(err)
+	}
+	r, err := gpkg.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+var seedBBox = grid.BBox{MinX: 34.811938017107494, MinY: 31.95475033759175, MaxX: 34.82237261707599, MaxY: 31.96426962177354}
+
+func TestRenderDemo(t *testing.T) {
+	t.Parallel()
+	w, b := setup(t)
+	j := createJob(t, b, catalog.Demo().Layers()[0], seedBBox, 14, "http://a.test/cb", "http://b.test/cb")
+	if err := w.Handler().ProcessTask(t.Context(), renderTask(t, j)); err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	done, err := b.jobs.Get(t.Context(), j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Status != job.StatusCompleted || done.TilesDone != 18 || done.TilesStored != 18 || done.FileSize == 0 || len(done.SHA256) != 64 {
+		t.Fatalf("job after render = %+v, want Completed with 18 tiles", done)
+	}
+	r := download(t, b, done.FileKey)
+	tables, err := r.Tables(t.Context())
+	if err != nil || len(tables) != 1 {
+		t.Fatalf("Tables = %v, %v", tables, err)
+	}
+	n, err := r.Count(t.Context(), tables[0])
+	if err != nil || n != 18 {
+		t.Errorf("package holds %d tiles (%v), want 18: every zoom 0..14 over the sanitised bbox", n, err)
+	}
+	// One callback task per callback, in the job's queue.
+	tasks, err := b.inspector.ListPendingTasks(job.QueueDefault)
+	if err != nil || len(tasks) != 2 {
+		t.Fatalf("pending callbacks = %d, %v; want 2", len(tasks), err)
+	}
+
+	// A re-delivered render is idempotent: nothing changes, nothing doubles.
+	if err := w.Handler().ProcessTask(t.Context(), renderTask(t, j)); err != nil {
+		t.Fatalf("render again: %v", err)
+	}
+	again, _ := b.jobs.Get(t.Context(), j.ID)
+	if again.TilesDone != 18 || !again.CompletedAt.Equal(done.CompletedAt) {
+		t.Errorf("re-run changed the job: %+v", again)
+	}
+	if tasks, _ := b.inspector.ListPendingTasks(job.QueueDefault); len(tasks) != 2 {
+		t.Errorf("re-run enqueued callbacks again: %d pending", len(tasks))
+	}
+}
+
+// writeTiles lays out a {z}/{x}/{y}.png tree with rows counted from the
+// south, and returns the PNG bytes of each tile by GeoPackage address.
+func writeTiles(t *testing.T, dir string, tiles []grid.Tile) map[grid.Tile][]byte {
+	t.Helper()
+	out := map[grid.Tile][]byte{}
+	for i, tl := range tiles {
+		img := image.NewNRGBA(image.Rect(0, 0, 256, 256))
+		for p := 0; p < len(img.Pix); p += 4 {
+			img.Pix[p], img.Pix[p+1], img.Pix[p+2], img.Pix[p+3] = byte(i*40), 100, 200, 255
+		}
+		img.Set(0, 0, color.NRGBA{R: 1, A: 255})
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, strconv.Itoa(int(tl.Zoom)), strconv.FormatInt(tl.Col, 10), strconv.FormatInt(tl.Zoom.FlipRow(tl.Row), 10)+".png")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out[tl] = buf.Bytes()
+	}
+	return out
+}
+
+func tl(z grid.Zoom, col, row int64) grid.Tile { return grid.Tile{Zoom: z, Col: col, Row: row} }
+
+func tileStoreLayer(dir string) catalog.Layer {
+	c, err := catalog.New([]catalog.Layer{{
+		ID: "5b1f0d1e-8c4a-4f4e-9a57-2f8d3c0e6a11", ProductID: "store", ProductType: "Orthophoto", Version: "2",
+		Footprint: grid.BBox{MinX: 0, MinY: 0, MaxX: 45, MaxY: 45}, MaxResolution: grid.Zoom(3).Resolution(),
+		Source: catalog.Source{Kind: catalog.SourceTileStore, Path: dir, RowOrigin: "bottom"}, TileFormat: "png",
+	}})
+	if err != nil {
+		panic(err)
+	}
+	return c.Layers()[0]
+}
+
+func TestRenderTileStore(t *testing.T) {
+	t.Parallel()
+	w, b := setup(t)
+	dir := t.TempDir()
+	// The footprint's pyramid at zoom 3 is 1+1+1+4 tiles; one zoom-3 tile is
+	// missing from the store and must simply be absent.
+	want := writeTiles(t, dir, []grid.Tile{tl(0, 1, 0), tl(1, 2, 0), tl(2, 4, 1), tl(3, 8, 2), tl(3, 9, 2), tl(3, 8, 3)})
+	j := createJob(t, b, tileStoreLayer(dir), grid.BBox{MinX: 0, MinY: 0, MaxX: 45, MaxY: 45}, 3)
+	if j.Spec.TilesTotal != 7 {
+		t.Fatalf("job plans %d tiles, want 7", j.Spec.TilesTotal)
+	}
+	if err := w.Handler().ProcessTask(t.Context(), renderTask(t, j)); err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	done, _ := b.jobs.Get(t.Context(), j.ID)
+	if done.Status != job.StatusCompleted || done.TilesStored != 6 || done.Percentage() != 100 {
+		t.Fatalf("job = %+v, want Completed with 6 tiles stored", done)
+	}
+	r := download(t, b, done.FileKey)
+	for tl, data := range want {
+		got, err := r.ReadTile(t.Context(), "store", tl)
+		if err != nil {
+			t.Errorf("ReadTile(%s): %v", tl, err)
+			continue
+		}
+		if !bytes.Equal(got, data) {
+			t.Errorf("tile %s was re-encoded or misplaced: %d bytes, want the stored %d", tl, len(got), len(data))
+		}
+	}
+	if _, err := r.ReadTile(t.Context(), "store", grid.Tile{Zoom: 3, Col: 9, Row: 3}); !errors.Is(err, gpkg.ErrTileNotFound) {
+		t.Errorf("missing source tile: ReadTile = %v, want ErrTileNotFound", err)
+	}
+}
+
+func TestRenderBadSourceFailsJob(t *testing.T) {
+	t.Parallel()
+	w, b := setup(t)
+	dir := t.TempDir()
+	writeTiles(t, dir, []grid.Tile{tl(0, 1, 0)})
+	bad := filepath.Join(dir, "1", "2", "1.png") // zoom 1, col 2, row 0 from the north
+	if err := os.MkdirAll(filepath.Dir(bad), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("<html>not an image</html>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	j := createJob(t, b, tileStoreLayer(dir), grid.BBox{MinX: 0, MinY: 0, MaxX: 45, MaxY: 45}, 3, "http://a.test/cb")
+	err := w.Handler().ProcessTask(t.Context(), renderTask(t, j))
+	if !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("render with a corrupt tile = %v, want a permanent failure", err)
+	}
+	failed, _ := b.jobs.Get(t.Context(), j.ID)
+	if failed.Status != job.StatusFailed || !bytes.Contains([]byte(failed.Reason), []byte("tile 1/2/0")) {
+		t.Fatalf("job = %s %q, want Failed naming the tile", failed.Status, failed.Reason)
+	}
+	tasks, _ := b.inspector.ListPendingTasks(job.QueueDefault)
+	if len(tasks) != 1 {
+		t.Fatalf("pending callbacks = %d, want 1", len(tasks))
+	}
+	if _, err := b.files.Stat(t.Context(), job.PackageKey(j.Spec.PackageName)); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("a failed job left a package: %v", err)
+	}
+}
+
+func TestRenderUnknownJob(t *testing.T) {
+	t.Parallel()
+	w, _ := setup(t)
+	p, _ := job.Encode(job.RenderPayload{JobID: uuid.NewString()})
+	if err := w.Handler().ProcessTask(t.Context(), asynq.NewTask(job.TypeRender, p)); !errors.Is(err, asynq.SkipRetry) {
+		t.Errorf("render of an unknown job = %v, want SkipRetry", err)
+	}
+	if err := w.Handler().ProcessTask(t.Context(), asynq.NewTask(job.TypeRender, []byte("{"))); !errors.Is(err, asynq.SkipRetry) {
+		t.Errorf("render of a bad payload = %v, want SkipRetry", err)
+	}
+}
+
+func TestRenderCancelled(t *testing.T) {
+	t.Parallel()
+	w, b := setup(t)
+	j := createJob(t, b, catalog.Demo().Layers()[0], catalog.Demo().Layers()[0].Footprint, 10)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := w.Handler().ProcessTask(ctx, renderTask(t, j))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("render with a cancelled context = %v, want context.Canceled", err)
+	}
+	if got, _ := b.jobs.Get(t.Context(), j.ID); got.Status != job.StatusInProgress {
+		t.Errorf("cancelled render changed the job to %s; it must be handed back", got.Status)
+	}
+}
+
+type received struct {
+	body   map[string]any
+	header http.Header
+}
+
+func callbackServer(t *testing.T, status int) (string, <-chan received) {
+	t.Helper()
+	ch := make(chan received, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		ch <- received{body: m, header: r.Header}
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, ch
+}
+
+func callbackTask(t *testing.T, j job.Job, url string) *asynq.Task {
+	t.Helper()
+	p, err := job.Encode(job.CallbackPayload{JobID: j.ID, Callback: job.Callback{URL: url, BBox: []float64{1, 2, 3, 4}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return asynq.NewTask(job.TypeCallback, p)
+}
+
+func TestCallback(t *testing.T) {
+	t.Parallel()
+	w, b := setup(t)
+	j := createJob(t, b, catalog.Demo().Layers()[0], seedBBox, 14)
+	j, _, err := b.jobs.Complete(t.Context(), j.ID, job.Result{FileKey: "packages/x.gpkg", FileSize: 77}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, got := callbackServer(t, http.StatusNoContent)
+	if err := w.Handler().ProcessTask(t.Context(), callbackTask(t, j, url)); err != nil {
+		t.Fatalf("callback: %v", err)
+	}
+	r := <-got
+	want := map[string]any{
+		"fileUri": "http://exporter.test/downloads/" + j.Spec.PackageName + ".gpkg", "expirationTime": j.ExpiresAt.Format("2006-01-02"),
+		"fileSize": 77.0, "dbId": catalog.DemoLayerID, "packageName": j.Spec.PackageName, "bbox": []any{1.0, 2.0, 3.0, 4.0},
+		"targetResolution": grid.Zoom(14).Resolution(), "requestId": j.ID, "success": true,
+	}
+	if diff := cmp.Diff(want, r.body); diff != "" {
+		t.Errorf("callback body mismatch (-want +got):\n%s", diff)
+	}
+	if r.header.Get("Content-Type") != "application/json" {
+		t.Errorf("callback Content-Type = %q", r.header.Get("Content-Type"))
+	}
+}
+
+func TestCallbackFailures(t *testing.T) {
+	t.Parallel()
+	w, b := setup(t)
+	j := createJob(t, b, catalog.Demo().Layers()[0], seedBBox, 14)
+	j, _, err := b.jobs.Fail(t.Context(), j.ID, "tile 3/1/1: source: no answer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		status    int
+		permanent bool
+	}{
+		{"server error is retried", 503, false},
+		{"rate limit is retried", 429, false},
+		{"client error is final", 404, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			url, got := callbackServer(t, tc.status)
+			err := w.Handler().ProcessTask(t.Context(), callbackTask(t, j, url))
+			if err == nil || errors.Is(err, asynq.SkipRetry) != tc.permanent {
+				t.Errorf("callback answered %d: err = %v, want permanent=%v", tc.status, err, tc.permanent)
+			}
+			r := <-got
+			if r.body["success"] != false || r.body["errorReason"] != "tile 3/1/1: source: no answer" || r.body["fileUri"] != "" {
+				t.Errorf("failure callback body = %v", r.body)
+			}
+		})
+	}
+	t.Run("unreachable is retried", func(t *testing.T) {
+		t.Parallel()
+		err := w.Handler().ProcessTask(t.Context(), callbackTask(t, j, "http://"+testenv.FreeAddr(t)+"/cb"))
+		if err == nil || errors.Is(err, asynq.SkipRetry) {
+			t.Errorf("unreachable callback: err = %v, want a retryable error", err)
+		}
+	})
+}
+
+func TestRunServesQueue(t *testing.T) {
+	t.Parallel()
+	w, b := setup(t)
+	j := createJob(t, b, catalog.Demo().Layers()[0], seedBBox, 12)
+	if _, err := b.queue.Enqueue(renderTask(t, j), asynq.Queue(job.QueueLow), asynq.TaskID(j.TaskIDs[0])); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = w.Run(ctx) }()
+	defer func() { cancel(); wg.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		got, err := b.jobs.Get(t.Context(), j.ID)
+		if err == nil && got.Status == job.StatusCompleted {
+			return
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-t.Context().Done():
+		}
+	}
+	t.Fatal("job not completed by the running worker within 20s")
+}
