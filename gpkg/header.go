@@ -3,9 +3,9 @@ package gpkg
 import (
 	"encoding/binary"
 	"errors"
-	"io/fs"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 )
 

@@ -111,7 +111,9 @@ func TestDecodeExportRequestErrors(t *testing.T) {
 		{"missing callbacks", func(t *testing.T) string { return with(t, "callbackURLs", nil) }, "callbackURLs", "is required"},
 		{"callbacks not array", func(t *testing.T) string { return with(t, "callbackURLs", "http://a.test") }, "callbackURLs", "must be an array"},
 		{"callback relative", func(t *testing.T) string { return with(t, "callbackURLs", []string{"/cb"}) }, "callbackURLs[0]", "absolute http or https URL"},
-		{"callback ftp", func(t *testing.T) string { return with(t, "callbackURLs", []string{"http://ok.test", "ftp://a.test/x"}) }, "callbackURLs[1]", "absolute http or https URL"},
+		{"callback ftp", func(t *testing.T) string {
+			return with(t, "callbackURLs", []string{"http://ok.test", "ftp://a.test/x"})
+		}, "callbackURLs[1]", "absolute http or https URL"},
 		{"callback no host", func(t *testing.T) string { return with(t, "callbackURLs", []string{"http:///x"}) }, "callbackURLs[0]", "has no host"},
 		{"callback unparsable", func(t *testing.T) string { return with(t, "callbackURLs", []string{"http://a b.test/%zz"}) }, "callbackURLs[0]", "is not a URL"},
 		{"callback credentials", func(t *testing.T) string { return with(t, "callbackURLs", []string{"http://u:p@a.test/"}) }, "callbackURLs[0]", "must not carry credentials"},

@@ -78,7 +78,9 @@ func (l Layer) MaxZoom() grid.Zoom {
 // Validate checks one record.
 func (l Layer) Validate() error {
 	var errs []error
-	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf("layer %q: "+format, append([]any{l.ID}, a...)...)) }
+	add := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("layer %q: "+format, append([]any{l.ID}, a...)...))
+	}
 	if _, err := uuid.Parse(l.ID); err != nil {
 		add("id is not a uuid")
 	}

@@ -125,7 +125,7 @@ func TestSanitize(t *testing.T) {
 		},
 		{
 			name: "zoom 22 single tile", req: BBox{MinX: 0.00001, MinY: 0.00001, MaxX: 0.00002, MaxY: 0.00002}, foot: World, zoom: 22,
-			want:      BBox{MinX: 0, MinY: 0, MaxX: MaxZoom.TileDegrees(), MaxY: MaxZoom.TileDegrees()},
+			want: BBox{MinX: 0, MinY: 0, MaxX: MaxZoom.TileDegrees(), MaxY: MaxZoom.TileDegrees()},
 			// A point just north-east of (0, 0): one tile at every zoom.
 			wantCount: 23,
 		},

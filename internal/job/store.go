@@ -54,7 +54,7 @@ func NewStore(rdb redis.UniversalClient, prefix string, now func() time.Time) *S
 	return &Store{rdb: rdb, prefix: prefix + ":", now: now}
 }
 
-func (s *Store) jobKey(id string) string { return s.prefix + "job:" + id }
+func (s *Store) jobKey(id string) string  { return s.prefix + "job:" + id }
 func (s *Store) cacheKey(k string) string { return s.prefix + "cache:" + k }
 func (s *Store) expiryKey() string        { return s.prefix + "expiry" }
 func (s *Store) jobsKey() string          { return s.prefix + "jobs" }

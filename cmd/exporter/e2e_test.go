@@ -1,0 +1,386 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/geoexport/exporter/gpkg"
+	"github.com/geoexport/exporter/internal/grid"
+	"github.com/geoexport/exporter/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
+
+var build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// binary builds the exporter once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	build.once.Do(func() {
+		dir, err := os.MkdirTemp("", "exporter-e2e-")
+		if err != nil {
+			build.err = err
+			return
+		}
+		build.path = filepath.Join(dir, "exporter")
+		out, err := exec.Command("go", "build", "-o", build.path, ".").CombinedOutput()
+		if err != nil {
+			build.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if build.err != nil {
+		t.Fatal(build.err)
+	}
+	return build.path
+}
+
+// proc is an exporter process whose output is kept for failure reports.
+type proc struct {
+	cmd    *exec.Cmd
+	stdout *syncBuffer
+	done   chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// start runs the exporter with args in dir, with only the given EXPORTER_*
+// variables set, and stops it with SIGTERM when the test ends.
+func start(t *testing.T, dir string, env map[string]string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	cmd.Dir = dir
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "EXPORTER_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out := &syncBuffer{}
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, stdout: out, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-p.done
+			t.Errorf("exporter %v did not stop within 20s of SIGTERM", args)
+		}
+		if t.Failed() {
+			t.Logf("exporter %v output:\n%s", args, lastLines(logs.String(), 40))
+		} else if code := cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("exporter %v exited %d after SIGTERM, want 0\n%s", args, code, lastLines(logs.String(), 40))
+		}
+	})
+	return p
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// waitReady polls /readyz until it answers 200.
+func waitReady(t *testing.T, base string, p *proc) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			t.Fatalf("exporter exited early: %v", p.cmd.ProcessState)
+		default:
+		}
+		if resp, err := http.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s/readyz not ready within 30s", base)
+}
+
+// callbacks records the bodies POSTed to it.
+type callbacks struct {
+	url  string
+	got  chan map[string]any
+	seen sync.Map
+}
+
+func newCallbacks(t *testing.T) *callbacks {
+	c := &callbacks{got: make(chan map[string]any, 16)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+			w.WriteHeader(400)
+			return
+		}
+		c.got <- m
+	}))
+	t.Cleanup(srv.Close)
+	c.url = srv.URL + "/done"
+	return c
+}
+
+func postJSON(t *testing.T, url, body string) map[string]any {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST %s = %d %s", url, resp.StatusCode, b)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func getJSON(t *testing.T, url string) map[string]any {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// waitCompleted polls GET /jobs/{id} until the job is Completed.
+func waitCompleted(t *testing.T, base, id string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	last := -1.0
+	for time.Now().Before(deadline) {
+		j := getJSON(t, base+"/jobs/"+id)
+		switch j["status"] {
+		case "Completed":
+			return j
+		case "In-Progress":
+			p, _ := j["percentage"].(float64)
+			if p < last {
+				t.Errorf("progress went back from %v to %v", last, p)
+			}
+			last = p
+		default:
+			t.Fatalf("job %s ended %v: %v", id, j["status"], j["reason"])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("job %s not Completed within 90s", id)
+	return nil
+}
+
+// downloadPackage fetches fileUri into the test's temp dir.
+func downloadPackage(t *testing.T, uri string) string {
+	t.Helper()
+	resp, err := http.Get(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/geopackage+sqlite3" {
+		t.Fatalf("GET %s = %d %s", uri, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	path := filepath.Join(t.TempDir(), "export.gpkg")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(f, resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || n != resp.ContentLength {
+		t.Fatalf("download %s: %d of %d bytes: %v", uri, n, resp.ContentLength, err)
+	}
+	return path
+}
+
+// tileCount opens a package and counts its tiles by zoom.
+func tileCount(t *testing.T, path string) (int64, map[grid.Zoom]int64) {
+	t.Helper()
+	r, err := gpkg.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	tables, err := r.Tables(t.Context())
+	if err != nil || len(tables) != 1 {
+		t.Fatalf("Tables = %v, %v; want one", tables, err)
+	}
+	byZoom, err := r.CountByZoom(t.Context(), tables[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, c := range byZoom {
+		n += c
+	}
+	return n, byZoom
+}
+
+const seedRequest = `{
+  "dbId": "ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8",
+  "bbox": [34.811938017107494, 31.95475033759175, 34.82237261707599, 31.96426962177354],
+  "targetResolution": 0.0000429153442382812,
+  "callbackURLs": [%q],
+  "crs": "EPSG:4326",
+  "priority": 0
+}`
+
+// exportSeed runs the specification's example request through a running
+// exporter at base and checks the package, the callback and the cache.
+func exportSeed(t *testing.T, base string) string {
+	t.Helper()
+	cb := newCallbacks(t)
+	created := postJSON(t, base+"/create", fmt.Sprintf(seedRequest, cb.url))
+	if created["status"] != "In-Progress" {
+		t.Fatalf("POST /create = %v, want In-Progress", created)
+	}
+	id := created["id"].(string)
+	j := waitCompleted(t, base, id)
+	result := j["result"].(map[string]any)
+	uri := result["fileUri"].(string)
+
+	path := downloadPackage(t, uri)
+	sanitised := grid.BBox{MinX: 34.8046875, MinY: 31.9482421875, MaxX: 34.82666015625, MaxY: 31.97021484375}
+	want := grid.CountTiles(grid.Pyramid(sanitised, 14))
+	if got, byZoom := tileCount(t, path); got != want || want != 18 {
+		t.Errorf("package holds %d tiles (%v), want %d as the grid says", got, byZoom, want)
+	}
+
+	select {
+	case body := <-cb.got:
+		if body["success"] != true || body["fileUri"] != uri || body["requestId"] != id || body["status"] != nil {
+			t.Errorf("callback body = %v", body)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("no callback within 30s")
+	}
+
+	again := postJSON(t, base+"/create", fmt.Sprintf(seedRequest, cb.url))
+	if again["status"] != "Completed" || again["fileUri"] != uri || again["requestId"] != id {
+		t.Errorf("identical request after completion = %v, want the cached package", again)
+	}
+	return path
+}
+
+func TestEndToEndSeparateProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: skipped under -short")
+	}
+	t.Parallel()
+	redisAddr := testenv.RedisAddr(t)
+	s3 := testenv.MinIO(t)
+	addr := testenv.FreeAddr(t)
+	base := "http://" + addr
+	env := map[string]string{
+		"EXPORTER_REDIS_URL":       "redis://" + redisAddr,
+		"EXPORTER_S3_ENDPOINT":     s3.Endpoint,
+		"EXPORTER_S3_BUCKET":       s3.Bucket + "-packages", // created by the exporter
+		"EXPORTER_S3_ACCESS_KEY":   s3.AccessKey,
+		"EXPORTER_S3_SECRET_KEY":   s3.SecretKey,
+		"EXPORTER_HTTP_ADDR":       addr,
+		"EXPORTER_HTTP_PUBLIC_URL": base,
+		"EXPORTER_LOG_FORMAT":      "json",
+	}
+	dir := t.TempDir()
+	trig := start(t, dir, env, "trigger")
+	start(t, dir, env, "worker")
+	waitReady(t, base, trig)
+	exportSeed(t, base)
+	cleanupBucket(t, s3, env["EXPORTER_S3_BUCKET"])
+}
+
+func TestEndToEndAllInOne(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: skipped under -short")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	addr := testenv.FreeAddr(t)
+	// No configuration but the port, so parallel tests do not collide.
+	p := start(t, dir, map[string]string{"EXPORTER_HTTP_ADDR": addr})
+	base := waitURL(t, p)
+	waitReady(t, base, p)
+	exportSeed(t, base)
+	if _, err := os.Stat(filepath.Join(dir, "data", "packages")); err != nil {
+		t.Errorf("packages not kept in ./data: %v", err)
+	}
+}
+
+// waitURL reads the URL the exporter prints on start.
+func waitURL(t *testing.T, p *proc) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		sc := bufio.NewScanner(strings.NewReader(p.stdout.String()))
+		for sc.Scan() {
+			if _, url, ok := strings.Cut(sc.Text(), "listening on "); ok {
+				return strings.Replace(url, "localhost", "127.0.0.1", 1)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no URL printed within 30s; stdout: %q", p.stdout.String())
+	return ""
+}
+
+// cleanupBucket removes a bucket the exporter created.
+func cleanupBucket(t *testing.T, s3 testenv.MinIOEnv, bucket string) {
+	t.Helper()
+	c := s3.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.RemoveBucketWithOptions(ctx, bucket, minio.RemoveBucketOptions{ForceDelete: true}); err != nil {
+		t.Logf("remove bucket %s: %v", bucket, err)
+	}
+}
