@@ -161,13 +161,13 @@ func Default() Config {
 func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "log level: debug, info, warn or error")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log format: text, json or auto (text on a terminal)")
-	fs.Func("redis-url", "Redis URL (redis://[:password@]host:port/db); empty runs an embedded Redis (role all only)", func(s string) error { c.Redis.URL = storage.Secret(s); return nil })
+	fs.Var(&c.Redis.URL, "redis-url", "Redis URL (redis://[:password@]host:port/db); empty runs an embedded Redis (role all only)")
 	fs.StringVar(&c.Redis.Prefix, "redis-prefix", c.Redis.Prefix, "prefix of every Redis key the exporter writes")
 	fs.StringVar(&c.Storage.DataDir, "data-dir", c.Storage.DataDir, "local package directory, used when no S3 endpoint is set")
 	fs.StringVar(&c.Storage.S3Endpoint, "s3-endpoint", c.Storage.S3Endpoint, "S3/MinIO endpoint host:port; empty keeps packages in the data dir")
 	fs.StringVar(&c.Storage.S3Bucket, "s3-bucket", c.Storage.S3Bucket, "S3 bucket for packages, created if missing")
 	fs.StringVar(&c.Storage.S3AccessKey, "s3-access-key", c.Storage.S3AccessKey, "S3 access key")
-	fs.Func("s3-secret-key", "S3 secret key", func(s string) error { c.Storage.S3SecretKey = storage.Secret(s); return nil })
+	fs.Var(&c.Storage.S3SecretKey, "s3-secret-key", "S3 secret key")
 	fs.StringVar(&c.Storage.S3Region, "s3-region", c.Storage.S3Region, "S3 region (optional)")
 	fs.BoolVar(&c.Storage.S3TLS, "s3-tls", c.Storage.S3TLS, "use HTTPS to the S3 endpoint")
 	fs.StringVar(&c.Catalog.File, "catalog-file", c.Catalog.File, "JSON layer catalog; empty serves the built-in demo catalog")
@@ -208,7 +208,8 @@ func Load(name string, args []string, getenv func(string) string, out io.Writer)
 		fmt.Fprintf(out, "Usage: %s [flags]\n\nEvery flag can also be set by its environment variable.\n\n", name)
 		fs.VisitAll(func(f *flag.Flag) {
 			fmt.Fprintf(out, "  -%s (%s)\n    \t%s", f.Name, EnvName(f.Name), f.Usage)
-			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			_, secret := f.Value.(*storage.Secret)
+			if !secret && f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
 				fmt.Fprintf(out, " (default %s)", f.DefValue)
 			}
 			fmt.Fprintln(out)

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+)
+
+func TestRunCommands(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		code     int
+		inOutput string
+	}{
+		{"version", []string{"version"}, nil, 0, "exporter "},
+		{"help", []string{"help"}, nil, 0, "Commands:"},
+		{"role help", []string{"worker", "-h"}, nil, 0, "EXPORTER_WORKER_CONCURRENCY"},
+		{"unknown command", []string{"render"}, nil, 2, `unknown command "render"`},
+		{"unknown flag", []string{"trigger", "-nope"}, nil, 2, "flag provided but not defined"},
+		{"extra arguments", []string{"all", "x"}, nil, 2, "unexpected arguments"},
+		{"invalid config lists every problem", []string{"all"}, map[string]string{"EXPORTER_LOG_LEVEL": "loud", "EXPORTER_WORKER_FETCHERS": "0"}, 2, "worker-fetchers"},
+		{"roles need redis", []string{"worker"}, nil, 2, "role worker needs redis-url"},
+		{"bad redis url", []string{"trigger", "-redis-url", "redis://[::1"}, nil, 2, "redis-url"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var out, errOut bytes.Buffer
+			getenv := func(k string) string { return tc.env[k] }
+			err := run(t.Context(), tc.args, getenv, &out, &errOut)
+			code := exitCode(err, &errOut)
+			if code != tc.code {
+				t.Errorf("run(%v) exit %d (%v), want %d", tc.args, code, err, tc.code)
+			}
+			if all := out.String() + errOut.String(); !strings.Contains(all, tc.inOutput) {
+				t.Errorf("run(%v) output %q lacks %q", tc.args, all, tc.inOutput)
+			}
+		})
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	if exitCode(nil, &b) != 0 || exitCode(flag.ErrHelp, &b) != 0 || exitCode(errors.New("boom"), &b) != 1 || exitCode(&usageError{errors.New("bad")}, &b) != 2 {
+		t.Error("exit codes: want 0 for success and help, 1 for failure, 2 for usage")
+	}
+}

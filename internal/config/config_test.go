@@ -1,0 +1,122 @@
+package config_test
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/geoexport/exporter/internal/config"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadPrecedence(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want func(config.Config) bool
+	}{
+		{"default", nil, nil, func(c config.Config) bool { return c.HTTP.Addr == ":8080" && c.Jobs.PackageTTL == 720*time.Hour }},
+		{"env over default", nil, map[string]string{"EXPORTER_HTTP_ADDR": ":9000"}, func(c config.Config) bool { return c.HTTP.Addr == ":9000" }},
+		{"flag over env", []string{"-http-addr", ":9100"}, map[string]string{"EXPORTER_HTTP_ADDR": ":9000"}, func(c config.Config) bool { return c.HTTP.Addr == ":9100" }},
+		{"duration", nil, map[string]string{"EXPORTER_JOBS_PACKAGE_TTL": "48h"}, func(c config.Config) bool { return c.Jobs.PackageTTL == 48*time.Hour }},
+		{"bool", []string{"-s3-tls"}, nil, func(c config.Config) bool { return c.Storage.S3TLS }},
+		{"secret", nil, map[string]string{"EXPORTER_S3_SECRET_KEY": "hunter2"}, func(c config.Config) bool { return c.Storage.S3SecretKey.Reveal() == "hunter2" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, rest, err := config.Load("test", tc.args, env(tc.env), io.Discard)
+			if err != nil || len(rest) != 0 {
+				t.Fatalf("Load(%v) = %v, %v", tc.args, rest, err)
+			}
+			if !tc.want(c) {
+				t.Errorf("Load(%v, %v) = %+v", tc.args, tc.env, c)
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	t.Parallel()
+	_, _, err := config.Load("test", nil, env(map[string]string{"EXPORTER_JOBS_MAX_TILES": "many", "EXPORTER_HTTP_DEBUG": "perhaps"}), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "EXPORTER_JOBS_MAX_TILES") || !strings.Contains(err.Error(), "EXPORTER_HTTP_DEBUG") {
+		t.Errorf("Load with bad variables = %v, want both named", err)
+	}
+	if _, _, err := config.Load("test", []string{"-h"}, env(nil), io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("Load(-h) = %v, want flag.ErrHelp", err)
+	}
+	if _, _, err := config.Load("test", []string{"-no-such-flag"}, env(nil), io.Discard); err == nil {
+		t.Error("Load(-no-such-flag) succeeded")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	if err := config.Default().Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+	c := config.Default()
+	c.Log.Level = "loud"
+	c.Redis.URL = "http://x"
+	c.Storage.S3Endpoint = "https://s3.test"
+	c.HTTP.PublicURL = "ftp://x"
+	c.Jobs.PackageTTL = 0
+	c.Queues.UrgentFrom = 10
+	c.Queues.Weights = "1,2"
+	c.Worker.Concurrency = 0
+	err := c.Validate()
+	for _, want := range []string{"log-level", "redis-url", "s3-endpoint", "s3-access-key", "http-public-url", "jobs-package-ttl", "queues-urgent-from", "queues-weights", "worker-concurrency"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want a problem with %s", err, want)
+		}
+	}
+}
+
+func TestSecretsAreRedacted(t *testing.T) {
+	t.Parallel()
+	c, _, err := config.Load("test", nil, env(map[string]string{
+		"EXPORTER_S3_SECRET_KEY": "hunter2", "EXPORTER_REDIS_URL": "redis://:pw@host:6379",
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	slog.New(slog.NewJSONHandler(&b, nil)).Info("config", "config", c)
+	if strings.Contains(b.String(), "hunter2") || strings.Contains(b.String(), "pw@") {
+		t.Errorf("logged config shows a secret: %s", b.String())
+	}
+}
+
+func TestPublicURL(t *testing.T) {
+	t.Parallel()
+	c := config.Default()
+	if got := c.PublicURL(); got != "http://localhost:8080" {
+		t.Errorf("PublicURL() = %q", got)
+	}
+	c.HTTP.PublicURL = "https://maps.example.com/export/"
+	if got := c.PublicURL(); got != "https://maps.example.com/export" {
+		t.Errorf("PublicURL() = %q", got)
+	}
+}
+
+// TestREADMEListsEverySetting keeps the README's table true.
+func TestREADMEListsEverySetting(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range config.Flags() {
+		if v := config.EnvName(name); !strings.Contains(string(readme), "| `"+v+"` |") {
+			t.Errorf("README.md does not list %s", v)
+		}
+	}
+}
