@@ -155,8 +155,7 @@ func (w *Worker) build(ctx context.Context, j job.Job, p job.RenderPayload, src 
 	}
 	policy, err := source.ParseFormatPolicy(spec.Layer.TileFormat)
 	if err != nil {
-		gw.Abort()
-		return 0, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return 0, errors.Join(fmt.Errorf("%w: %w", err, asynq.SkipRetry), gw.Abort())
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	tiles := make(chan grid.Tile, 4*w.cfg.Fetchers)
@@ -222,8 +221,7 @@ func (w *Worker) build(ctx context.Context, j job.Job, p job.RenderPayload, src 
 		// Drain so the fetchers blocked on out can see the cancellation.
 		for range out {
 		}
-		gw.Abort()
-		return 0, err
+		return 0, errors.Join(err, gw.Abort())
 	}
 	if err := gw.Close(); err != nil {
 		return 0, fmt.Errorf("finish package: %w", err)

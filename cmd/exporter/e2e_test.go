@@ -45,7 +45,7 @@ func binary(t *testing.T) string {
 		build.path = filepath.Join(dir, "exporter")
 		out, err := exec.Command("go", "build", "-o", build.path, ".").CombinedOutput()
 		if err != nil {
-			build.err = fmt.Errorf("go build: %v\n%s", err, out)
+			build.err = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if build.err != nil {
@@ -141,9 +141,8 @@ func waitReady(t *testing.T, base string, p *proc) {
 
 // callbacks records the bodies POSTed to it.
 type callbacks struct {
-	url  string
-	got  chan map[string]any
-	seen sync.Map
+	url string
+	got chan map[string]any
 }
 
 func newCallbacks(t *testing.T) *callbacks {

@@ -31,7 +31,7 @@ func TestClassifyS3(t *testing.T) {
 			if errors.Is(got, ErrNotFound) != tc.wantNotFound {
 				t.Errorf("classifyS3(%v) = %v, want ErrNotFound %v", tc.err, got, tc.wantNotFound)
 			}
-			if !tc.wantNotFound && got != tc.err {
+			if !tc.wantNotFound && !errors.Is(got, tc.err) {
 				t.Errorf("classifyS3(%v) = %v, want the error unchanged", tc.err, got)
 			}
 		})

@@ -158,7 +158,7 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) store) {
 		if pos, err := obj.Seek(size+10, io.SeekStart); err != nil || pos != size+10 {
 			t.Errorf("Seek past the end = %d, %v, want %d, nil", pos, err, size+10)
 		}
-		if n, err := obj.Read(buf); n != 0 || err != io.EOF {
+		if n, err := obj.Read(buf); n != 0 || !errors.Is(err, io.EOF) {
 			t.Errorf("Read past the end = %d, %v, want 0, io.EOF", n, err)
 		}
 		if _, err := obj.Seek(-1, io.SeekStart); err == nil {
@@ -235,7 +235,7 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) store) {
 		if got, err := io.ReadAll(obj); err != nil || len(got) != 0 || obj.Size() != 0 {
 			t.Errorf("empty object: ReadAll = %d bytes, %v; Size = %d; want 0, nil, 0", len(got), err, obj.Size())
 		}
-		if n, err := obj.ReadAt(make([]byte, 1), 0); n != 0 || err != io.EOF {
+		if n, err := obj.ReadAt(make([]byte, 1), 0); n != 0 || !errors.Is(err, io.EOF) {
 			t.Errorf("empty object: ReadAt(0) = %d, %v, want 0, io.EOF", n, err)
 		}
 

@@ -35,7 +35,7 @@ func ExampleLocal() {
 	}
 	defer obj.Close()
 	part := make([]byte, 3)
-	if _, err := obj.ReadAt(part, 2); err != nil && err != io.EOF {
+	if _, err := obj.ReadAt(part, 2); err != nil && !errors.Is(err, io.EOF) {
 		log.Fatal(err)
 	}
 	fmt.Println(obj.Size(), obj.Info().ContentType, string(part))

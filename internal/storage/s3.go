@@ -59,7 +59,7 @@ func (c S3Config) Validate() error {
 	if c.Bucket == "" {
 		errs = append(errs, errors.New("s3 bucket is required"))
 	} else if err := s3utils.CheckValidBucketNameStrict(c.Bucket); err != nil {
-		errs = append(errs, fmt.Errorf("s3 bucket %q: %v", c.Bucket, err))
+		errs = append(errs, fmt.Errorf("s3 bucket %q: %w", c.Bucket, err))
 	}
 	if c.AccessKey == "" {
 		errs = append(errs, errors.New("s3 access key is required"))

@@ -93,7 +93,7 @@ func (p *process) stop() error {
 
 // exitError describes an unexpected exit, quoting the end of the log.
 func (p *process) exitError() error {
-	return fmt.Errorf("%s (pid %d) exited: %v\n%s", p.name, p.pid(), p.waitErr, p.logTail())
+	return fmt.Errorf("%s (pid %d) exited: %w\n%s", p.name, p.pid(), p.waitErr, p.logTail())
 }
 
 // logTail returns the last few KiB of the process's output.
@@ -132,7 +132,7 @@ func (p *process) waitReady(timeout time.Duration, probe func() error) error {
 		case <-p.exited:
 			return p.exitError()
 		case <-deadline.C:
-			return fmt.Errorf("%s (pid %d) not ready after %v: %v\n%s", p.name, p.pid(), timeout, last, p.logTail())
+			return fmt.Errorf("%s (pid %d) not ready after %v: %w\n%s", p.name, p.pid(), timeout, last, p.logTail())
 		case <-tick.C:
 		}
 	}

@@ -368,7 +368,7 @@ func TestTileStoreObjectErrors(t *testing.T) {
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("Tile(%v) error = %v, want %v", tile, err, tc.wantErr)
 			}
-			if tc.wantErr != source.ErrNoData && errors.Is(err, source.ErrNoData) {
+			if !errors.Is(tc.wantErr, source.ErrNoData) && errors.Is(err, source.ErrNoData) {
 				t.Errorf("Tile(%v) error = %v, want it not to be ErrNoData", tile, err)
 			}
 			if !strings.Contains(err.Error(), tc.wantMsg) {
