@@ -53,6 +53,11 @@ func (s *Server) create(c *fiber.Ctx) error {
 		resp.Status = job.StatusCompleted
 		return c.JSON(resp)
 	case job.OutcomeJoined:
+		// Enqueue again: the task ids make it a no-op while the tasks
+		// exist, and it revives a job whose creator died before queueing.
+		if err := s.enqueue(c, j); err != nil {
+			return fmt.Errorf("%w: %w", errUnavailable, err)
+		}
 		log.InfoContext(ctx, "export joined a running job")
 		return c.JSON(createdResponse{Status: job.StatusInProgress, ID: j.ID, TaskIDs: j.TaskIDs})
 	}

@@ -461,3 +461,18 @@ func TestHealthAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestCreateJoinRevivesUnqueuedJob(t *testing.T) {
+	t.Parallel()
+	srv, b := setup(t)
+	_, body := do(t, srv, "POST", "/create", seedBody)
+	first := decode[created](t, body)
+	// The creator died between storing the job and queueing its task.
+	if err := b.inspector.DeleteTask(job.QueueLow, first.TaskIDs[0]); err != nil {
+		t.Fatal(err)
+	}
+	do(t, srv, "POST", "/create", seedBody)
+	if _, err := b.inspector.GetTaskInfo(job.QueueLow, first.TaskIDs[0]); err != nil {
+		t.Errorf("joining did not queue the lost render task again: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -98,6 +99,11 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	}
 	if deps.Logger == nil || deps.Registry == nil || deps.Jobs == nil || deps.Files == nil || deps.Queue == nil {
 		return nil, errors.New("worker: logger, registry, jobs, files and queue are required")
+	}
+	if cfg.TempDir != "" {
+		if err := os.MkdirAll(cfg.TempDir, 0o750); err != nil {
+			return nil, fmt.Errorf("worker: temp dir: %w", err)
+		}
 	}
 	if deps.HTTP == nil {
 		deps.HTTP = &http.Client{Timeout: cfg.CallbackTimeout}
