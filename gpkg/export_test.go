@@ -1,6 +1,7 @@
 package gpkg
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -13,7 +14,7 @@ func Exec(tb testing.TB, path string, stmts ...string) {
 	if err != nil {
 		tb.Fatalf("open %s: %v", path, err)
 	}
-	defer db.Close()
+	defer db.Close() //nolint:errcheck // test helper; the next open reports problems
 	for _, s := range stmts {
 		if _, err := db.ExecContext(tb.Context(), s); err != nil {
 			tb.Fatalf("exec %q on %s: %v", s, path, err)
@@ -38,10 +39,21 @@ func QueryString(tb testing.TB, path, query string) string {
 	if err != nil {
 		tb.Fatalf("open %s: %v", path, err)
 	}
-	defer db.Close()
+	defer db.Close() //nolint:errcheck // test helper; the next open reports problems
 	var s string
 	if err := db.QueryRowContext(tb.Context(), query).Scan(&s); err != nil {
 		tb.Fatalf("query %q on %s: %v", query, path, err)
 	}
 	return s
+}
+
+// LimitPages caps the database of w at n pages, so tests can make a write
+// fail as on a full disk (SQLITE_FULL).
+func LimitPages(tb testing.TB, w *Writer, n int) {
+	tb.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, err := w.conn.ExecContext(tb.Context(), fmt.Sprintf("PRAGMA max_page_count = %d", n)); err != nil {
+		tb.Fatalf("limit pages: %v", err)
+	}
 }

@@ -125,7 +125,7 @@ func roundTrip(t *testing.T, ctx context.Context, tiles map[grid.Tile][]byte) {
 	if err != nil {
 		t.Fatalf("Open(round trip) = %v", err)
 	}
-	defer r.Close()
+	defer r.Close() //nolint:errcheck // read-only
 	for tile, want := range tiles {
 		got, err := r.ReadTile(ctx, "t", tile)
 		if err != nil || !bytes.Equal(got, want) {
@@ -156,7 +156,7 @@ func FuzzOpen(f *testing.F) {
 		if err != nil {
 			return
 		}
-		defer r.Close()
+		defer r.Close() //nolint:errcheck // read-only
 		roundTrip(t, ctx, exercise(t, ctx, r))
 	})
 }
@@ -174,7 +174,7 @@ func FuzzReadTile(f *testing.F) {
 		if err != nil {
 			return
 		}
-		defer r.Close()
+		defer r.Close() //nolint:errcheck // read-only
 		tables, err := r.Tables(ctx)
 		checkClassified(t, "Tables", err)
 		tile := grid.Tile{Zoom: grid.Zoom(zoom), Col: col, Row: row}

@@ -1,7 +1,6 @@
 package gpkg_test
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 
@@ -12,22 +11,6 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
-// gdalInfo is the part of `gdalinfo -json` the GDAL test checks.
-type gdalInfo struct {
-	DriverShortName  string    `json:"driverShortName"`
-	Size             []int     `json:"size"`
-	GeoTransform     []float64 `json:"geoTransform"`
-	CoordinateSystem struct {
-		WKT string `json:"wkt"`
-	} `json:"coordinateSystem"`
-	Metadata map[string]map[string]string `json:"metadata"`
-	Bands    []struct {
-		Overviews []struct {
-			Size []int `json:"size"`
-		} `json:"overviews"`
-	} `json:"bands"`
-}
-
 // TestGDALValidates writes packages the way exports do (several zooms, some
 // only partly covered, PNG tiles with alpha mixed with JPEG tiles) and has
 // GDAL check them: validate_gpkg.py with extra checks and warnings as
@@ -36,7 +19,7 @@ type gdalInfo struct {
 // every tile (-checksum) without a warning.
 func TestGDALValidates(t *testing.T) {
 	t.Parallel()
-	gdal := requireGDAL(t)
+	gdal := gpkgtest.RequireGDAL(t)
 
 	// The worked example of ARCHITECTURE.md: one tile at zooms 0–13, 2 × 2
 	// at zoom 14, of which one is left out (no source data).
@@ -102,17 +85,10 @@ func TestGDALValidates(t *testing.T) {
 				t.Fatalf("Zooms() = %v, %v, want %d levels", zooms, err, tc.zooms)
 			}
 
-			argv := append(append([]string{}, gdal.validate...), "-k", "--extra", "--warning-as-error", p.Path)
-			if out := run(t, argv...); len(out) > 0 {
-				t.Errorf("validate_gpkg.py printed:\n%s", out)
-			}
-
-			var info gdalInfo
-			if err := json.Unmarshal(run(t, gdal.gdalinfo, "-json", "-checksum", p.Path), &info); err != nil {
-				t.Fatalf("parse gdalinfo -json: %v", err)
-			}
+			gdal.Validate(t, p.Path)
+			info := gdal.Info(t, p.Path)
 			res := tc.maxZoom.Resolution()
-			want := gdalInfo{
+			want := gpkgtest.Info{
 				DriverShortName: "GPKG",
 				Size: []int{
 					int((tc.extent.MaxX-tc.extent.MinX)/res + 0.5),
@@ -120,7 +96,7 @@ func TestGDALValidates(t *testing.T) {
 				},
 				GeoTransform: []float64{tc.extent.MinX, res, 0, tc.extent.MaxY, 0, -res},
 			}
-			got := gdalInfo{DriverShortName: info.DriverShortName, Size: info.Size, GeoTransform: info.GeoTransform}
+			got := gpkgtest.Info{DriverShortName: info.DriverShortName, Size: info.Size, GeoTransform: info.GeoTransform}
 			if diff := cmp.Diff(want, got, cmpopts.EquateApprox(1e-12, 0)); diff != "" {
 				t.Errorf("gdalinfo (-want +got):\n%s", diff)
 			}
@@ -132,6 +108,9 @@ func TestGDALValidates(t *testing.T) {
 			}
 			if len(info.Bands) != 4 {
 				t.Fatalf("gdalinfo bands = %d, want 4 (RGBA)", len(info.Bands))
+			}
+			if n := gpkgtest.ExpectedOverviews(tc.extent, zooms); n != tc.wantOverviews {
+				t.Errorf("ExpectedOverviews = %d, want %d", n, tc.wantOverviews)
 			}
 			for i, b := range info.Bands {
 				if len(b.Overviews) != tc.wantOverviews {
@@ -145,13 +124,10 @@ func TestGDALValidates(t *testing.T) {
 // TestGDALValidatesSingleTile checks the smallest package: one JPEG tile.
 func TestGDALValidatesSingleTile(t *testing.T) {
 	t.Parallel()
-	gdal := requireGDAL(t)
+	gdal := gpkgtest.RequireGDAL(t)
 	path := gpkgtest.Build(t, gpkgtest.WithTiles(grid.Tile{Zoom: 0, Col: 0, Row: 0}),
 		gpkgtest.WithExtent(grid.BBox{MinX: -180, MinY: -90, MaxX: 0, MaxY: 90}), gpkgtest.WithFormat(gpkg.JPEG),
 		gpkgtest.WithFileName("single.gpkg"))
-	argv := append(append([]string{}, gdal.validate...), "-k", "--extra", "--warning-as-error", path)
-	if out := run(t, argv...); len(out) > 0 {
-		t.Errorf("validate_gpkg.py printed:\n%s", out)
-	}
-	run(t, gdal.gdalinfo, "-checksum", path)
+	gdal.Validate(t, path)
+	gdal.Info(t, path)
 }

@@ -42,7 +42,7 @@ func readHeader(path string) (header, error) {
 	if err != nil {
 		return header{}, unwrapPath(err)
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // read-only: nothing to flush
 	fi, err := f.Stat()
 	if err != nil {
 		return header{}, unwrapPath(err)

@@ -106,11 +106,11 @@ func (r *Reader) check(ctx context.Context) error {
 	for rows.Next() {
 		var name, typ, ddl string
 		if err := rows.Scan(&name, &typ, &ddl); err != nil {
-			rows.Close()
+			_ = rows.Close()
 			return translate(ctx, err)
 		}
 		if typ != "table" || isVirtual(ddl) {
-			rows.Close()
+			_ = rows.Close()
 			return fmt.Errorf("%w: %s is a %s, not a table", ErrNotGeoPackage, name, typ)
 		}
 		found[name] = true
@@ -160,7 +160,7 @@ func (r *Reader) Tables(ctx context.Context) ([]string, error) {
 	for rows.Next() {
 		var name, ddl string
 		if err := rows.Scan(&name, &ddl); err != nil {
-			rows.Close()
+			_ = rows.Close()
 			return nil, translate(ctx, err)
 		}
 		if !isVirtual(ddl) && !strings.ContainsRune(name, 0) {
@@ -429,7 +429,7 @@ func (r *Reader) tileMatrices(ctx context.Context, tableName string) ([]TileMatr
 			z int64
 		)
 		if err := rows.Scan(&z, &m.MatrixWidth, &m.MatrixHeight, &m.TileWidth, &m.TileHeight, &m.PixelXSize, &m.PixelYSize); err != nil {
-			rows.Close()
+			_ = rows.Close()
 			return nil, translate(ctx, err)
 		}
 		m.Zoom = grid.Zoom(z)

@@ -70,7 +70,7 @@ func CheckTileData(data []byte) (Format, error) {
 		return "", fmt.Errorf("%w: neither PNG nor JPEG (starts with % x)", ErrTileFormat, data[:min(len(data), 8)])
 	}
 	if err != nil {
-		return "", fmt.Errorf("%w: bad %s header: %v", ErrTileFormat, format, err)
+		return "", fmt.Errorf("%w: bad %s header: %w", ErrTileFormat, format, err)
 	}
 	if cfg.Width != grid.TileSize || cfg.Height != grid.TileSize {
 		return "", fmt.Errorf("%w: %s is %d×%d pixels, want %d×%d", ErrTileFormat, format, cfg.Width, cfg.Height, grid.TileSize, grid.TileSize)

@@ -68,7 +68,7 @@ type Writer struct {
 // with ErrInvalidOptions (see Options.Validate) for bad options, and with
 // the classified SQLite error otherwise; on failure nothing is left at path.
 // The caller owns the Writer and must call Close or Abort.
-func Create(ctx context.Context, path string, opt Options) (_ *Writer, err error) {
+func Create(ctx context.Context, path string, opt Options) (*Writer, error) {
 	if err := opt.Validate(); err != nil {
 		return nil, err
 	}
@@ -91,26 +91,21 @@ func Create(ctx context.Context, path string, opt Options) (_ *Writer, err error
 		_ = os.Remove(path)
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
-
 	w := &Writer{path: path, opt: opt}
-	defer func() {
-		if err != nil {
-			_ = w.discard()
-		}
-	}()
-	w.db, err = openDB(path, "", 1, nil)
-	if err != nil {
-		return nil, err
-	}
 	if err := w.init(ctx); err != nil {
+		_ = w.discard()
 		return nil, fmt.Errorf("create %s: %w", path, translate(ctx, err))
 	}
 	return w, nil
 }
 
-// init sets up the connection and writes the schema and metadata rows.
+// init opens the database, sets up the connection and writes the schema
+// and metadata rows.
 func (w *Writer) init(ctx context.Context) error {
 	var err error
+	if w.db, err = openDB(w.path, "", 1, nil); err != nil {
+		return err
+	}
 	if w.conn, err = w.db.Conn(ctx); err != nil {
 		return err
 	}
@@ -230,8 +225,9 @@ func (w *Writer) commit(ctx context.Context) error {
 }
 
 // Close commits the last batch, writes a gpkg_tile_matrix row for every
-// zoom level that holds a tile, updates gpkg_contents.last_change, closes
-// the database and syncs the file to disk. On success the file at the
+// zoom level that holds a tile, updates gpkg_contents.last_change, runs
+// PRAGMA optimize (which leaves query planner statistics in sqlite_stat1),
+// closes the database and syncs the file to disk. On success the file at the
 // Create path is a complete, self-contained GeoPackage owned by the caller.
 //
 // If anything fails (including an earlier Put that failed in SQLite), Close

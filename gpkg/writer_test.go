@@ -301,9 +301,9 @@ func TestCreateErrors(t *testing.T) {
 		{name: "missing directory", path: filepath.Join(t.TempDir(), "no", "such.gpkg"), opt: testOptions(), want: fs.ErrNotExist},
 		{name: "invalid options", path: filepath.Join(t.TempDir(), "x.gpkg"), opt: gpkg.Options{Table: "1x"}, want: gpkg.ErrInvalidOptions},
 	}
+	// Sequential subtests: the checks after the loop must see their effects.
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
 			w, err := gpkg.Create(t.Context(), tc.path, tc.opt)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Create(%q) = %v, %v, want %v", tc.path, w, err, tc.want)
@@ -500,6 +500,32 @@ func TestCloseUpdatesLastChange(t *testing.T) {
 	}
 }
 
+func TestWriteFailureIsStickyAndCloseRemovesFile(t *testing.T) {
+	t.Parallel()
+	opt := testOptions()
+	opt.BatchSize = 1
+	w, path := create(t, opt)
+	gpkg.LimitPages(t, w, 20) // a few pages more than the empty package
+	data := noiseTile(t, gpkg.PNG)
+	var putErr error
+	for col := int64(0); col < 64 && putErr == nil; col++ {
+		putErr = w.Put(t.Context(), grid.Tile{Zoom: 6, Col: col}, data)
+	}
+	if !errors.Is(putErr, gpkg.ErrFull) {
+		t.Fatalf("Put into a full database = %v, want ErrFull", putErr)
+	}
+	t.Logf("Put into a full database = %v", putErr)
+	if err := w.Put(t.Context(), grid.Tile{Zoom: 0}, gpkgtest.Image(t, grid.Tile{}, gpkg.PNG)); !errors.Is(err, gpkg.ErrFull) {
+		t.Errorf("Put after a failed write = %v, want the sticky ErrFull", err)
+	}
+	if err := w.Close(); !errors.Is(err, gpkg.ErrFull) {
+		t.Errorf("Close after a failed write = %v, want ErrFull", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Stat(%q) after a failed Close = %v, want ErrNotExist", path, err)
+	}
+}
+
 func TestPutHonoursContext(t *testing.T) {
 	t.Parallel()
 	w, path := create(t, testOptions())
@@ -632,7 +658,7 @@ func ExampleCreate() {
 	if err != nil {
 		panic(err)
 	}
-	defer w.Abort() // removes the file unless Close succeeded
+	defer func() { _ = w.Abort() }() // removes the file unless Close succeeded
 
 	img := image.NewNRGBA(image.Rect(0, 0, 256, 256))
 	var tile bytes.Buffer
@@ -652,7 +678,7 @@ func ExampleCreate() {
 	if err != nil {
 		panic(err)
 	}
-	defer r.Close()
+	defer r.Close() //nolint:errcheck // read-only
 	zooms, err := r.Zooms(ctx, "orthophoto")
 	if err != nil {
 		panic(err)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/geoexport/exporter/gpkg"
+	"github.com/geoexport/exporter/gpkg/gpkgtest"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/testenv"
 )
@@ -295,6 +297,7 @@ func exportSeed(t *testing.T, base string) string {
 	if got, byZoom := tileCount(t, path); got != want || want != 18 {
 		t.Errorf("package holds %d tiles (%v), want %d as the grid says", got, byZoom, want)
 	}
+	checkWithGDAL(t, path, sanitised, 14)
 
 	select {
 	case body := <-cb.got:
@@ -354,7 +357,51 @@ func TestEndToEndAllInOne(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "data", "packages")); err != nil {
 		t.Errorf("packages not kept in ./data: %v", err)
 	}
+
+	// The whole demo layer at zoom 9: a package gdalinfo shows with
+	// several overview levels.
+	created := postJSON(t, base+"/create", `{"dbId":"ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8","bbox":[34.2,29.4,35.9,33.4],
+	  "targetResolution":0.001373291015625,"callbackURLs":[]}`)
+	j := waitCompleted(t, base, created["id"].(string))
+	path := downloadPackage(t, j["result"].(map[string]any)["fileUri"].(string))
+	bbox := j["bbox"].([]any)
+	extent := grid.BBox{MinX: bbox[0].(float64), MinY: bbox[1].(float64), MaxX: bbox[2].(float64), MaxY: bbox[3].(float64)}
+	if got, want := j["tilesTotal"].(float64), float64(grid.CountTiles(grid.Pyramid(extent, 9))); got != want {
+		t.Errorf("tilesTotal = %v, want %v", got, want)
+	}
+	if got, byZoom := tileCount(t, path); float64(got) != j["tilesTotal"].(float64) {
+		t.Errorf("package holds %d tiles (%v), want %v", got, byZoom, j["tilesTotal"])
+	}
+	checkWithGDAL(t, path, extent, 9)
 }
+
+// checkWithGDAL runs GDAL's GeoPackage validator and gdalinfo on a
+// package of every zoom 0..maxZoom over extent.
+func checkWithGDAL(t *testing.T, path string, extent grid.BBox, maxZoom grid.Zoom) {
+	t.Helper()
+	gdal := gpkgtest.RequireGDAL(t)
+	gdal.Validate(t, path)
+	info := gdal.Info(t, path)
+	res := maxZoom.Resolution()
+	if info.DriverShortName != "GPKG" || len(info.Bands) != 4 || len(info.GeoTransform) != 6 ||
+		!near(info.GeoTransform[0], extent.MinX) || !near(info.GeoTransform[3], extent.MaxY) || !near(info.GeoTransform[1], res) {
+		t.Errorf("gdalinfo: driver %s, %d bands, geotransform %v; want GPKG RGBA at %v from (%v, %v)",
+			info.DriverShortName, len(info.Bands), info.GeoTransform, res, extent.MinX, extent.MaxY)
+	}
+	var zooms []grid.Zoom
+	for z := range maxZoom + 1 {
+		zooms = append(zooms, z)
+	}
+	want := gpkgtest.ExpectedOverviews(extent, zooms)
+	for i, b := range info.Bands {
+		if len(b.Overviews) != want {
+			t.Errorf("gdalinfo band %d lists %d overviews, want %d: one per zoom down to the first smaller than a tile", i+1, len(b.Overviews), want)
+		}
+	}
+}
+
+// near compares gdalinfo's numbers, which it prints to 12 significant digits.
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b)) }
 
 // waitURL reads the URL the exporter prints on start.
 func waitURL(t *testing.T, p *proc) string {

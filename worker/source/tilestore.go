@@ -288,7 +288,7 @@ func (s *TileStore) check(data []byte, name string) (Tile, error) {
 		w, h, err = cfg.Width, cfg.Height, e
 	}
 	if err != nil {
-		return Tile{}, fmt.Errorf("%w: %s: %s header: %v", ErrInvalidData, s.display(name), f, err)
+		return Tile{}, fmt.Errorf("%w: %s: %s header: %w", ErrInvalidData, s.display(name), f, err)
 	}
 	if w != grid.TileSize || h != grid.TileSize {
 		return Tile{}, fmt.Errorf("%w: %s is %d × %d pixels, want %d × %d",
