@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -36,12 +37,20 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// go-redis and asynq clients closed in t.Cleanup may leave their
-		// pool reapers winding down.
-		goleak.IgnoreTopFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-	)
+	// testenv.Run stops the shared MinIO before goroutines are checked.
+	code := testenv.Run(m)
+	if code == 0 {
+		if err := goleak.Find(
+			// go-redis clients closed in t.Cleanup may leave their pool
+			// reapers winding down.
+			goleak.IgnoreTopFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper"),
+			goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 var _ worker.Files = (*storage.Local)(nil)
@@ -56,7 +65,7 @@ type bundle struct {
 	registry  *prometheus.Registry
 }
 
-func setup(t *testing.T) (*worker.Worker, *bundle) {
+func setup(t *testing.T, opts ...func(*worker.Deps)) (*worker.Worker, *bundle) {
 	t.Helper()
 	redisOpt := testenv.Redis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: redisOpt.Addr})
@@ -69,11 +78,15 @@ func setup(t *testing.T) (*worker.Worker, *bundle) {
 	}
 	reg := prometheus.NewRegistry()
 	jobs := job.NewStore(rdb, "test", nil)
+	deps := worker.Deps{Logger: slog.New(slog.DiscardHandler), Registry: reg, Redis: redisOpt, Jobs: jobs, Files: files, Queue: queue}
+	for _, o := range opts {
+		o(&deps)
+	}
 	w, err := worker.New(worker.Config{
 		Concurrency: 2, Fetchers: 4, QueueWeights: [3]int{6, 3, 1}, UrgentFrom: 100_000_000, DefaultFrom: 1000,
 		TempDir: t.TempDir(), ShutdownTimeout: 5 * time.Second, PublicURL: "http://exporter.test",
 		PackageTTL: time.Hour, CallbackTimeout: 2 * time.Second, CallbackMaxRetry: 3,
-	}, worker.Deps{Logger: slog.New(slog.DiscardHandler), Registry: reg, Redis: redisOpt, Jobs: jobs, Files: files, Queue: queue})
+	}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,6 +252,46 @@ func TestRenderTileStore(t *testing.T) {
 	}
 	if _, err := r.ReadTile(t.Context(), "store", grid.Tile{Zoom: 3, Col: 9, Row: 3}); !errors.Is(err, gpkg.ErrTileNotFound) {
 		t.Errorf("missing source tile: ReadTile = %v, want ErrTileNotFound", err)
+	}
+}
+
+func TestRenderTileStoreInS3(t *testing.T) {
+	t.Parallel()
+	env := testenv.MinIO(t)
+	s3, err := storage.NewS3(t.Context(), storage.S3Config{Endpoint: env.Endpoint, Bucket: env.Bucket, AccessKey: env.AccessKey, SecretKey: storage.Secret(env.SecretKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s3.Close() })
+	w, b := setup(t, func(d *worker.Deps) { d.Tiles = s3 })
+	// Lay the tiles out locally, then upload them under a prefix.
+	dir := t.TempDir()
+	want := writeTiles(t, dir, []grid.Tile{tl(0, 1, 0), tl(1, 2, 0), tl(2, 4, 1), tl(3, 9, 3)})
+	err = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		return s3.PutFile(t.Context(), "tiles/ortho/"+filepath.ToSlash(rel), path, "image/png")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer := tileStoreLayer(dir)
+	layer.Source.Path, layer.Source.S3Prefix = "", "tiles/ortho"
+	j := createJob(t, b, layer, grid.BBox{MinX: 0, MinY: 0, MaxX: 45, MaxY: 45}, 3)
+	if err := w.Handler().ProcessTask(t.Context(), renderTask(t, j)); err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	done, _ := b.jobs.Get(t.Context(), j.ID)
+	if done.Status != job.StatusCompleted || done.TilesStored != 4 {
+		t.Fatalf("job = %s with %d tiles, want Completed with 4", done.Status, done.TilesStored)
+	}
+	r := download(t, b, done.FileKey)
+	for tile, data := range want {
+		if got, err := r.ReadTile(t.Context(), "store", tile); err != nil || !bytes.Equal(got, data) {
+			t.Errorf("ReadTile(%s) = %d bytes, %v; want the stored %d bytes", tile, len(got), err, len(data))
+		}
 	}
 }
 

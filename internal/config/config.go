@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"runtime"
 	"strings"
@@ -354,4 +355,14 @@ func (c Config) PublicURL() string {
 		return "http://localhost" + addr[i:]
 	}
 	return "http://" + addr
+}
+
+// LogValue logs c as its flags and their values, secrets redacted, so the
+// effective configuration reads as it is set.
+func (c Config) LogValue() slog.Value {
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	c.bind(fs)
+	var attrs []slog.Attr
+	fs.VisitAll(func(f *flag.Flag) { attrs = append(attrs, slog.String(f.Name, f.Value.String())) })
+	return slog.GroupValue(attrs...)
 }

@@ -90,6 +90,9 @@ func TestSecretsAreRedacted(t *testing.T) {
 	}
 	var b strings.Builder
 	slog.New(slog.NewJSONHandler(&b, nil)).Info("config", "config", c)
+	if !strings.Contains(b.String(), `"jobs-package-ttl":"720h0m0s"`) {
+		t.Errorf("logged config does not read as its flags: %s", b.String())
+	}
 	if strings.Contains(b.String(), "hunter2") || strings.Contains(b.String(), "pw@") {
 		t.Errorf("logged config shows a secret: %s", b.String())
 	}
