@@ -34,6 +34,7 @@ type Config struct {
 	Storage Storage
 	Catalog Catalog
 	HTTP    HTTP
+	Auth    Auth
 	Jobs    Jobs
 	Queues  Queues
 	Worker  Worker
@@ -94,6 +95,42 @@ type HTTP struct {
 	BodyLimit int
 	// ShutdownTimeout bounds the drain of open requests. Default 10s.
 	ShutdownTimeout time.Duration
+	// MetricsAddr, when set, serves /metrics without authentication on
+	// this separate address; otherwise /metrics on Addr needs a token.
+	MetricsAddr string
+	// RateLimit is the requests per minute one subject may make; 0 turns
+	// the limit off. Default 600.
+	RateLimit int
+	// RateBurst is how many requests above the rate a subject may make at
+	// once. Default 60.
+	RateBurst int
+	// CallbackAllow lists networks (CIDR) and host names that callbacks may
+	// reach although they are loopback, private, link-local or metadata
+	// addresses, comma-separated. Default none.
+	CallbackAllow string
+}
+
+// Auth configures the verification of JWT bearer tokens. One of
+// HS256Secret, PublicKeyFile and JWKSFile is required, except for role
+// all, which generates a secret in the data directory when none is set.
+type Auth struct {
+	// HS256Secret verifies (and `exporter token` signs) HS256 tokens.
+	HS256Secret storage.Secret
+	// PublicKeyFile is a PEM file of RSA or EC public keys (RS256, ES256).
+	PublicKeyFile string
+	// JWKSFile is a JSON Web Key Set file of public keys, selected by kid.
+	JWKSFile string
+	// Issuer and Audience, when set, must match the iss and aud claims.
+	Issuer   string
+	Audience string
+	// RoleClaim names the claim holding the caller's role(s). Default "role".
+	RoleClaim string
+	// ClientRole and OperatorRole are the role values that grant the API
+	// and, for operators, everything. Defaults "client" and "operator".
+	ClientRole   string
+	OperatorRole string
+	// Leeway is the clock skew allowed on exp, nbf and iat. Default 30s.
+	Leeway time.Duration
 }
 
 // Jobs configures export jobs.
@@ -111,6 +148,13 @@ type Jobs struct {
 	CallbackTimeout time.Duration
 	// CallbackMaxRetry is how often a failed callback is retried. Default 10.
 	CallbackMaxRetry int
+	// EstimatePNGBytes and EstimateJPEGBytes are the average tile sizes
+	// used to estimate a package's size. Defaults 40000 and 12000.
+	EstimatePNGBytes  int64
+	EstimateJPEGBytes int64
+	// QuotaBytes caps the bytes of stored packages plus the estimates of
+	// unfinished jobs; 0 means no quota.
+	QuotaBytes int64
 }
 
 // Queues maps priorities to queues: priority ≥ UrgentFrom goes to the
@@ -138,6 +182,9 @@ type Worker struct {
 	// ShutdownTimeout is how long running tasks may finish on shutdown
 	// before they are handed back to the queue. Default 30s.
 	ShutdownTimeout time.Duration
+	// ReservedConcurrency, when above 0, adds a pool of that many task
+	// slots that serve the urgent queue only. Default 0.
+	ReservedConcurrency int
 }
 
 // Default returns the configuration with every default filled in.
@@ -146,11 +193,13 @@ func Default() Config {
 		Log:     Log{Level: "info", Format: "auto"},
 		Redis:   Redis{Prefix: "exporter"},
 		Storage: Storage{DataDir: "./data", S3Bucket: "exporter"},
-		HTTP:    HTTP{Addr: ":8080", BodyLimit: 1 << 20, ShutdownTimeout: 10 * time.Second},
+		HTTP:    HTTP{Addr: ":8080", BodyLimit: 1 << 20, ShutdownTimeout: 10 * time.Second, RateLimit: 600, RateBurst: 60},
+		Auth:    Auth{RoleClaim: "role", ClientRole: "client", OperatorRole: "operator", Leeway: 30 * time.Second},
 		Jobs: Jobs{
 			PackageTTL: 30 * 24 * time.Hour, MaxTiles: 5_000_000,
 			RenderTimeout: 2 * time.Hour, RenderMaxRetry: 5,
 			CallbackTimeout: 10 * time.Second, CallbackMaxRetry: 10,
+			EstimatePNGBytes: 40_000, EstimateJPEGBytes: 12_000,
 		},
 		Queues: Queues{UrgentFrom: 100_000_000, DefaultFrom: 1000, Weights: "6,3,1"},
 		Worker: Worker{Concurrency: runtime.NumCPU(), Fetchers: 2 * runtime.NumCPU(), ShutdownTimeout: 30 * time.Second},
@@ -177,18 +226,35 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&c.HTTP.Debug, "http-debug", c.HTTP.Debug, "include stack traces in 500 responses")
 	fs.IntVar(&c.HTTP.BodyLimit, "http-body-limit", c.HTTP.BodyLimit, "largest accepted request body in bytes")
 	fs.DurationVar(&c.HTTP.ShutdownTimeout, "http-shutdown-timeout", c.HTTP.ShutdownTimeout, "time open requests get to finish on shutdown")
+	fs.StringVar(&c.HTTP.MetricsAddr, "http-metrics-addr", c.HTTP.MetricsAddr, "separate listen address serving /metrics without a token (default: /metrics on http-addr, with a token)")
+	fs.IntVar(&c.HTTP.RateLimit, "http-rate-limit", c.HTTP.RateLimit, "requests per minute one subject may make; 0 turns the limit off")
+	fs.IntVar(&c.HTTP.RateBurst, "http-rate-burst", c.HTTP.RateBurst, "requests above the rate one subject may make at once")
+	fs.StringVar(&c.HTTP.CallbackAllow, "http-callback-allow", c.HTTP.CallbackAllow, "comma-separated CIDRs and host names callbacks may reach although private, loopback or link-local")
+	fs.Var(&c.Auth.HS256Secret, "auth-hs256-secret", "shared secret of HS256 tokens")
+	fs.StringVar(&c.Auth.PublicKeyFile, "auth-public-key-file", c.Auth.PublicKeyFile, "PEM file of RSA/EC public keys for RS256/ES256 tokens")
+	fs.StringVar(&c.Auth.JWKSFile, "auth-jwks-file", c.Auth.JWKSFile, "JWKS file of public keys for RS256/ES256 tokens")
+	fs.StringVar(&c.Auth.Issuer, "auth-issuer", c.Auth.Issuer, "required iss claim (optional)")
+	fs.StringVar(&c.Auth.Audience, "auth-audience", c.Auth.Audience, "required aud claim (optional)")
+	fs.StringVar(&c.Auth.RoleClaim, "auth-role-claim", c.Auth.RoleClaim, "claim holding the caller's role or roles")
+	fs.StringVar(&c.Auth.ClientRole, "auth-client-role", c.Auth.ClientRole, "role value of API clients")
+	fs.StringVar(&c.Auth.OperatorRole, "auth-operator-role", c.Auth.OperatorRole, "role value of operators")
+	fs.DurationVar(&c.Auth.Leeway, "auth-leeway", c.Auth.Leeway, "clock skew allowed on exp, nbf and iat")
 	fs.DurationVar(&c.Jobs.PackageTTL, "jobs-package-ttl", c.Jobs.PackageTTL, "how long a package is kept after it was finished or last served from the cache")
 	fs.Int64Var(&c.Jobs.MaxTiles, "jobs-max-tiles", c.Jobs.MaxTiles, "largest number of tiles one export may hold")
 	fs.DurationVar(&c.Jobs.RenderTimeout, "jobs-render-timeout", c.Jobs.RenderTimeout, "time limit of one render task")
 	fs.IntVar(&c.Jobs.RenderMaxRetry, "jobs-render-max-retry", c.Jobs.RenderMaxRetry, "retries of a failed render task before the job fails")
 	fs.DurationVar(&c.Jobs.CallbackTimeout, "jobs-callback-timeout", c.Jobs.CallbackTimeout, "time limit of one callback POST")
 	fs.IntVar(&c.Jobs.CallbackMaxRetry, "jobs-callback-max-retry", c.Jobs.CallbackMaxRetry, "retries of a failed callback")
+	fs.Int64Var(&c.Jobs.EstimatePNGBytes, "jobs-estimate-png-bytes", c.Jobs.EstimatePNGBytes, "average PNG tile size used for size estimates")
+	fs.Int64Var(&c.Jobs.EstimateJPEGBytes, "jobs-estimate-jpeg-bytes", c.Jobs.EstimateJPEGBytes, "average JPEG tile size used for size estimates")
+	fs.Int64Var(&c.Jobs.QuotaBytes, "jobs-quota-bytes", c.Jobs.QuotaBytes, "storage quota: stored packages plus estimates of unfinished jobs; 0 is none")
 	fs.IntVar(&c.Queues.UrgentFrom, "queues-urgent-from", c.Queues.UrgentFrom, "lowest priority served by the urgent queue")
 	fs.IntVar(&c.Queues.DefaultFrom, "queues-default-from", c.Queues.DefaultFrom, "lowest priority served by the default queue; lower goes to the low queue")
 	fs.StringVar(&c.Queues.Weights, "queues-weights", c.Queues.Weights, "relative service weights of the urgent, default and low queues")
 	fs.IntVar(&c.Worker.Concurrency, "worker-concurrency", c.Worker.Concurrency, "tasks one worker runs at once")
 	fs.IntVar(&c.Worker.Fetchers, "worker-fetchers", c.Worker.Fetchers, "tiles fetched and encoded at once within one task")
 	fs.StringVar(&c.Worker.TempDir, "worker-temp-dir", c.Worker.TempDir, "directory for packages being built (default the system's)")
+	fs.IntVar(&c.Worker.ReservedConcurrency, "worker-reserved-concurrency", c.Worker.ReservedConcurrency, "extra task slots that serve the urgent queue only; 0 is none")
 	fs.DurationVar(&c.Worker.ShutdownTimeout, "worker-shutdown-timeout", c.Worker.ShutdownTimeout, "time running tasks get to finish on shutdown before they are handed back")
 }
 
@@ -317,6 +383,27 @@ func (c Config) Validate() error {
 	}
 	if _, err := ParseWeights(c.Queues.Weights); err != nil {
 		add("queues-weights: %v", err)
+	}
+	if c.HTTP.RateLimit < 0 || c.HTTP.RateBurst < 0 {
+		add("http-rate-limit, http-rate-burst: must not be negative")
+	}
+	if c.HTTP.RateLimit > 0 && c.HTTP.RateBurst < 1 {
+		add("http-rate-burst: must be at least 1 with a rate limit")
+	}
+	if c.Auth.RoleClaim == "" || c.Auth.ClientRole == "" || c.Auth.OperatorRole == "" {
+		add("auth-role-claim, auth-client-role, auth-operator-role: must be set")
+	}
+	if c.Auth.Leeway < 0 || c.Auth.Leeway > 10*time.Minute {
+		add("auth-leeway: %v must be within 0..10m", c.Auth.Leeway)
+	}
+	if c.Jobs.EstimatePNGBytes < 1 || c.Jobs.EstimateJPEGBytes < 1 {
+		add("jobs-estimate-png-bytes, jobs-estimate-jpeg-bytes: must be at least 1")
+	}
+	if c.Jobs.QuotaBytes < 0 {
+		add("jobs-quota-bytes: %d must not be negative", c.Jobs.QuotaBytes)
+	}
+	if c.Worker.ReservedConcurrency < 0 {
+		add("worker-reserved-concurrency: %d must not be negative", c.Worker.ReservedConcurrency)
 	}
 	if c.Worker.Concurrency < 1 {
 		add("worker-concurrency: %d must be at least 1", c.Worker.Concurrency)
