@@ -74,7 +74,7 @@ func completed(t *testing.T, b *bundle, i int, ttl time.Duration) job.Job {
 		t.Fatal(err)
 	}
 	id := uuid.NewString()
-	j, _, err := b.jobs.GetOrCreate(t.Context(), job.Job{ID: id, Spec: job.NewSpec(layer, z, extent, 0), TaskIDs: job.TaskIDs(id, 1)}, nil, ttl)
+	j, _, err := b.jobs.GetOrCreate(t.Context(), job.Job{ID: id, Spec: job.NewSpec(layer, z, extent, 0), TaskIDs: job.TaskIDs(id, 1)}, job.Request{Subject: "alice", TTL: ttl})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestExpire(t *testing.T) {
 	// The next identical request builds a new package.
 	fresh := job.Job{ID: uuid.NewString(), Spec: due[0].Spec}
 	fresh.TaskIDs = job.TaskIDs(fresh.ID, 1)
-	if _, outcome, err := b.jobs.GetOrCreate(t.Context(), fresh, nil, time.Hour); err != nil || outcome != job.OutcomeCreated {
+	if _, outcome, err := b.jobs.GetOrCreate(t.Context(), fresh, job.Request{Subject: "alice", TTL: time.Hour}); err != nil || outcome != job.OutcomeCreated {
 		t.Errorf("request after expiry = %v, %v; want a new job", outcome, err)
 	}
 }
@@ -157,7 +157,7 @@ func TestExpireRespectsCacheHitExtension(t *testing.T) {
 	// A cache hit pushes the expiry out by another hour.
 	again := job.Job{ID: uuid.NewString(), Spec: j.Spec}
 	again.TaskIDs = job.TaskIDs(again.ID, 1)
-	if _, outcome, err := b.jobs.GetOrCreate(t.Context(), again, nil, time.Hour); err != nil || outcome != job.OutcomeCacheHit {
+	if _, outcome, err := b.jobs.GetOrCreate(t.Context(), again, job.Request{Subject: "alice", TTL: time.Hour}); err != nil || outcome != job.OutcomeCacheHit {
 		t.Fatalf("cache hit = %v, %v", outcome, err)
 	}
 	b.clock.ms.Add((30 * time.Minute).Milliseconds())

@@ -22,14 +22,13 @@ type createdResponse struct {
 }
 
 // create is POST /create: validate, look up, get-or-create, enqueue.
+// With ?dryRun=true it answers the estimate and creates nothing.
 func (s *Server) create(c *fiber.Ctx) error {
-	ctx := c.UserContext()
-	req, err := DecodeExportRequest(c.Body())
-	if err != nil {
-		s.metrics.created.WithLabelValues("rejected").Inc()
-		return err
+	if c.QueryBool("dryRun") {
+		return s.estimate(c)
 	}
-	spec, err := s.plan(req)
+	ctx := c.UserContext()
+	req, spec, err := s.decodeAndPlan(c)
 	if err != nil {
 		s.metrics.created.WithLabelValues("rejected").Inc()
 		return err
@@ -40,9 +39,17 @@ func (s *Server) create(c *fiber.Ctx) error {
 	}
 	id := uuid.NewString()
 	fresh := job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, 1)}
-	j, outcome, err := s.deps.Jobs.GetOrCreate(ctx, fresh, callbacks, s.cfg.PackageTTL)
+	p, _ := PrincipalFrom(c)
+	j, outcome, err := s.deps.Jobs.GetOrCreate(ctx, fresh, job.Request{
+		Subject: p.Subject, Callbacks: callbacks, TTL: s.cfg.PackageTTL, QuotaBytes: s.cfg.QuotaBytes,
+	})
+	var qerr *job.QuotaError
+	if errors.As(err, &qerr) {
+		s.metrics.created.WithLabelValues("rejected").Inc()
+		return err
+	}
 	if err != nil {
-		return fmt.Errorf("%w: %w", errUnavailable, err)
+		return unavailable(err)
 	}
 	s.metrics.created.WithLabelValues(string(outcome)).Inc()
 	log := s.deps.Logger.With("job_id", j.ID, "outcome", string(outcome))
@@ -56,7 +63,7 @@ func (s *Server) create(c *fiber.Ctx) error {
 		// Enqueue again: the task ids make it a no-op while the tasks
 		// exist, and it revives a job whose creator died before queueing.
 		if err := s.enqueue(c, j); err != nil {
-			return fmt.Errorf("%w: %w", errUnavailable, err)
+			return unavailable(err)
 		}
 		log.InfoContext(ctx, "export joined a running job")
 		return c.JSON(createdResponse{Status: job.StatusInProgress, ID: j.ID, TaskIDs: j.TaskIDs})
@@ -67,14 +74,36 @@ func (s *Server) create(c *fiber.Ctx) error {
 		if _, _, ferr := s.deps.Jobs.Fail(ctx, j.ID, "could not be queued"); ferr != nil {
 			err = errors.Join(err, ferr)
 		}
-		return fmt.Errorf("%w: %w", errUnavailable, err)
+		return unavailable(err)
 	}
 	log.InfoContext(ctx, "export job created", "zoom", int(spec.Zoom), "tiles", spec.TilesTotal, "priority", spec.Priority)
 	return c.JSON(createdResponse{Status: job.StatusInProgress, ID: j.ID, TaskIDs: j.TaskIDs})
 }
 
+// decodeAndPlan decodes the body, checks its callbacks against the
+// callback policy and plans the export.
+func (s *Server) decodeAndPlan(c *fiber.Ctx) (ExportRequest, job.Spec, error) {
+	req, err := DecodeExportRequest(c.Body())
+	if err != nil {
+		return req, job.Spec{}, err
+	}
+	if s.cfg.CallbackPolicy != nil {
+		var errs []FieldError
+		for i, u := range req.CallbackURLs {
+			if err := s.cfg.CallbackPolicy.CheckURL(c.UserContext(), u); err != nil {
+				errs = append(errs, FieldError{Field: fmt.Sprintf("callbackURLs[%d]", i), Reason: err.Error()})
+			}
+		}
+		if len(errs) > 0 {
+			return req, job.Spec{}, &ValidationError{Fields: errs}
+		}
+	}
+	spec, err := s.plan(req)
+	return req, spec, err
+}
+
 // plan applies the catalog to a valid request: layer, zoom, footprint,
-// tile budget.
+// tile budget, size estimate.
 func (s *Server) plan(req ExportRequest) (job.Spec, error) {
 	layer, err := s.deps.Catalog.Lookup(req.DBID)
 	if errors.Is(err, catalog.ErrNotFound) {
@@ -97,6 +126,7 @@ func (s *Server) plan(req ExportRequest) (job.Spec, error) {
 		return job.Spec{}, invalid("bbox", "%s does not intersect the layer footprint %s", fmtBBox(req.BBox), fmtBBox(layer.Footprint))
 	}
 	spec := job.NewSpec(layer, z, extent, req.Priority)
+	spec.EstimatedBytes = spec.Estimate(s.cfg.TileSizes)
 	if spec.TilesTotal > s.cfg.MaxTiles {
 		return job.Spec{}, invalid("bbox", "the export holds %d tiles, more than the limit of %d; choose a smaller bbox or a coarser targetResolution",
 			spec.TilesTotal, s.cfg.MaxTiles)

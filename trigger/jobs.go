@@ -2,7 +2,10 @@ package trigger
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -13,41 +16,62 @@ import (
 
 // jobResponse is GET /jobs/{id}.
 type jobResponse struct {
-	ID          string          `json:"id"`
-	Status      job.Status      `json:"status"`
-	Percentage  int             `json:"percentage"`
-	TilesDone   int64           `json:"tilesDone"`
-	TilesTotal  int64           `json:"tilesTotal"`
-	DBID        string          `json:"dbId"`
-	Zoom        int             `json:"zoom"`
-	BBox        []float64       `json:"bbox"`
-	Priority    int             `json:"priority"`
-	PackageName string          `json:"packageName"`
-	TaskIDs     []string        `json:"taskIds"`
-	Reason      string          `json:"reason,omitempty"`
-	CreatedAt   time.Time       `json:"createdAt"`
-	UpdatedAt   time.Time       `json:"updatedAt"`
-	CompletedAt *time.Time      `json:"completedAt,omitempty"`
-	ExpiresAt   *time.Time      `json:"expiresAt,omitempty"`
-	Result      *job.Completion `json:"result,omitempty"`
+	ID          string     `json:"id"`
+	Status      job.Status `json:"status"`
+	Percentage  int        `json:"percentage"`
+	TilesDone   int64      `json:"tilesDone"`
+	TilesTotal  int64      `json:"tilesTotal"`
+	DBID        string     `json:"dbId"`
+	Zoom        int        `json:"zoom"`
+	BBox        []float64  `json:"bbox"`
+	Priority    int        `json:"priority"`
+	PackageName string     `json:"packageName"`
+	TaskIDs     []string   `json:"taskIds"`
+	Reason      string     `json:"reason,omitempty"`
+	// EstimatedBytes is the size expected when the job was planned.
+	EstimatedBytes int64           `json:"estimatedBytes"`
+	CreatedAt      time.Time       `json:"createdAt"`
+	UpdatedAt      time.Time       `json:"updatedAt"`
+	CompletedAt    *time.Time      `json:"completedAt,omitempty"`
+	ExpiresAt      *time.Time      `json:"expiresAt,omitempty"`
+	Result         *job.Completion `json:"result,omitempty"`
 }
 
-func (s *Server) getJob(c *fiber.Ctx) error {
-	id := c.Params("id")
+// visibleJob loads the job named by the route parameter param if the
+// caller may see it: it asked for the job, or it is an operator. Anything
+// else is 404, so ids of other subjects' jobs are not confirmed.
+func (s *Server) visibleJob(c *fiber.Ctx, param string) (job.Job, error) {
+	id := c.Params(param)
 	if _, err := uuid.Parse(id); err != nil {
-		return invalid("id", "%q is not a uuid", id)
+		return job.Job{}, invalid(param, "%q is not a uuid", id)
 	}
+	notFound := errorf(fiber.StatusNotFound, "no job with id %s", id)
 	j, err := s.deps.Jobs.Get(c.UserContext(), id)
 	if errors.Is(err, job.ErrNotFound) {
-		return errorf(fiber.StatusNotFound, "no job with id %s", id)
+		return job.Job{}, notFound
 	}
 	if err != nil {
-		return errors.Join(errUnavailable, err)
+		return job.Job{}, unavailable(err)
 	}
+	p, _ := PrincipalFrom(c)
+	if p.Operator() {
+		return j, nil
+	}
+	ok, err := s.deps.Jobs.Requested(c.UserContext(), id, p.Subject)
+	if err != nil {
+		return job.Job{}, unavailable(err)
+	}
+	if !ok {
+		return job.Job{}, notFound
+	}
+	return j, nil
+}
+
+func (s *Server) jobResponse(j job.Job) jobResponse {
 	r := jobResponse{
 		ID: j.ID, Status: j.Status, Percentage: j.Percentage(), TilesDone: j.TilesDone, TilesTotal: j.Spec.TilesTotal,
 		DBID: j.Spec.Layer.ID, Zoom: int(j.Spec.Zoom), BBox: j.Spec.BBox.Slice(), Priority: j.Spec.Priority,
-		PackageName: j.Spec.PackageName, TaskIDs: j.TaskIDs, Reason: j.Reason,
+		PackageName: j.Spec.PackageName, TaskIDs: j.TaskIDs, Reason: j.Reason, EstimatedBytes: j.Spec.EstimatedBytes,
 		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt,
 	}
 	if !j.CompletedAt.IsZero() {
@@ -56,11 +80,119 @@ func (s *Server) getJob(c *fiber.Ctx) error {
 	if !j.ExpiresAt.IsZero() {
 		r.ExpiresAt = &j.ExpiresAt
 	}
-	if j.Status == job.StatusCompleted || j.Status == job.StatusFailed {
+	if j.Status != job.StatusInProgress {
 		res := j.Completion(s.cfg.PublicURL, j.Spec.BBox.Slice())
 		r.Result = &res
 	}
+	return r
+}
+
+// getJob is GET /jobs/{id}.
+func (s *Server) getJob(c *fiber.Ctx) error {
+	j, err := s.visibleJob(c, "id")
+	if err != nil {
+		return err
+	}
+	return c.JSON(s.jobResponse(j))
+}
+
+// taskStatus is GET /taskStatus/{jobId}, for clients of the reference
+// service: just the percentage and the status.
+func (s *Server) taskStatus(c *fiber.Ctx) error {
+	j, err := s.visibleJob(c, "jobId")
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"percentage": j.Percentage(), "status": j.Status})
+}
+
+// listResponse is GET /jobs.
+type listResponse struct {
+	Jobs       []jobResponse `json:"jobs"`
+	NextOffset *int          `json:"nextOffset"`
+}
+
+// Page sizes of GET /jobs.
+const (
+	defaultPage = 50
+	maxPage     = 500
+)
+
+var statuses = []job.Status{job.StatusInProgress, job.StatusCompleted, job.StatusFailed, job.StatusCancelled, job.StatusExpired}
+
+// listJobs is GET /jobs: the caller's jobs, most recently requested first,
+// optionally of one status, paged by offset and limit.
+func (s *Server) listJobs(c *fiber.Ctx) error {
+	var errs []FieldError
+	status := job.Status(c.Query("status"))
+	if status != "" && !slices.Contains(statuses, status) {
+		errs = append(errs, FieldError{Field: "status", Reason: fmt.Sprintf("%q is not one of %v", status, statuses)})
+	}
+	limit, err := strconv.Atoi(c.Query("limit", strconv.Itoa(defaultPage)))
+	if err != nil || limit < 1 || limit > maxPage {
+		errs = append(errs, FieldError{Field: "limit", Reason: fmt.Sprintf("must be a whole number within 1..%d", maxPage)})
+	}
+	offset, err := strconv.Atoi(c.Query("offset", "0"))
+	if err != nil || offset < 0 {
+		errs = append(errs, FieldError{Field: "offset", Reason: "must be a whole number, 0 or more"})
+	}
+	if len(errs) > 0 {
+		return &ValidationError{Fields: errs}
+	}
+	p, _ := PrincipalFrom(c)
+	jobs, next, err := s.deps.Jobs.List(c.UserContext(), p.Subject, status, offset, limit)
+	if err != nil {
+		return unavailable(err)
+	}
+	r := listResponse{Jobs: make([]jobResponse, len(jobs))}
+	for i, j := range jobs {
+		r.Jobs[i] = s.jobResponse(j)
+	}
+	if next >= 0 {
+		r.NextOffset = &next
+	}
 	return c.JSON(r)
+}
+
+// cancelJob is DELETE /jobs/{id}: it ends an In-Progress job for good. The
+// job's creator and operators may cancel it; its queued tasks are deleted,
+// a running one is stopped and not retried, and its callbacks are told
+// success false.
+func (s *Server) cancelJob(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	j, err := s.visibleJob(c, "id")
+	if err != nil {
+		return err
+	}
+	p, _ := PrincipalFrom(c)
+	if !p.Operator() && j.Owner != p.Subject {
+		return errorf(fiber.StatusForbidden, "only the job's creator or an operator may cancel job %s", j.ID)
+	}
+	j, changed, err := s.deps.Jobs.Cancel(ctx, j.ID, "cancelled by "+p.Subject)
+	if err != nil {
+		return unavailable(err)
+	}
+	if !changed {
+		return errorf(fiber.StatusConflict, "job %s is %s; only In-Progress jobs can be cancelled", j.ID, j.Status)
+	}
+	queue := job.QueueFor(j.Spec.Priority, s.cfg.UrgentFrom, s.cfg.DefaultFrom)
+	for _, tid := range j.TaskIDs {
+		// A queued task is deleted; a running one is told to stop, and
+		// stops by itself at its next status check if the signal is lost.
+		if err := s.deps.Tasks.DeleteTask(queue, tid); err != nil {
+			if err := s.deps.Tasks.CancelProcessing(tid); err != nil {
+				s.deps.Logger.WarnContext(ctx, "stop cancelled task", "job_id", j.ID, "task_id", tid, "error", err)
+			}
+		}
+	}
+	if err := s.deps.Jobs.Notify(ctx, s.deps.Queue, j, job.CallbackOptions{
+		UrgentFrom: s.cfg.UrgentFrom, DefaultFrom: s.cfg.DefaultFrom,
+		MaxRetry: s.cfg.CallbackMaxRetry, Timeout: s.cfg.CallbackTimeout + 5*time.Second,
+	}); err != nil {
+		return unavailable(err)
+	}
+	s.deps.Logger.InfoContext(ctx, "export cancelled", "job_id", j.ID, "subject", p.Subject)
+	return c.JSON(s.jobResponse(j))
 }
 
 // layerResponse is one entry of GET /layers.

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-redis/redis_rate/v10"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
-	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -41,6 +41,25 @@ type Config struct {
 	// RenderTimeout and RenderMaxRetry are set on every render task.
 	RenderTimeout  time.Duration
 	RenderMaxRetry int
+	// CallbackTimeout and CallbackMaxRetry are set on the callbacks of
+	// cancelled jobs.
+	CallbackTimeout  time.Duration
+	CallbackMaxRetry int
+	// TileSizes are the average tile sizes of size estimates.
+	TileSizes job.TileSizes
+	// QuotaBytes caps stored packages plus unfinished estimates; 0 is none.
+	QuotaBytes int64
+	// RateLimit is requests per minute per subject, 0 for none; RateBurst
+	// is the burst above it.
+	RateLimit, RateBurst int
+	// CallbackPolicy checks callback URLs; nil accepts any http(s) URL.
+	CallbackPolicy CallbackPolicy
+}
+
+// CallbackPolicy checks a callback URL before it is accepted.
+type CallbackPolicy interface {
+	// CheckURL returns an error saying why raw may not be called back.
+	CheckURL(ctx context.Context, raw string) error
 }
 
 // Validate checks the fields the API depends on.
@@ -66,8 +85,14 @@ type Files interface {
 }
 
 // Enqueuer puts tasks on the queue; *asynq.Client is one.
-type Enqueuer interface {
-	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+type Enqueuer = job.Enqueuer
+
+// Tasks removes queued tasks and stops running ones.
+type Tasks interface {
+	// DeleteTask removes a task that is not running.
+	DeleteTask(queue, id string) error
+	// CancelProcessing cancels the context of a running task.
+	CancelProcessing(id string) error
 }
 
 // Deps are the collaborators of the API.
@@ -79,7 +104,13 @@ type Deps struct {
 	Catalog  *catalog.Catalog
 	Jobs     *job.Store
 	Queue    Enqueuer
-	Files    Files
+	// Tasks stops the tasks of cancelled jobs; *asynq.Inspector is one.
+	Tasks Tasks
+	Files Files
+	// Auth verifies tokens. Required.
+	Auth *Authenticator
+	// Limiter counts requests per subject; nil with RateLimit 0.
+	Limiter *redis_rate.Limiter
 	// Ready reports whether the dependencies answer; nil is always ready.
 	Ready func(ctx context.Context) error
 	// Now is the clock; nil is time.Now.
@@ -88,10 +119,12 @@ type Deps struct {
 
 // Server is the HTTP API.
 type Server struct {
-	cfg     Config
-	deps    Deps
-	app     *fiber.App
-	metrics *metrics
+	cfg         Config
+	deps        Deps
+	app         *fiber.App
+	metrics     *metrics
+	openapiJSON []byte
+	docsHTML    []byte
 }
 
 type metrics struct {
@@ -130,8 +163,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Logger == nil || deps.Registry == nil || deps.Catalog == nil || deps.Jobs == nil || deps.Queue == nil || deps.Files == nil {
-		return nil, errors.New("trigger: logger, registry, catalog, jobs, queue and files are required")
+	if deps.Logger == nil || deps.Registry == nil || deps.Catalog == nil || deps.Jobs == nil || deps.Queue == nil ||
+		deps.Tasks == nil || deps.Files == nil || deps.Auth == nil {
+		return nil, errors.New("trigger: logger, registry, catalog, jobs, queue, tasks, files and auth are required")
+	}
+	if cfg.RateLimit > 0 && deps.Limiter == nil {
+		return nil, errors.New("trigger: a rate limit needs a limiter")
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
@@ -140,7 +177,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, deps: deps, metrics: m}
+	openapiJSON, docsHTML, err := renderDocs()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, deps: deps, metrics: m, openapiJSON: openapiJSON, docsHTML: docsHTML}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "exporter",
 		DisableStartupMessage: true,
@@ -150,15 +191,24 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		IdleTimeout:           2 * time.Minute,
 	})
 	s.app.Use(s.observe, s.recover)
-	s.app.Post("/create", s.create)
-	s.app.Get("/jobs/:id", s.getJob)
-	s.app.Get("/layers", s.listLayers)
-	s.app.Get("/downloads/:name", s.download)
-	s.app.Head("/downloads/:name", s.download)
+	// Public.
 	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	s.app.Get("/readyz", s.ready)
+	s.docsRoutes()
+	// Clients and operators, rate limited per subject.
+	client := []fiber.Handler{deps.Auth.Require(deps.Auth.ClientRole()), s.rateLimit}
+	s.app.Post("/create", append(client, s.create)...)
+	s.app.Post("/estimate", append(client, s.estimate)...)
+	s.app.Get("/jobs", append(client, s.listJobs)...)
+	s.app.Get("/jobs/:id", append(client, s.getJob)...)
+	s.app.Delete("/jobs/:id", append(client, s.cancelJob)...)
+	s.app.Get("/taskStatus/:jobId", append(client, s.taskStatus)...)
+	s.app.Get("/layers", append(client, s.listLayers)...)
+	s.app.Get("/downloads/:name", append(client, s.download)...)
+	s.app.Head("/downloads/:name", append(client, s.download)...)
+	// Operators.
 	if deps.Gatherer != nil {
-		s.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{})))
+		s.app.Get("/metrics", deps.Auth.Require(deps.Auth.OperatorRole()), MetricsHandler(deps.Gatherer))
 	}
 	return s, nil
 }
@@ -237,16 +287,29 @@ func errorf(status int, format string, a ...any) error {
 // errUnavailable marks a failure of Redis or the queue: 503, retry later.
 var errUnavailable = errors.New("trigger: job broker unavailable")
 
+// unavailable marks err as a failure of Redis or the queue.
+func unavailable(err error) error { return fmt.Errorf("%w: %w", errUnavailable, err) }
+
 // handleError is the one place errors become responses and are logged.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	var (
 		verr *ValidationError
+		aerr *AuthError
+		qerr *job.QuotaError
 		herr *httpError
 		ferr *fiber.Error
 	)
 	switch {
 	case errors.As(err, &verr):
 		return c.Status(fiber.StatusBadRequest).JSON(fiber.Map{"message": verr.Error()})
+	case errors.As(err, &aerr):
+		if aerr.Challenge != "" {
+			c.Set(fiber.HeaderWWWAuthenticate, aerr.Challenge)
+		}
+		return c.Status(aerr.Status).JSON(fiber.Map{"message": aerr.Message})
+	case errors.As(err, &qerr):
+		return c.Status(fiber.StatusInsufficientStorage).JSON(fiber.Map{"message": fmt.Sprintf(
+			"the export needs an estimated %d bytes but only %d of the %d byte storage quota are left", qerr.Estimate, qerr.Available(), qerr.Quota)})
 	case errors.As(err, &herr):
 		return c.Status(herr.status).JSON(fiber.Map{"message": herr.message})
 	case errors.As(err, &ferr):
@@ -293,4 +356,9 @@ func (s *Server) ready(c *fiber.Ctx) error {
 		}
 	}
 	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+// MetricsHandler serves the registry's metrics in the Prometheus format.
+func MetricsHandler(g prometheus.Gatherer) fiber.Handler {
+	return adaptor.HTTPHandler(promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 }

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+	josejwt "github.com/go-jose/go-jose/v4/jwt"
+	"github.com/go-redis/redis_rate/v10"
 	"github.com/google/go-cmp/cmp"
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +38,26 @@ const seedBody = `{
   "crs": "EPSG:4326",
   "priority": 0
 }`
+
+// testSecret signs the tests' HS256 tokens.
+var testSecret = []byte("0123456789abcdef0123456789abcdef")
+
+// mint makes a token with go-jose, a JWT library the service does not use,
+// so the tests check interoperability, not a round trip through our code.
+func mint(t *testing.T, sub, role string) string {
+	t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: testSecret}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	claims := map[string]any{"sub": sub, "role": role, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	tok, err := josejwt.Signed(signer).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
 
 type bundle struct {
 	rdb       *redis.Client
@@ -65,14 +88,22 @@ func setup(t *testing.T, opts ...option) (*trigger.Server, *bundle) {
 	}
 	reg := prometheus.NewRegistry()
 	jobs := job.NewStore(rdb, "test", nil)
+	auth, err := trigger.NewAuthenticator(trigger.AuthConfig{
+		HS256Secret: testSecret, RoleClaim: "role", ClientRole: "client", OperatorRole: "operator", Leeway: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := trigger.Config{
 		PublicURL: "http://exporter.test", BodyLimit: 1 << 20, ShutdownTimeout: time.Second,
 		PackageTTL: 24 * time.Hour, MaxTiles: 1000, UrgentFrom: 100_000_000, DefaultFrom: 1000,
-		RenderTimeout: time.Minute, RenderMaxRetry: 2,
+		RenderTimeout: time.Minute, RenderMaxRetry: 2, CallbackTimeout: time.Second, CallbackMaxRetry: 1,
+		TileSizes: job.TileSizes{PNG: 40_000, JPEG: 12_000},
 	}
 	deps := trigger.Deps{
 		Logger: slog.New(slog.DiscardHandler), Registry: reg, Gatherer: reg, Catalog: catalog.Demo(),
-		Jobs: jobs, Queue: client, Files: files,
+		Jobs: jobs, Queue: client, Tasks: inspector, Files: files, Auth: auth,
+		Limiter: redis_rate.NewLimiter(rdb),
 	}
 	for _, o := range opts {
 		o(&cfg, &deps)
@@ -84,11 +115,18 @@ func setup(t *testing.T, opts ...option) (*trigger.Server, *bundle) {
 	return srv, &bundle{rdb: rdb, jobs: jobs, inspector: inspector, files: files, registry: reg}
 }
 
+// do sends a request as the client alice; headers given replace hers
+// ("Authorization", "" sends none).
 func do(t *testing.T, srv *trigger.Server, method, path, body string, header ...string) (*http.Response, []byte) {
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+mint(t, "alice", "client"))
 	for i := 0; i+1 < len(header); i += 2 {
+		if header[i+1] == "" {
+			req.Header.Del(header[i])
+			continue
+		}
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := srv.App().Test(req, 10_000)
@@ -253,7 +291,15 @@ func TestServeOverTCP(t *testing.T) {
 	go func() { done <- srv.Run(ctx, ln) }()
 	base := "http://" + ln.Addr().String()
 
-	resp, err := http.Post(base+"/create", "application/json", strings.NewReader(`{"dbId":"`+strings.Repeat("x", 4096)+`"}`))
+	post := func(body string) (*http.Response, error) {
+		req, err := http.NewRequest("POST", base+"/create", strings.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+mint(t, "alice", "client"))
+		return http.DefaultClient.Do(req)
+	}
+	resp, err := post(`{"dbId":"` + strings.Repeat("x", 4096) + `"}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +308,7 @@ func TestServeOverTCP(t *testing.T) {
 	if resp.StatusCode != 413 || !strings.Contains(string(body), "larger than 2048 bytes") {
 		t.Errorf("POST /create with a large body = %d %s, want 413", resp.StatusCode, body)
 	}
-	resp, err = http.Post(base+"/create", "application/json", strings.NewReader(seedBody))
+	resp, err = post(seedBody)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +363,7 @@ func TestCreateEnqueueFailureEndsJob(t *testing.T) {
 		t.Fatalf("job after enqueue failure = %+v, %v; want Failed", j, err)
 	}
 	next := job.Job{ID: "0c7e6d5a-1b0f-4c8e-9a51-3f6f2d9e8b71", Spec: j.Spec, TaskIDs: job.TaskIDs("0c7e6d5a-1b0f-4c8e-9a51-3f6f2d9e8b71", 1)}
-	if _, outcome, err := b.jobs.GetOrCreate(t.Context(), next, nil, time.Hour); err != nil || outcome != job.OutcomeCreated {
+	if _, outcome, err := b.jobs.GetOrCreate(t.Context(), next, job.Request{Subject: "alice", TTL: time.Hour}); err != nil || outcome != job.OutcomeCreated {
 		t.Errorf("retry after enqueue failure = %v, %v; want a new job", outcome, err)
 	}
 }
@@ -451,7 +497,10 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Errorf("GET /readyz with a dependency down = %d %s, want 503 without detail", resp.StatusCode, body)
 	}
 	do(t, srv, "POST", "/create", `{}`)
-	_, body := do(t, srv, "GET", "/metrics", "")
+	if resp, _ := do(t, srv, "GET", "/metrics", ""); resp.StatusCode != 403 {
+		t.Errorf("GET /metrics as a client = %d, want 403", resp.StatusCode)
+	}
+	_, body := do(t, srv, "GET", "/metrics", "", "Authorization", "Bearer "+mint(t, "ops", "operator"))
 	for _, want := range []string{
 		`exporter_http_requests_total{code="400",method="POST",route="/create"} 1`,
 		`exporter_jobs_created_total{outcome="rejected"} 1`,

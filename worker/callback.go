@@ -8,40 +8,21 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/job"
 )
 
-// callbackRetention keeps a delivered callback's task id reserved, so a
-// re-run render within that time does not deliver it twice.
-const callbackRetention = 24 * time.Hour
-
-// enqueueCallbacks queues one delivery per callback of an ended job. Task
-// ids derive from the job, its status and the callback, so repeating this
-// adds nothing.
-func (w *Worker) enqueueCallbacks(ctx context.Context, j job.Job) error {
-	cbs, err := w.deps.Jobs.Callbacks(ctx, j.ID)
-	if err != nil {
-		return err
-	}
-	queue := job.QueueFor(j.Spec.Priority, w.cfg.UrgentFrom, w.cfg.DefaultFrom)
-	for _, cb := range cbs {
-		payload, err := job.Encode(job.CallbackPayload{JobID: j.ID, Callback: cb})
-		if err != nil {
-			return err
-		}
-		_, err = w.deps.Queue.EnqueueContext(ctx, asynq.NewTask(job.TypeCallback, payload),
-			asynq.TaskID(job.CallbackTaskID(j.ID, j.Status, cb)), asynq.Queue(queue),
-			asynq.MaxRetry(w.cfg.CallbackMaxRetry), asynq.Timeout(w.cfg.CallbackTimeout+5*time.Second),
-			asynq.Retention(callbackRetention))
-		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-			return fmt.Errorf("enqueue callback for job %s: %w", j.ID, err)
-		}
-	}
-	return nil
+// notify queues the callbacks of an ended job.
+func (w *Worker) notify(ctx context.Context, j job.Job) error {
+	return w.deps.Jobs.Notify(ctx, w.deps.Queue, j, job.CallbackOptions{
+		UrgentFrom: w.cfg.UrgentFrom, DefaultFrom: w.cfg.DefaultFrom,
+		MaxRetry: w.cfg.CallbackMaxRetry, Timeout: w.cfg.CallbackTimeout + 5*time.Second,
+	})
 }
 
 // handleCallback POSTs a job's outcome to one callback URL: the contract's
@@ -64,29 +45,53 @@ func (w *Worker) handleCallback(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("encode callback: %w: %w", err, asynq.SkipRetry)
 	}
+	// Callback URLs may carry credentials in their query: errors and logs
+	// name only the scheme, host and path.
+	target := redactURL(p.Callback.URL)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.Callback.URL, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("callback %s: %w: %w", p.Callback.URL, err, asynq.SkipRetry)
+		return fmt.Errorf("callback %s: bad URL: %w", target, asynq.SkipRetry)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "exporter-callback")
 	resp, err := w.deps.HTTP.Do(req)
+	if errors.Is(err, egress.ErrForbidden) || errors.Is(err, egress.ErrTooManyRedirects) {
+		w.metrics.callbacks.WithLabelValues("rejected").Inc()
+		var uerr *egress.URLError
+		if errors.As(err, &uerr) {
+			return fmt.Errorf("callback %s: %w: %w", target, uerr, asynq.SkipRetry)
+		}
+		return fmt.Errorf("callback %s: %w: %w", target, egress.ErrTooManyRedirects, asynq.SkipRetry)
+	}
 	if err != nil {
 		w.metrics.callbacks.WithLabelValues("retry").Inc()
-		return fmt.Errorf("callback %s: %w", p.Callback.URL, err)
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // its text repeats the whole URL
+		}
+		return fmt.Errorf("callback %s: %w", target, err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	switch code := resp.StatusCode; {
 	case code >= 200 && code < 300:
 		w.metrics.callbacks.WithLabelValues("delivered").Inc()
-		w.log.InfoContext(ctx, "callback delivered", "job_id", j.ID, "status", code)
+		w.log.InfoContext(ctx, "callback delivered", "job_id", j.ID, "callback", target, "status", code)
 		return nil
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
 		w.metrics.callbacks.WithLabelValues("retry").Inc()
-		return fmt.Errorf("callback %s answered %d", p.Callback.URL, code)
+		return fmt.Errorf("callback %s answered %d", target, code)
 	default:
 		w.metrics.callbacks.WithLabelValues("rejected").Inc()
-		return fmt.Errorf("callback %s answered %d: %w", p.Callback.URL, code, asynq.SkipRetry)
+		return fmt.Errorf("callback %s answered %d: %w", target, code, asynq.SkipRetry)
 	}
+}
+
+// redactURL drops the user info, query and fragment of a URL.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 }

@@ -30,7 +30,13 @@ type Files interface {
 	// PutFile uploads the local file at path under key, replacing any
 	// object there; readers never see a partial object.
 	PutFile(ctx context.Context, key, path, contentType string) error
+	// Delete removes the object at key; a missing key is not an error.
+	Delete(ctx context.Context, key string) error
 }
+
+// errCancelled stops a render whose job was cancelled: for good, so asynq
+// does not retry it.
+var errCancelled = fmt.Errorf("job cancelled: %w", asynq.SkipRetry)
 
 // progressEvery is how many tiles pass between progress updates.
 const progressEvery = 256
@@ -46,6 +52,10 @@ func (w *Worker) handleRender(ctx context.Context, t *asynq.Task) error {
 	}
 	log := w.log.With("job_id", p.JobID, "task_type", t.Type())
 	err := w.render(ctx, p)
+	if errors.Is(err, errCancelled) || (err != nil && ctx.Err() != nil && w.cancelled(ctx, p.JobID)) {
+		log.InfoContext(ctx, "render stopped: job cancelled")
+		return errCancelled
+	}
 	if err == nil || ctx.Err() != nil || !lastAttempt(ctx, err) {
 		return err
 	}
@@ -60,11 +70,18 @@ func (w *Worker) handleRender(ctx context.Context, t *asynq.Task) error {
 		log.ErrorContext(ctx, "export failed", "error", err)
 	}
 	if j.Status == job.StatusFailed {
-		if cerr := w.enqueueCallbacks(context.WithoutCancel(ctx), j); cerr != nil {
+		if cerr := w.notify(context.WithoutCancel(ctx), j); cerr != nil {
 			return errors.Join(err, cerr)
 		}
 	}
 	return err
+}
+
+// cancelled reports whether a job was cancelled; a task whose context was
+// cancelled by DELETE /jobs/{id} must not be retried.
+func (w *Worker) cancelled(ctx context.Context, id string) bool {
+	st, err := w.deps.Jobs.Status(context.WithoutCancel(ctx), id)
+	return err == nil && st == job.StatusCancelled
 }
 
 // failureReason is the text callers see: the error without the asynq
@@ -86,7 +103,7 @@ func (w *Worker) render(ctx context.Context, p job.RenderPayload) error {
 	case job.StatusCompleted:
 		// A re-delivery after the job was finished: make sure its callers
 		// were told, which is idempotent.
-		return w.enqueueCallbacks(ctx, j)
+		return w.notify(ctx, j)
 	default:
 		return nil
 	}
@@ -125,9 +142,13 @@ func (w *Worker) render(ctx context.Context, p job.RenderPayload) error {
 			"tiles", stored, "bytes", size)
 	}
 	if j.Status != job.StatusCompleted {
-		return nil // cancelled meanwhile; the scheduler removes the package
+		// Cancelled while the package was stored: it is nobody's.
+		if err := w.deps.Files.Delete(ctx, key); err != nil {
+			return fmt.Errorf("delete package of cancelled job %s: %w", j.ID, err)
+		}
+		return nil
 	}
-	return w.enqueueCallbacks(ctx, j)
+	return w.notify(ctx, j)
 }
 
 // encoded is a tile ready for the writer.
@@ -212,6 +233,11 @@ func (w *Worker) build(ctx context.Context, j job.Job, p job.RenderPayload, src 
 				last = time.Now()
 				if err := w.deps.Jobs.SetProgress(gctx, j.ID, batch, written); err != nil {
 					return err
+				}
+				if st, err := w.deps.Jobs.Status(gctx, j.ID); err != nil {
+					return err
+				} else if st != job.StatusInProgress {
+					return errCancelled
 				}
 			}
 		}

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/job"
 )
 
@@ -19,6 +21,10 @@ import (
 type Config struct {
 	// Concurrency is the number of tasks run at once. Required.
 	Concurrency int
+	// ReservedConcurrency, above 0, adds a pool of that many slots that
+	// serve only the urgent queue, so urgent work never waits behind a
+	// backlog.
+	ReservedConcurrency int
 	// Fetchers is the number of tiles fetched and encoded at once in one
 	// render task. Required.
 	Fetchers int
@@ -45,8 +51,8 @@ type Config struct {
 // Validate reports every problem of c.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Concurrency < 1 || c.Fetchers < 1 {
-		errs = append(errs, errors.New("worker: concurrency and fetchers must be at least 1"))
+	if c.Concurrency < 1 || c.Fetchers < 1 || c.ReservedConcurrency < 0 {
+		errs = append(errs, errors.New("worker: concurrency and fetchers must be at least 1, reserved concurrency not negative"))
 	}
 	for _, w := range c.QueueWeights {
 		if w < 1 {
@@ -74,14 +80,10 @@ type Deps struct {
 	// packages are kept on local disk.
 	Tiles Objects
 	// Queue enqueues callbacks; *asynq.Client is one.
-	Queue Enqueuer
-	// HTTP posts callbacks; nil is a client with CallbackTimeout.
+	Queue job.Enqueuer
+	// HTTP posts callbacks; nil is an egress client that reaches public
+	// addresses only, with CallbackTimeout.
 	HTTP *http.Client
-}
-
-// Enqueuer puts tasks on the queue.
-type Enqueuer interface {
-	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
 // Worker runs the export task handlers.
@@ -106,7 +108,11 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		}
 	}
 	if deps.HTTP == nil {
-		deps.HTTP = &http.Client{Timeout: cfg.CallbackTimeout}
+		policy, err := egress.New(egress.Config{})
+		if err != nil {
+			return nil, err
+		}
+		deps.HTTP = policy.Client(cfg.CallbackTimeout)
 	}
 	m, err := newMetrics(deps.Registry)
 	if err != nil {
@@ -131,14 +137,46 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.deps.Redis == nil {
 		return errors.New("worker: redis connection is required to run")
 	}
-	srv := asynq.NewServer(w.deps.Redis, asynq.Config{
-		Concurrency: w.cfg.Concurrency,
-		Queues: map[string]int{
-			job.QueueUrgent: w.cfg.QueueWeights[0], job.QueueDefault: w.cfg.QueueWeights[1], job.QueueLow: w.cfg.QueueWeights[2],
-		},
-		ShutdownTimeout: w.cfg.ShutdownTimeout,
-		Logger:          asynqLogger{w.log},
-		LogLevel:        asynq.WarnLevel,
+	servers := []*asynq.Server{w.server(w.cfg.Concurrency, map[string]int{
+		job.QueueUrgent: w.cfg.QueueWeights[0], job.QueueDefault: w.cfg.QueueWeights[1], job.QueueLow: w.cfg.QueueWeights[2],
+	})}
+	if n := w.cfg.ReservedConcurrency; n > 0 {
+		servers = append(servers, w.server(n, map[string]int{job.QueueUrgent: 1}))
+	}
+	for i, srv := range servers {
+		if err := srv.Start(w.Handler()); err != nil {
+			for _, started := range servers[:i] {
+				started.Shutdown()
+			}
+			return fmt.Errorf("start worker: %w", err)
+		}
+	}
+	w.log.InfoContext(ctx, "worker started", "concurrency", w.cfg.Concurrency, "reserved_concurrency", w.cfg.ReservedConcurrency)
+	<-ctx.Done()
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		wg.Add(1)
+		go func() { defer wg.Done(); srv.Shutdown() }()
+	}
+	wg.Wait()
+	return nil
+}
+
+// server builds an asynq server of n slots over queues. A server of the
+// urgent queue alone looks for new tasks ten times a second instead of
+// once, so urgent work waits for no poll.
+func (w *Worker) server(n int, queues map[string]int) *asynq.Server {
+	check := time.Second
+	if len(queues) == 1 && queues[job.QueueUrgent] > 0 {
+		check = 100 * time.Millisecond
+	}
+	return asynq.NewServer(w.deps.Redis, asynq.Config{
+		Concurrency:       n,
+		TaskCheckInterval: check,
+		Queues:            queues,
+		ShutdownTimeout:   w.cfg.ShutdownTimeout,
+		Logger:            asynqLogger{w.log},
+		LogLevel:          asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, task *asynq.Task, err error) {
 			retried, _ := asynq.GetRetryCount(ctx)
 			maxRetry, _ := asynq.GetMaxRetry(ctx)
@@ -148,13 +186,6 @@ func (w *Worker) Run(ctx context.Context) error {
 		}),
 		RetryDelayFunc: retryDelay,
 	})
-	if err := srv.Start(w.Handler()); err != nil {
-		return fmt.Errorf("start worker: %w", err)
-	}
-	w.log.InfoContext(ctx, "worker started", "concurrency", w.cfg.Concurrency)
-	<-ctx.Done()
-	srv.Shutdown()
-	return nil
 }
 
 // retryDelay backs off exponentially from 2s, capped at 5 minutes.

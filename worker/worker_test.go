@@ -15,7 +15,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +31,7 @@ import (
 
 	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/internal/catalog"
+	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/storage"
@@ -65,7 +68,7 @@ type bundle struct {
 	registry  *prometheus.Registry
 }
 
-func setup(t *testing.T, opts ...func(*worker.Deps)) (*worker.Worker, *bundle) {
+func setup(t *testing.T, opts ...func(*worker.Config, *worker.Deps)) (*worker.Worker, *bundle) {
 	t.Helper()
 	redisOpt := testenv.Redis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: redisOpt.Addr})
@@ -78,15 +81,22 @@ func setup(t *testing.T, opts ...func(*worker.Deps)) (*worker.Worker, *bundle) {
 	}
 	reg := prometheus.NewRegistry()
 	jobs := job.NewStore(rdb, "test", nil)
-	deps := worker.Deps{Logger: slog.New(slog.DiscardHandler), Registry: reg, Redis: redisOpt, Jobs: jobs, Files: files, Queue: queue}
-	for _, o := range opts {
-		o(&deps)
+	// Callbacks in these tests go to loopback servers.
+	policy, err := egress.New(egress.Config{Allow: "127.0.0.1/32"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	w, err := worker.New(worker.Config{
+	deps := worker.Deps{Logger: slog.New(slog.DiscardHandler), Registry: reg, Redis: redisOpt, Jobs: jobs, Files: files, Queue: queue,
+		HTTP: policy.Client(2 * time.Second)}
+	cfg := worker.Config{
 		Concurrency: 2, Fetchers: 4, QueueWeights: [3]int{6, 3, 1}, UrgentFrom: 100_000_000, DefaultFrom: 1000,
 		TempDir: t.TempDir(), ShutdownTimeout: 5 * time.Second, PublicURL: "http://exporter.test",
 		PackageTTL: time.Hour, CallbackTimeout: 2 * time.Second, CallbackMaxRetry: 3,
-	}, deps)
+	}
+	for _, o := range opts {
+		o(&cfg, &deps)
+	}
+	w, err := worker.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +115,7 @@ func createJob(t *testing.T, b *bundle, layer catalog.Layer, bbox grid.BBox, z g
 	for _, u := range callbacks {
 		cbs = append(cbs, job.Callback{URL: u, BBox: bbox.Slice()})
 	}
-	j, _, err := b.jobs.GetOrCreate(t.Context(), job.Job{ID: id, Spec: job.NewSpec(layer, z, extent, 1000), TaskIDs: job.TaskIDs(id, 1)}, cbs, time.Hour)
+	j, _, err := b.jobs.GetOrCreate(t.Context(), job.Job{ID: id, Spec: job.NewSpec(layer, z, extent, 1000), TaskIDs: job.TaskIDs(id, 1)}, job.Request{Subject: "alice", Callbacks: cbs, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +273,7 @@ func TestRenderTileStoreInS3(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s3.Close() })
-	w, b := setup(t, func(d *worker.Deps) { d.Tiles = s3 })
+	w, b := setup(t, func(_ *worker.Config, d *worker.Deps) { d.Tiles = s3 })
 	// Lay the tiles out locally, then upload them under a prefix.
 	dir := t.TempDir()
 	want := writeTiles(t, dir, []grid.Tile{tl(0, 1, 0), tl(1, 2, 0), tl(2, 4, 1), tl(3, 9, 3)})
@@ -470,4 +480,118 @@ func TestRunServesQueue(t *testing.T) {
 		}
 	}
 	t.Fatal("job not completed by the running worker within 20s")
+}
+
+// finishOrder runs w until every job is Completed and returns the job ids
+// in the order they completed; once ready reports true, late is called.
+func finishOrder(t *testing.T, w *worker.Worker, b *bundle, jobs []job.Job, ready func() bool, late func()) []string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = w.Run(ctx) }()
+	defer func() { cancel(); wg.Wait() }()
+	var order []string
+	done := map[string]bool{}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(order) < len(jobs) && time.Now().Before(deadline) {
+		for _, j := range jobs {
+			if done[j.ID] {
+				continue
+			}
+			if got, err := b.jobs.Get(t.Context(), j.ID); err == nil && got.Status == job.StatusCompleted {
+				done[j.ID] = true
+				order = append(order, j.ID)
+			}
+		}
+		if late != nil && ready() {
+			late()
+			late = nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(order) < len(jobs) {
+		t.Fatalf("%d of %d jobs completed within 60s", len(order), len(jobs))
+	}
+	return order
+}
+
+func enqueueRender(t *testing.T, b *bundle, j job.Job, queue string) {
+	t.Helper()
+	if _, err := b.queue.Enqueue(renderTask(t, j), asynq.Queue(queue), asynq.TaskID(j.TaskIDs[0])); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// backlog makes n distinct low-priority jobs of a dozen tiles or so each.
+func backlog(t *testing.T, b *bundle, n int) []job.Job {
+	t.Helper()
+	layer := catalog.Demo().Layers()[0]
+	var jobs []job.Job
+	for i := range n {
+		bbox := grid.BBox{MinX: 34.3 + float64(i)*0.2, MinY: 30, MaxX: 34.45 + float64(i)*0.2, MaxY: 30.4}
+		jobs = append(jobs, createJob(t, b, layer, bbox, 10))
+	}
+	return jobs
+}
+
+func TestUrgentOvertakesBacklog(t *testing.T) {
+	t.Parallel()
+	w, b := setup(t, func(c *worker.Config, _ *worker.Deps) { c.Concurrency = 1 })
+	low := backlog(t, b, 6)
+	for _, j := range low {
+		enqueueRender(t, b, j, job.QueueLow)
+	}
+	urgent := createJob(t, b, catalog.Demo().Layers()[0], seedBBox, 12)
+	enqueueRender(t, b, urgent, job.QueueUrgent)
+	order := finishOrder(t, w, b, append(low, urgent), nil, nil)
+	// Served 6:1 by weight, the urgent job is picked within the first few
+	// slots (missing 5 picks in a row has odds of (1/7)^5) while the low
+	// backlog still drains.
+	if rank := slices.Index(order, urgent.ID); rank > 4 {
+		t.Errorf("urgent job finished %d of %d, after %d low jobs queued before it: want it to overtake", rank+1, len(order), rank)
+	}
+}
+
+func TestReservedPoolTakesUrgentAtOnce(t *testing.T) {
+	t.Parallel()
+	w, b := setup(t, func(c *worker.Config, _ *worker.Deps) { c.Concurrency, c.ReservedConcurrency, c.Fetchers = 1, 1, 1 })
+	long := createJob(t, b, catalog.Demo().Layers()[0], grid.BBox{MinX: 34.5, MinY: 30.5, MaxX: 35.1, MaxY: 31.1}, 12)
+	enqueueRender(t, b, long, job.QueueLow)
+	urgent := createJob(t, b, catalog.Demo().Layers()[0], seedBBox, 12)
+	started := func() bool {
+		active, _ := b.inspector.ListActiveTasks(job.QueueLow)
+		return len(active) > 0
+	}
+	order := finishOrder(t, w, b, []job.Job{long, urgent}, started, func() { enqueueRender(t, b, urgent, job.QueueUrgent) })
+	// Enqueued while the only shared slot renders the long job, the urgent
+	// job runs in the reserved slot and finishes first.
+	if order[0] != urgent.ID {
+		t.Errorf("the long low job finished before the urgent one: the reserved pool did not take it at once")
+	}
+}
+
+func TestCallbackToPrivateAddressRefused(t *testing.T) {
+	t.Parallel()
+	w, b := setup(t, func(_ *worker.Config, d *worker.Deps) {
+		policy, err := egress.New(egress.Config{}) // public addresses only
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.HTTP = policy.Client(time.Second)
+	})
+	j := createJob(t, b, catalog.Demo().Layers()[0], seedBBox, 14)
+	url, got := callbackServer(t, http.StatusOK)
+	err := w.Handler().ProcessTask(t.Context(), callbackTask(t, j, url+"/cb?secret=s3cr3t"))
+	if !errors.Is(err, asynq.SkipRetry) || !errors.Is(err, egress.ErrForbidden) {
+		t.Fatalf("callback to loopback = %v, want a permanent egress refusal", err)
+	}
+	if strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("error %q shows the callback's query", err)
+	}
+	select {
+	case <-got:
+		t.Error("the refused callback reached the server")
+	default:
+	}
 }

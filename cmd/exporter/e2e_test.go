@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+	josejwt "github.com/go-jose/go-jose/v4/jwt"
 	"github.com/minio/minio-go/v7"
 
 	"github.com/geoexport/exporter/gpkg"
@@ -162,16 +164,33 @@ func newCallbacks(t *testing.T) *callbacks {
 	return c
 }
 
-func postJSON(t *testing.T, url, body string) map[string]any {
+// api calls a running exporter with a token.
+type api struct {
+	base, token string
+}
+
+func (a api) do(t *testing.T, method, path, body string) *http.Response {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(method, a.base+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func (a api) postJSON(t *testing.T, path, body string) map[string]any {
+	t.Helper()
+	resp := a.do(t, "POST", path, body)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 {
-		t.Fatalf("POST %s = %d %s", url, resp.StatusCode, b)
+		t.Fatalf("POST %s = %d %s", path, resp.StatusCode, b)
 	}
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
@@ -180,12 +199,9 @@ func postJSON(t *testing.T, url, body string) map[string]any {
 	return m
 }
 
-func getJSON(t *testing.T, url string) map[string]any {
+func (a api) getJSON(t *testing.T, path string) map[string]any {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := a.do(t, "GET", path, "")
 	defer resp.Body.Close()
 	var m map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
@@ -195,12 +211,12 @@ func getJSON(t *testing.T, url string) map[string]any {
 }
 
 // waitCompleted polls GET /jobs/{id} until the job is Completed.
-func waitCompleted(t *testing.T, base, id string) map[string]any {
+func waitCompleted(t *testing.T, a api, id string) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	last := -1.0
 	for time.Now().Before(deadline) {
-		j := getJSON(t, base+"/jobs/"+id)
+		j := a.getJSON(t, "/jobs/"+id)
 		switch j["status"] {
 		case "Completed":
 			return j
@@ -219,10 +235,11 @@ func waitCompleted(t *testing.T, base, id string) map[string]any {
 	return nil
 }
 
-// downloadPackage fetches fileUri into the test's temp dir.
-func downloadPackage(t *testing.T, uri string) string {
+// downloadPackage fetches fileUri into the test's temp dir, with the token
+// in the query as a browser's download link carries it.
+func downloadPackage(t *testing.T, a api, uri string) string {
 	t.Helper()
-	resp, err := http.Get(uri)
+	resp, err := http.Get(uri + "?token=" + a.token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,19 +296,19 @@ const seedRequest = `{
 
 // exportSeed runs the specification's example request through a running
 // exporter at base and checks the package, the callback and the cache.
-func exportSeed(t *testing.T, base string) string {
+func exportSeed(t *testing.T, a api) string {
 	t.Helper()
 	cb := newCallbacks(t)
-	created := postJSON(t, base+"/create", fmt.Sprintf(seedRequest, cb.url))
+	created := a.postJSON(t, "/create", fmt.Sprintf(seedRequest, cb.url))
 	if created["status"] != "In-Progress" {
 		t.Fatalf("POST /create = %v, want In-Progress", created)
 	}
 	id := created["id"].(string)
-	j := waitCompleted(t, base, id)
+	j := waitCompleted(t, a, id)
 	result := j["result"].(map[string]any)
 	uri := result["fileUri"].(string)
 
-	path := downloadPackage(t, uri)
+	path := downloadPackage(t, a, uri)
 	sanitised := grid.BBox{MinX: 34.8046875, MinY: 31.9482421875, MaxX: 34.82666015625, MaxY: 31.97021484375}
 	want := grid.CountTiles(grid.Pyramid(sanitised, 14))
 	if got, byZoom := tileCount(t, path); got != want || want != 18 {
@@ -308,7 +325,7 @@ func exportSeed(t *testing.T, base string) string {
 		t.Error("no callback within 30s")
 	}
 
-	again := postJSON(t, base+"/create", fmt.Sprintf(seedRequest, cb.url))
+	again := a.postJSON(t, "/create", fmt.Sprintf(seedRequest, cb.url))
 	if again["status"] != "Completed" || again["fileUri"] != uri || again["requestId"] != id {
 		t.Errorf("identical request after completion = %v, want the cached package", again)
 	}
@@ -325,20 +342,23 @@ func TestEndToEndSeparateProcesses(t *testing.T) {
 	addr := testenv.FreeAddr(t)
 	base := "http://" + addr
 	env := map[string]string{
-		"EXPORTER_REDIS_URL":       "redis://" + redisAddr,
-		"EXPORTER_S3_ENDPOINT":     s3.Endpoint,
-		"EXPORTER_S3_BUCKET":       s3.Bucket + "-packages", // created by the exporter
-		"EXPORTER_S3_ACCESS_KEY":   s3.AccessKey,
-		"EXPORTER_S3_SECRET_KEY":   s3.SecretKey,
-		"EXPORTER_HTTP_ADDR":       addr,
-		"EXPORTER_HTTP_PUBLIC_URL": base,
-		"EXPORTER_LOG_FORMAT":      "json",
+		"EXPORTER_REDIS_URL":         "redis://" + redisAddr,
+		"EXPORTER_S3_ENDPOINT":       s3.Endpoint,
+		"EXPORTER_S3_BUCKET":         s3.Bucket + "-packages", // created by the exporter
+		"EXPORTER_S3_ACCESS_KEY":     s3.AccessKey,
+		"EXPORTER_S3_SECRET_KEY":     s3.SecretKey,
+		"EXPORTER_HTTP_ADDR":         addr,
+		"EXPORTER_HTTP_PUBLIC_URL":   base,
+		"EXPORTER_LOG_FORMAT":        "json",
+		"EXPORTER_AUTH_HS256_SECRET": string(e2eSecret),
+		// The test's callback receiver listens on loopback.
+		"EXPORTER_HTTP_CALLBACK_ALLOW": "127.0.0.1/32",
 	}
 	dir := t.TempDir()
 	trig := start(t, dir, env, "trigger")
 	start(t, dir, env, "worker")
 	waitReady(t, base, trig)
-	exportSeed(t, base)
+	exportSeed(t, api{base: base, token: joseToken(t, e2eSecret, "e2e-client", "client")})
 	cleanupBucket(t, s3, env["EXPORTER_S3_BUCKET"])
 }
 
@@ -350,20 +370,21 @@ func TestEndToEndAllInOne(t *testing.T) {
 	dir := t.TempDir()
 	addr := testenv.FreeAddr(t)
 	// No configuration but the port, so parallel tests do not collide.
-	p := start(t, dir, map[string]string{"EXPORTER_HTTP_ADDR": addr})
-	base := waitURL(t, p)
+	p := start(t, dir, map[string]string{"EXPORTER_HTTP_ADDR": addr, "EXPORTER_HTTP_CALLBACK_ALLOW": "127.0.0.1/32"})
+	base, token := waitURL(t, p)
 	waitReady(t, base, p)
-	exportSeed(t, base)
+	a := api{base: base, token: token}
+	exportSeed(t, a)
 	if _, err := os.Stat(filepath.Join(dir, "data", "packages")); err != nil {
 		t.Errorf("packages not kept in ./data: %v", err)
 	}
 
 	// The whole demo layer at zoom 9: a package gdalinfo shows with
 	// several overview levels.
-	created := postJSON(t, base+"/create", `{"dbId":"ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8","bbox":[34.2,29.4,35.9,33.4],
+	created := a.postJSON(t, "/create", `{"dbId":"ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8","bbox":[34.2,29.4,35.9,33.4],
 	  "targetResolution":0.001373291015625,"callbackURLs":[]}`)
-	j := waitCompleted(t, base, created["id"].(string))
-	path := downloadPackage(t, j["result"].(map[string]any)["fileUri"].(string))
+	j := waitCompleted(t, a, created["id"].(string))
+	path := downloadPackage(t, a, j["result"].(map[string]any)["fileUri"].(string))
 	bbox := j["bbox"].([]any)
 	extent := grid.BBox{MinX: bbox[0].(float64), MinY: bbox[1].(float64), MaxX: bbox[2].(float64), MaxY: bbox[3].(float64)}
 	if got, want := j["tilesTotal"].(float64), float64(grid.CountTiles(grid.Pyramid(extent, 9))); got != want {
@@ -403,21 +424,46 @@ func checkWithGDAL(t *testing.T, path string, extent grid.BBox, maxZoom grid.Zoo
 // near compares gdalinfo's numbers, which it prints to 12 significant digits.
 func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b)) }
 
-// waitURL reads the URL the exporter prints on start.
-func waitURL(t *testing.T, p *proc) string {
+// waitURL reads the URL and the token the exporter prints on start.
+func waitURL(t *testing.T, p *proc) (url, token string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		sc := bufio.NewScanner(strings.NewReader(p.stdout.String()))
 		for sc.Scan() {
-			if _, url, ok := strings.Cut(sc.Text(), "listening on "); ok {
-				return strings.Replace(url, "localhost", "127.0.0.1", 1)
+			if _, u, ok := strings.Cut(sc.Text(), "listening on "); ok {
+				url = strings.Replace(u, "localhost", "127.0.0.1", 1)
 			}
+			if _, tok, ok := strings.Cut(sc.Text(), "Authorization: Bearer "); ok {
+				token = tok
+			}
+		}
+		if url != "" && token != "" {
+			return url, token
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("no URL printed within 30s; stdout: %q", p.stdout.String())
-	return ""
+	t.Fatalf("no URL and token printed within 30s; stdout: %q", p.stdout.String())
+	return "", ""
+}
+
+// e2eSecret signs the tokens of the separate-process test.
+var e2eSecret = []byte("e2e-secret-0123456789abcdef012345")
+
+// joseToken mints a token with go-jose, a JWT library the exporter does
+// not use: an independent client.
+func joseToken(t *testing.T, secret []byte, sub, role string) string {
+	t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: secret}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tok, err := josejwt.Signed(signer).Claims(map[string]any{"sub": sub, "role": role, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 // cleanupBucket removes a bucket the exporter created.

@@ -49,6 +49,7 @@ Commands:
   trigger    serve the HTTP API
   worker     render exports from the queue
   scheduler  run periodic maintenance
+  token      print a signed API token (JWT): token -sub NAME [-role ROLE] [-ttl 24h]
   version    print the version
 
 Run "exporter <command> -h" for the flags of a command. Every flag can also
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "token":
+		return runToken(args, getenv, stdout, stderr)
 	case "all", "trigger", "worker", "scheduler":
 	default:
 		fmt.Fprint(stderr, usage)

@@ -8,15 +8,20 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/go-redis/redis_rate/v10"
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/config"
+	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/monitoring"
@@ -82,8 +87,17 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 		return errors.Join(rdb.Ping(ctx).Err(), files.Ping(ctx))
 	}
 	weights, _ := config.ParseWeights(cfg.Queues.Weights) // validated in loadConfig
+	callbacks, err := egress.New(egress.Config{Allow: cfg.HTTP.CallbackAllow})
+	if err != nil {
+		return &usageError{fmt.Errorf("http-callback-allow: %w", err)}
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	if cfg.HTTP.MetricsAddr != "" {
+		if err := serveMetrics(gctx, g, cfg.HTTP.MetricsAddr, reg, log); err != nil {
+			return err
+		}
+	}
 	if r.has("trigger") {
 		cat := catalog.Demo()
 		if cfg.Catalog.File != "" {
@@ -91,13 +105,32 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 				return &usageError{err}
 			}
 		}
+		authCfg, printToken, err := authConfig(r, cfg)
+		if err != nil {
+			return err
+		}
+		auth, err := trigger.NewAuthenticator(authCfg)
+		if err != nil {
+			return &usageError{err}
+		}
+		inspector := asynq.NewInspector(redisOpt)
+		defer inspector.Close()
+		var gatherer prometheus.Gatherer = reg
+		if cfg.HTTP.MetricsAddr != "" {
+			gatherer = nil // served on its own address
+		}
 		srv, err := trigger.New(trigger.Config{
 			PublicURL: cfg.PublicURL(), Debug: cfg.HTTP.Debug, BodyLimit: cfg.HTTP.BodyLimit,
 			ShutdownTimeout: cfg.HTTP.ShutdownTimeout, PackageTTL: cfg.Jobs.PackageTTL, MaxTiles: cfg.Jobs.MaxTiles,
 			UrgentFrom: cfg.Queues.UrgentFrom, DefaultFrom: cfg.Queues.DefaultFrom,
 			RenderTimeout: cfg.Jobs.RenderTimeout, RenderMaxRetry: cfg.Jobs.RenderMaxRetry,
+			CallbackTimeout: cfg.Jobs.CallbackTimeout, CallbackMaxRetry: cfg.Jobs.CallbackMaxRetry,
+			TileSizes:  job.TileSizes{PNG: cfg.Jobs.EstimatePNGBytes, JPEG: cfg.Jobs.EstimateJPEGBytes},
+			QuotaBytes: cfg.Jobs.QuotaBytes, RateLimit: cfg.HTTP.RateLimit, RateBurst: cfg.HTTP.RateBurst,
+			CallbackPolicy: callbacks,
 		}, trigger.Deps{
-			Logger: log, Registry: reg, Gatherer: reg, Catalog: cat, Jobs: jobs, Queue: queue, Files: files, Ready: ready,
+			Logger: log, Registry: reg, Gatherer: gatherer, Catalog: cat, Jobs: jobs, Queue: queue, Tasks: inspector,
+			Files: files, Auth: auth, Limiter: redis_rate.NewLimiter(rdb), Ready: ready,
 		})
 		if err != nil {
 			return err
@@ -108,15 +141,23 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 		}
 		log.InfoContext(ctx, "http listening", "addr", ln.Addr().String(), "url", cfg.PublicURL())
 		fmt.Fprintf(stdout, "exporter %s: listening on %s\n", r, cfg.PublicURL())
+		if printToken != nil {
+			tok, err := printToken()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "open %s/?token=%s\nor call the API with: Authorization: Bearer %s\n", cfg.PublicURL(), tok, tok)
+		}
 		g.Go(func() error { return srv.Run(gctx, ln) })
 	}
 	if r.has("worker") {
 		w, err := worker.New(worker.Config{
-			Concurrency: cfg.Worker.Concurrency, Fetchers: cfg.Worker.Fetchers, QueueWeights: weights,
+			Concurrency: cfg.Worker.Concurrency, ReservedConcurrency: cfg.Worker.ReservedConcurrency, Fetchers: cfg.Worker.Fetchers, QueueWeights: weights,
 			UrgentFrom: cfg.Queues.UrgentFrom, DefaultFrom: cfg.Queues.DefaultFrom,
 			TempDir: cfg.Worker.TempDir, ShutdownTimeout: cfg.Worker.ShutdownTimeout, PublicURL: cfg.PublicURL(),
 			PackageTTL: cfg.Jobs.PackageTTL, CallbackTimeout: cfg.Jobs.CallbackTimeout, CallbackMaxRetry: cfg.Jobs.CallbackMaxRetry,
-		}, worker.Deps{Logger: log, Registry: reg, Redis: redisOpt, Jobs: jobs, Files: files, Tiles: tiles, Queue: queue})
+		}, worker.Deps{Logger: log, Registry: reg, Redis: redisOpt, Jobs: jobs, Files: files, Tiles: tiles, Queue: queue,
+			HTTP: callbacks.Client(cfg.Jobs.CallbackTimeout)})
 		if err != nil {
 			return err
 		}
@@ -191,4 +232,58 @@ func openStorage(ctx context.Context, cfg config.Config) (store, worker.Objects,
 		return nil, nil, err
 	}
 	return s3, s3, nil
+}
+
+// authConfig builds the token verification of the trigger. Role all with
+// no key configured uses the secret kept in the data directory (created on
+// first start) and returns a function minting a day's operator token for
+// the person who ran it; any other role must be given a key.
+func authConfig(r role, cfg config.Config) (trigger.AuthConfig, func() (string, error), error) {
+	ac := trigger.AuthConfig{
+		HS256Secret: []byte(cfg.Auth.HS256Secret.Reveal()), PublicKeyFile: cfg.Auth.PublicKeyFile, JWKSFile: cfg.Auth.JWKSFile,
+		Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Audience, RoleClaim: cfg.Auth.RoleClaim,
+		ClientRole: cfg.Auth.ClientRole, OperatorRole: cfg.Auth.OperatorRole, Leeway: cfg.Auth.Leeway,
+	}
+	if len(ac.HS256Secret) > 0 || ac.PublicKeyFile != "" || ac.JWKSFile != "" {
+		return ac, nil, nil
+	}
+	if r != "all" {
+		return ac, nil, &usageError{fmt.Errorf("role %s needs a token key: set auth-hs256-secret, auth-public-key-file or auth-jwks-file", r)}
+	}
+	secret, err := dataDirSecret(cfg.Storage.DataDir)
+	if err != nil {
+		return ac, nil, err
+	}
+	ac.HS256Secret = secret
+	mint := func() (string, error) {
+		key, err := trigger.LoadSigningKey(secret, "")
+		if err != nil {
+			return "", err
+		}
+		return trigger.Mint(key, trigger.MintClaims{Subject: "local", RoleClaim: cfg.Auth.RoleClaim, Role: cfg.Auth.OperatorRole, TTL: 24 * time.Hour, Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Audience})
+	}
+	return ac, mint, nil
+}
+
+// serveMetrics serves /metrics without a token on its own address.
+func serveMetrics(ctx context.Context, g *errgroup.Group, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+	log.InfoContext(ctx, "metrics listening", "addr", ln.Addr().String())
+	g.Go(func() error {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve metrics: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	return nil
 }

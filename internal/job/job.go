@@ -46,6 +46,24 @@ type Spec struct {
 	Priority    int           `json:"priority"`
 	PackageName string        `json:"package_name"`
 	TilesTotal  int64         `json:"tiles_total"`
+	// EstimatedBytes is the expected package size, for the quota.
+	EstimatedBytes int64 `json:"estimated_bytes"`
+}
+
+// TileSizes are the average encoded tile sizes used for estimates.
+type TileSizes struct{ PNG, JPEG int64 }
+
+// Estimate is the expected size of the package of s: its tiles times the
+// average tile of the layer's format (mixed counts the mean of both).
+func (s Spec) Estimate(avg TileSizes) int64 {
+	per := (avg.PNG + avg.JPEG) / 2
+	switch s.Layer.TileFormat {
+	case "png":
+		per = avg.PNG
+	case "jpeg":
+		per = avg.JPEG
+	}
+	return s.TilesTotal * per
 }
 
 // NewSpec describes the export of layer over the sanitised extent at z.
@@ -86,6 +104,8 @@ type Job struct {
 	Spec    Spec     `json:"spec"`
 	TaskIDs []string `json:"task_ids"`
 	Status  Status   `json:"status"`
+	// Owner is the subject that created the job.
+	Owner string `json:"owner,omitempty"`
 	// Reason says why a job failed or was cancelled.
 	Reason      string    `json:"reason,omitempty"`
 	TilesDone   int64     `json:"tiles_done"`

@@ -36,6 +36,10 @@ const (
 //	<p>:cache:<cache key>    string: id of the job holding that export
 //	<p>:expiry               sorted set: completed job ids by expiry (ms)
 //	<p>:jobs                 sorted set: every job id by creation (ms)
+//	<p>:job:<id>:subjects    set: subjects that requested the job
+//	<p>:subject:<sub>:jobs   sorted set: a subject's job ids by last request (ms)
+//	<p>:quota:stored         bytes of packages stored
+//	<p>:quota:reserved       estimated bytes of unfinished jobs
 //
 // State changes are Lua scripts, so each is one atomic step. The scripts
 // build job keys from ids they read, so the store needs a single Redis
@@ -58,11 +62,21 @@ func (s *Store) jobKey(id string) string  { return s.prefix + "job:" + id }
 func (s *Store) cacheKey(k string) string { return s.prefix + "cache:" + k }
 func (s *Store) expiryKey() string        { return s.prefix + "expiry" }
 func (s *Store) jobsKey() string          { return s.prefix + "jobs" }
+func (s *Store) subjectKey(sub string) string {
+	return s.prefix + "subject:" + sub + ":jobs"
+}
+func (s *Store) storedKey() string   { return s.prefix + "quota:stored" }
+func (s *Store) reservedKey() string { return s.prefix + "quota:reserved" }
 
-// getOrCreate: KEYS cache, new job, expiry, jobs; ARGV prefix, id, now,
-// ttl, spec, task ids, callbacks...
+// getOrCreate: KEYS cache, new job, expiry, jobs, subject's jobs, stored,
+// reserved; ARGV prefix, id, now, ttl, spec, task ids, subject, quota,
+// estimate, callbacks...
 var getOrCreate = redis.NewScript(`
 local now = tonumber(ARGV[3])
+local function seen(id)
+  redis.call('SADD', ARGV[1] .. 'job:' .. id .. ':subjects', ARGV[7])
+  redis.call('ZADD', KEYS[5], now, id)
+end
 local id = redis.call('GET', KEYS[1])
 if id then
   local jk = ARGV[1] .. 'job:' .. id
@@ -75,28 +89,64 @@ if id then
         redis.call('HSET', jk, 'expires_at', newexp, 'updated_at', now)
         redis.call('ZADD', KEYS[3], newexp, id)
       end
+      seen(id)
       return {'cache_hit', id}
     end
   elseif st == 'In-Progress' then
-    for i = 7, #ARGV do redis.call('SADD', jk .. ':callbacks', ARGV[i]) end
+    for i = 10, #ARGV do redis.call('SADD', jk .. ':callbacks', ARGV[i]) end
+    seen(id)
     return {'joined', id}
   end
 end
-redis.call('HSET', KEYS[2], 'id', ARGV[2], 'spec', ARGV[5], 'task_ids', ARGV[6],
-  'status', 'In-Progress', 'tiles_done', 0, 'created_at', now, 'updated_at', now)
-for i = 7, #ARGV do redis.call('SADD', KEYS[2] .. ':callbacks', ARGV[i]) end
+local quota, estimate = tonumber(ARGV[8]), tonumber(ARGV[9])
+if quota > 0 then
+  local used = tonumber(redis.call('GET', KEYS[6]) or '0') + tonumber(redis.call('GET', KEYS[7]) or '0')
+  if used + estimate > quota then return {'over_quota', tostring(used)} end
+end
+redis.call('INCRBY', KEYS[7], estimate)
+redis.call('HSET', KEYS[2], 'id', ARGV[2], 'spec', ARGV[5], 'task_ids', ARGV[6], 'owner', ARGV[7],
+  'estimate', estimate, 'status', 'In-Progress', 'tiles_done', 0, 'created_at', now, 'updated_at', now)
+for i = 10, #ARGV do redis.call('SADD', KEYS[2] .. ':callbacks', ARGV[i]) end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[4], now, ARGV[2])
+seen(ARGV[2])
 return {'created', ARGV[2]}
 `)
 
+// Request is who asks for a job and how it is to be kept.
+type Request struct {
+	// Subject is the caller; the job is listed among its jobs, and a new
+	// job is owned by it.
+	Subject string
+	// Callbacks are added to a new or running job, each distinct one once.
+	Callbacks []Callback
+	// TTL is how long a package lives after it is made or served again.
+	TTL time.Duration
+	// QuotaBytes caps stored bytes plus unfinished estimates; 0 is none.
+	QuotaBytes int64
+}
+
+// QuotaError is returned when a new job's estimate does not fit the quota.
+type QuotaError struct {
+	Estimate, Used, Quota int64
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("job: estimated %d bytes exceed the %d bytes left of the %d byte quota", e.Estimate, max(0, e.Quota-e.Used), e.Quota)
+}
+
+// Available is the quota left.
+func (e *QuotaError) Available() int64 { return max(0, e.Quota-e.Used) }
+
 // GetOrCreate is the one atomic step of POST /create: it returns the
-// reusable job for j's cache key, or stores j (which must carry a fresh ID
-// and its TaskIDs) if there is none. A Completed, unexpired job is a cache
-// hit and its expiry moves to now+ttl; an In-Progress job is joined and
-// callbacks are added to it, each distinct callback once. Failed,
-// Cancelled and Expired jobs are never reused.
-func (s *Store) GetOrCreate(ctx context.Context, j Job, callbacks []Callback, ttl time.Duration) (Job, Outcome, error) {
+// reusable job for j's cache key, or stores j (which must carry a fresh ID,
+// its TaskIDs and its estimate) if there is none. A Completed, unexpired
+// job is a cache hit and its expiry moves to now+TTL; an In-Progress job
+// is joined and callbacks are added to it, each distinct callback once.
+// Failed, Cancelled and Expired jobs are never reused. A new job whose
+// estimate does not fit the quota is refused with *QuotaError. Every
+// outcome lists the job among the subject's jobs.
+func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outcome, error) {
 	spec, err := json.Marshal(j.Spec)
 	if err != nil {
 		return Job{}, "", fmt.Errorf("encode spec: %w", err)
@@ -105,24 +155,44 @@ func (s *Store) GetOrCreate(ctx context.Context, j Job, callbacks []Callback, tt
 	if err != nil {
 		return Job{}, "", fmt.Errorf("encode task ids: %w", err)
 	}
-	args := []any{s.prefix, j.ID, s.now().UnixMilli(), ttl.Milliseconds(), spec, tasks}
-	for _, cb := range callbacks {
+	args := []any{s.prefix, j.ID, s.now().UnixMilli(), req.TTL.Milliseconds(), spec, tasks, req.Subject, req.QuotaBytes, j.Spec.EstimatedBytes}
+	for _, cb := range req.Callbacks {
 		b, err := json.Marshal(cb)
 		if err != nil {
 			return Job{}, "", fmt.Errorf("encode callback: %w", err)
 		}
 		args = append(args, b)
 	}
-	keys := []string{s.cacheKey(j.Spec.CacheKey()), s.jobKey(j.ID), s.expiryKey(), s.jobsKey()}
+	keys := []string{s.cacheKey(j.Spec.CacheKey()), s.jobKey(j.ID), s.expiryKey(), s.jobsKey(),
+		s.subjectKey(req.Subject), s.storedKey(), s.reservedKey()}
 	res, err := getOrCreate.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return Job{}, "", fmt.Errorf("get or create job: %w", err)
+	}
+	if res[0] == "over_quota" {
+		used, _ := strconv.ParseInt(res[1], 10, 64)
+		return Job{}, "", &QuotaError{Estimate: j.Spec.EstimatedBytes, Used: used, Quota: req.QuotaBytes}
 	}
 	got, err := s.Get(ctx, res[1])
 	if err != nil {
 		return Job{}, "", err
 	}
 	return got, Outcome(res[0]), nil
+}
+
+// Usage returns the bytes of stored packages and the estimates of
+// unfinished jobs, as the quota counts them.
+func (s *Store) Usage(ctx context.Context) (stored, reserved int64, err error) {
+	vals, err := s.rdb.MGet(ctx, s.storedKey(), s.reservedKey()).Result()
+	if err != nil {
+		return 0, 0, fmt.Errorf("read usage: %w", err)
+	}
+	n := func(v any) int64 {
+		str, _ := v.(string)
+		x, _ := strconv.ParseInt(str, 10, 64)
+		return x
+	}
+	return n(vals[0]), n(vals[1]), nil
 }
 
 // Get returns the job with id, or ErrNotFound.
@@ -138,7 +208,7 @@ func (s *Store) Get(ctx context.Context, id string) (Job, error) {
 }
 
 func decodeJob(m map[string]string) (Job, error) {
-	j := Job{ID: m["id"], Status: Status(m["status"]), Reason: m["reason"], FileKey: m["file_key"], SHA256: m["sha256"]}
+	j := Job{ID: m["id"], Status: Status(m["status"]), Reason: m["reason"], FileKey: m["file_key"], SHA256: m["sha256"], Owner: m["owner"]}
 	if err := json.Unmarshal([]byte(m["spec"]), &j.Spec); err != nil {
 		return Job{}, fmt.Errorf("decode job %s spec: %w", j.ID, err)
 	}
@@ -198,10 +268,13 @@ func (s *Store) SetProgress(ctx context.Context, id, batch string, done int64) e
 	return nil
 }
 
-// complete: KEYS job, expiry; ARGV id, now, ttl, file key, size, sha256, tiles.
+// complete: KEYS job, expiry, stored, reserved; ARGV id, now, ttl, file
+// key, size, sha256, tiles.
 var complete = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'status')
 if st ~= 'In-Progress' then return {st or '', 0} end
+redis.call('DECRBY', KEYS[4], tonumber(redis.call('HGET', KEYS[1], 'estimate') or '0'))
+redis.call('INCRBY', KEYS[3], tonumber(ARGV[5]))
 local exp = tonumber(ARGV[2]) + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'status', 'Completed', 'file_key', ARGV[4], 'file_size', ARGV[5],
   'sha256', ARGV[6], 'tiles_stored', ARGV[7], 'completed_at', ARGV[2], 'updated_at', ARGV[2], 'expires_at', exp)
@@ -221,22 +294,91 @@ type Result struct {
 // after ttl. It is idempotent: on a job that is no longer In-Progress it
 // changes nothing and returns the job's current state with changed false.
 func (s *Store) Complete(ctx context.Context, id string, r Result, ttl time.Duration) (j Job, changed bool, err error) {
-	return s.transition(ctx, id, complete, []string{s.jobKey(id), s.expiryKey()},
+	return s.transition(ctx, id, complete, []string{s.jobKey(id), s.expiryKey(), s.storedKey(), s.reservedKey()},
 		id, s.now().UnixMilli(), ttl.Milliseconds(), r.FileKey, r.FileSize, r.SHA256, r.TilesStored)
 }
 
-// fail: KEYS job; ARGV reason, now.
-var fail = redis.NewScript(`
+// end: KEYS job, reserved; ARGV status, reason, now.
+var end = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'status')
 if st ~= 'In-Progress' then return {st or '', 0} end
-redis.call('HSET', KEYS[1], 'status', 'Failed', 'reason', ARGV[1], 'updated_at', ARGV[2])
-return {'Failed', 1}
+redis.call('DECRBY', KEYS[2], tonumber(redis.call('HGET', KEYS[1], 'estimate') or '0'))
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'reason', ARGV[2], 'updated_at', ARGV[3])
+return {ARGV[1], 1}
 `)
 
 // Fail marks an In-Progress job Failed with reason. Idempotent like
 // Complete.
 func (s *Store) Fail(ctx context.Context, id, reason string) (j Job, changed bool, err error) {
-	return s.transition(ctx, id, fail, []string{s.jobKey(id)}, reason, s.now().UnixMilli())
+	return s.transition(ctx, id, end, []string{s.jobKey(id), s.reservedKey()}, string(StatusFailed), reason, s.now().UnixMilli())
+}
+
+// Cancel marks an In-Progress job Cancelled with reason, for good: its
+// tasks stop at their next check and are not retried. Idempotent like
+// Complete.
+func (s *Store) Cancel(ctx context.Context, id, reason string) (j Job, changed bool, err error) {
+	return s.transition(ctx, id, end, []string{s.jobKey(id), s.reservedKey()}, string(StatusCancelled), reason, s.now().UnixMilli())
+}
+
+// Status reads only a job's status: the cheap check a running task makes
+// to notice cancellation.
+func (s *Store) Status(ctx context.Context, id string) (Status, error) {
+	st, err := s.rdb.HGet(ctx, s.jobKey(id), "status").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return "", fmt.Errorf("get job %s status: %w", id, err)
+	}
+	return Status(st), nil
+}
+
+// Requested reports whether subject asked for the job (created, joined or
+// was served it from the cache).
+func (s *Store) Requested(ctx context.Context, id, subject string) (bool, error) {
+	ok, err := s.rdb.SIsMember(ctx, s.jobKey(id)+":subjects", subject).Result()
+	if err != nil {
+		return false, fmt.Errorf("get job %s subjects: %w", id, err)
+	}
+	return ok, nil
+}
+
+// List returns a subject's jobs, most recently requested first, skipping
+// offset jobs that match status (all jobs when status is empty) and
+// returning at most limit. next is the offset of the following page, or -1
+// when there is none.
+func (s *Store) List(ctx context.Context, subject string, status Status, offset, limit int) (jobs []Job, next int, err error) {
+	const chunk = 100
+	skipped := 0
+	for start := int64(0); ; start += chunk {
+		ids, err := s.rdb.ZRevRange(ctx, s.subjectKey(subject), start, start+chunk-1).Result()
+		if err != nil {
+			return nil, -1, fmt.Errorf("list jobs of %s: %w", subject, err)
+		}
+		for _, id := range ids {
+			j, err := s.Get(ctx, id)
+			if errors.Is(err, ErrNotFound) {
+				continue // cleaned up meanwhile
+			}
+			if err != nil {
+				return nil, -1, err
+			}
+			if status != "" && j.Status != status {
+				continue
+			}
+			if skipped < offset {
+				skipped++
+				continue
+			}
+			if len(jobs) == limit {
+				return jobs, offset + limit, nil
+			}
+			jobs = append(jobs, j)
+		}
+		if len(ids) < chunk {
+			return jobs, -1, nil
+		}
+	}
 }
 
 func (s *Store) transition(ctx context.Context, id string, script *redis.Script, keys []string, args ...any) (Job, bool, error) {
@@ -266,13 +408,14 @@ func (s *Store) DueForExpiry(ctx context.Context, limit int64) ([]string, error)
 	return ids, nil
 }
 
-// expire: KEYS job, cache prefix; ARGV now. Returns {status, file key}.
+// expire: KEYS job, stored; ARGV now. Returns {status, file key}.
 var expire = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'status')
 if st == 'Completed' then
   local exp = tonumber(redis.call('HGET', KEYS[1], 'expires_at') or '0')
   if exp > tonumber(ARGV[1]) then return {st, ''} end
   redis.call('HSET', KEYS[1], 'status', 'Expired', 'updated_at', ARGV[1])
+  redis.call('DECRBY', KEYS[2], tonumber(redis.call('HGET', KEYS[1], 'file_size') or '0'))
   st = 'Expired'
 end
 return {st or '', redis.call('HGET', KEYS[1], 'file_key') or ''}
@@ -285,7 +428,7 @@ return {st or '', redis.call('HGET', KEYS[1], 'file_key') or ''}
 // again, so a run that died before deleting the file finishes it; call
 // ForgetExpiry once the file is gone.
 func (s *Store) Expire(ctx context.Context, id string) (fileKey string, err error) {
-	res, err := expire.Run(ctx, s.rdb, []string{s.jobKey(id)}, s.now().UnixMilli()).StringSlice()
+	res, err := expire.Run(ctx, s.rdb, []string{s.jobKey(id), s.storedKey()}, s.now().UnixMilli()).StringSlice()
 	if err != nil {
 		return "", fmt.Errorf("expire job %s: %w", id, err)
 	}

@@ -70,7 +70,7 @@ func TestGetOrCreateConcurrent(t *testing.T) {
 			defer wg.Done()
 			// Every fourth caller repeats a callback, so 150 are distinct.
 			cb := job.Callback{URL: fmt.Sprintf("http://client.test/cb/%d", i-(i%4/3)), BBox: []float64{1, 2, 3, 4}}
-			j, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), []job.Callback{cb}, time.Hour)
+			j, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", Callbacks: []job.Callback{cb}, TTL: time.Hour})
 			if err != nil {
 				t.Error(err)
 				return
@@ -109,11 +109,11 @@ func TestGetOrCreateLifecycle(t *testing.T) {
 	cb1 := job.Callback{URL: "http://a.test/cb", BBox: []float64{34.81, 31.95, 34.82, 31.96}}
 	cb2 := job.Callback{URL: "http://b.test/cb", BBox: []float64{34.811, 31.951, 34.821, 31.961}}
 
-	first, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), []job.Callback{cb1}, time.Hour)
+	first, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", Callbacks: []job.Callback{cb1}, TTL: time.Hour})
 	if err != nil || outcome != job.OutcomeCreated || first.Status != job.StatusInProgress {
 		t.Fatalf("GetOrCreate(new) = %v, %v, %v; want created In-Progress", first.Status, outcome, err)
 	}
-	joined, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), []job.Callback{cb2, cb1}, time.Hour)
+	joined, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", Callbacks: []job.Callback{cb2, cb1}, TTL: time.Hour})
 	if err != nil || outcome != job.OutcomeJoined || joined.ID != first.ID {
 		t.Fatalf("GetOrCreate(running) = %s, %v, %v; want joined %s", joined.ID, outcome, err, first.ID)
 	}
@@ -139,7 +139,7 @@ func TestGetOrCreateLifecycle(t *testing.T) {
 	}
 
 	b.clock.advance(30 * time.Minute)
-	hit, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), nil, time.Hour)
+	hit, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
 	if err != nil || outcome != job.OutcomeCacheHit || hit.ID != first.ID {
 		t.Fatalf("GetOrCreate(completed) = %s, %v, %v; want cache hit on %s", hit.ID, outcome, err, first.ID)
 	}
@@ -168,7 +168,7 @@ func TestGetOrCreateLifecycle(t *testing.T) {
 	if err := s.ForgetExpiry(ctx, first.ID); err != nil {
 		t.Fatal(err)
 	}
-	fresh, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), nil, time.Hour)
+	fresh, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
 	if err != nil || outcome != job.OutcomeCreated || fresh.ID == first.ID {
 		t.Fatalf("GetOrCreate(expired) = %s, %v, %v; want a new job", fresh.ID, outcome, err)
 	}
@@ -178,7 +178,7 @@ func TestFailedIsNotReused(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t)
 	ctx := t.Context()
-	first, _, err := s.GetOrCreate(ctx, newJob(b.spec), nil, time.Hour)
+	first, _, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestFailedIsNotReused(t *testing.T) {
 	if _, changed, _ := s.Complete(ctx, first.ID, job.Result{}, time.Hour); changed {
 		t.Error("Complete on a Failed job changed it")
 	}
-	next, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), nil, time.Hour)
+	next, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
 	if err != nil || outcome != job.OutcomeCreated || next.ID == first.ID {
 		t.Fatalf("GetOrCreate after failure = %s, %v, %v; want a new job", next.ID, outcome, err)
 	}
@@ -202,7 +202,7 @@ func TestProgressNeverGoesBack(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t)
 	ctx := t.Context()
-	j, _, err := s.GetOrCreate(ctx, newJob(b.spec), nil, time.Hour)
+	j, _, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
