@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/geoexport/exporter/internal/catalog"
+	"github.com/geoexport/exporter/internal/egress"
+	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/internal/testenv"
@@ -523,5 +526,268 @@ func TestCreateJoinRevivesUnqueuedJob(t *testing.T) {
 	do(t, srv, "POST", "/create", seedBody)
 	if _, err := b.inspector.GetTaskInfo(job.QueueLow, first.TaskIDs[0]); err != nil {
 		t.Errorf("joining did not queue the lost render task again: %v", err)
+	}
+}
+
+func TestAuthOnRoutes(t *testing.T) {
+	t.Parallel()
+	srv, _ := setup(t)
+	tok := mint(t, "alice", "client")
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		header []string
+		status int
+	}{
+		{"no token", "GET", "/layers", []string{"Authorization", ""}, 401},
+		{"garbage token", "GET", "/layers", []string{"Authorization", "Bearer nope"}, 401},
+		{"x-api-key", "GET", "/layers", []string{"Authorization", "", "x-api-key", tok}, 200},
+		{"token query", "GET", "/layers?token=" + tok, []string{"Authorization", ""}, 200},
+		{"no role", "GET", "/layers", []string{"Authorization", "Bearer " + mint(t, "eve", "guest")}, 403},
+		{"operator is a client too", "GET", "/layers", []string{"Authorization", "Bearer " + mint(t, "ops", "operator")}, 200},
+		{"healthz is public", "GET", "/healthz", []string{"Authorization", ""}, 200},
+		{"openapi is public", "GET", "/openapi.json", []string{"Authorization", ""}, 200},
+		{"docs are public", "GET", "/docs", []string{"Authorization", ""}, 200},
+		{"metrics need an operator", "GET", "/metrics", nil, 403},
+		{"create needs a token", "POST", "/create", []string{"Authorization", ""}, 401},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			resp, body := do(t, srv, tc.method, tc.path, seedBody, tc.header...)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("%s %s = %d %s, want %d", tc.method, tc.path, resp.StatusCode, body, tc.status)
+			}
+			if tc.status == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("401 without a Bearer challenge: %v", resp.Header)
+			}
+			if tc.status >= 400 && decode[map[string]string](t, body)["message"] == "" {
+				t.Errorf("%d body %s has no message", tc.status, body)
+			}
+		})
+	}
+}
+
+// as sends a request with a token for sub and role.
+func as(t *testing.T, srv *trigger.Server, sub, role, method, path, body string) (*http.Response, []byte) {
+	t.Helper()
+	return do(t, srv, method, path, body, "Authorization", "Bearer "+mint(t, sub, role))
+}
+
+func TestJobsAreTheirRequesters(t *testing.T) {
+	t.Parallel()
+	srv, _ := setup(t)
+	_, body := as(t, srv, "alice", "client", "POST", "/create", seedBody)
+	id := decode[created](t, body).ID
+	if resp, _ := as(t, srv, "bob", "client", "GET", "/jobs/"+id, ""); resp.StatusCode != 404 {
+		t.Errorf("bob GET alice's job = %d, want 404", resp.StatusCode)
+	}
+	if resp, _ := as(t, srv, "bob", "client", "GET", "/taskStatus/"+id, ""); resp.StatusCode != 404 {
+		t.Errorf("bob GET taskStatus of alice's job = %d, want 404", resp.StatusCode)
+	}
+	if resp, _ := as(t, srv, "ops", "operator", "GET", "/jobs/"+id, ""); resp.StatusCode != 200 {
+		t.Errorf("operator GET alice's job = %d, want 200", resp.StatusCode)
+	}
+	// Bob asks for the same export: he joins it and may now see it.
+	_, body = as(t, srv, "bob", "client", "POST", "/create", seedBody)
+	if decode[created](t, body).ID != id {
+		t.Fatalf("bob's identical request did not join alice's job")
+	}
+	resp, body := as(t, srv, "bob", "client", "GET", "/taskStatus/"+id, "")
+	got := decode[map[string]any](t, body)
+	if resp.StatusCode != 200 || got["status"] != "In-Progress" || got["percentage"] != 0.0 || len(got) != 2 {
+		t.Errorf("bob GET taskStatus = %d %s, want {percentage, status}", resp.StatusCode, body)
+	}
+}
+
+func TestListJobs(t *testing.T) {
+	t.Parallel()
+	srv, b := setup(t)
+	var ids []string
+	for i := range 5 {
+		req := strings.Replace(seedBody, "0.0000429153442382812", strconv.FormatFloat(grid.Zoom(10+i).Resolution(), 'g', -1, 64), 1)
+		resp, body := as(t, srv, "carol", "client", "POST", "/create", req)
+		if resp.StatusCode != 200 {
+			t.Fatalf("create %d: %d %s", i, resp.StatusCode, body)
+		}
+		ids = append(ids, decode[created](t, body).ID)
+		time.Sleep(2 * time.Millisecond) // distinct request times
+	}
+	as(t, srv, "dave", "client", "POST", "/create", seedBody)
+	if _, _, err := b.jobs.Fail(t.Context(), ids[1], "broken"); err != nil {
+		t.Fatal(err)
+	}
+	type page struct {
+		Jobs []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		} `json:"jobs"`
+		NextOffset *int `json:"nextOffset"`
+	}
+	_, body := as(t, srv, "carol", "client", "GET", "/jobs?limit=2", "")
+	p := decode[page](t, body)
+	if len(p.Jobs) != 2 || p.Jobs[0].ID != ids[4] || p.Jobs[1].ID != ids[3] || p.NextOffset == nil || *p.NextOffset != 2 {
+		t.Fatalf("first page = %s, want jobs 4 and 3 newest first and nextOffset 2", body)
+	}
+	_, body = as(t, srv, "carol", "client", "GET", "/jobs?limit=2&offset=4", "")
+	p = decode[page](t, body)
+	if len(p.Jobs) != 1 || p.Jobs[0].ID != ids[0] || p.NextOffset != nil {
+		t.Errorf("last page = %s, want job 0 and no next", body)
+	}
+	_, body = as(t, srv, "carol", "client", "GET", "/jobs?status=Failed", "")
+	p = decode[page](t, body)
+	if len(p.Jobs) != 1 || p.Jobs[0].ID != ids[1] || p.Jobs[0].Status != "Failed" {
+		t.Errorf("Failed jobs = %s, want job 1", body)
+	}
+	for _, q := range []string{"status=Done", "limit=0", "limit=501", "offset=-1", "limit=x"} {
+		if resp, body := as(t, srv, "carol", "client", "GET", "/jobs?"+q, ""); resp.StatusCode != 400 {
+			t.Errorf("GET /jobs?%s = %d %s, want 400", q, resp.StatusCode, body)
+		}
+	}
+}
+
+func TestCancelJob(t *testing.T) {
+	t.Parallel()
+	srv, b := setup(t)
+	body := strings.Replace(seedBody, `"http://example.getmap.com/callback2"`, `"http://other.example.com/cb"`, 1)
+	_, resp := as(t, srv, "alice", "client", "POST", "/create", body)
+	c := decode[created](t, resp)
+	as(t, srv, "bob", "client", "POST", "/create", seedBody) // bob joins
+
+	if r, body := as(t, srv, "bob", "client", "DELETE", "/jobs/"+c.ID, ""); r.StatusCode != 403 {
+		t.Errorf("bob cancels alice's job = %d %s, want 403", r.StatusCode, body)
+	}
+	if r, _ := as(t, srv, "eve", "client", "DELETE", "/jobs/"+c.ID, ""); r.StatusCode != 404 {
+		t.Errorf("a stranger cancels = %d, want 404", r.StatusCode)
+	}
+	r, out := as(t, srv, "alice", "client", "DELETE", "/jobs/"+c.ID, "")
+	got := decode[map[string]any](t, out)
+	if r.StatusCode != 200 || got["status"] != "Cancelled" || got["reason"] != "cancelled by alice" {
+		t.Fatalf("alice cancels = %d %s", r.StatusCode, out)
+	}
+	if res, _ := got["result"].(map[string]any); res["success"] != false || res["errorReason"] != "cancelled by alice" {
+		t.Errorf("cancelled job result = %v, want success false with the reason", got["result"])
+	}
+	if _, err := b.inspector.GetTaskInfo(job.QueueLow, c.TaskIDs[0]); !errors.Is(err, asynq.ErrTaskNotFound) {
+		t.Errorf("render task of a cancelled job still queued: %v", err)
+	}
+	// One failure callback per distinct (url, bbox): alice's two and bob's
+	// callback2; bob's first callback equals alice's.
+	if cbs, _ := b.inspector.ListPendingTasks(job.QueueLow); len(cbs) != 3 {
+		t.Errorf("%d callback tasks queued, want 3", len(cbs))
+	}
+	if r, body := as(t, srv, "alice", "client", "DELETE", "/jobs/"+c.ID, ""); r.StatusCode != 409 || !strings.Contains(string(body), "is Cancelled") {
+		t.Errorf("cancel twice = %d %s, want 409", r.StatusCode, body)
+	}
+	// A cancelled job is never reused.
+	_, out = as(t, srv, "alice", "client", "POST", "/create", seedBody)
+	if decode[created](t, out).ID == c.ID {
+		t.Error("a request after cancellation joined the cancelled job")
+	}
+	// Operators may cancel anyone's job.
+	_, out = as(t, srv, "bob", "client", "POST", "/create", strings.Replace(seedBody, "0.0000429153442382812", "0.0001", 1))
+	bobs := decode[created](t, out)
+	if r, body := as(t, srv, "ops", "operator", "DELETE", "/jobs/"+bobs.ID, ""); r.StatusCode != 200 {
+		t.Errorf("operator cancels bob's job = %d %s", r.StatusCode, body)
+	}
+}
+
+func TestEstimate(t *testing.T) {
+	t.Parallel()
+	srv, b := setup(t, func(c *trigger.Config, _ *trigger.Deps) { c.QuotaBytes = 10_000_000 })
+	for _, path := range []string{"/estimate", "/create?dryRun=true"} {
+		resp, body := do(t, srv, "POST", path, seedBody)
+		got := decode[map[string]any](t, body)
+		byZoom, _ := got["tilesByZoom"].([]any)
+		if resp.StatusCode != 200 || got["tilesTotal"] != 18.0 || got["zoom"] != 14.0 || len(byZoom) != 15 ||
+			!cmp.Equal(got["bbox"], []any{34.8046875, 31.9482421875, 34.82666015625, 31.97021484375}) ||
+			got["estimatedBytes"] != 18.0*26_000 || got["quotaBytes"] != 10_000_000.0 || got["quotaAvailableBytes"] != 10_000_000.0 {
+			t.Errorf("POST %s = %d %s", path, resp.StatusCode, body)
+		}
+		if last, _ := byZoom[14].(map[string]any); last["tiles"] != 4.0 {
+			t.Errorf("zoom 14 tiles = %v, want 4", byZoom[14])
+		}
+	}
+	if n, _ := b.rdb.Keys(t.Context(), "test:job:*").Result(); len(n) != 0 {
+		t.Errorf("an estimate created %d job keys", len(n))
+	}
+	if resp, body := do(t, srv, "POST", "/estimate", `{"dbId":"x"}`); resp.StatusCode != 400 {
+		t.Errorf("estimate of a bad request = %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestQuota(t *testing.T) {
+	t.Parallel()
+	// 18 tiles × 26,000 bytes = 468,000: the first job fits, the second not.
+	srv, b := setup(t, func(c *trigger.Config, _ *trigger.Deps) { c.QuotaBytes = 600_000 })
+	if resp, body := do(t, srv, "POST", "/create", seedBody); resp.StatusCode != 200 {
+		t.Fatalf("first job = %d %s", resp.StatusCode, body)
+	}
+	other := strings.Replace(seedBody, "34.82237261707599", "34.83", 1)
+	resp, body := do(t, srv, "POST", "/create", other)
+	if resp.StatusCode != 507 || !strings.Contains(string(body), "needs an estimated") || !strings.Contains(string(body), "132000 of the 600000 byte") {
+		t.Errorf("job over quota = %d %s, want 507 naming the estimate and what is left", resp.StatusCode, body)
+	}
+	stored, reserved, err := b.jobs.Usage(t.Context())
+	if err != nil || stored != 0 || reserved != 468_000 {
+		t.Errorf("Usage = %d, %d, %v; want 0 stored and 468000 reserved", stored, reserved, err)
+	}
+	// The identical request joins; it needs no quota.
+	if resp, _ := do(t, srv, "POST", "/create", seedBody); resp.StatusCode != 200 {
+		t.Errorf("joining a job under a full quota = %d, want 200", resp.StatusCode)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	srv, _ := setup(t, func(c *trigger.Config, _ *trigger.Deps) { c.RateLimit, c.RateBurst = 60, 3 })
+	var last *http.Response
+	var body []byte
+	for range 5 {
+		last, body = as(t, srv, "mallory", "client", "GET", "/layers", "")
+	}
+	if last.StatusCode != 429 || last.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "rate limit") {
+		t.Errorf("fifth request in a burst of 3 = %d %s, want 429 with Retry-After", last.StatusCode, body)
+	}
+	if resp, _ := as(t, srv, "trent", "client", "GET", "/layers", ""); resp.StatusCode != 200 {
+		t.Errorf("another subject = %d, want 200: limits are per subject", resp.StatusCode)
+	}
+}
+
+func TestCallbackPolicy(t *testing.T) {
+	t.Parallel()
+	srv, _ := setup(t, func(c *trigger.Config, _ *trigger.Deps) {
+		policy, err := egress.New(egress.Config{Allow: "hooks.internal"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.CallbackPolicy = policy
+	})
+	tests := []struct {
+		name string
+		url  string
+		ok   bool
+	}{
+		{"loopback", "http://127.0.0.1:8080/cb", false},
+		{"metadata", "http://169.254.169.254/latest/meta-data", false},
+		{"private", "http://10.1.2.3/cb", false},
+		{"localhost", "http://localhost/cb", false},
+		{"allowlisted name", "http://hooks.internal/cb", true},
+		{"public", "http://93.184.216.34/cb", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			body := strings.Replace(seedBody, `"http://example.getmap.com/callback2"`, strconv.Quote(tc.url), 1)
+			body = strings.Replace(body, `"http://example.getmap.com/callback", `, "", 1)
+			resp, out := do(t, srv, "POST", "/estimate", body)
+			if (resp.StatusCode == 200) != tc.ok {
+				t.Errorf("callback %s = %d %s, want ok=%v", tc.url, resp.StatusCode, out, tc.ok)
+			}
+			if !tc.ok && !strings.Contains(string(out), "callbackURLs[0]") {
+				t.Errorf("refusal %s does not name the field", out)
+			}
+		})
 	}
 }

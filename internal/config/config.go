@@ -390,6 +390,9 @@ func (c Config) Validate() error {
 	if c.HTTP.RateLimit > 0 && c.HTTP.RateBurst < 1 {
 		add("http-rate-burst: must be at least 1 with a rate limit")
 	}
+	if n := len(c.Auth.HS256Secret.Reveal()); n > 0 && n < 32 {
+		add("auth-hs256-secret: %d bytes is too short; use at least 32 random bytes", n)
+	}
 	if c.Auth.RoleClaim == "" || c.Auth.ClientRole == "" || c.Auth.OperatorRole == "" {
 		add("auth-role-claim, auth-client-role, auth-operator-role: must be set")
 	}

@@ -72,8 +72,9 @@ func TestValidate(t *testing.T) {
 	c.Queues.UrgentFrom = 10
 	c.Queues.Weights = "1,2"
 	c.Worker.Concurrency = 0
+	c.Auth.HS256Secret = "short"
 	err := c.Validate()
-	for _, want := range []string{"log-level", "redis-url", "s3-endpoint", "s3-access-key", "http-public-url", "jobs-package-ttl", "queues-urgent-from", "queues-weights", "worker-concurrency"} {
+	for _, want := range []string{"auth-hs256-secret", "log-level", "redis-url", "s3-endpoint", "s3-access-key", "http-public-url", "jobs-package-ttl", "queues-urgent-from", "queues-weights", "worker-concurrency"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want a problem with %s", err, want)
 		}

@@ -2,6 +2,7 @@ package job_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -240,4 +241,56 @@ func TestGetUnknown(t *testing.T) {
 	if _, err := s.Get(context.Background(), uuid.NewString()); err == nil {
 		t.Fatal("Get(unknown) succeeded")
 	}
+}
+
+func TestQuotaAccounting(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := t.Context()
+	usage := func(wantStored, wantReserved int64) {
+		t.Helper()
+		stored, reserved, err := s.Usage(ctx)
+		if err != nil || stored != wantStored || reserved != wantReserved {
+			t.Errorf("Usage() = %d, %d, %v; want %d, %d", stored, reserved, err, wantStored, wantReserved)
+		}
+	}
+	spec := b.spec
+	spec.EstimatedBytes = 1000
+	req := job.Request{Subject: "alice", TTL: time.Hour, QuotaBytes: 2500}
+	a, _, err := s.GetOrCreate(ctx, newJob(spec), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	usage(0, 1000)
+	other := spec
+	other.Zoom = 13
+	c, _, err := s.GetOrCreate(ctx, newJob(other), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	usage(0, 2000)
+	third := spec
+	third.Zoom = 12
+	_, _, err = s.GetOrCreate(ctx, newJob(third), req)
+	var qerr *job.QuotaError
+	if !errors.As(err, &qerr) || qerr.Available() != 500 || qerr.Estimate != 1000 {
+		t.Fatalf("third job = %v, want *QuotaError with 500 available", err)
+	}
+	if _, _, err := s.Complete(ctx, a.ID, job.Result{FileKey: "k", FileSize: 700}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	usage(700, 1000)
+	if _, _, err := s.Cancel(ctx, c.ID, "no longer needed"); err != nil {
+		t.Fatal(err)
+	}
+	usage(700, 0)
+	b.clock.advance(2 * time.Hour)
+	if _, err := s.Expire(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	usage(0, 0)
+	// Repeated transitions change nothing.
+	s.Cancel(ctx, c.ID, "again")
+	s.Expire(ctx, a.ID)
+	usage(0, 0)
 }
