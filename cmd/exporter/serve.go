@@ -146,7 +146,7 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "open %s/?token=%s\nor call the API with: Authorization: Bearer %s\n", cfg.PublicURL(), tok, tok)
+			fmt.Fprintf(stdout, "API docs: %s/docs\ncall the API with: Authorization: Bearer %s\n", cfg.PublicURL(), tok)
 		}
 		g.Go(func() error { return srv.Run(gctx, ln) })
 	}
