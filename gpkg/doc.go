@@ -19,8 +19,11 @@
 //   - gpkg_tile_matrix with one row per zoom level that holds a tile;
 //   - the tile pyramid user table itself.
 //
-// Feature, metadata and extension tables are not created: a tiles package
-// needs none of them, and GDAL neither requires nor expects them.
+// Feature tables are never created: a tiles package needs none. Metadata
+// is optional: [WriteMetadata] adds the tables of the GeoPackage Metadata
+// extension (gpkg_metadata, gpkg_metadata_reference, registered in
+// gpkg_extensions) with one JSON record of this project
+// ([MetadataStandardURI]), and the file still passes the validator.
 //
 // Rows count from the north (tile_row 0 is the top row), as GeoPackage
 // does and as [grid.Tile] does; sources that count from the south flip
@@ -34,6 +37,18 @@
 // any value SQLite materialises, refuses views and virtual tables in place of
 // the GeoPackage tables, and [Reader.ReadTile] returns only PNG or JPEG data
 // of [grid.TileSize] × [grid.TileSize] pixels, at most [MaxTileSize] bytes.
+//
+// # Merging parts
+//
+// An export is written in batches, each into a part package; [Merge]
+// creates the final package like [Create] and copies every part into it
+// with one INSERT … SELECT per part, so tiles never pass through Go. Parts
+// are untrusted like [Open]'s files: the same header checks run before a
+// part is attached (read-only, one at a time), and its schema, grid and
+// tile rows are checked before anything is copied. [ContentDigest] hashes
+// the tiles of a package in address order, so the merged package and one
+// written directly with the same tiles have the same digest whatever their
+// page layout; the finalize step records it with [WriteMetadata].
 //
 // # Dependencies
 //

@@ -2,6 +2,7 @@ package gpkg
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 
 	"github.com/mattn/go-sqlite3"
@@ -23,6 +24,13 @@ var (
 	ErrExists = errors.New("gpkg: file already exists")
 	// ErrInvalidOptions means Options.Validate found a problem.
 	ErrInvalidOptions = errors.New("gpkg: invalid options")
+	// ErrNoParts means Merge was given no part to merge.
+	ErrNoParts = errors.New("gpkg: no parts to merge")
+	// ErrTooManyParts means Merge was given more than MaxMergeParts parts.
+	ErrTooManyParts = errors.New("gpkg: too many parts to merge")
+	// ErrInvalidMetadata means a Metadata document is not JSON or is larger
+	// than MaxMetadataSize.
+	ErrInvalidMetadata = errors.New("gpkg: invalid metadata")
 	// ErrInvalidTable means a table name is not a safe SQL identifier for a
 	// tile table (see ValidateTable).
 	ErrInvalidTable = errors.New("gpkg: invalid table name")
@@ -67,11 +75,16 @@ func (e *sqliteError) Error() string { return e.kind.Error() + ": " + e.msg }
 func (e *sqliteError) Unwrap() error { return e.kind }
 
 // translate classifies an error from database/sql or the SQLite driver. An
-// interrupt caused by ctx becomes ctx.Err(); errors that did not come from
-// SQLite pass through unchanged.
+// interrupt or a rolled-back transaction caused by ctx becomes ctx.Err();
+// other errors that did not come from SQLite pass through unchanged.
 func translate(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
+	}
+	// database/sql rolls a transaction back as soon as its context is done,
+	// and the statements after that report ErrTxDone instead of the cause.
+	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, sql.ErrTxDone) {
+		return ctxErr
 	}
 	var se sqlite3.Error
 	if !errors.As(err, &se) {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +73,8 @@ func fuzzSeeds(f *testing.F) [][]byte {
 // ReadTile read successfully.
 func exercise(t *testing.T, ctx context.Context, r *gpkg.Reader, extra ...grid.Tile) map[grid.Tile][]byte {
 	t.Helper()
+	_, err := r.Metadata(ctx)
+	checkClassified(t, "Metadata", err)
 	tables, err := r.Tables(ctx)
 	checkClassified(t, "Tables", err)
 	read := map[grid.Tile][]byte{}
@@ -158,6 +162,49 @@ func FuzzOpen(f *testing.F) {
 		}
 		defer r.Close() //nolint:errcheck // read-only
 		roundTrip(t, ctx, exercise(t, ctx, r))
+		tables, err := r.Tables(ctx)
+		checkClassified(t, "Tables", err)
+		for _, table := range tables[:min(len(tables), 3)] {
+			_, err := gpkg.ContentDigest(ctx, path, table)
+			checkClassified(t, "ContentDigest", err)
+		}
+	})
+}
+
+// FuzzMerge merges a valid part and an arbitrary file as the second part:
+// Merge must fail with a classified error naming the part and leave
+// nothing behind, or write a package that opens and holds the tiles it
+// reports.
+func FuzzMerge(f *testing.F) {
+	good := gpkgtest.Build(f, gpkgtest.WithMaxZoom(1), gpkgtest.WithFormat(gpkg.PNG))
+	for _, s := range fuzzSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ctx, part := openFuzzInput(t, data)
+		dst := filepath.Join(t.TempDir(), "merged.gpkg")
+		res, err := gpkg.Merge(ctx, dst, []string{good, part}, gpkg.Options{Table: gpkgtest.DefaultTable, Extent: grid.World})
+		if err != nil {
+			checkClassified(t, "Merge", err)
+			if !strings.Contains(err.Error(), part) {
+				t.Errorf("Merge() = %v, want the message to name the part %s", err, part)
+			}
+			if _, serr := os.Stat(dst); !errors.Is(serr, fs.ErrNotExist) {
+				t.Errorf("Stat(dst) after a failed Merge = %v, want ErrNotExist", serr)
+			}
+			return
+		}
+		r, err := gpkg.Open(ctx, dst)
+		if err != nil {
+			t.Fatalf("Open(merged) = %v", err)
+		}
+		defer r.Close() //nolint:errcheck // read-only
+		if n, err := r.Count(ctx, gpkgtest.DefaultTable); err != nil || n != res.Tiles {
+			t.Errorf("Count(merged) = %d, %v, want %d", n, err, res.Tiles)
+		}
+		if _, err := gpkg.ContentDigest(ctx, dst, gpkgtest.DefaultTable); err != nil {
+			t.Errorf("ContentDigest(merged) = %v", err)
+		}
 	})
 }
 

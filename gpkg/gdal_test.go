@@ -1,8 +1,11 @@
 package gpkg_test
 
 import (
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/gpkg/gpkgtest"
@@ -130,4 +133,75 @@ func TestGDALValidatesSingleTile(t *testing.T) {
 		gpkgtest.WithFileName("single.gpkg"))
 	gdal.Validate(t, path)
 	gdal.Info(t, path)
+}
+
+// TestGDALValidatesMergedPackage merges overlapping parts the way finalize
+// does, adds the export metadata, and has GDAL check the result at both
+// stages: the metadata tables and their registration must satisfy
+// validate_gpkg.py with extra checks and warnings as errors, and gdalinfo
+// must read the raster and show the metadata document.
+func TestGDALValidatesMergedPackage(t *testing.T) {
+	t.Parallel()
+	gdal := gpkgtest.RequireGDAL(t)
+	var tiles []grid.Tile
+	for _, r := range grid.Pyramid(grid.World, 2) {
+		for tile := range r.Tiles {
+			if tile.Zoom == 2 && (tile.Col+tile.Row)%2 == 1 {
+				continue // a checkerboard, so the finest zoom is partial
+			}
+			tiles = append(tiles, tile)
+		}
+	}
+	third := len(tiles) / 3
+	table := gpkgtest.WithTable("export_tiles") // parts carry the export's table name
+	parts := []string{buildPart(t, tiles[:2*third], table), buildPart(t, tiles[third:], table), buildPart(t, tiles[2*third:], table)}
+	opt := gpkg.Options{Table: "export_tiles", Identifier: "export 42", Extent: grid.World}
+	path := filepath.Join(t.TempDir(), "export.gpkg")
+	res, err := gpkg.Merge(t.Context(), path, parts, opt)
+	if err != nil {
+		t.Fatalf("Merge() = %v", err)
+	}
+	if res.Tiles != int64(len(tiles)) {
+		t.Errorf("Merge() = %d tiles, want %d", res.Tiles, len(tiles))
+	}
+	gdal.Validate(t, path)
+
+	doc := `{"layer":"orthophoto","tiles":` + fmt.Sprint(res.Tiles) + `,"content_digest":"` + digestOf(t, path, opt.Table) + `"}`
+	if err := gpkg.WriteMetadata(t.Context(), path, gpkg.Metadata{Document: []byte(doc), Now: fixedClock(time.Date(2025, 8, 9, 10, 11, 12, 0, time.UTC))}); err != nil {
+		t.Fatalf("WriteMetadata() = %v", err)
+	}
+	gdal.Validate(t, path)
+	info := gdal.Info(t, path)
+	pixel := grid.Zoom(2).Resolution()
+	want := gpkgtest.Info{
+		DriverShortName: "GPKG",
+		Size:            []int{int(360/pixel + 0.5), int(180/pixel + 0.5)},
+		GeoTransform:    []float64{-180, pixel, 0, 90, 0, -pixel},
+	}
+	got := gpkgtest.Info{DriverShortName: info.DriverShortName, Size: info.Size, GeoTransform: info.GeoTransform}
+	if diff := cmp.Diff(want, got, cmpopts.EquateApprox(1e-12, 0)); diff != "" {
+		t.Errorf("gdalinfo (-want +got):\n%s", diff)
+	}
+	if id := info.Metadata[""]["IDENTIFIER"]; id != "export 42" {
+		t.Errorf("gdalinfo IDENTIFIER = %q, want %q", id, "export 42")
+	}
+	wantOverviews := gpkgtest.ExpectedOverviews(grid.World, []grid.Zoom{0, 1, 2})
+	for i, b := range info.Bands {
+		if len(b.Overviews) != wantOverviews {
+			t.Errorf("band %d: %d overviews, want %d", i+1, len(b.Overviews), wantOverviews)
+		}
+	}
+	if diff := cmp.Diff(map[string]string{"GPKG_METADATA_ITEM_1": doc}, gdal.MetadataDomain(t, path, "GEOPACKAGE")); diff != "" {
+		t.Errorf("gdalinfo -mdd GEOPACKAGE (-want +got):\n%s", diff)
+	}
+}
+
+// digestOf returns the content digest of table in path.
+func digestOf(t *testing.T, path, table string) string {
+	t.Helper()
+	d, err := gpkg.ContentDigest(t.Context(), path, table)
+	if err != nil {
+		t.Fatalf("ContentDigest(%q) = %v", path, err)
+	}
+	return "sha256:" + d
 }

@@ -97,7 +97,32 @@ func readQuery(path string, h header) string {
 // check verifies the required GeoPackage tables are real tables and that
 // at least one tile table exists.
 func (r *Reader) check(ctx context.Context) error {
-	rows, err := r.db.QueryContext(ctx, `SELECT lower(coalesce(name, '')), coalesce(type, ''), coalesce(sql, '') FROM sqlite_master
+	if err := checkSchema(ctx, r.db, "main"); err != nil {
+		return err
+	}
+	names, err := r.Tables(ctx)
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("%w: no table of data_type tiles in gpkg_contents", ErrNotTiles)
+	}
+	return nil
+}
+
+// queryer is what the checks below need: a *sql.DB (Reader), a *sql.Conn
+// (Merge, with the part attached) or a *sql.Tx (WriteMetadata).
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// checkSchema verifies that the required GeoPackage tables of the database
+// attached as schema exist and are plain tables, not views or virtual
+// tables whose content the file's author controls. Errors wrap
+// ErrNotGeoPackage or ErrNotTiles, or are classified SQLite errors.
+func checkSchema(ctx context.Context, q queryer, schema string) error {
+	rows, err := q.QueryContext(ctx, `SELECT lower(coalesce(name, '')), coalesce(type, ''), coalesce(sql, '') FROM `+quoteIdent(schema)+`.sqlite_master
 		WHERE lower(name) IN ('gpkg_spatial_ref_sys', 'gpkg_contents', 'gpkg_tile_matrix_set', 'gpkg_tile_matrix')`)
 	if err != nil {
 		return translate(ctx, err)
@@ -128,12 +153,32 @@ func (r *Reader) check(ctx context.Context) error {
 			return fmt.Errorf("%w: no %s table", ErrNotTiles, name)
 		}
 	}
-	names, err := r.Tables(ctx)
-	if err != nil {
-		return err
+	return nil
+}
+
+// lookupTable checks that the database attached as schema has a tile table
+// name: a gpkg_contents row of data_type "tiles" for a plain table with the
+// four tile columns. Errors wrap ErrTableNotFound or ErrNotTiles, or are
+// classified SQLite errors.
+func lookupTable(ctx context.Context, q queryer, schema, name string) error {
+	s := quoteIdent(schema)
+	var ddl string
+	err := q.QueryRowContext(ctx, `SELECT coalesce(m.sql, '')
+		FROM `+s+`.gpkg_contents c JOIN `+s+`.sqlite_master m ON lower(m.name) = lower(c.table_name)
+		WHERE c.table_name = ? AND c.data_type = 'tiles' AND m.type = 'table'`, name).Scan(&ddl)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && (isVirtual(ddl) || strings.ContainsRune(name, 0)) {
+		return fmt.Errorf("%w: %q", ErrTableNotFound, name)
 	}
-	if len(names) == 0 {
-		return fmt.Errorf("%w: no table of data_type tiles in gpkg_contents", ErrNotTiles)
+	if err != nil {
+		return translate(ctx, err)
+	}
+	var cols int
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?, ?)
+		WHERE name IN ('zoom_level', 'tile_column', 'tile_row', 'tile_data')`, name, schema).Scan(&cols); err != nil {
+		return translate(ctx, err)
+	}
+	if cols != 4 {
+		return fmt.Errorf("%w: table %q lacks the tile columns", ErrNotTiles, name)
 	}
 	return nil
 }
@@ -194,25 +239,11 @@ func (r *Reader) table(ctx context.Context, name string) (*table, error) {
 	if t, ok := r.tables[name]; ok {
 		return t, nil
 	}
-	var ddl string
-	err := r.db.QueryRowContext(ctx, `SELECT coalesce(m.sql, '')
-		FROM gpkg_contents c JOIN sqlite_master m ON lower(m.name) = lower(c.table_name)
-		WHERE c.table_name = ? AND c.data_type = 'tiles' AND m.type = 'table'`, name).Scan(&ddl)
-	if errors.Is(err, sql.ErrNoRows) || err == nil && (isVirtual(ddl) || strings.ContainsRune(name, 0)) {
-		return nil, fmt.Errorf("%w: %q", ErrTableNotFound, name)
-	}
-	if err != nil {
-		return nil, translate(ctx, err)
-	}
-	var cols int
-	if err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?)
-		WHERE name IN ('zoom_level', 'tile_column', 'tile_row', 'tile_data')`, name).Scan(&cols); err != nil {
-		return nil, translate(ctx, err)
-	}
-	if cols != 4 {
-		return nil, fmt.Errorf("%w: table %q lacks the tile columns", ErrNotTiles, name)
+	if err := lookupTable(ctx, r.db, "main", name); err != nil {
+		return nil, err
 	}
 	t := &table{name: name, quoted: quoteIdent(name)}
+	var err error
 	t.read, err = r.db.PrepareContext(ctx, `SELECT typeof(tile_data), length(tile_data),
 		CASE WHEN typeof(tile_data) = 'blob' AND length(tile_data) <= `+fmt.Sprint(MaxTileSize)+` THEN tile_data END
 		FROM `+t.quoted+` WHERE zoom_level = ? AND tile_column = ? AND tile_row = ? LIMIT 1`)
@@ -412,13 +443,20 @@ func (r *Reader) tileMatrices(ctx context.Context, tableName string) ([]TileMatr
 	if err != nil {
 		return nil, err
 	}
+	return queryTileMatrices(ctx, r.db, "main", tbl.name)
+}
+
+// queryTileMatrices reads the gpkg_tile_matrix rows of table in the
+// database attached as schema, ordered by zoom level. Errors wrap ErrNotGrid
+// for more rows than a grid can have, or are classified SQLite errors.
+func queryTileMatrices(ctx context.Context, q queryer, schema, table string) ([]TileMatrix, error) {
 	// CAST and coalesce give every column the type Scan expects, whatever
 	// the file holds; a missing value reads as 0, which InGrid rejects.
-	rows, err := r.db.QueryContext(ctx, `SELECT coalesce(CAST(zoom_level AS INTEGER), -1),
+	rows, err := q.QueryContext(ctx, `SELECT coalesce(CAST(zoom_level AS INTEGER), -1),
 		coalesce(CAST(matrix_width AS INTEGER), 0), coalesce(CAST(matrix_height AS INTEGER), 0),
 		coalesce(CAST(tile_width AS INTEGER), 0), coalesce(CAST(tile_height AS INTEGER), 0),
 		coalesce(CAST(pixel_x_size AS REAL), 0), coalesce(CAST(pixel_y_size AS REAL), 0)
-		FROM gpkg_tile_matrix WHERE table_name = ? ORDER BY zoom_level LIMIT ?`, tbl.name, maxZoomLevels+1)
+		FROM `+quoteIdent(schema)+`.gpkg_tile_matrix WHERE table_name = ? ORDER BY zoom_level LIMIT ?`, table, maxZoomLevels+1)
 	if err != nil {
 		return nil, translate(ctx, err)
 	}

@@ -97,3 +97,48 @@ func tileTableSchema(quoted string) string {
 func quoteIdent(name string) string {
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }
+
+// metadataDefinition is gpkg_extensions.definition of the Metadata
+// extension (GeoPackage 1.3, Annex F.8).
+const metadataDefinition = "http://www.geopackage.org/spec/#extension_metadata"
+
+// metadataSchema adds the tables of the Metadata extension and registers
+// it, unless they already exist, exactly as the specification defines them
+// (Annex F.8 and C.9): GDAL's validator compares column types, NOT NULL and
+// defaults with PRAGMA table_info, and wants a registered gpkg_metadata
+// extension to have scope read-write. The extension is registered once per
+// table; with column_name NULL the UNIQUE constraint of gpkg_extensions does
+// not catch a repeat, so NOT EXISTS does.
+const metadataSchema = `
+CREATE TABLE IF NOT EXISTS gpkg_extensions (
+  table_name TEXT,
+  column_name TEXT,
+  extension_name TEXT NOT NULL,
+  definition TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  CONSTRAINT ge_tce UNIQUE (table_name, column_name, extension_name)
+);
+CREATE TABLE IF NOT EXISTS gpkg_metadata (
+  id INTEGER CONSTRAINT m_pk PRIMARY KEY ASC NOT NULL,
+  md_scope TEXT NOT NULL DEFAULT 'dataset',
+  md_standard_uri TEXT NOT NULL,
+  mime_type TEXT NOT NULL DEFAULT 'text/xml',
+  metadata TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS gpkg_metadata_reference (
+  reference_scope TEXT NOT NULL,
+  table_name TEXT,
+  column_name TEXT,
+  row_id_value INTEGER,
+  timestamp DATETIME NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  md_file_id INTEGER NOT NULL,
+  md_parent_id INTEGER,
+  CONSTRAINT crmr_mfi_fk FOREIGN KEY (md_file_id) REFERENCES gpkg_metadata(id),
+  CONSTRAINT crmr_mpi_fk FOREIGN KEY (md_parent_id) REFERENCES gpkg_metadata(id)
+);
+INSERT INTO gpkg_extensions (table_name, column_name, extension_name, definition, scope)
+  SELECT t.name, NULL, 'gpkg_metadata', '` + metadataDefinition + `', 'read-write'
+  FROM (SELECT 'gpkg_metadata' AS name UNION ALL SELECT 'gpkg_metadata_reference') t
+  WHERE NOT EXISTS (SELECT 1 FROM gpkg_extensions e
+    WHERE e.table_name = t.name AND e.column_name IS NULL AND e.extension_name = 'gpkg_metadata');
+`

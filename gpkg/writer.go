@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/geoexport/exporter/internal/grid"
+	"github.com/mattn/go-sqlite3"
 )
 
 // pageSize is the SQLite page size of packages written by Create. Tiles are
@@ -69,6 +70,11 @@ type Writer struct {
 // the classified SQLite error otherwise; on failure nothing is left at path.
 // The caller owns the Writer and must call Close or Abort.
 func Create(ctx context.Context, path string, opt Options) (*Writer, error) {
+	return create(ctx, path, opt, nil)
+}
+
+// create is Create with hook setting up the writer connection (nil: none).
+func create(ctx context.Context, path string, opt Options, hook func(*sqlite3.SQLiteConn) error) (*Writer, error) {
 	if err := opt.Validate(); err != nil {
 		return nil, err
 	}
@@ -92,7 +98,7 @@ func Create(ctx context.Context, path string, opt Options) (*Writer, error) {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
 	w := &Writer{path: path, opt: opt}
-	if err := w.init(ctx); err != nil {
+	if err := w.init(ctx, hook); err != nil {
 		_ = w.discard()
 		return nil, fmt.Errorf("create %s: %w", path, translate(ctx, err))
 	}
@@ -101,9 +107,9 @@ func Create(ctx context.Context, path string, opt Options) (*Writer, error) {
 
 // init opens the database, sets up the connection and writes the schema
 // and metadata rows.
-func (w *Writer) init(ctx context.Context) error {
+func (w *Writer) init(ctx context.Context, hook func(*sqlite3.SQLiteConn) error) error {
 	var err error
-	if w.db, err = openDB(w.path, "", 1, nil); err != nil {
+	if w.db, err = openDB(w.path, "", 1, hook); err != nil {
 		return err
 	}
 	if w.conn, err = w.db.Conn(ctx); err != nil {

@@ -3,6 +3,7 @@ package trigger
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -24,8 +25,14 @@ type createdResponse struct {
 // create is POST /create: validate, look up, get-or-create, enqueue.
 // With ?dryRun=true it answers the estimate and creates nothing.
 func (s *Server) create(c *fiber.Ctx) error {
-	if c.QueryBool("dryRun") {
-		return s.estimate(c)
+	if dry := c.Query("dryRun"); dry != "" {
+		v, err := strconv.ParseBool(dry)
+		if err != nil {
+			return invalid("dryRun", "%q is not true or false", dry)
+		}
+		if v {
+			return s.estimate(c)
+		}
 	}
 	ctx := c.UserContext()
 	req, spec, err := s.decodeAndPlan(c)
@@ -38,7 +45,7 @@ func (s *Server) create(c *fiber.Ctx) error {
 		callbacks[i] = job.Callback{URL: u, BBox: req.BBox.Slice()}
 	}
 	id := uuid.NewString()
-	fresh := job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, 1)}
+	fresh := job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, len(spec.Plan()))}
 	p, _ := PrincipalFrom(c)
 	j, outcome, err := s.deps.Jobs.GetOrCreate(ctx, fresh, job.Request{
 		Subject: p.Subject, Callbacks: callbacks, TTL: s.cfg.PackageTTL, QuotaBytes: s.cfg.QuotaBytes,
@@ -127,6 +134,7 @@ func (s *Server) plan(req ExportRequest) (job.Spec, error) {
 	}
 	spec := job.NewSpec(layer, z, extent, req.Priority)
 	spec.EstimatedBytes = spec.Estimate(s.cfg.TileSizes)
+	spec.BatchTiles = s.cfg.BatchTiles
 	if spec.TilesTotal > s.cfg.MaxTiles {
 		return job.Spec{}, invalid("bbox", "the export holds %d tiles, more than the limit of %d; choose a smaller bbox or a coarser targetResolution",
 			spec.TilesTotal, s.cfg.MaxTiles)

@@ -30,7 +30,9 @@ type estimateResponse struct {
 
 // estimate is POST /estimate and POST /create?dryRun=true: the sanitised
 // bbox, zoom, tiles per zoom and estimated size of an export, from the same
-// checks as /create, creating nothing.
+// request checks as /create, creating and reserving nothing. With a quota
+// it reports what is left; whether the export needs quota at all (an
+// identical job may exist) is only known when it is created.
 func (s *Server) estimate(c *fiber.Ctx) error {
 	_, spec, err := s.decodeAndPlan(c)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 
 	"github.com/geoexport/exporter/internal/job"
 )
@@ -35,6 +36,8 @@ type jobResponse struct {
 	CompletedAt    *time.Time      `json:"completedAt,omitempty"`
 	ExpiresAt      *time.Time      `json:"expiresAt,omitempty"`
 	Result         *job.Completion `json:"result,omitempty"`
+	// Callbacks are the outcomes of deliveries so far, on GET /jobs/{id}.
+	Callbacks []deliveryResponse `json:"callbacks,omitempty"`
 }
 
 // visibleJob loads the job named by the route parameter param if the
@@ -87,13 +90,34 @@ func (s *Server) jobResponse(j job.Job) jobResponse {
 	return r
 }
 
-// getJob is GET /jobs/{id}.
+// getJob is GET /jobs/{id}, with the outcome of each callback.
 func (s *Server) getJob(c *fiber.Ctx) error {
 	j, err := s.visibleJob(c, "id")
 	if err != nil {
 		return err
 	}
-	return c.JSON(s.jobResponse(j))
+	r := s.jobResponse(j)
+	ds, err := s.deps.Jobs.Deliveries(c.UserContext(), j.ID)
+	if err != nil {
+		return unavailable(err)
+	}
+	for _, d := range ds {
+		r.Callbacks = append(r.Callbacks, deliveryResponse{
+			URL: d.Callback.URL, BBox: d.Callback.BBox, Outcome: d.Outcome, Code: d.Code, Error: d.Error, Attempts: d.Attempts, At: d.At,
+		})
+	}
+	return c.JSON(r)
+}
+
+// deliveryResponse is the latest outcome of one callback.
+type deliveryResponse struct {
+	URL      string    `json:"url"`
+	BBox     []float64 `json:"bbox"`
+	Outcome  string    `json:"outcome"`
+	Code     int       `json:"code,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	Attempts int       `json:"attempts"`
+	At       time.Time `json:"at"`
 }
 
 // taskStatus is GET /taskStatus/{jobId}, for clients of the reference
@@ -183,6 +207,18 @@ func (s *Server) cancelJob(c *fiber.Ctx) error {
 			if err := s.deps.Tasks.CancelProcessing(tid); err != nil {
 				s.deps.Logger.WarnContext(ctx, "stop cancelled task", "job_id", j.ID, "task_id", tid, "error", err)
 			}
+		}
+	}
+	if len(j.TaskIDs) > 1 {
+		// The merge task of a stopped job removes its parts.
+		payload, err := job.Encode(job.FinalizePayload{JobID: j.ID})
+		if err != nil {
+			return err
+		}
+		_, err = s.deps.Queue.EnqueueContext(ctx, asynq.NewTask(job.TypeFinalize, payload), asynq.TaskID(job.FinalizeTaskID(j.ID)),
+			asynq.Queue(queue), asynq.MaxRetry(s.cfg.RenderMaxRetry), asynq.Timeout(s.cfg.RenderTimeout))
+		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			return unavailable(err)
 		}
 	}
 	if err := s.deps.Jobs.Notify(ctx, s.deps.Queue, j, job.CallbackOptions{

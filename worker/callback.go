@@ -3,6 +3,9 @@ package worker
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,10 +28,15 @@ func (w *Worker) notify(ctx context.Context, j job.Job) error {
 	})
 }
 
+// SignatureHeader carries the HMAC-SHA256 of a callback's body, as
+// "sha256=<hex>", when a callback secret is configured.
+const SignatureHeader = "X-Exporter-Signature"
+
 // handleCallback POSTs a job's outcome to one callback URL: the contract's
 // Completed payload without status, with that caller's bbox. Network
-// errors, 408, 429 and 5xx are retried with backoff; other answers end
-// the delivery.
+// errors, timeouts, 408, 429 and 5xx are retried with backoff; other
+// answers and refused destinations end the delivery. Each attempt's
+// outcome is recorded on the job.
 func (w *Worker) handleCallback(ctx context.Context, t *asynq.Task) error {
 	var p job.CallbackPayload
 	if err := job.Decode(t.Payload(), &p); err != nil {
@@ -41,49 +49,75 @@ func (w *Worker) handleCallback(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(j.Completion(w.cfg.PublicURL, p.Callback.BBox))
+	code, err := w.deliver(ctx, j, p.Callback)
+	d := job.Delivery{Callback: p.Callback, Outcome: job.DeliveryDelivered, Code: code, Attempts: attempt(ctx), At: time.Now().UTC()}
+	switch {
+	case err == nil:
+		w.metrics.callbacks.WithLabelValues("delivered").Inc()
+		w.log.InfoContext(ctx, "callback delivered", "job_id", j.ID, "callback", redactURL(p.Callback.URL), "status", code)
+	case lastAttempt(ctx, err):
+		d.Outcome, d.Error = job.DeliveryFailed, failureReason(err)
+		w.metrics.callbacks.WithLabelValues("failed").Inc()
+	default:
+		d.Outcome, d.Error = job.DeliveryRetrying, err.Error()
+		w.metrics.callbacks.WithLabelValues("retry").Inc()
+	}
+	if rerr := w.deps.Jobs.RecordDelivery(context.WithoutCancel(ctx), j.ID, d); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	return err
+}
+
+// attempt is the number of this delivery attempt, from 1.
+func attempt(ctx context.Context) int {
+	n, _ := asynq.GetRetryCount(ctx)
+	return n + 1
+}
+
+// deliver POSTs the payload and returns the HTTP status answered.
+func (w *Worker) deliver(ctx context.Context, j job.Job, cb job.Callback) (int, error) {
+	body, err := json.Marshal(j.Completion(w.cfg.PublicURL, cb.BBox))
 	if err != nil {
-		return fmt.Errorf("encode callback: %w: %w", err, asynq.SkipRetry)
+		return 0, fmt.Errorf("encode callback: %w: %w", err, asynq.SkipRetry)
 	}
 	// Callback URLs may carry credentials in their query: errors and logs
 	// name only the scheme, host and path.
-	target := redactURL(p.Callback.URL)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.Callback.URL, bytes.NewReader(body))
+	target := redactURL(cb.URL)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cb.URL, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("callback %s: bad URL: %w", target, asynq.SkipRetry)
+		return 0, fmt.Errorf("callback %s: bad URL: %w", target, asynq.SkipRetry)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "exporter-callback")
+	if len(w.cfg.CallbackSecret) > 0 {
+		mac := hmac.New(sha256.New, w.cfg.CallbackSecret)
+		mac.Write(body)
+		req.Header.Set(SignatureHeader, "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	}
 	resp, err := w.deps.HTTP.Do(req)
 	if errors.Is(err, egress.ErrForbidden) || errors.Is(err, egress.ErrTooManyRedirects) {
-		w.metrics.callbacks.WithLabelValues("rejected").Inc()
 		var uerr *egress.URLError
 		if errors.As(err, &uerr) {
-			return fmt.Errorf("callback %s: %w: %w", target, uerr, asynq.SkipRetry)
+			return 0, fmt.Errorf("callback %s: %w: %w", target, uerr, asynq.SkipRetry)
 		}
-		return fmt.Errorf("callback %s: %w: %w", target, egress.ErrTooManyRedirects, asynq.SkipRetry)
+		return 0, fmt.Errorf("callback %s: %w: %w", target, egress.ErrTooManyRedirects, asynq.SkipRetry)
 	}
 	if err != nil {
-		w.metrics.callbacks.WithLabelValues("retry").Inc()
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
 			err = uerr.Err // its text repeats the whole URL
 		}
-		return fmt.Errorf("callback %s: %w", target, err)
+		return 0, fmt.Errorf("callback %s: %w", target, err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	switch code := resp.StatusCode; {
 	case code >= 200 && code < 300:
-		w.metrics.callbacks.WithLabelValues("delivered").Inc()
-		w.log.InfoContext(ctx, "callback delivered", "job_id", j.ID, "callback", target, "status", code)
-		return nil
+		return code, nil
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
-		w.metrics.callbacks.WithLabelValues("retry").Inc()
-		return fmt.Errorf("callback %s answered %d", target, code)
+		return code, fmt.Errorf("callback %s answered %d", target, code)
 	default:
-		w.metrics.callbacks.WithLabelValues("rejected").Inc()
-		return fmt.Errorf("callback %s answered %d: %w", target, code, asynq.SkipRetry)
+		return code, fmt.Errorf("callback %s answered %d: %w", target, code, asynq.SkipRetry)
 	}
 }
 

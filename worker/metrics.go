@@ -13,6 +13,7 @@ type metrics struct {
 	tileBytes    *prometheus.CounterVec
 	jobsFinished *prometheus.CounterVec
 	callbacks    *prometheus.CounterVec
+	encode       *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -36,8 +37,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exporter_worker_callbacks_total", Help: "Callback deliveries by outcome: delivered, retry, rejected.",
 		}, []string{"outcome"}),
+		encode: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "exporter_worker_tile_encode_duration_seconds", Help: "Time to encode one tile, by format.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 10),
+		}, []string{"format"}),
 	}
-	for _, c := range []prometheus.Collector{m.tasks, m.taskDuration, m.tiles, m.tileBytes, m.jobsFinished, m.callbacks} {
+	for _, c := range []prometheus.Collector{m.tasks, m.taskDuration, m.tiles, m.tileBytes, m.jobsFinished, m.callbacks, m.encode} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register worker metrics: %w", err)
 		}

@@ -7,18 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/hibiken/asynq"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/geoexport/exporter/gpkg"
-	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/worker/source"
 )
 
@@ -30,47 +29,57 @@ type Files interface {
 	// PutFile uploads the local file at path under key, replacing any
 	// object there; readers never see a partial object.
 	PutFile(ctx context.Context, key, path, contentType string) error
+	// GetFile downloads the object at key to path; storage.ErrNotFound
+	// when it does not exist.
+	GetFile(ctx context.Context, key, path string) error
 	// Delete removes the object at key; a missing key is not an error.
 	Delete(ctx context.Context, key string) error
+	// List yields the objects under prefix.
+	List(ctx context.Context, prefix string) iter.Seq2[storage.Info, error]
 }
 
 // errCancelled stops a render whose job was cancelled: for good, so asynq
 // does not retry it.
-var errCancelled = fmt.Errorf("job cancelled: %w", asynq.SkipRetry)
+var errCancelled = fmt.Errorf("job no longer running: %w", asynq.SkipRetry)
 
-// progressEvery is how many tiles pass between progress updates.
-const progressEvery = 256
-
-// handleRender renders one batch of a job into a GeoPackage and stores it.
-// It is idempotent: a job that is no longer In-Progress is left alone, the
-// package key is derived from the job, and a re-run overwrites its own
-// output.
+// handleRender renders one batch of a job. A job of one batch is written
+// straight into its package; a larger job's batches write parts, and the
+// batch that completes the set enqueues the merge. It is idempotent: a job
+// that is no longer In-Progress is left alone, a batch already stored is
+// not rendered again, and every key is derived from the job.
 func (w *Worker) handleRender(ctx context.Context, t *asynq.Task) error {
 	var p job.RenderPayload
 	if err := job.Decode(t.Payload(), &p); err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	log := w.log.With("job_id", p.JobID, "task_type", t.Type())
-	err := w.render(ctx, p)
-	if errors.Is(err, errCancelled) || (err != nil && ctx.Err() != nil && w.cancelled(ctx, p.JobID)) {
-		log.InfoContext(ctx, "render stopped: job cancelled")
+	return w.endOnFailure(ctx, p.JobID, w.render(ctx, p))
+}
+
+// endOnFailure fails the job when err ends its task for good, and tells
+// the job's callers.
+func (w *Worker) endOnFailure(ctx context.Context, jobID string, err error) error {
+	log := w.log.With("job_id", jobID)
+	if errors.Is(err, errCancelled) || (err != nil && ctx.Err() != nil && w.cancelled(ctx, jobID)) {
+		log.InfoContext(ctx, "task stopped: job no longer running")
 		return errCancelled
 	}
 	if err == nil || ctx.Err() != nil || !lastAttempt(ctx, err) {
 		return err
 	}
-	// The job cannot be made: record why and tell its callers.
-	reason := failureReason(err)
-	j, changed, ferr := w.deps.Jobs.Fail(context.WithoutCancel(ctx), p.JobID, reason)
+	wctx := context.WithoutCancel(ctx)
+	j, changed, ferr := w.deps.Jobs.Fail(wctx, jobID, failureReason(err))
 	if ferr != nil {
 		return errors.Join(err, ferr)
 	}
 	if changed {
 		w.metrics.jobsFinished.WithLabelValues(string(job.StatusFailed)).Inc()
 		log.ErrorContext(ctx, "export failed", "error", err)
+		if cerr := w.deleteParts(wctx, j); cerr != nil {
+			log.WarnContext(ctx, "delete parts of failed job", "error", cerr)
+		}
 	}
 	if j.Status == job.StatusFailed {
-		if cerr := w.notify(context.WithoutCancel(ctx), j); cerr != nil {
+		if cerr := w.notify(wctx, j); cerr != nil {
 			return errors.Join(err, cerr)
 		}
 	}
@@ -107,12 +116,21 @@ func (w *Worker) render(ctx context.Context, p job.RenderPayload) error {
 	default:
 		return nil
 	}
-	src, err := w.sourceFor(j.Spec)
-	if err != nil {
-		return fmt.Errorf("layer %s source: %w: %w", j.Spec.Layer.ID, err, asynq.SkipRetry)
+	plan := j.Spec.Plan()
+	if p.Batch < 0 || p.Batch >= len(plan) {
+		return fmt.Errorf("render: job %s has no batch %d: %w", j.ID, p.Batch, asynq.SkipRetry)
 	}
-	if c, ok := src.(io.Closer); ok {
-		defer c.Close()
+	batch := plan[p.Batch]
+	log := w.log.With("job_id", j.ID, "batch", p.Batch)
+	if len(plan) > 1 {
+		done, err := w.deps.Jobs.IsBatchDone(ctx, j.ID, p.Batch)
+		if err != nil {
+			return err
+		}
+		if done {
+			log.InfoContext(ctx, "batch already stored")
+			return w.batchStored(ctx, j, p.Batch, len(plan))
+		}
 	}
 	dir, err := os.MkdirTemp(w.cfg.TempDir, "render-")
 	if err != nil {
@@ -120,10 +138,110 @@ func (w *Worker) render(ctx context.Context, p job.RenderPayload) error {
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, j.Spec.PackageName+".gpkg")
-	stored, err := w.build(ctx, j, p, src, path)
+	written, err := w.build(ctx, j, batch, path)
 	if err != nil {
 		return err
 	}
+	log.InfoContext(ctx, "batch rendered", "tiles", written, "of", batch.Tiles)
+	if len(plan) == 1 {
+		if err := w.writeMetadata(ctx, j, path, written); err != nil {
+			return err
+		}
+		return w.store(ctx, j, path, written)
+	}
+	part := job.PartKey(j.ID, p.Batch)
+	if err := w.deps.Files.PutFile(ctx, part, path, ContentTypeGeoPackage); err != nil {
+		return fmt.Errorf("store part %d: %w", p.Batch, err)
+	}
+	// A job cancelled or failed meanwhile has had its parts cleaned up
+	// already, or will; this part must not outlive it.
+	if err := w.checkRunning(ctx, j.ID); err != nil {
+		return errors.Join(err, w.deps.Files.Delete(ctx, part))
+	}
+	return w.batchStored(ctx, j, p.Batch, len(plan))
+}
+
+// batchStored records a stored part and, if it was the last one, queues
+// the merge. Both steps are idempotent, so a re-run after a crash between
+// them finishes the job.
+func (w *Worker) batchStored(ctx context.Context, j job.Job, batch, batches int) error {
+	n, err := w.deps.Jobs.BatchDone(ctx, j.ID, batch)
+	if err != nil {
+		return err
+	}
+	if int(n) < batches {
+		return nil
+	}
+	payload, err := job.Encode(job.FinalizePayload{JobID: j.ID})
+	if err != nil {
+		return err
+	}
+	_, err = w.deps.Queue.EnqueueContext(ctx, asynq.NewTask(job.TypeFinalize, payload),
+		asynq.TaskID(job.FinalizeTaskID(j.ID)), asynq.Queue(job.QueueFor(j.Spec.Priority, w.cfg.UrgentFrom, w.cfg.DefaultFrom)),
+		asynq.MaxRetry(w.cfg.FinalizeMaxRetry), asynq.Timeout(w.cfg.FinalizeTimeout))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue finalize of job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// build renders one batch of the job into a new GeoPackage at path and
+// returns how many tiles it holds.
+func (w *Worker) build(ctx context.Context, j job.Job, batch job.Batch, path string) (int64, error) {
+	spec := j.Spec
+	src, err := w.sourceFor(spec)
+	if err != nil {
+		return 0, fmt.Errorf("layer %s source: %w: %w", spec.Layer.ID, err, asynq.SkipRetry)
+	}
+	if c, ok := src.(io.Closer); ok {
+		defer c.Close()
+	}
+	policy, err := source.ParseFormatPolicy(spec.Layer.TileFormat)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	gw, err := gpkg.Create(ctx, path, packageOptions(spec))
+	if err != nil {
+		return 0, fmt.Errorf("create package: %w", err)
+	}
+	defer func() { _ = gw.Abort() }() // a no-op once Close succeeded
+	key := fmt.Sprint(batch.Index)
+	p := &pipeline{
+		w: w, src: src, policy: policy, quality: spec.Layer.JPEGQuality,
+		ranges: batch.Ranges(spec.BBox, spec.Zoom), gw: gw,
+		progress: func(ctx context.Context, done int64) error {
+			if err := w.deps.Jobs.SetProgress(ctx, j.ID, key, done); err != nil {
+				return err
+			}
+			return w.checkRunning(ctx, j.ID)
+		},
+	}
+	written, err := p.run(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := gw.Close(); err != nil {
+		return 0, fmt.Errorf("finish package: %w", err)
+	}
+	// Tiles with no data were skipped: count them as done too.
+	if err := w.deps.Jobs.SetProgress(ctx, j.ID, key, batch.Tiles); err != nil {
+		return 0, err
+	}
+	return written, nil
+}
+
+// packageOptions are the GeoPackage settings of a job's package and parts.
+func packageOptions(spec job.Spec) gpkg.Options {
+	return gpkg.Options{
+		Table:       tableName(spec.Layer.ProductID),
+		Identifier:  spec.PackageName,
+		Description: fmt.Sprintf("%s %s version %s, zoom 0-%d", spec.Layer.ProductType, spec.Layer.ProductID, spec.Layer.Version, spec.Zoom),
+		Extent:      spec.BBox,
+	}
+}
+
+// store uploads a finished package and completes the job.
+func (w *Worker) store(ctx context.Context, j job.Job, path string, tiles int64) error {
 	sum, size, err := fileDigest(path)
 	if err != nil {
 		return err
@@ -132,14 +250,13 @@ func (w *Worker) render(ctx context.Context, p job.RenderPayload) error {
 	if err := w.deps.Files.PutFile(ctx, key, path, ContentTypeGeoPackage); err != nil {
 		return fmt.Errorf("store package %s: %w", key, err)
 	}
-	j, changed, err := w.deps.Jobs.Complete(ctx, j.ID, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: stored}, w.cfg.PackageTTL)
+	j, changed, err := w.deps.Jobs.Complete(ctx, j.ID, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles}, w.cfg.PackageTTL)
 	if err != nil {
 		return err
 	}
 	if changed {
 		w.metrics.jobsFinished.WithLabelValues(string(job.StatusCompleted)).Inc()
-		w.log.InfoContext(ctx, "export completed", "job_id", j.ID, "package_id", j.Spec.PackageName,
-			"tiles", stored, "bytes", size)
+		w.log.InfoContext(ctx, "export completed", "job_id", j.ID, "package_id", j.Spec.PackageName, "tiles", tiles, "bytes", size)
 	}
 	if j.Status != job.StatusCompleted {
 		// Cancelled while the package was stored: it is nobody's.
@@ -149,140 +266,6 @@ func (w *Worker) render(ctx context.Context, p job.RenderPayload) error {
 		return nil
 	}
 	return w.notify(ctx, j)
-}
-
-// encoded is a tile ready for the writer.
-type encoded struct {
-	tile   grid.Tile
-	data   []byte
-	format source.Format
-}
-
-// build renders every tile of the job into a new GeoPackage at path and
-// returns how many tiles it holds. Tiles flow from one planner through
-// Fetchers fetch-and-encode goroutines to the single SQLite writer, over
-// bounded channels, so memory stays flat whatever the export's size and
-// the slowest stage sets the pace.
-func (w *Worker) build(ctx context.Context, j job.Job, p job.RenderPayload, src source.Source, path string) (int64, error) {
-	spec := j.Spec
-	gw, err := gpkg.Create(ctx, path, gpkg.Options{
-		Table:       tableName(spec.Layer.ProductID),
-		Identifier:  spec.PackageName,
-		Description: fmt.Sprintf("%s %s version %s, zoom 0-%d", spec.Layer.ProductType, spec.Layer.ProductID, spec.Layer.Version, spec.Zoom),
-		Extent:      spec.BBox,
-	})
-	if err != nil {
-		return 0, fmt.Errorf("create package: %w", err)
-	}
-	policy, err := source.ParseFormatPolicy(spec.Layer.TileFormat)
-	if err != nil {
-		return 0, errors.Join(fmt.Errorf("%w: %w", err, asynq.SkipRetry), gw.Abort())
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	tiles := make(chan grid.Tile, 4*w.cfg.Fetchers)
-	out := make(chan encoded, 4*w.cfg.Fetchers)
-	g.Go(func() error {
-		defer close(tiles)
-		for _, r := range grid.Pyramid(spec.BBox, spec.Zoom) {
-			for t := range r.Tiles {
-				select {
-				case tiles <- t:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-			}
-		}
-		return nil
-	})
-	fetchers, fctx := errgroup.WithContext(gctx)
-	for range w.cfg.Fetchers {
-		fetchers.Go(func() error {
-			for t := range tiles {
-				e, ok, err := fetch(fctx, src, t, policy, spec.Layer.JPEGQuality)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					continue
-				}
-				select {
-				case out <- e:
-				case <-fctx.Done():
-					return fctx.Err()
-				}
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		defer close(out)
-		return fetchers.Wait()
-	})
-	var written int64
-	g.Go(func() error {
-		batch := fmt.Sprint(p.Batch)
-		last := time.Now()
-		for e := range out {
-			if err := gw.Put(gctx, e.tile, e.data); err != nil {
-				return fmt.Errorf("write tile %s: %w", e.tile, err)
-			}
-			written++
-			w.metrics.tiles.WithLabelValues(string(e.format)).Inc()
-			w.metrics.tileBytes.WithLabelValues(string(e.format)).Add(float64(len(e.data)))
-			if written%progressEvery == 0 || time.Since(last) > time.Second {
-				last = time.Now()
-				if err := w.deps.Jobs.SetProgress(gctx, j.ID, batch, written); err != nil {
-					return err
-				}
-				if st, err := w.deps.Jobs.Status(gctx, j.ID); err != nil {
-					return err
-				} else if st != job.StatusInProgress {
-					return errCancelled
-				}
-			}
-		}
-		return nil
-	})
-	if err := g.Wait(); err != nil {
-		// Drain so the fetchers blocked on out can see the cancellation.
-		for range out {
-		}
-		return 0, errors.Join(err, gw.Abort())
-	}
-	if err := gw.Close(); err != nil {
-		return 0, fmt.Errorf("finish package: %w", err)
-	}
-	// Tiles with no data were skipped: count them as done too.
-	if err := w.deps.Jobs.SetProgress(ctx, j.ID, fmt.Sprint(p.Batch), spec.TilesTotal); err != nil {
-		return 0, err
-	}
-	return written, nil
-}
-
-// fetch reads one tile and encodes it by the layer's policy. ok is false
-// for a tile with no data, which is not written.
-func fetch(ctx context.Context, src source.Source, t grid.Tile, policy source.FormatPolicy, quality int) (encoded, bool, error) {
-	st, err := src.Tile(ctx, t)
-	if errors.Is(err, source.ErrNoData) {
-		return encoded{}, false, nil
-	}
-	if err != nil {
-		if errors.Is(err, source.ErrInvalidData) || errors.Is(err, source.ErrInvalidTile) {
-			err = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
-		}
-		return encoded{}, false, fmt.Errorf("tile %s: %w", t, err)
-	}
-	if st.Image == nil {
-		return encoded{tile: t, data: st.Data, format: st.Format}, true, nil
-	}
-	if source.IsEmpty(st.Image) {
-		return encoded{}, false, nil
-	}
-	data, f, err := source.Encode(st.Image, policy, quality)
-	if err != nil {
-		return encoded{}, false, fmt.Errorf("encode tile %s: %w", t, err)
-	}
-	return encoded{tile: t, data: data, format: f}, true, nil
 }
 
 var notIdent = regexp.MustCompile(`[^A-Za-z0-9_]+`)

@@ -42,6 +42,13 @@ type Config struct {
 	PublicURL string
 	// PackageTTL is how long a finished package is kept.
 	PackageTTL time.Duration
+	// FinalizeTimeout and FinalizeMaxRetry are set on every merge task.
+	FinalizeTimeout  time.Duration
+	FinalizeMaxRetry int
+	// Encoders is the number of tiles encoded at once in one render task.
+	Encoders int
+	// CallbackSecret, when set, signs callback bodies (HMAC-SHA256).
+	CallbackSecret []byte
 	// CallbackTimeout bounds one callback POST; CallbackMaxRetry is set on
 	// every callback task.
 	CallbackTimeout  time.Duration
@@ -51,8 +58,11 @@ type Config struct {
 // Validate reports every problem of c.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Concurrency < 1 || c.Fetchers < 1 || c.ReservedConcurrency < 0 {
-		errs = append(errs, errors.New("worker: concurrency and fetchers must be at least 1, reserved concurrency not negative"))
+	if c.Concurrency < 1 || c.Fetchers < 1 || c.Encoders < 1 || c.ReservedConcurrency < 0 {
+		errs = append(errs, errors.New("worker: concurrency, fetchers and encoders must be at least 1, reserved concurrency not negative"))
+	}
+	if c.FinalizeTimeout <= 0 || c.FinalizeMaxRetry < 0 {
+		errs = append(errs, errors.New("worker: finalize timeout must be positive, finalize retries not negative"))
 	}
 	for _, w := range c.QueueWeights {
 		if w < 1 {
@@ -127,6 +137,7 @@ func (w *Worker) Handler() asynq.Handler {
 	mux := asynq.NewServeMux()
 	mux.Use(w.observe)
 	mux.HandleFunc(job.TypeRender, w.handleRender)
+	mux.HandleFunc(job.TypeFinalize, w.handleFinalize)
 	mux.HandleFunc(job.TypeCallback, w.handleCallback)
 	return mux
 }

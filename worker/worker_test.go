@@ -3,6 +3,9 @@ package worker_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,7 +92,8 @@ func setup(t *testing.T, opts ...func(*worker.Config, *worker.Deps)) (*worker.Wo
 	deps := worker.Deps{Logger: slog.New(slog.DiscardHandler), Registry: reg, Redis: redisOpt, Jobs: jobs, Files: files, Queue: queue,
 		HTTP: policy.Client(2 * time.Second)}
 	cfg := worker.Config{
-		Concurrency: 2, Fetchers: 4, QueueWeights: [3]int{6, 3, 1}, UrgentFrom: 100_000_000, DefaultFrom: 1000,
+		Concurrency: 2, Fetchers: 4, Encoders: 2, FinalizeTimeout: time.Minute, FinalizeMaxRetry: 2,
+		QueueWeights: [3]int{6, 3, 1}, UrgentFrom: 100_000_000, DefaultFrom: 1000,
 		TempDir: t.TempDir(), ShutdownTimeout: 5 * time.Second, PublicURL: "http://exporter.test",
 		PackageTTL: time.Hour, CallbackTimeout: 2 * time.Second, CallbackMaxRetry: 3,
 	}
@@ -364,6 +368,7 @@ func TestRenderCancelled(t *testing.T) {
 
 type received struct {
 	body   map[string]any
+	raw    []byte
 	header http.Header
 }
 
@@ -374,7 +379,7 @@ func callbackServer(t *testing.T, status int) (string, <-chan received) {
 		b, _ := io.ReadAll(r.Body)
 		var m map[string]any
 		_ = json.Unmarshal(b, &m)
-		ch <- received{body: m, header: r.Header}
+		ch <- received{body: m, raw: b, header: r.Header}
 		w.WriteHeader(status)
 	}))
 	t.Cleanup(srv.Close)
@@ -593,5 +598,131 @@ func TestCallbackToPrivateAddressRefused(t *testing.T) {
 	case <-got:
 		t.Error("the refused callback reached the server")
 	default:
+	}
+}
+
+// createBatched stores a job split into batches of at most maxTiles.
+func createBatched(t *testing.T, b *bundle, bbox grid.BBox, z grid.Zoom, maxTiles int64) job.Job {
+	t.Helper()
+	layer := catalog.Demo().Layers()[0]
+	extent, err := grid.Sanitize(bbox, layer.Footprint, z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := job.NewSpec(layer, z, extent, 1000)
+	spec.BatchTiles = maxTiles
+	id := uuid.NewString()
+	j, _, err := b.jobs.GetOrCreate(t.Context(), job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, len(spec.Plan()))},
+		job.Request{Subject: "alice", TTL: time.Hour, Callbacks: []job.Callback{{URL: "http://a.test/cb", BBox: bbox.Slice()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func batchTask(t *testing.T, j job.Job, batch int) *asynq.Task {
+	t.Helper()
+	p, err := job.Encode(job.RenderPayload{JobID: j.ID, Batch: batch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return asynq.NewTask(job.TypeRender, p)
+}
+
+func finalizeTask(t *testing.T, j job.Job) *asynq.Task {
+	t.Helper()
+	p, err := job.Encode(job.FinalizePayload{JobID: j.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return asynq.NewTask(job.TypeFinalize, p)
+}
+
+func TestRenderBatchesAndMerge(t *testing.T) {
+	t.Parallel()
+	w, b := setup(t)
+	j := createBatched(t, b, seedBBox, 14, 10)
+	plan := j.Spec.Plan()
+	if len(plan) < 2 || len(j.TaskIDs) != len(plan) {
+		t.Fatalf("plan of %d batches, %d task ids; want a split", len(plan), len(j.TaskIDs))
+	}
+	for i := range plan {
+		if err := w.Handler().ProcessTask(t.Context(), batchTask(t, j, i)); err != nil {
+			t.Fatalf("render batch %d: %v", i, err)
+		}
+		got, _ := b.jobs.Get(t.Context(), j.ID)
+		if got.Status != job.StatusInProgress || got.Percentage() == 100 {
+			t.Fatalf("after batch %d the job is %s at %d%%: it must wait for the merge", i, got.Status, got.Percentage())
+		}
+	}
+	// A re-run batch counts once and queues the same merge.
+	if err := w.Handler().ProcessTask(t.Context(), batchTask(t, j, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.jobs.Get(t.Context(), j.ID); got.TilesDone != 18 {
+		t.Errorf("tiles done = %d after every batch and a re-run, want 18", got.TilesDone)
+	}
+	info, err := b.inspector.GetTaskInfo(job.QueueDefault, job.FinalizeTaskID(j.ID))
+	if err != nil || info.Type != job.TypeFinalize {
+		t.Fatalf("finalize not queued by the last batch: %v", err)
+	}
+	if err := w.Handler().ProcessTask(t.Context(), finalizeTask(t, j)); err != nil {
+		t.Fatalf("finalize: %v", err)
+	}
+	done, _ := b.jobs.Get(t.Context(), j.ID)
+	if done.Status != job.StatusCompleted || done.TilesStored != 18 || done.Percentage() != 100 {
+		t.Fatalf("job after merge = %s, %d tiles, %d%%", done.Status, done.TilesStored, done.Percentage())
+	}
+	r := download(t, b, done.FileKey)
+	byZoom, err := r.CountByZoom(t.Context(), "demo_terrain")
+	if err != nil || byZoom[14] != 4 || byZoom[0] != 1 {
+		t.Errorf("merged package by zoom = %v, %v", byZoom, err)
+	}
+	mds, err := r.Metadata(t.Context())
+	if err != nil || len(mds) != 1 || !strings.Contains(string(mds[0].Document), `"tiles":18`) || !strings.Contains(string(mds[0].Document), j.ID) {
+		t.Errorf("package metadata = %+v, %v", mds, err)
+	}
+	for info, err := range b.files.List(t.Context(), job.PartsPrefix(j.ID)) {
+		t.Errorf("part %s left after the merge (%v)", info.Key, err)
+	}
+	// A repeated merge is a no-op.
+	if err := w.Handler().ProcessTask(t.Context(), finalizeTask(t, j)); err != nil {
+		t.Errorf("finalize again: %v", err)
+	}
+}
+
+func TestCallbackSignedAndRecorded(t *testing.T) {
+	t.Parallel()
+	secret := []byte("callback-secret")
+	w, b := setup(t, func(c *worker.Config, _ *worker.Deps) { c.CallbackSecret = secret })
+	j := createJob(t, b, catalog.Demo().Layers()[0], seedBBox, 14)
+	j, _, err := b.jobs.Complete(t.Context(), j.ID, job.Result{FileKey: "packages/x.gpkg", FileSize: 77}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, got := callbackServer(t, http.StatusOK)
+	if err := w.Handler().ProcessTask(t.Context(), callbackTask(t, j, url)); err != nil {
+		t.Fatal(err)
+	}
+	r := <-got
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(r.raw)
+	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); r.header.Get(worker.SignatureHeader) != want {
+		t.Errorf("%s = %q, want %q", worker.SignatureHeader, r.header.Get(worker.SignatureHeader), want)
+	}
+	ds, err := b.jobs.Deliveries(t.Context(), j.ID)
+	if err != nil || len(ds) != 1 || ds[0].Outcome != job.DeliveryDelivered || ds[0].Code != 200 || ds[0].Attempts != 1 {
+		t.Errorf("Deliveries = %+v, %v; want one delivered", ds, err)
+	}
+	url404, _ := callbackServer(t, http.StatusNotFound)
+	_ = w.Handler().ProcessTask(t.Context(), callbackTask(t, j, url404))
+	ds, _ = b.jobs.Deliveries(t.Context(), j.ID)
+	if len(ds) != 2 {
+		t.Fatalf("Deliveries = %+v, want two", ds)
+	}
+	for _, d := range ds {
+		if d.Callback.URL == url404 && (d.Outcome != job.DeliveryFailed || d.Code != 404) {
+			t.Errorf("404 delivery recorded as %+v, want failed", d)
+		}
 	}
 }

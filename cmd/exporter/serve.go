@@ -125,7 +125,7 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 			UrgentFrom: cfg.Queues.UrgentFrom, DefaultFrom: cfg.Queues.DefaultFrom,
 			RenderTimeout: cfg.Jobs.RenderTimeout, RenderMaxRetry: cfg.Jobs.RenderMaxRetry,
 			CallbackTimeout: cfg.Jobs.CallbackTimeout, CallbackMaxRetry: cfg.Jobs.CallbackMaxRetry,
-			TileSizes:  job.TileSizes{PNG: cfg.Jobs.EstimatePNGBytes, JPEG: cfg.Jobs.EstimateJPEGBytes},
+			TileSizes: job.TileSizes{PNG: cfg.Jobs.EstimatePNGBytes, JPEG: cfg.Jobs.EstimateJPEGBytes}, BatchTiles: cfg.Jobs.BatchTiles,
 			QuotaBytes: cfg.Jobs.QuotaBytes, RateLimit: cfg.HTTP.RateLimit, RateBurst: cfg.HTTP.RateBurst,
 			CallbackPolicy: callbacks,
 		}, trigger.Deps{
@@ -152,7 +152,9 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 	}
 	if r.has("worker") {
 		w, err := worker.New(worker.Config{
-			Concurrency: cfg.Worker.Concurrency, ReservedConcurrency: cfg.Worker.ReservedConcurrency, Fetchers: cfg.Worker.Fetchers, QueueWeights: weights,
+			Concurrency: cfg.Worker.Concurrency, ReservedConcurrency: cfg.Worker.ReservedConcurrency, Encoders: cfg.Worker.Encoders,
+			FinalizeTimeout: cfg.Jobs.RenderTimeout, FinalizeMaxRetry: cfg.Jobs.RenderMaxRetry,
+			CallbackSecret: []byte(cfg.Jobs.CallbackSecret.Reveal()), Fetchers: cfg.Worker.Fetchers, QueueWeights: weights,
 			UrgentFrom: cfg.Queues.UrgentFrom, DefaultFrom: cfg.Queues.DefaultFrom,
 			TempDir: cfg.Worker.TempDir, ShutdownTimeout: cfg.Worker.ShutdownTimeout, PublicURL: cfg.PublicURL(),
 			PackageTTL: cfg.Jobs.PackageTTL, CallbackTimeout: cfg.Jobs.CallbackTimeout, CallbackMaxRetry: cfg.Jobs.CallbackMaxRetry,

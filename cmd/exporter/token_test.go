@@ -193,7 +193,7 @@ func TestTokenCommandErrors(t *testing.T) {
 		{name: "invalid config", args: []string{"-sub", "a", "-auth-leeway", "1h"}, code: 2, inOutput: "auth-leeway"},
 		{name: "missing private key", args: []string{"-sub", "a", "-private-key", missing}, code: 2, inOutput: "-private-key: read private key file"},
 		{name: "private key is a public key", args: []string{"-sub", "a", "-private-key", jwks}, code: 2, inOutput: "no PEM block"},
-		{name: "short configured secret", args: []string{"-sub", "a"}, env: map[string]string{"EXPORTER_AUTH_HS256_SECRET": "short"}, code: 2, inOutput: "auth-hs256-secret: trigger: hs256 secret is 5 bytes, want at least 32"},
+		{name: "short configured secret", args: []string{"-sub", "a"}, env: map[string]string{"EXPORTER_AUTH_HS256_SECRET": "short"}, code: 2, inOutput: "auth-hs256-secret: 5 bytes is too short"},
 		{
 			name: "public keys only need -private-key", args: []string{"-sub", "a"},
 			env: map[string]string{"EXPORTER_AUTH_PUBLIC_KEY_FILE": privatePEM}, code: 2, inOutput: "pass -private-key",

@@ -85,6 +85,19 @@ func (g GDAL) Info(tb testing.TB, path string) Info {
 	return info
 }
 
+// MetadataDomain runs `gdalinfo -json -mdd domain` and returns the items of
+// that metadata domain; GDAL shows metadata records of a GeoPackage that
+// are not its own in domain "GEOPACKAGE", as GPKG_METADATA_ITEM_1, _2, ….
+// Any warning fails tb.
+func (g GDAL) MetadataDomain(tb testing.TB, path, domain string) map[string]string {
+	tb.Helper()
+	var info Info
+	if err := json.Unmarshal(run(tb, g.gdalinfo, "-json", "-mdd", domain, path), &info); err != nil {
+		tb.Fatalf("parse gdalinfo -json -mdd %s: %v", domain, err)
+	}
+	return info.Metadata[domain]
+}
+
 // ExpectedOverviews is how many overviews gdalinfo lists for a package with
 // tiles at zooms over extent. GDAL (read-only) lists one overview per zoom
 // present below the finest, from the finest down, and stops after the first

@@ -11,6 +11,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/geoexport/exporter/gpkg"
@@ -139,11 +140,26 @@ func BuildPackage(tb testing.TB, opts ...Option) *Package {
 	return p
 }
 
+// images caches what Image returns, by tile and format: the encoding is
+// deterministic, and under the race detector building one image takes
+// tens of milliseconds.
+var images sync.Map // imageKey → []byte
+
+type imageKey struct {
+	tile   grid.Tile
+	format gpkg.Format
+}
+
 // Image returns a deterministic 256 × 256 image for tile t, encoded as f:
 // its colour depends on the tile address. PNG images have a transparent
-// right half, so they use the alpha channel; JPEG images are opaque.
+// right half, so they use the alpha channel; JPEG images are opaque. The
+// caller owns the returned slice.
 func Image(tb testing.TB, t grid.Tile, f gpkg.Format) []byte {
 	tb.Helper()
+	key := imageKey{tile: t, format: f}
+	if data, ok := images.Load(key); ok {
+		return bytes.Clone(data.([]byte))
+	}
 	img := image.NewNRGBA(image.Rect(0, 0, grid.TileSize, grid.TileSize))
 	c := color.NRGBA{R: uint8(t.Zoom * 10), G: uint8(t.Col), B: uint8(t.Row), A: 255}
 	for y := range grid.TileSize {
@@ -168,5 +184,6 @@ func Image(tb testing.TB, t grid.Tile, f gpkg.Format) []byte {
 	if err != nil {
 		tb.Fatalf("encode %s tile %s: %v", f, t, err)
 	}
+	images.Store(key, bytes.Clone(buf.Bytes()))
 	return buf.Bytes()
 }

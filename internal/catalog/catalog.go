@@ -10,9 +10,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -24,9 +27,19 @@ var ErrNotFound = errors.New("catalog: layer not found")
 
 // Source kinds.
 const (
-	SourceDemo      = "demo"
-	SourceTileStore = "tilestore"
+	SourceDemo       = "demo"
+	SourceTileStore  = "tilestore"
+	SourceWMS        = "wms"
+	SourceWMTS       = "wmts"
+	SourceXYZ        = "xyz"
+	SourceGeoPackage = "gpkg"
 )
+
+// sourceKinds lists the kinds, for messages.
+var sourceKinds = []string{SourceDemo, SourceTileStore, SourceWMS, SourceWMTS, SourceXYZ, SourceGeoPackage}
+
+// maxMetatile is the largest metatile side, in tiles (4096 pixels).
+const maxMetatile = 16
 
 // Layer is one catalog record.
 type Layer struct {
@@ -52,18 +65,157 @@ type Layer struct {
 	JPEGQuality int `json:"jpegQuality,omitempty"`
 }
 
-// Source locates a layer's tiles.
+// Source locates a layer's tiles and says how to read them. Which fields
+// apply depends on Kind; docs/catalog.md has the table.
 type Source struct {
-	// Kind is demo or tilestore.
+	// Kind is demo, tilestore, wms, wmts, xyz or gpkg.
 	Kind string `json:"kind"`
-	// Path is a tile store directory, for kind tilestore without S3Prefix.
+	// Path is a tile store directory (tilestore) or a GeoPackage file
+	// (gpkg) every worker can read.
 	Path string `json:"path,omitempty"`
 	// S3Prefix is a tile store under this prefix of the package bucket.
 	S3Prefix string `json:"s3Prefix,omitempty"`
-	// RowOrigin is top (rows from the north) or bottom (TMS). Default top.
+	// S3Key is a GeoPackage object in the package bucket (gpkg), which a
+	// worker downloads before reading it.
+	S3Key string `json:"s3Key,omitempty"`
+	// Table is the GeoPackage's tile table (gpkg). Default: its only one.
+	Table string `json:"table,omitempty"`
+	// RowOrigin is top (rows from the north) or bottom (TMS), for
+	// tilestore and xyz. Default top.
 	RowOrigin string `json:"rowOrigin,omitempty"`
-	// Extensions are tried in order. Default png, jpg, jpeg.
+	// Extensions are tried in order (tilestore). Default png, jpg, jpeg.
 	Extensions []string `json:"extensions,omitempty"`
+
+	// URL is the service endpoint (wms, wmts KVP) or URL template (wmts
+	// REST with {TileMatrix}, {TileRow}, {TileCol}; xyz with {z}, {x} and
+	// {y} or {-y}).
+	URL string `json:"url,omitempty"`
+	// Version is the WMS version, 1.1.1 or 1.3.0. Default 1.3.0.
+	Version string `json:"version,omitempty"`
+	// Layers are the WMS layers, bottom to top.
+	Layers []string `json:"layers,omitempty"`
+	// Styles are the WMS styles, one per layer. Default: none.
+	Styles []string `json:"styles,omitempty"`
+	// Layer, Style and TileMatrixSet name the WMTS layer, its style
+	// (default "default") and its tile matrix set.
+	Layer         string `json:"layer,omitempty"`
+	Style         string `json:"style,omitempty"`
+	TileMatrixSet string `json:"tileMatrixSet,omitempty"`
+	// TileMatrixFormat makes a WMTS tile matrix identifier of a level: a
+	// format with one %d, such as %02d or EPSG:4326:%d. Default %d.
+	TileMatrixFormat string `json:"tileMatrixFormat,omitempty"`
+	// Format is the image format asked of a WMS or WMTS: image/png or
+	// image/jpeg. Default image/png.
+	Format string `json:"format,omitempty"`
+	// Transparent asks a WMS for transparent images. Default true for PNG;
+	// JPEG cannot be transparent.
+	Transparent *bool `json:"transparent,omitempty"`
+	// Params are further WMS GetMap or WMTS GetTile parameters.
+	Params map[string]string `json:"params,omitempty"`
+	// Metatile is the WMS request size in tiles, [columns, rows], each
+	// 1..16. Default [4, 4].
+	Metatile []int `json:"metatile,omitempty"`
+	// ZoomOffset is added to a grid zoom to get a WMTS or XYZ service's
+	// level. Default 0.
+	ZoomOffset int `json:"zoomOffset,omitempty"`
+
+	// Timeout bounds one request (wms, wmts, xyz). Default 2m.
+	Timeout Duration `json:"timeout,omitempty"`
+	// ConnectTimeout bounds connecting. Default 10s.
+	ConnectTimeout Duration `json:"connectTimeout,omitempty"`
+	// HeaderTimeout bounds the wait for the answer's headers. Default 1m.
+	HeaderTimeout Duration `json:"headerTimeout,omitempty"`
+	// MaxAttempts is how often a request is tried (network errors,
+	// timeouts, 408, 429, 5xx). Default 4; 1 means no retries.
+	MaxAttempts int `json:"maxAttempts,omitempty"`
+	// Concurrency caps a worker's requests in flight to the service, per
+	// render task. Default 8.
+	Concurrency int `json:"concurrency,omitempty"`
+	// NotFound says what a 404 means: nodata or error. Default error for
+	// wms, nodata for wmts and xyz.
+	NotFound string `json:"notFound,omitempty"`
+	// Resample scales images of the wrong size to 256 × 256 tiles (or to
+	// the metatile size) instead of failing the job.
+	Resample bool `json:"resample,omitempty"`
+
+	// NoData is the colour the source paints where it has no data, as
+	// "#rrggbb" or [r, g, b]: tiles entirely of it (or transparent) are
+	// not written. Any kind.
+	NoData *Color `json:"noData,omitempty"`
+	// NoDataTolerance is the largest difference per channel that still
+	// counts as NoData, 0..255 (JPEG sources need a few units). Default 0.
+	NoDataTolerance int `json:"noDataTolerance,omitempty"`
+}
+
+// IsHTTP reports whether the kind reads a web service.
+func (s Source) IsHTTP() bool {
+	return s.Kind == SourceWMS || s.Kind == SourceWMTS || s.Kind == SourceXYZ
+}
+
+// Duration is a time.Duration written in JSON as Go duration text, such
+// as "30s" or "2m".
+type Duration time.Duration
+
+// MarshalJSON writes d as text.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads Go duration text.
+func (d *Duration) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("duration: want text such as \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Color is an RGB colour, written in JSON as "#rrggbb"; "#rgb" and
+// [r, g, b] (0..255 each) are read too.
+type Color struct {
+	R, G, B uint8
+}
+
+// String formats c as #rrggbb.
+func (c Color) String() string { return fmt.Sprintf("#%02x%02x%02x", c.R, c.G, c.B) }
+
+// MarshalJSON writes c as "#rrggbb".
+func (c Color) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
+
+// UnmarshalJSON reads "#rrggbb", "#rgb" or [r, g, b].
+func (c *Color) UnmarshalJSON(data []byte) error {
+	var rgb []int
+	if err := json.Unmarshal(data, &rgb); err == nil {
+		if len(rgb) != 3 {
+			return fmt.Errorf("colour: want [r, g, b], got %d numbers", len(rgb))
+		}
+		for _, v := range rgb {
+			if v < 0 || v > 255 {
+				return fmt.Errorf("colour: %v: want numbers 0..255", rgb)
+			}
+		}
+		*c = Color{uint8(rgb[0]), uint8(rgb[1]), uint8(rgb[2])}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return errors.New(`colour: want "#rrggbb" or [r, g, b]`)
+	}
+	hex := strings.TrimPrefix(s, "#")
+	if len(hex) == 3 {
+		hex = string([]byte{hex[0], hex[0], hex[1], hex[1], hex[2], hex[2]})
+	}
+	v, err := strconv.ParseUint(hex, 16, 32)
+	if !strings.HasPrefix(s, "#") || len(hex) != 6 || err != nil {
+		return fmt.Errorf(`colour %q: want "#rrggbb" or [r, g, b]`, s)
+	}
+	*c = Color{uint8(v >> 16), uint8(v >> 8), uint8(v)}
+	return nil
 }
 
 // MaxZoom is the finest zoom the layer offers.
@@ -93,19 +245,8 @@ func (l Layer) Validate() error {
 	if _, err := grid.ZoomForResolution(l.MaxResolution); err != nil {
 		add("maxResolution: %v", err)
 	}
-	switch l.Source.Kind {
-	case SourceDemo:
-	case SourceTileStore:
-		if (l.Source.Path == "") == (l.Source.S3Prefix == "") {
-			add("source: a tilestore needs exactly one of path and s3Prefix")
-		}
-	default:
-		add("source.kind %q is not %s or %s", l.Source.Kind, SourceDemo, SourceTileStore)
-	}
-	switch l.Source.RowOrigin {
-	case "", "top", "bottom":
-	default:
-		add("source.rowOrigin %q is not top or bottom", l.Source.RowOrigin)
+	for _, msg := range l.Source.problems() {
+		add("source: %s", msg)
 	}
 	switch l.TileFormat {
 	case "", "png", "jpeg", "mixed":
@@ -116,6 +257,219 @@ func (l Layer) Validate() error {
 		add("jpegQuality %d is not within 1..100", l.JPEGQuality)
 	}
 	return errors.Join(errs...)
+}
+
+// problems lists what is wrong with s.
+func (s Source) problems() []string {
+	var out []string
+	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
+	switch s.Kind {
+	case SourceDemo:
+	case SourceTileStore:
+		if (s.Path == "") == (s.S3Prefix == "") {
+			add("a tilestore needs exactly one of path and s3Prefix")
+		}
+	case SourceGeoPackage:
+		if (s.Path == "") == (s.S3Key == "") {
+			add("a gpkg needs exactly one of path and s3Key")
+		}
+	case SourceWMS:
+		out = append(out, s.wmsProblems()...)
+	case SourceWMTS:
+		out = append(out, s.wmtsProblems()...)
+	case SourceXYZ:
+		if msg := checkURL(s.URL); msg != "" {
+			add("url %s", msg)
+		}
+		y, flipped := strings.Contains(s.URL, "{y}"), strings.Contains(s.URL, "{-y}")
+		if !strings.Contains(s.URL, "{z}") || !strings.Contains(s.URL, "{x}") || y == flipped {
+			add("xyz url needs {z}, {x} and one of {y} and {-y}")
+		}
+		if flipped && s.RowOrigin == "bottom" {
+			add("xyz url with {-y} and rowOrigin bottom would flip rows twice")
+		}
+	default:
+		add("kind %q is not one of %s", s.Kind, strings.Join(sourceKinds, ", "))
+	}
+	switch s.RowOrigin {
+	case "", "top", "bottom":
+	default:
+		add("rowOrigin %q is not top or bottom", s.RowOrigin)
+	}
+	if !s.IsHTTP() {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"url", s.URL != ""}, {"timeout", s.Timeout != 0}, {"connectTimeout", s.ConnectTimeout != 0},
+			{"headerTimeout", s.HeaderTimeout != 0}, {"maxAttempts", s.MaxAttempts != 0}, {"concurrency", s.Concurrency != 0},
+			{"notFound", s.NotFound != ""}, {"resample", s.Resample},
+		} {
+			if f.set {
+				add("%s applies to wms, wmts and xyz, not %s", f.name, s.Kind)
+			}
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{{"timeout", s.Timeout}, {"connectTimeout", s.ConnectTimeout}, {"headerTimeout", s.HeaderTimeout}} {
+		if d.v < 0 {
+			add("%s %v is negative", d.name, time.Duration(d.v))
+		}
+	}
+	if s.MaxAttempts < 0 {
+		add("maxAttempts %d: want at least 1", s.MaxAttempts)
+	}
+	if s.Concurrency < 0 || s.Concurrency > 256 {
+		add("concurrency %d: want 1..256", s.Concurrency)
+	}
+	switch s.NotFound {
+	case "", "nodata", "error":
+	default:
+		add("notFound %q is not nodata or error", s.NotFound)
+	}
+	if s.ZoomOffset < -int(grid.MaxZoom) || s.ZoomOffset > 64 {
+		add("zoomOffset %d is out of range", s.ZoomOffset)
+	}
+	if s.NoDataTolerance < 0 || s.NoDataTolerance > 255 {
+		add("noDataTolerance %d is not within 0..255", s.NoDataTolerance)
+	}
+	if s.NoDataTolerance != 0 && s.NoData == nil {
+		add("noDataTolerance needs noData")
+	}
+	return out
+}
+
+// wmsReserved are the GetMap parameters the source sets itself.
+var wmsReserved = []string{"SERVICE", "VERSION", "REQUEST", "LAYERS", "STYLES", "SRS", "CRS", "BBOX", "WIDTH", "HEIGHT", "FORMAT", "TRANSPARENT"}
+
+// wmtsReserved are the GetTile parameters the source sets itself.
+var wmtsReserved = []string{"SERVICE", "REQUEST", "VERSION", "LAYER", "STYLE", "FORMAT", "TILEMATRIXSET", "TILEMATRIX", "TILEROW", "TILECOL"}
+
+func (s Source) wmsProblems() []string {
+	var out []string
+	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
+	if msg := checkURL(s.URL); msg != "" {
+		add("url %s", msg)
+	} else if strings.ContainsAny(s.URL, "{}") {
+		add("a wms url is not a template")
+	}
+	switch s.Version {
+	case "", "1.1.1", "1.3.0":
+	default:
+		add("version %q is not 1.1.1 or 1.3.0", s.Version)
+	}
+	if len(s.Layers) == 0 {
+		add("a wms needs layers")
+	}
+	for _, l := range s.Layers {
+		if l == "" || strings.Contains(l, ",") {
+			add("layer %q: want a name without commas", l)
+		}
+	}
+	if len(s.Styles) != 0 && len(s.Styles) != len(s.Layers) {
+		add("%d styles for %d layers: want one per layer, or none", len(s.Styles), len(s.Layers))
+	}
+	jpeg, msg := checkFormat(s.Format)
+	if msg != "" {
+		add("%s", msg)
+	}
+	if jpeg && s.Transparent != nil && *s.Transparent {
+		add("format image/jpeg cannot be transparent")
+	}
+	out = append(out, reservedParams(s.Params, wmsReserved)...)
+	if s.Metatile != nil {
+		if len(s.Metatile) != 2 {
+			add("metatile: want [columns, rows], got %d numbers", len(s.Metatile))
+		}
+		for _, n := range s.Metatile {
+			if n < 1 || n > maxMetatile {
+				add("metatile %v: want sides of 1..%d tiles", s.Metatile, maxMetatile)
+				break
+			}
+		}
+	}
+	if s.ZoomOffset != 0 {
+		add("zoomOffset applies to wmts and xyz")
+	}
+	return out
+}
+
+func (s Source) wmtsProblems() []string {
+	var out []string
+	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
+	if msg := checkURL(s.URL); msg != "" {
+		add("url %s", msg)
+	}
+	if strings.Contains(s.URL, "{TileMatrix}") {
+		if !strings.Contains(s.URL, "{TileRow}") || !strings.Contains(s.URL, "{TileCol}") {
+			add("a wmts url template needs {TileMatrix}, {TileRow} and {TileCol}")
+		}
+		if strings.Contains(s.URL, "{Layer}") && s.Layer == "" {
+			add("the wmts url template has {Layer} but no layer is set")
+		}
+		if strings.Contains(s.URL, "{TileMatrixSet}") && s.TileMatrixSet == "" {
+			add("the wmts url template has {TileMatrixSet} but no tileMatrixSet is set")
+		}
+		if len(s.Params) > 0 {
+			add("params apply to wmts kvp, not to a url template")
+		}
+	} else {
+		if strings.ContainsAny(s.URL, "{}") {
+			add("a wmts url template needs {TileMatrix}, {TileRow} and {TileCol}")
+		}
+		if s.Layer == "" || s.TileMatrixSet == "" {
+			add("wmts kvp needs layer and tileMatrixSet")
+		}
+		out = append(out, reservedParams(s.Params, wmtsReserved)...)
+	}
+	if f := s.TileMatrixFormat; f != "" {
+		verbs := strings.Count(strings.ReplaceAll(f, "%%", ""), "%")
+		if v := fmt.Sprintf(f, 7); verbs != 1 || strings.Contains(v, "%!") || !strings.Contains(v, "7") {
+			add("tileMatrixFormat %q: want one %%d, such as %%02d or EPSG:4326:%%d", f)
+		}
+	}
+	if _, msg := checkFormat(s.Format); msg != "" {
+		add("%s", msg)
+	}
+	return out
+}
+
+// checkURL returns what is wrong with an http(s) URL or URL template.
+func checkURL(raw string) string {
+	if raw == "" {
+		return "is required"
+	}
+	u, err := url.Parse(strings.NewReplacer("{", "", "}", "").Replace(raw))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "is not an absolute http or https url"
+	}
+	return ""
+}
+
+// checkFormat reports whether f is JPEG, and what is wrong with it.
+func checkFormat(f string) (jpeg bool, msg string) {
+	switch lf := strings.ToLower(strings.TrimSpace(f)); {
+	case lf == "" || strings.HasPrefix(lf, "image/png"):
+		return false, ""
+	case lf == "image/jpeg":
+		return true, ""
+	}
+	return false, fmt.Sprintf("format %q is not image/png or image/jpeg", f)
+}
+
+func reservedParams(params map[string]string, reserved []string) []string {
+	var out []string
+	for k := range params {
+		for _, r := range reserved {
+			if strings.EqualFold(k, r) {
+				out = append(out, fmt.Sprintf("params: %s is set by the source", k))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // withDefaults fills in the optional fields.
@@ -129,8 +483,13 @@ func (l Layer) withDefaults() Layer {
 	if l.Source.RowOrigin == "" {
 		l.Source.RowOrigin = "top"
 	}
-	if len(l.Source.Extensions) == 0 {
+	if len(l.Source.Extensions) == 0 && (l.Source.Kind == SourceTileStore || l.Source.Kind == SourceDemo) {
 		l.Source.Extensions = []string{"png", "jpg", "jpeg"}
+	}
+	if l.Source.Kind == SourceWMS && l.Source.Transparent == nil {
+		jpeg, _ := checkFormat(l.Source.Format)
+		transparent := !jpeg
+		l.Source.Transparent = &transparent
 	}
 	l.ID = strings.ToLower(l.ID)
 	return l

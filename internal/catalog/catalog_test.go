@@ -1,11 +1,13 @@
 package catalog_test
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -66,7 +68,7 @@ func TestInvalidCatalogs(t *testing.T) {
 		{"no product", func(l *catalog.Layer) { l.ProductID = "" }, "productId, productType and version are required"},
 		{"bad footprint", func(l *catalog.Layer) { l.Footprint = grid.BBox{MinX: 2, MaxX: 1, MaxY: 1} }, "footprint"},
 		{"bad resolution", func(l *catalog.Layer) { l.MaxResolution = 0 }, "maxResolution"},
-		{"bad source", func(l *catalog.Layer) { l.Source.Kind = "wms" }, `source.kind "wms"`},
+		{"bad source", func(l *catalog.Layer) { l.Source.Kind = "ftp" }, `source: kind "ftp" is not one of demo, tilestore, wms, wmts, xyz, gpkg`},
 		{"tilestore without path", func(l *catalog.Layer) { l.Source.Kind = catalog.SourceTileStore }, "exactly one of path and s3Prefix"},
 		{"bad row origin", func(l *catalog.Layer) { l.Source.RowOrigin = "middle" }, "rowOrigin"},
 		{"bad format", func(l *catalog.Layer) { l.TileFormat = "webp" }, "tileFormat"},
@@ -94,5 +96,188 @@ func TestInvalidCatalogs(t *testing.T) {
 	}
 	if _, err := catalog.Load(filepath.Join(t.TempDir(), "missing.json")); err == nil {
 		t.Error("Load(missing file) succeeded")
+	}
+}
+
+func TestLoadSources(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "catalog.json")
+	body := `{"layers":[
+	  {"id":"5b1f0d1e-8c4a-4f4e-9a57-2f8d3c0e6a11","productId":"wms","productType":"Orthophoto","version":"1","footprint":[0,0,10,10],"maxResolution":0.0006866455078125,
+	   "source":{"kind":"wms","url":"https://maps.example/wms?map=x","version":"1.1.1","layers":["ortho","roads"],"styles":["","bold"],"format":"image/png",
+	     "params":{"TIME":"2025"},"metatile":[8,2],"timeout":"45s","connectTimeout":"3s","headerTimeout":"30s","maxAttempts":2,"concurrency":4,
+	     "notFound":"nodata","resample":true,"noData":"#ffffff","noDataTolerance":8}},
+	  {"id":"5b1f0d1e-8c4a-4f4e-9a57-2f8d3c0e6a12","productId":"wmts","productType":"Orthophoto","version":"1","footprint":[0,0,10,10],"maxResolution":0.0006866455078125,
+	   "source":{"kind":"wmts","url":"https://maps.example/wmts/{TileMatrix}/{TileRow}/{TileCol}.jpg","tileMatrixFormat":"%02d","zoomOffset":1,"noData":[0,0,0]}},
+	  {"id":"5b1f0d1e-8c4a-4f4e-9a57-2f8d3c0e6a13","productId":"xyz","productType":"Orthophoto","version":"1","footprint":[0,0,10,10],"maxResolution":0.0006866455078125,
+	   "source":{"kind":"xyz","url":"https://tiles.example/{z}/{x}/{-y}.png","zoomOffset":-1}},
+	  {"id":"5b1f0d1e-8c4a-4f4e-9a57-2f8d3c0e6a14","productId":"gpkg","productType":"Orthophoto","version":"1","footprint":[0,0,10,10],"maxResolution":0.0006866455078125,
+	   "source":{"kind":"gpkg","s3Key":"sources/ortho.gpkg","table":"ortho","noData":"#0f0"}},
+	  {"id":"5b1f0d1e-8c4a-4f4e-9a57-2f8d3c0e6a15","productId":"jpeg","productType":"Orthophoto","version":"1","footprint":[0,0,10,10],"maxResolution":0.0006866455078125,
+	   "source":{"kind":"wms","url":"http://maps.example/wms","layers":["ortho"],"format":"image/jpeg"}}
+	]}`
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := catalog.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes, no := true, false
+	want := map[string]catalog.Source{
+		"5b1f0d1e-8c4a-4f4e-9a57-2f8d3c0e6a11": {
+			Kind: "wms", URL: "https://maps.example/wms?map=x", Version: "1.1.1", Layers: []string{"ortho", "roads"}, Styles: []string{"", "bold"},
+			Format: "image/png", Transparent: &yes, Params: map[string]string{"TIME": "2025"}, Metatile: []int{8, 2},
+			Timeout: catalog.Duration(45 * time.Second), ConnectTimeout: catalog.Duration(3 * time.Second), HeaderTimeout: catalog.Duration(30 * time.Second),
+			MaxAttempts: 2, Concurrency: 4, NotFound: "nodata", Resample: true, NoData: &catalog.Color{R: 255, G: 255, B: 255}, NoDataTolerance: 8,
+			RowOrigin: "top",
+		},
+		"5b1f0d1e-8c4a-4f4e-9a57-2f8d3c0e6a12": {
+			Kind: "wmts", URL: "https://maps.example/wmts/{TileMatrix}/{TileRow}/{TileCol}.jpg", TileMatrixFormat: "%02d", ZoomOffset: 1,
+			NoData: &catalog.Color{}, RowOrigin: "top",
+		},
+		"5b1f0d1e-8c4a-4f4e-9a57-2f8d3c0e6a13": {Kind: "xyz", URL: "https://tiles.example/{z}/{x}/{-y}.png", ZoomOffset: -1, RowOrigin: "top"},
+		"5b1f0d1e-8c4a-4f4e-9a57-2f8d3c0e6a14": {Kind: "gpkg", S3Key: "sources/ortho.gpkg", Table: "ortho", NoData: &catalog.Color{G: 255}, RowOrigin: "top"},
+		"5b1f0d1e-8c4a-4f4e-9a57-2f8d3c0e6a15": {Kind: "wms", URL: "http://maps.example/wms", Layers: []string{"ortho"}, Format: "image/jpeg", Transparent: &no, RowOrigin: "top"},
+	}
+	for id, w := range want {
+		l, err := c.Lookup(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(w, l.Source); diff != "" {
+			t.Errorf("layer %s source (-want +got):\n%s", l.ProductID, diff)
+		}
+		// Layers travel inside jobs as JSON: the source must round-trip.
+		b, err := json.Marshal(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back catalog.Layer
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("unmarshal %s: %v", b, err)
+		}
+		if diff := cmp.Diff(l, back); diff != "" {
+			t.Errorf("layer %s JSON round trip (-want +got):\n%s", l.ProductID, diff)
+		}
+	}
+}
+
+func TestInvalidSources(t *testing.T) {
+	t.Parallel()
+	good := catalog.Layer{
+		ID: "5b1f0d1e-8c4a-4f4e-9a57-2f8d3c0e6a11", ProductID: "p", ProductType: "t", Version: "1",
+		Footprint: grid.BBox{MaxX: 1, MaxY: 1}, MaxResolution: 0.001,
+	}
+	yes := true
+	tests := []struct {
+		name string
+		src  catalog.Source
+		want []string // empty: valid
+	}{
+		{name: "wms", src: catalog.Source{Kind: "wms", URL: "https://x/wms", Layers: []string{"a"}}},
+		{name: "wmts kvp", src: catalog.Source{Kind: "wmts", URL: "https://x/wmts", Layer: "a", TileMatrixSet: "s"}},
+		{name: "wmts rest", src: catalog.Source{Kind: "wmts", URL: "https://x/{Layer}/{TileMatrix}/{TileRow}/{TileCol}", Layer: "a"}},
+		{name: "xyz", src: catalog.Source{Kind: "xyz", URL: "https://x/{z}/{x}/{y}.png", RowOrigin: "bottom"}},
+		{name: "gpkg", src: catalog.Source{Kind: "gpkg", Path: "/srv/a.gpkg"}},
+		{name: "tilestore with no data", src: catalog.Source{Kind: "tilestore", Path: "/srv/t", NoData: &catalog.Color{}, NoDataTolerance: 4}},
+		{
+			name: "wms with every problem",
+			src: catalog.Source{
+				Kind: "wms", URL: "ftp://x", Version: "1.0.0", Layers: []string{"a,b"}, Styles: []string{"s", "t"}, Format: "image/gif",
+				Params: map[string]string{"bbox": "0"}, Metatile: []int{0, 17}, ZoomOffset: 1, Timeout: -1, MaxAttempts: -1, Concurrency: 1000,
+				NotFound: "maybe", NoDataTolerance: 300,
+			},
+			want: []string{
+				"url is not an absolute http or https url", `version "1.0.0"`, `layer "a,b"`, "2 styles for 1 layers", `format "image/gif"`,
+				"params: bbox is set by the source", "metatile [0 17]", "zoomOffset applies to wmts and xyz", "timeout -1ns is negative",
+				"maxAttempts -1", "concurrency 1000", `notFound "maybe"`, "noDataTolerance 300", "noDataTolerance needs noData",
+			},
+		},
+		{name: "wms without layers", src: catalog.Source{Kind: "wms", URL: "https://x/wms"}, want: []string{"a wms needs layers"}},
+		{name: "wms template", src: catalog.Source{Kind: "wms", URL: "https://x/{z}", Layers: []string{"a"}}, want: []string{"not a template"}},
+		{name: "wms transparent jpeg", src: catalog.Source{Kind: "wms", URL: "https://x/wms", Layers: []string{"a"}, Format: "image/jpeg", Transparent: &yes}, want: []string{"cannot be transparent"}},
+		{name: "wms metatile of three", src: catalog.Source{Kind: "wms", URL: "https://x/wms", Layers: []string{"a"}, Metatile: []int{1, 2, 3}}, want: []string{"want [columns, rows], got 3"}},
+		{name: "wmts kvp without layer", src: catalog.Source{Kind: "wmts", URL: "https://x/wmts"}, want: []string{"needs layer and tileMatrixSet"}},
+		{name: "wmts template without row", src: catalog.Source{Kind: "wmts", URL: "https://x/{TileMatrix}/{TileCol}"}, want: []string{"needs {TileMatrix}, {TileRow} and {TileCol}"}},
+		{name: "wmts template without layer", src: catalog.Source{Kind: "wmts", URL: "https://x/{Layer}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}"}, want: []string{"{Layer} but no layer", "{TileMatrixSet} but no tileMatrixSet"}},
+		{name: "wmts bad matrix format", src: catalog.Source{Kind: "wmts", URL: "https://x/wmts", Layer: "a", TileMatrixSet: "s", TileMatrixFormat: "%s"}, want: []string{`tileMatrixFormat "%s"`}},
+		{name: "wmts reserved param", src: catalog.Source{Kind: "wmts", URL: "https://x/wmts", Layer: "a", TileMatrixSet: "s", Params: map[string]string{"TileRow": "1"}}, want: []string{"params: TileRow"}},
+		{name: "xyz without y", src: catalog.Source{Kind: "xyz", URL: "https://x/{z}/{x}.png"}, want: []string{"needs {z}, {x} and one of {y} and {-y}"}},
+		{name: "xyz flipped twice", src: catalog.Source{Kind: "xyz", URL: "https://x/{z}/{x}/{-y}.png", RowOrigin: "bottom"}, want: []string{"flip rows twice"}},
+		{name: "xyz zoom offset", src: catalog.Source{Kind: "xyz", URL: "https://x/{z}/{x}/{y}.png", ZoomOffset: 99}, want: []string{"zoomOffset 99"}},
+		{name: "gpkg with both", src: catalog.Source{Kind: "gpkg", Path: "/a", S3Key: "a"}, want: []string{"exactly one of path and s3Key"}},
+		{name: "gpkg with neither", src: catalog.Source{Kind: "gpkg"}, want: []string{"exactly one of path and s3Key"}},
+		{name: "http settings on a tile store", src: catalog.Source{Kind: "tilestore", Path: "/t", URL: "https://x", Timeout: catalog.Duration(time.Second), Resample: true}, want: []string{"url applies to wms, wmts and xyz, not tilestore", "timeout applies", "resample applies"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := good
+			l.Source = tc.src
+			_, err := catalog.New([]catalog.Layer{l})
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Errorf("New = %v, want a valid catalog", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("New = nil, want errors with %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("New = %q, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestColorAndDurationJSON(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    catalog.Color
+		wantErr string
+	}{
+		{in: `"#ffffff"`, want: catalog.Color{R: 255, G: 255, B: 255}},
+		{in: `"#0A141e"`, want: catalog.Color{R: 10, G: 20, B: 30}},
+		{in: `"#f00"`, want: catalog.Color{R: 255}},
+		{in: `[1, 2, 3]`, want: catalog.Color{R: 1, G: 2, B: 3}},
+		{in: `"ffffff"`, wantErr: `colour "ffffff"`},
+		{in: `"#fffffff"`, wantErr: "#rrggbb"},
+		{in: `"#gggggg"`, wantErr: "#rrggbb"},
+		{in: `[1, 2]`, wantErr: "got 2 numbers"},
+		{in: `[1, 2, 256]`, wantErr: "0..255"},
+		{in: `true`, wantErr: "#rrggbb"},
+	}
+	for _, tc := range tests {
+		var got catalog.Color
+		err := json.Unmarshal([]byte(tc.in), &got)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Unmarshal(%s) = %v, want an error with %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("Unmarshal(%s) = %v, %v, want %v", tc.in, got, err, tc.want)
+		}
+	}
+	if b, _ := json.Marshal(catalog.Color{R: 1, G: 171, B: 255}); string(b) != `"#01abff"` {
+		t.Errorf("Marshal(colour) = %s, want \"#01abff\"", b)
+	}
+	var d catalog.Duration
+	if err := json.Unmarshal([]byte(`"1m30s"`), &d); err != nil || time.Duration(d) != 90*time.Second {
+		t.Errorf("Unmarshal(1m30s) = %v, %v", time.Duration(d), err)
+	}
+	for _, bad := range []string{`30`, `"30"`, `"soon"`} {
+		if err := json.Unmarshal([]byte(bad), &d); err == nil || !strings.Contains(err.Error(), "duration") {
+			t.Errorf("Unmarshal(%s) = %v, want a duration error", bad, err)
+		}
+	}
+	if b, _ := json.Marshal(catalog.Duration(90 * time.Second)); string(b) != `"1m30s"` {
+		t.Errorf("Marshal(90s) = %s", b)
 	}
 }

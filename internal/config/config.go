@@ -155,6 +155,12 @@ type Jobs struct {
 	// QuotaBytes caps the bytes of stored packages plus the estimates of
 	// unfinished jobs; 0 means no quota.
 	QuotaBytes int64
+	// BatchTiles is the most tiles one render task writes; larger exports
+	// are split into batches that any worker may render. Default 10,000.
+	BatchTiles int64
+	// CallbackSecret, when set, signs each callback body with HMAC-SHA256
+	// in the X-Exporter-Signature header.
+	CallbackSecret storage.Secret
 }
 
 // Queues maps priorities to queues: priority ≥ UrgentFrom goes to the
@@ -174,9 +180,12 @@ type Worker struct {
 	// Concurrency is the number of tasks a worker runs at once.
 	// Default the number of CPUs.
 	Concurrency int
-	// Fetchers is the number of tiles fetched and encoded at once within
-	// one task. Default twice the number of CPUs.
+	// Fetchers is the number of tiles fetched at once within one task.
+	// Default four times the number of CPUs.
 	Fetchers int
+	// Encoders is the number of tiles decoded and encoded at once within
+	// one task. Default the number of CPUs.
+	Encoders int
 	// TempDir holds packages while they are built. Default the system's.
 	TempDir string
 	// ShutdownTimeout is how long running tasks may finish on shutdown
@@ -199,10 +208,10 @@ func Default() Config {
 			PackageTTL: 30 * 24 * time.Hour, MaxTiles: 5_000_000,
 			RenderTimeout: 2 * time.Hour, RenderMaxRetry: 5,
 			CallbackTimeout: 10 * time.Second, CallbackMaxRetry: 10,
-			EstimatePNGBytes: 40_000, EstimateJPEGBytes: 12_000,
+			EstimatePNGBytes: 40_000, EstimateJPEGBytes: 12_000, BatchTiles: 10_000,
 		},
 		Queues: Queues{UrgentFrom: 100_000_000, DefaultFrom: 1000, Weights: "6,3,1"},
-		Worker: Worker{Concurrency: runtime.NumCPU(), Fetchers: 2 * runtime.NumCPU(), ShutdownTimeout: 30 * time.Second},
+		Worker: Worker{Concurrency: runtime.NumCPU(), Fetchers: 4 * runtime.NumCPU(), Encoders: runtime.NumCPU(), ShutdownTimeout: 30 * time.Second},
 	}
 }
 
@@ -247,12 +256,15 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.Jobs.CallbackMaxRetry, "jobs-callback-max-retry", c.Jobs.CallbackMaxRetry, "retries of a failed callback")
 	fs.Int64Var(&c.Jobs.EstimatePNGBytes, "jobs-estimate-png-bytes", c.Jobs.EstimatePNGBytes, "average PNG tile size used for size estimates")
 	fs.Int64Var(&c.Jobs.EstimateJPEGBytes, "jobs-estimate-jpeg-bytes", c.Jobs.EstimateJPEGBytes, "average JPEG tile size used for size estimates")
+	fs.Int64Var(&c.Jobs.BatchTiles, "jobs-batch-tiles", c.Jobs.BatchTiles, "most tiles one render task writes; larger exports are split into batches")
+	fs.Var(&c.Jobs.CallbackSecret, "jobs-callback-secret", "signs callback bodies with HMAC-SHA256 in X-Exporter-Signature when set")
 	fs.Int64Var(&c.Jobs.QuotaBytes, "jobs-quota-bytes", c.Jobs.QuotaBytes, "storage quota: stored packages plus estimates of unfinished jobs; 0 is none")
 	fs.IntVar(&c.Queues.UrgentFrom, "queues-urgent-from", c.Queues.UrgentFrom, "lowest priority served by the urgent queue")
 	fs.IntVar(&c.Queues.DefaultFrom, "queues-default-from", c.Queues.DefaultFrom, "lowest priority served by the default queue; lower goes to the low queue")
 	fs.StringVar(&c.Queues.Weights, "queues-weights", c.Queues.Weights, "relative service weights of the urgent, default and low queues")
 	fs.IntVar(&c.Worker.Concurrency, "worker-concurrency", c.Worker.Concurrency, "tasks one worker runs at once")
-	fs.IntVar(&c.Worker.Fetchers, "worker-fetchers", c.Worker.Fetchers, "tiles fetched and encoded at once within one task")
+	fs.IntVar(&c.Worker.Fetchers, "worker-fetchers", c.Worker.Fetchers, "tiles fetched at once within one task")
+	fs.IntVar(&c.Worker.Encoders, "worker-encoders", c.Worker.Encoders, "tiles decoded and encoded at once within one task")
 	fs.StringVar(&c.Worker.TempDir, "worker-temp-dir", c.Worker.TempDir, "directory for packages being built (default the system's)")
 	fs.IntVar(&c.Worker.ReservedConcurrency, "worker-reserved-concurrency", c.Worker.ReservedConcurrency, "extra task slots that serve the urgent queue only; 0 is none")
 	fs.DurationVar(&c.Worker.ShutdownTimeout, "worker-shutdown-timeout", c.Worker.ShutdownTimeout, "time running tasks get to finish on shutdown before they are handed back")
@@ -411,8 +423,11 @@ func (c Config) Validate() error {
 	if c.Worker.Concurrency < 1 {
 		add("worker-concurrency: %d must be at least 1", c.Worker.Concurrency)
 	}
-	if c.Worker.Fetchers < 1 {
-		add("worker-fetchers: %d must be at least 1", c.Worker.Fetchers)
+	if c.Worker.Fetchers < 1 || c.Worker.Encoders < 1 {
+		add("worker-fetchers, worker-encoders: must be at least 1, got %d and %d", c.Worker.Fetchers, c.Worker.Encoders)
+	}
+	if c.Jobs.BatchTiles < 100 {
+		add("jobs-batch-tiles: %d is below 100", c.Jobs.BatchTiles)
 	}
 	return errors.Join(errs...)
 }

@@ -48,7 +48,21 @@ type Spec struct {
 	TilesTotal  int64         `json:"tiles_total"`
 	// EstimatedBytes is the expected package size, for the quota.
 	EstimatedBytes int64 `json:"estimated_bytes"`
+	// BatchTiles is the most tiles one render task writes; the plan is
+	// computed from it, so it is fixed when the job is made.
+	BatchTiles int64 `json:"batch_tiles"`
 }
+
+// Plan is the job's batches.
+func (s Spec) Plan() []Batch { return Plan(s.BBox, s.Zoom, s.BatchTiles) }
+
+// PartKey is the storage key of one batch's part package.
+func PartKey(jobID string, batch int) string {
+	return fmt.Sprintf("%s%05d.gpkg", PartsPrefix(jobID), batch)
+}
+
+// PartsPrefix is the storage prefix of a job's part packages.
+func PartsPrefix(jobID string) string { return "parts/" + jobID + "/" }
 
 // TileSizes are the average encoded tile sizes used for estimates.
 type TileSizes struct{ PNG, JPEG int64 }
@@ -140,6 +154,12 @@ func TaskIDs(jobID string, batches int) []string {
 		ids[i] = uuid.NewSHA1(ns, []byte("render/"+strconv.Itoa(i))).String()
 	}
 	return ids
+}
+
+// FinalizeTaskID derives the task id of a job's merge, so that every batch
+// that finds the job complete enqueues the same one.
+func FinalizeTaskID(jobID string) string {
+	return uuid.NewSHA1(uuid.MustParse(jobID), []byte("finalize")).String()
 }
 
 // CallbackTaskID derives the task id of one callback delivery of a job's

@@ -38,6 +38,8 @@ const (
 //	<p>:jobs                 sorted set: every job id by creation (ms)
 //	<p>:job:<id>:subjects    set: subjects that requested the job
 //	<p>:subject:<sub>:jobs   sorted set: a subject's job ids by last request (ms)
+//	<p>:job:<id>:done        set: indexes of batches whose parts are stored
+//	<p>:job:<id>:deliveries  hash: callback → JSON Delivery, the latest outcome
 //	<p>:quota:stored         bytes of packages stored
 //	<p>:quota:reserved       estimated bytes of unfinished jobs
 //
@@ -448,4 +450,35 @@ func (s *Store) ForgetExpiry(ctx context.Context, id string) error {
 		return fmt.Errorf("forget expiry of job %s: %w", id, err)
 	}
 	return nil
+}
+
+// doneBatch: KEYS job, done set; ARGV batch. Returns the count of done
+// batches, or -1 for a job that is gone.
+var doneBatch = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('SADD', KEYS[2], ARGV[1])
+return redis.call('SCARD', KEYS[2])
+`)
+
+// BatchDone records that a batch's part is stored and returns how many
+// batches are done. A set: a re-run batch never counts twice.
+func (s *Store) BatchDone(ctx context.Context, id string, batch int) (int64, error) {
+	k := s.jobKey(id)
+	n, err := doneBatch.Run(ctx, s.rdb, []string{k, k + ":done"}, batch).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("record batch %d of job %s: %w", batch, id, err)
+	}
+	if n < 0 {
+		return 0, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return n, nil
+}
+
+// IsBatchDone reports whether a batch's part is stored.
+func (s *Store) IsBatchDone(ctx context.Context, id string, batch int) (bool, error) {
+	ok, err := s.rdb.SIsMember(ctx, s.jobKey(id)+":done", batch).Result()
+	if err != nil {
+		return false, fmt.Errorf("get batch %d of job %s: %w", batch, id, err)
+	}
+	return ok, nil
 }

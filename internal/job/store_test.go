@@ -290,7 +290,11 @@ func TestQuotaAccounting(t *testing.T) {
 	}
 	usage(0, 0)
 	// Repeated transitions change nothing.
-	s.Cancel(ctx, c.ID, "again")
-	s.Expire(ctx, a.ID)
+	if _, changed, err := s.Cancel(ctx, c.ID, "again"); changed || err != nil {
+		t.Errorf("Cancel again = %v, %v; want no change", changed, err)
+	}
+	if _, err := s.Expire(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
 	usage(0, 0)
 }

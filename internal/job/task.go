@@ -8,6 +8,7 @@ import (
 // Task types, colon-namespaced so a mux can route a family by prefix.
 const (
 	TypeRender   = "export:render"
+	TypeFinalize = "export:finalize"
 	TypeCallback = "export:callback"
 )
 
@@ -42,6 +43,12 @@ type RenderPayload struct {
 	JobID    string `json:"job_id"`
 	Batch    int    `json:"batch"`
 	Priority int    `json:"priority"`
+}
+
+// FinalizePayload is the payload of an export:finalize task: merge the
+// parts of a job whose batches are all done.
+type FinalizePayload struct {
+	JobID string `json:"job_id"`
 }
 
 // CallbackPayload is the payload of an export:callback task: one POST of a

@@ -13,11 +13,32 @@
 //     built-in demo layer;
 //   - [TileStore], pre-cut {z}/{x}/{y}.{ext} tiles in a directory or under
 //     an object-store prefix, passed through without re-encoding;
+//   - [WMS], GetMap requests (1.1.1 or 1.3.0) in EPSG:4326, fetched as
+//     metatiles that are cut into tiles, with concurrent requests for one
+//     metatile shared;
+//   - [WMTS] (KVP or REST) and [XYZ] (URL templates), one request per tile
+//     in the same grid, tiles passed through as sent;
+//   - [GeoPackage], the tiles of a GeoPackage file, local or downloaded
+//     from an object store, read through the small [TileReader] interface;
+//   - [FilterNoData] and [IsNoData], which drop tiles entirely of a
+//     layer's no-data colour;
 //   - [Encode], [IsEmpty] and [IsOpaque], which turn a rendered image into
 //     PNG or JPEG bytes under a [FormatPolicy].
 //
+// Every HTTP source has its own client with connect, header and request
+// timeouts, a limit on requests in flight, and retries with exponential
+// backoff and jitter for network errors, timeouts, 408, 429 (after
+// Retry-After) and 5xx ([HTTPConfig]). An answer that is an OGC exception
+// report, an HTML page or anything else but a PNG or JPEG is a
+// [*ResponseError] quoting the service's text; a 204, or a 404 where
+// configured, is [ErrNoData]. Errors name the source and the tile; URLs in
+// errors lose their query, which may hold keys.
+//
 // It imports only internal/grid from the project; it must not import
-// worker, internal/storage or any other project package. Object stores are
-// reached through the small [ObjectReader] interface declared here, which
-// the project's S3/MinIO adapter satisfies.
+// worker, gpkg, internal/storage or any other project package. Object
+// stores are reached through the small [ObjectReader] and [ObjectOpener]
+// interfaces, and GeoPackage files through [TileReader], all declared
+// here, which the worker adapts the project's storage and gpkg packages
+// to. The sourcetest package holds test helpers (a real MapProxy server)
+// and is imported by tests only.
 package source

@@ -1,0 +1,333 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/geoexport/exporter/internal/catalog"
+	"github.com/geoexport/exporter/internal/grid"
+	"github.com/geoexport/exporter/internal/testenv"
+)
+
+// cluster is a trigger and workers started as separate processes against
+// real Redis and MinIO.
+type cluster struct {
+	t    *testing.T
+	env  map[string]string
+	dir  string
+	api  api
+	cb   *callbacks
+	s3   testenv.MinIOEnv
+	trig *proc
+}
+
+// newCluster starts a trigger; workers are started by the test. Batches
+// hold at most batchTiles tiles; extra sets more variables.
+func newCluster(t *testing.T, batchTiles int, extra map[string]string) *cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: skipped under -short")
+	}
+	s3 := testenv.MinIO(t)
+	addr := testenv.FreeAddr(t)
+	base := "http://" + addr
+	env := map[string]string{
+		"EXPORTER_REDIS_URL":             "redis://" + testenv.RedisAddr(t),
+		"EXPORTER_S3_ENDPOINT":           s3.Endpoint,
+		"EXPORTER_S3_BUCKET":             s3.Bucket,
+		"EXPORTER_S3_ACCESS_KEY":         s3.AccessKey,
+		"EXPORTER_S3_SECRET_KEY":         s3.SecretKey,
+		"EXPORTER_HTTP_ADDR":             addr,
+		"EXPORTER_HTTP_PUBLIC_URL":       base,
+		"EXPORTER_LOG_FORMAT":            "json",
+		"EXPORTER_AUTH_HS256_SECRET":     string(e2eSecret),
+		"EXPORTER_HTTP_CALLBACK_ALLOW":   "127.0.0.1/32",
+		"EXPORTER_JOBS_BATCH_TILES":      fmt.Sprint(batchTiles),
+		"EXPORTER_JOBS_RENDER_MAX_RETRY": "3",
+		// The tests poll job status often; rate limits have tests of their own.
+		"EXPORTER_HTTP_RATE_LIMIT": "0",
+		// One tile at a time: slow enough to interrupt mid-batch.
+		"EXPORTER_WORKER_CONCURRENCY": "1",
+		"EXPORTER_WORKER_FETCHERS":    "1",
+		"EXPORTER_WORKER_ENCODERS":    "1",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	c := &cluster{t: t, env: env, dir: t.TempDir(), s3: s3, cb: newCallbacks(t),
+		api: api{base: base, token: joseToken(t, e2eSecret, "e2e-client", "client")}}
+	c.trig = start(t, c.dir, env, "trigger")
+	waitReady(t, base, c.trig)
+	return c
+}
+
+// worker starts a worker process with extra variables.
+func (c *cluster) worker(extra map[string]string) *proc {
+	env := map[string]string{}
+	for k, v := range c.env {
+		env[k] = v
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return start(c.t, c.dir, env, "worker")
+}
+
+// export posts an export of the demo layer and returns its job id.
+func (c *cluster) export(bbox grid.BBox, z grid.Zoom) string {
+	c.t.Helper()
+	body := fmt.Sprintf(`{"dbId":%q,"bbox":[%v,%v,%v,%v],"targetResolution":%v,"callbackURLs":[%q]}`,
+		catalog.DemoLayerID, bbox.MinX, bbox.MinY, bbox.MaxX, bbox.MaxY, z.Resolution(), c.cb.url)
+	created := c.api.postJSON(c.t, "/create", body)
+	return created["id"].(string)
+}
+
+// waitProgress waits until the job has written some tiles.
+func (c *cluster) waitProgress(id string) {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if j := c.api.getJSON(c.t, "/jobs/"+id); j["tilesDone"].(float64) > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatal("no progress within 60s")
+}
+
+// checkPackage downloads the finished job's package and checks it holds
+// exactly the tiles of the grid over the job's extent (the crash tests
+// export a region well inside the demo layer's footprint, so every tile has
+// data), and that GDAL accepts it.
+func (c *cluster) checkPackage(j map[string]any) {
+	c.t.Helper()
+	path := downloadPackage(c.t, c.api, j["result"].(map[string]any)["fileUri"].(string))
+	bb := j["bbox"].([]any)
+	extent := grid.BBox{MinX: bb[0].(float64), MinY: bb[1].(float64), MaxX: bb[2].(float64), MaxY: bb[3].(float64)}
+	z := grid.Zoom(j["zoom"].(float64))
+	want := grid.CountTiles(grid.Pyramid(extent, z))
+	if got, byZoom := tileCount(c.t, path); got != want {
+		c.t.Errorf("package holds %d tiles (%v), want exactly the grid's %d", got, byZoom, want)
+	}
+	checkWithGDAL(c.t, path, extent, z)
+}
+
+// batchesBy counts the "batch rendered" lines in a worker's log.
+func batchesBy(p *proc) int { return strings.Count(p.logs.String(), `"msg":"batch rendered"`) }
+
+// A region of the demo layer of 1,100 tiles at zoom 12: some seconds of
+// work for a worker that renders one tile at a time.
+var (
+	crashBBox = grid.BBox{MinX: 34.4, MinY: 30.2, MaxX: 35.4, MaxY: 31.6}
+	crashZoom = grid.Zoom(12)
+)
+
+func TestTwoWorkersShareOneExport(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 150, nil)
+	a, b := c.worker(nil), c.worker(nil)
+	id := c.export(crashBBox, crashZoom)
+	j := waitCompleted(t, c.api, id)
+	if len(j["taskIds"].([]any)) < 4 {
+		t.Fatalf("job has %d batches, want several", len(j["taskIds"].([]any)))
+	}
+	if na, nb := batchesBy(a), batchesBy(b); na == 0 || nb == 0 {
+		t.Errorf("batches rendered by the two workers: %d and %d; want both to work", na, nb)
+	}
+	c.checkPackage(j)
+	c.expectCallback(true)
+}
+
+func TestWorkerKilledMidBatch(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 100_000, nil) // one batch: the kill lands inside it
+	a := c.worker(nil)
+	id := c.export(crashBBox, crashZoom)
+	c.waitProgress(id)
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-a.done
+	a.killed = true
+	// asynq hands the task to another worker once its lease (30 s) has
+	// expired and a recoverer runs.
+	c.worker(nil)
+	j := waitCompleted(t, c.api, id)
+	c.checkPackage(j)
+	if j["tilesDone"] != j["tilesTotal"] {
+		t.Errorf("tiles done %v of %v: the rerun counted twice or not at all", j["tilesDone"], j["tilesTotal"])
+	}
+	c.expectCallback(true)
+}
+
+func TestWorkerStoppedHandsBatchBack(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 100_000, map[string]string{"EXPORTER_WORKER_SHUTDOWN_TIMEOUT": "1s"})
+	a := c.worker(nil)
+	id := c.export(crashBBox, crashZoom)
+	c.waitProgress(id)
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-a.done
+	if code := a.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("worker stopped by SIGTERM exited %d, want 0", code)
+	}
+	if st := c.api.getJSON(t, "/jobs/"+id)["status"]; st != "In-Progress" {
+		t.Fatalf("job after the worker stopped = %v, want In-Progress", st)
+	}
+	b := c.worker(nil)
+	j := waitCompleted(t, c.api, id)
+	if batchesBy(b) == 0 {
+		t.Error("the second worker did not render the handed-back batch")
+	}
+	c.checkPackage(j)
+}
+
+func TestStorageOutageMidExport(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 300, nil)
+	// The worker reaches MinIO through a proxy the test can cut.
+	proxy := newCutProxy(t, c.s3.Endpoint)
+	w := c.worker(map[string]string{"EXPORTER_S3_ENDPOINT": proxy.addr})
+	id := c.export(crashBBox, crashZoom)
+	c.waitProgress(id)
+	// MinIO stays unreachable until a batch has failed to store its part.
+	proxy.cut(true)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(w.logs.String(), `"msg":"task failed"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("no task failed within 60s of the storage outage")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	proxy.cut(false)
+	j := waitCompleted(t, c.api, id)
+	c.checkPackage(j)
+}
+
+func TestPermanentSourceFailure(t *testing.T) {
+	t.Parallel()
+	tiles := t.TempDir()
+	bad := filepath.Join(tiles, "1", "2", "0.png") // zoom 1, column 2, row 0 (rows from the north)
+	if err := os.MkdirAll(filepath.Dir(bad), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("<html>503 from an upstream</html>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cat := filepath.Join(t.TempDir(), "catalog.json")
+	if err := os.WriteFile(cat, []byte(fmt.Sprintf(`{"layers":[{"id":"5b1f0d1e-8c4a-4f4e-9a57-2f8d3c0e6a11","productId":"broken",
+	  "productType":"Orthophoto","version":"1","footprint":[0,0,45,45],"maxResolution":0.087890625,
+	  "source":{"kind":"tilestore","path":%q}}]}`, tiles)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster(t, 100_000, map[string]string{"EXPORTER_CATALOG_FILE": cat})
+	c.worker(nil)
+	created := c.api.postJSON(t, "/create", fmt.Sprintf(`{"dbId":"5b1f0d1e-8c4a-4f4e-9a57-2f8d3c0e6a11","bbox":[0,0,45,45],
+	  "targetResolution":0.087890625,"callbackURLs":[%q]}`, c.cb.url))
+	id := created["id"].(string)
+	deadline := time.Now().Add(60 * time.Second)
+	var j map[string]any
+	for time.Now().Before(deadline) {
+		if j = c.api.getJSON(t, "/jobs/"+id); j["status"] != "In-Progress" {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	reason, _ := j["reason"].(string)
+	if j["status"] != "Failed" || !strings.Contains(reason, "tile 1/2/0") || !strings.Contains(reason, "0.png") {
+		t.Fatalf("job = %v %q, want Failed naming the tile and the source file", j["status"], reason)
+	}
+	body := c.expectCallback(false)
+	if body["errorReason"] != reason {
+		t.Errorf("callback errorReason = %v, want %q", body["errorReason"], reason)
+	}
+}
+
+// expectCallback waits for the job's callback and checks its success.
+func (c *cluster) expectCallback(success bool) map[string]any {
+	c.t.Helper()
+	select {
+	case body := <-c.cb.got:
+		if body["success"] != success {
+			c.t.Errorf("callback success = %v, want %v: %v", body["success"], success, body)
+		}
+		return body
+	case <-time.After(60 * time.Second):
+		c.t.Fatal("no callback within 60s")
+		return nil
+	}
+}
+
+// cutProxy forwards TCP to target until cut, when it refuses new
+// connections and drops open ones: a storage outage without touching the
+// storage server.
+type cutProxy struct {
+	addr   string
+	target string
+	down   atomic.Bool
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{addr: ln.Addr().String(), target: target, conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { ln.Close(); p.cut(true) })
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if p.down.Load() {
+				in.Close()
+				continue
+			}
+			out, err := net.Dial("tcp", p.target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			p.track(in, out)
+			go func() { _, _ = io.Copy(out, in); out.Close() }()
+			go func() { _, _ = io.Copy(in, out); in.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) track(cs ...net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range cs {
+		p.conns[c] = true
+	}
+}
+
+// cut takes the link down (dropping open connections) or brings it back.
+func (p *cutProxy) cut(down bool) {
+	p.down.Store(down)
+	if !down {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}

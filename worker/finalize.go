@@ -1,0 +1,125 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/geoexport/exporter/gpkg"
+	"github.com/geoexport/exporter/internal/job"
+)
+
+// handleFinalize merges the parts of a job whose batches are all stored
+// into its package, records what it holds, stores it, completes the job
+// and deletes the parts. Idempotent: a Completed job only has its callers
+// told and its parts removed again.
+func (w *Worker) handleFinalize(ctx context.Context, t *asynq.Task) error {
+	var p job.FinalizePayload
+	if err := job.Decode(t.Payload(), &p); err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	return w.endOnFailure(ctx, p.JobID, w.finalize(ctx, p.JobID))
+}
+
+func (w *Worker) finalize(ctx context.Context, id string) error {
+	j, err := w.deps.Jobs.Get(ctx, id)
+	if errors.Is(err, job.ErrNotFound) {
+		return fmt.Errorf("finalize: %w: %w", err, asynq.SkipRetry)
+	}
+	if err != nil {
+		return err
+	}
+	switch j.Status {
+	case job.StatusInProgress:
+	case job.StatusCompleted:
+		if err := w.notify(ctx, j); err != nil {
+			return err
+		}
+		return w.deleteParts(ctx, j)
+	default:
+		return w.deleteParts(ctx, j)
+	}
+	plan := j.Spec.Plan()
+	dir, err := os.MkdirTemp(w.cfg.TempDir, "finalize-")
+	if err != nil {
+		return fmt.Errorf("finalize temp dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	parts := make([]string, len(plan))
+	for i := range plan {
+		parts[i] = filepath.Join(dir, fmt.Sprintf("part-%05d.gpkg", i))
+		if err := w.deps.Files.GetFile(ctx, job.PartKey(j.ID, i), parts[i]); err != nil {
+			return fmt.Errorf("fetch part %d: %w", i, err)
+		}
+	}
+	path := filepath.Join(dir, j.Spec.PackageName+".gpkg")
+	res, err := gpkg.Merge(ctx, path, parts, packageOptions(j.Spec))
+	if err != nil {
+		return fmt.Errorf("merge %d parts: %w", len(parts), err)
+	}
+	if err := w.writeMetadata(ctx, j, path, res.Tiles); err != nil {
+		return err
+	}
+	w.log.InfoContext(ctx, "parts merged", "job_id", j.ID, "parts", len(parts), "tiles", res.Tiles)
+	if err := w.store(ctx, j, path, res.Tiles); err != nil {
+		return err
+	}
+	return w.deleteParts(ctx, j)
+}
+
+// metadata is the JSON document stored in every package.
+type metadata struct {
+	JobID         string          `json:"jobId"`
+	Layer         json.RawMessage `json:"layer"`
+	BBox          []float64       `json:"bbox"`
+	CRS           string          `json:"crs"`
+	Zooms         [2]int          `json:"zooms"`
+	Tiles         int64           `json:"tiles"`
+	ContentSHA256 string          `json:"contentSha256"`
+	CreatedAt     string          `json:"createdAt"`
+	Generator     string          `json:"generator"`
+}
+
+// writeMetadata records the request, layer, zooms, tile count and a digest
+// of the tiles inside the package.
+func (w *Worker) writeMetadata(ctx context.Context, j job.Job, path string, tiles int64) error {
+	table := tableName(j.Spec.Layer.ProductID)
+	digest, err := gpkg.ContentDigest(ctx, path, table)
+	if err != nil {
+		return fmt.Errorf("digest package: %w", err)
+	}
+	layer, err := json.Marshal(j.Spec.Layer)
+	if err != nil {
+		return fmt.Errorf("encode layer: %w", err)
+	}
+	md, err := json.Marshal(metadata{
+		JobID: j.ID, Layer: layer, BBox: j.Spec.BBox.Slice(), CRS: j.Spec.CRS, Zooms: [2]int{0, int(j.Spec.Zoom)},
+		Tiles: tiles, ContentSHA256: digest, CreatedAt: j.CreatedAt.Format("2006-01-02T15:04:05Z07:00"), Generator: "exporter",
+	})
+	if err != nil {
+		return fmt.Errorf("encode metadata: %w", err)
+	}
+	if err := gpkg.WriteMetadata(ctx, path, gpkg.Metadata{Document: md}); err != nil {
+		return fmt.Errorf("write metadata: %w", err)
+	}
+	return nil
+}
+
+// deleteParts removes a job's part packages.
+func (w *Worker) deleteParts(ctx context.Context, j job.Job) error {
+	var errs []error
+	for info, err := range w.deps.Files.List(ctx, job.PartsPrefix(j.ID)) {
+		if err != nil {
+			return err
+		}
+		if err := w.deps.Files.Delete(ctx, info.Key); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,178 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/geoexport/exporter/gpkg"
+	"github.com/geoexport/exporter/internal/grid"
+	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/worker/source"
+)
+
+// progressEvery is how many tiles pass between progress updates, at most;
+// an update is also made at least every second.
+const progressEvery = 256
+
+// fetched is a tile as its source gave it.
+type fetched struct {
+	tile grid.Tile
+	src  source.Tile
+}
+
+// encoded is a tile ready for the writer.
+type encoded struct {
+	tile   grid.Tile
+	data   []byte
+	format source.Format
+}
+
+// pipeline renders the tiles of ranges into gw. Its stages are goroutines
+// that own their state and meet only on bounded channels, so memory stays
+// flat whatever the export's size and the slowest stage sets the pace:
+//
+//	planner ─tiles→ Fetchers × fetch ─fetched→ Encoders × encode ─encoded→ one writer
+//
+// Any error, a cancelled ctx, or the job leaving In-Progress (checked with
+// each progress update) stops every stage; pipeline returns once all have
+// exited. It returns how many tiles were written.
+type pipeline struct {
+	w        *Worker
+	src      source.Source
+	policy   source.FormatPolicy
+	quality  int
+	ranges   []grid.TileRange
+	gw       *gpkg.Writer
+	progress func(ctx context.Context, done int64) error
+}
+
+func (p *pipeline) run(ctx context.Context) (int64, error) {
+	g, ctx := errgroup.WithContext(ctx)
+	tiles := make(chan grid.Tile, 2*p.w.cfg.Fetchers)
+	raw := make(chan fetched, 2*p.w.cfg.Encoders)
+	out := make(chan encoded, 2*p.w.cfg.Encoders)
+
+	g.Go(func() error {
+		defer close(tiles)
+		for _, r := range p.ranges {
+			for t := range r.Tiles {
+				select {
+				case tiles <- t:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+		return nil
+	})
+	stage(g, p.w.cfg.Fetchers, raw, func() error {
+		for t := range tiles {
+			st, err := p.src.Tile(ctx, t)
+			if errors.Is(err, source.ErrNoData) {
+				continue
+			}
+			if err != nil {
+				if errors.Is(err, source.ErrInvalidData) || errors.Is(err, source.ErrInvalidTile) {
+					err = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+				}
+				return fmt.Errorf("tile %s: %w", t, err)
+			}
+			select {
+			case raw <- fetched{tile: t, src: st}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	stage(g, p.w.cfg.Encoders, out, func() error {
+		for f := range raw {
+			e, ok, err := p.encode(f)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			select {
+			case out <- e:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	var written int64
+	g.Go(func() error {
+		last := time.Now()
+		for e := range out {
+			if err := p.gw.Put(ctx, e.tile, e.data); err != nil {
+				return fmt.Errorf("write tile %s: %w", e.tile, err)
+			}
+			written++
+			p.w.metrics.tiles.WithLabelValues(string(e.format)).Inc()
+			p.w.metrics.tileBytes.WithLabelValues(string(e.format)).Add(float64(len(e.data)))
+			if written%progressEvery == 0 || time.Since(last) > time.Second {
+				last = time.Now()
+				if err := p.progress(ctx, written); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	// Every stage selects on ctx when it sends and ends when its input is
+	// closed, so Wait returns only once all have exited.
+	err := g.Wait()
+	return written, err
+}
+
+// stage runs n copies of work and closes out once all have returned.
+func stage[T any](g *errgroup.Group, n int, out chan T, work func() error) {
+	var workers errgroup.Group
+	for range n {
+		workers.Go(work)
+	}
+	g.Go(func() error {
+		defer close(out)
+		return workers.Wait()
+	})
+}
+
+// encode turns a fetched tile into stored bytes by the layer's policy.
+// Stored tiles pass as they are; rendered ones are encoded; empty ones are
+// dropped (ok false).
+func (p *pipeline) encode(f fetched) (encoded, bool, error) {
+	if f.src.Image == nil {
+		return encoded{tile: f.tile, data: f.src.Data, format: f.src.Format}, true, nil
+	}
+	if source.IsEmpty(f.src.Image) {
+		return encoded{}, false, nil
+	}
+	start := time.Now()
+	data, format, err := source.Encode(f.src.Image, p.policy, p.quality)
+	if err != nil {
+		return encoded{}, false, fmt.Errorf("encode tile %s: %w", f.tile, err)
+	}
+	p.w.metrics.encode.WithLabelValues(string(format)).Observe(time.Since(start).Seconds())
+	return encoded{tile: f.tile, data: data, format: format}, true, nil
+}
+
+// checkRunning is the progress hook's second half: it stops the pipeline
+// for good once the job is no longer In-Progress (cancelled or failed by
+// another batch).
+func (w *Worker) checkRunning(ctx context.Context, id string) error {
+	st, err := w.deps.Jobs.Status(ctx, id)
+	if err != nil {
+		return err
+	}
+	if st != job.StatusInProgress {
+		return errCancelled
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package source
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"image/png"
+
+	"golang.org/x/image/draw"
+
+	"github.com/geoexport/exporter/internal/grid"
+)
+
+// maxImageSide caps the width and height of an image a source decodes, so
+// that a hostile or broken server cannot make a worker allocate gigabytes:
+// 16 tiles, the largest metatile side.
+const maxImageSide = MaxMetatile * grid.TileSize
+
+// decodeImage decodes a PNG or JPEG image that should be w × h pixels
+// into an *image.NRGBA (PNG with alpha, as decoded, without a copy) or an
+// *image.RGBA (anything else) of exactly that size, at the origin. An
+// image of another size is scaled (Catmull-Rom) when resample is set, and
+// otherwise an error wrapping ErrInvalidData that names both sizes. Images
+// larger than maxImageSide on a side are refused before they are decoded.
+func decodeImage(data []byte, w, h int, resample bool) (image.Image, error) {
+	f, ok := DetectFormat(data)
+	if !ok {
+		return nil, fmt.Errorf("%w: not a PNG or JPEG image", ErrInvalidData)
+	}
+	var (
+		cfg image.Config
+		err error
+	)
+	if f == PNG {
+		cfg, err = png.DecodeConfig(bytes.NewReader(data))
+	} else {
+		cfg, err = jpeg.DecodeConfig(bytes.NewReader(data))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s header: %w", ErrInvalidData, f, err)
+	}
+	sized := cfg.Width == w && cfg.Height == h
+	switch {
+	case cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > maxImageSide || cfg.Height > maxImageSide:
+		return nil, fmt.Errorf("%w: image is %d × %d pixels, want %d × %d (at most %d on a side)",
+			ErrInvalidData, cfg.Width, cfg.Height, w, h, maxImageSide)
+	case !sized && !resample:
+		return nil, fmt.Errorf("%w: %w: image is %d × %d pixels, want %d × %d", ErrInvalidData, errWrongSize, cfg.Width, cfg.Height, w, h)
+	}
+	img, err := decodeData(data, f)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidData, err)
+	}
+	if sized && img.Bounds().Min == (image.Point{}) {
+		switch img.(type) {
+		case *image.RGBA, *image.NRGBA:
+			return img, nil
+		}
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	if sized {
+		draw.Draw(dst, dst.Rect, img, img.Bounds().Min, draw.Src)
+	} else {
+		draw.CatmullRom.Scale(dst, dst.Rect, img, img.Bounds(), draw.Src, nil)
+	}
+	return dst, nil
+}
+
+// errWrongSize marks an image of the wrong size, which may be resampled.
+var errWrongSize = errors.New("wrong size")
+
+// cutTile copies the tile-sized block of m (an *image.RGBA or
+// *image.NRGBA from decodeImage) whose top-left pixel is (x0, y0) into a
+// new image of the same type, which the caller owns.
+func cutTile(m image.Image, x0, y0 int) image.Image {
+	const rowBytes = grid.TileSize * 4
+	r := image.Rect(0, 0, grid.TileSize, grid.TileSize)
+	cut := func(dst, src []byte, dstStride, srcStride, off int) {
+		for y := range grid.TileSize {
+			copy(dst[y*dstStride:y*dstStride+rowBytes], src[off+y*srcStride:])
+		}
+	}
+	switch m := m.(type) {
+	case *image.NRGBA:
+		dst := image.NewNRGBA(r)
+		cut(dst.Pix, m.Pix, dst.Stride, m.Stride, m.PixOffset(x0, y0))
+		return dst
+	case *image.RGBA:
+		dst := image.NewRGBA(r)
+		cut(dst.Pix, m.Pix, dst.Stride, m.Stride, m.PixOffset(x0, y0))
+		return dst
+	}
+	dst := image.NewRGBA(r)
+	draw.Draw(dst, r, m, image.Pt(x0, y0), draw.Src)
+	return dst
+}
+
+// checkStored validates stored tile bytes for a source that passes them
+// through: a PNG or JPEG of grid.TileSize pixels square. It returns the
+// format and whether the header says the tile is opaque.
+func checkStored(data []byte) (Format, bool, error) {
+	f, ok := DetectFormat(data)
+	if !ok {
+		return "", false, fmt.Errorf("%w: not a PNG or JPEG image", ErrInvalidData)
+	}
+	var (
+		cfg image.Config
+		err error
+	)
+	if f == PNG {
+		cfg, err = png.DecodeConfig(bytes.NewReader(data))
+	} else {
+		cfg, err = jpeg.DecodeConfig(bytes.NewReader(data))
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("%w: %s header: %w", ErrInvalidData, f, err)
+	}
+	if cfg.Width != grid.TileSize || cfg.Height != grid.TileSize {
+		return "", false, fmt.Errorf("%w: %w: image is %d × %d pixels, want %d × %d",
+			ErrInvalidData, errWrongSize, cfg.Width, cfg.Height, grid.TileSize, grid.TileSize)
+	}
+	return f, f == JPEG || pngOpaque(data), nil
+}
