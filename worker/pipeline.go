@@ -57,10 +57,17 @@ func (p *pipeline) run(ctx context.Context) (int64, error) {
 	raw := make(chan fetched, 2*p.w.cfg.Encoders)
 	out := make(chan encoded, 2*p.w.cfg.Encoders)
 
+	// A metatiled source is asked block by block, so each of its requests
+	// serves all the tiles it covers however wide the export is.
+	order := func(r grid.TileRange) func(func(grid.Tile) bool) { return r.Tiles }
+	if m, ok := p.src.(interface{ Metatile() (int, int) }); ok {
+		cols, rows := m.Metatile()
+		order = func(r grid.TileRange) func(func(grid.Tile) bool) { return source.TilesByBlock(r, cols, rows) }
+	}
 	g.Go(func() error {
 		defer close(tiles)
 		for _, r := range p.ranges {
-			for t := range r.Tiles {
+			for t := range order(r) {
 				select {
 				case tiles <- t:
 				case <-ctx.Done():
