@@ -104,6 +104,12 @@ type HTTP struct {
 	// RateBurst is how many requests above the rate a subject may make at
 	// once. Default 60.
 	RateBurst int
+	// MonitoringReadOnly makes asynqmon at /monitoring read-only: queues
+	// and tasks can be looked at, not changed. Default true.
+	MonitoringReadOnly bool
+	// PrometheusURL, when set, lets asynqmon draw queue charts from this
+	// Prometheus server.
+	PrometheusURL string
 	// CallbackAllow lists networks (CIDR) and host names that callbacks may
 	// reach although they are loopback, private, link-local or metadata
 	// addresses, comma-separated. Default none.
@@ -202,7 +208,7 @@ func Default() Config {
 		Log:     Log{Level: "info", Format: "auto"},
 		Redis:   Redis{Prefix: "exporter"},
 		Storage: Storage{DataDir: "./data", S3Bucket: "exporter"},
-		HTTP:    HTTP{Addr: ":8080", BodyLimit: 1 << 20, ShutdownTimeout: 10 * time.Second, RateLimit: 600, RateBurst: 60},
+		HTTP:    HTTP{Addr: ":8080", BodyLimit: 1 << 20, ShutdownTimeout: 10 * time.Second, RateLimit: 600, RateBurst: 60, MonitoringReadOnly: true},
 		Auth:    Auth{RoleClaim: "role", ClientRole: "client", OperatorRole: "operator", Leeway: 30 * time.Second},
 		Jobs: Jobs{
 			PackageTTL: 30 * 24 * time.Hour, MaxTiles: 5_000_000,
@@ -239,6 +245,8 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.HTTP.RateLimit, "http-rate-limit", c.HTTP.RateLimit, "requests per minute one subject may make; 0 turns the limit off")
 	fs.IntVar(&c.HTTP.RateBurst, "http-rate-burst", c.HTTP.RateBurst, "requests above the rate one subject may make at once")
 	fs.StringVar(&c.HTTP.CallbackAllow, "http-callback-allow", c.HTTP.CallbackAllow, "comma-separated CIDRs and host names callbacks may reach although private, loopback or link-local")
+	fs.BoolVar(&c.HTTP.MonitoringReadOnly, "http-monitoring-read-only", c.HTTP.MonitoringReadOnly, "asynqmon at /monitoring only shows queues and tasks, it cannot change them")
+	fs.StringVar(&c.HTTP.PrometheusURL, "http-prometheus-url", c.HTTP.PrometheusURL, "Prometheus server asynqmon draws its queue charts from (optional)")
 	fs.Var(&c.Auth.HS256Secret, "auth-hs256-secret", "shared secret of HS256 tokens")
 	fs.StringVar(&c.Auth.PublicKeyFile, "auth-public-key-file", c.Auth.PublicKeyFile, "PEM file of RSA/EC public keys for RS256/ES256 tokens")
 	fs.StringVar(&c.Auth.JWKSFile, "auth-jwks-file", c.Auth.JWKSFile, "JWKS file of public keys for RS256/ES256 tokens")
