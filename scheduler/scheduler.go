@@ -5,149 +5,252 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
+	"github.com/robfig/cron/v3"
 
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/storage"
+)
+
+// Task types and the queue of maintenance.
+const (
+	TypeExpire    = "maintenance:expire"
+	TypeOrphans   = "maintenance:orphans"
+	TypeClean     = "maintenance:clean"
+	TypeReconcile = "maintenance:reconcile"
+	Queue         = "maintenance"
 )
 
 // Config configures the scheduler. Zero fields take the defaults below.
 type Config struct {
-	// Interval between runs. Default 1m.
-	Interval time.Duration
-	// BatchSize is the most packages one run expires. Default 100.
+	// ExpireSpec, OrphansSpec, CleanSpec and ReconcileSpec are cron specs
+	// (five fields, or descriptors such as "@every 5m"). Defaults every
+	// minute, every 15 minutes, hourly and every 2 minutes.
+	ExpireSpec, OrphansSpec, CleanSpec, ReconcileSpec string
+	// BatchSize is the most items one run handles. Default 200.
 	BatchSize int64
-	// RunTimeout bounds one run; it is also the lease's length. Default 30s.
+	// RunTimeout bounds one run. Default 2m.
 	RunTimeout time.Duration
-	// LeaseKey is the Redis key of the lease. Default "exporter:scheduler:lease".
-	LeaseKey string
+	// OrphanAge is how old a part of a job that no longer runs must be
+	// before it is removed. Default 1h.
+	OrphanAge time.Duration
+	// CleanAfter is how long Failed, Cancelled and Expired jobs are kept
+	// before their records are deleted. Default 168h (a week).
+	CleanAfter time.Duration
+	// StuckAfter is how old an In-Progress job must be before reconcile
+	// looks at it. Default 10m.
+	StuckAfter time.Duration
+	// UrgentFrom and DefaultFrom pick a job's queue (job.QueueFor), for the
+	// tasks reconcile enqueues.
+	UrgentFrom, DefaultFrom int
+	// RenderTimeout and RenderMaxRetry are set on re-enqueued tasks;
+	// CallbackTimeout and CallbackMaxRetry on callbacks of failed jobs.
+	RenderTimeout    time.Duration
+	RenderMaxRetry   int
+	CallbackTimeout  time.Duration
+	CallbackMaxRetry int
 }
 
 func (c Config) withDefaults() Config {
-	c.Interval = cmp.Or(c.Interval, time.Minute)
-	c.BatchSize = cmp.Or(c.BatchSize, 100)
-	c.RunTimeout = cmp.Or(c.RunTimeout, 30*time.Second)
-	c.LeaseKey = cmp.Or(c.LeaseKey, "exporter:scheduler:lease")
+	c.ExpireSpec = cmp.Or(c.ExpireSpec, "@every 1m")
+	c.OrphansSpec = cmp.Or(c.OrphansSpec, "@every 15m")
+	c.CleanSpec = cmp.Or(c.CleanSpec, "@hourly")
+	c.ReconcileSpec = cmp.Or(c.ReconcileSpec, "@every 2m")
+	c.BatchSize = cmp.Or(c.BatchSize, 200)
+	c.RunTimeout = cmp.Or(c.RunTimeout, 2*time.Minute)
+	c.OrphanAge = cmp.Or(c.OrphanAge, time.Hour)
+	c.CleanAfter = cmp.Or(c.CleanAfter, 7*24*time.Hour)
+	c.StuckAfter = cmp.Or(c.StuckAfter, 10*time.Minute)
+	c.RenderTimeout = cmp.Or(c.RenderTimeout, 2*time.Hour)
+	c.CallbackTimeout = cmp.Or(c.CallbackTimeout, 15*time.Second)
 	return c
 }
 
-// Validate reports a negative setting.
+// Validate reports every bad setting.
 func (c Config) Validate() error {
-	if c.Interval < 0 || c.BatchSize < 0 || c.RunTimeout < 0 {
-		return errors.New("scheduler: interval, batch size and run timeout must not be negative")
+	c = c.withDefaults()
+	var errs []error
+	for name, spec := range map[string]string{"expire": c.ExpireSpec, "orphans": c.OrphansSpec, "clean": c.CleanSpec, "reconcile": c.ReconcileSpec} {
+		if _, err := cron.ParseStandard(spec); err != nil {
+			errs = append(errs, fmt.Errorf("scheduler: %s spec %q: %w", name, spec, err))
+		}
 	}
-	return nil
+	if c.BatchSize < 1 || c.RunTimeout <= 0 || c.OrphanAge <= 0 || c.CleanAfter <= 0 || c.StuckAfter <= 0 {
+		errs = append(errs, errors.New("scheduler: batch size, run timeout and ages must be positive"))
+	}
+	return errors.Join(errs...)
 }
 
-// Files is the package storage the scheduler deletes from.
+// Files is the storage the scheduler cleans.
 type Files interface {
 	// Delete removes the object at key; a missing key is not an error.
 	Delete(ctx context.Context, key string) error
+	// List yields the objects under prefix.
+	List(ctx context.Context, prefix string) iter.Seq2[storage.Info, error]
 }
 
-// Scheduler runs maintenance periodically.
+// Tasks looks up the asynq tasks of jobs; *asynq.Inspector is one.
+type Tasks interface {
+	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
+}
+
+// Deps are the scheduler's collaborators.
+type Deps struct {
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	Jobs     *job.Store
+	Files    Files
+	Queue    job.Enqueuer
+	Tasks    Tasks
+	// Redis serves the maintenance queue in Run.
+	Redis asynq.RedisConnOpt
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// Scheduler enqueues maintenance at its cron slots and runs it.
 type Scheduler struct {
 	cfg     Config
+	deps    Deps
 	log     *slog.Logger
-	rdb     redis.UniversalClient
-	jobs    *job.Store
-	files   Files
-	expired prometheus.Counter
-	owner   string
+	entries []entry
+	metrics *metrics
+}
+
+type entry struct {
+	typ      string
+	schedule cron.Schedule
+}
+
+type metrics struct {
+	expired, bytesFreed, orphans, cleaned, reconciled prometheus.Counter
+	runs                                              *prometheus.CounterVec
 }
 
 // New builds a scheduler.
-func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, rdb redis.UniversalClient, jobs *job.Store, files Files) (*Scheduler, error) {
+func New(cfg Config, deps Deps) (*Scheduler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	expired := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "exporter_scheduler_packages_expired_total", Help: "Packages deleted because they expired.",
-	})
-	if err := reg.Register(expired); err != nil {
-		return nil, fmt.Errorf("register scheduler metrics: %w", err)
+	cfg = cfg.withDefaults()
+	if deps.Logger == nil || deps.Registry == nil || deps.Jobs == nil || deps.Files == nil || deps.Queue == nil || deps.Tasks == nil {
+		return nil, errors.New("scheduler: logger, registry, jobs, files, queue and tasks are required")
 	}
-	return &Scheduler{cfg: cfg.withDefaults(), log: log, rdb: rdb, jobs: jobs, files: files, expired: expired, owner: uuid.NewString()}, nil
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	s := &Scheduler{cfg: cfg, deps: deps, log: deps.Logger}
+	for typ, spec := range map[string]string{TypeExpire: cfg.ExpireSpec, TypeOrphans: cfg.OrphansSpec, TypeClean: cfg.CleanSpec, TypeReconcile: cfg.ReconcileSpec} {
+		sched, _ := cron.ParseStandard(spec) // validated above
+		s.entries = append(s.entries, entry{typ: typ, schedule: sched})
+	}
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
+	s.metrics = &metrics{
+		expired:    counter("exporter_scheduler_packages_expired_total", "Packages deleted because they expired."),
+		bytesFreed: counter("exporter_scheduler_bytes_freed_total", "Bytes of expired packages and orphaned parts deleted."),
+		orphans:    counter("exporter_scheduler_orphaned_parts_deleted_total", "Parts of jobs no longer running that were deleted."),
+		cleaned:    counter("exporter_scheduler_jobs_cleaned_total", "Records of ended jobs deleted after the grace period."),
+		reconciled: counter("exporter_scheduler_jobs_reconciled_total", "Stuck jobs finished, revived or failed by reconcile."),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exporter_scheduler_runs_total", Help: "Maintenance runs by task type and outcome.",
+		}, []string{"task_type", "outcome"}),
+	}
+	for _, c := range []prometheus.Collector{s.metrics.expired, s.metrics.bytesFreed, s.metrics.orphans, s.metrics.cleaned, s.metrics.reconciled, s.metrics.runs} {
+		if err := deps.Registry.Register(c); err != nil {
+			return nil, fmt.Errorf("register scheduler metrics: %w", err)
+		}
+	}
+	return s, nil
 }
 
-// Run runs maintenance every Interval until ctx is done; a run in
-// progress finishes first.
-func (s *Scheduler) Run(ctx context.Context) error {
-	s.log.InfoContext(ctx, "scheduler started", "interval", s.cfg.Interval)
-	t := time.NewTicker(s.cfg.Interval)
-	defer t.Stop()
-	for {
-		if err := s.RunOnce(context.WithoutCancel(ctx)); err != nil {
-			s.log.ErrorContext(ctx, "maintenance run failed", "error", err)
+// Handler returns the mux of the maintenance tasks.
+func (s *Scheduler) Handler() asynq.Handler {
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(TypeExpire, s.run(TypeExpire, s.expire))
+	mux.HandleFunc(TypeOrphans, s.run(TypeOrphans, s.orphans))
+	mux.HandleFunc(TypeClean, s.run(TypeClean, s.clean))
+	mux.HandleFunc(TypeReconcile, s.run(TypeReconcile, s.reconcile))
+	return mux
+}
+
+// run wraps one maintenance step: it logs what it did and counts the run.
+func (s *Scheduler) run(typ string, step func(context.Context) (int, error)) asynq.HandlerFunc {
+	return func(ctx context.Context, _ *asynq.Task) error {
+		n, err := step(ctx)
+		outcome := "success"
+		if err != nil {
+			outcome = "failed"
 		}
+		s.metrics.runs.WithLabelValues(typ, outcome).Inc()
+		level := slog.LevelDebug
+		if n > 0 {
+			level = slog.LevelInfo
+		}
+		s.log.Log(ctx, level, "maintenance run", "task_type", typ, "handled", n, "error", err)
+		return err
+	}
+}
+
+// EnqueueDue enqueues every task whose slot lies in (since, now]. The task
+// id names the task and its slot, so every replica may call this for the
+// same slot and only one task results.
+func (s *Scheduler) EnqueueDue(ctx context.Context, since, now time.Time) error {
+	var errs []error
+	for _, e := range s.entries {
+		slot := time.Time{}
+		for t := e.schedule.Next(since); !t.After(now); t = e.schedule.Next(t) {
+			slot = t // only the latest missed slot runs
+		}
+		if slot.IsZero() {
+			continue
+		}
+		_, err := s.deps.Queue.EnqueueContext(ctx, asynq.NewTask(e.typ, nil),
+			asynq.TaskID(fmt.Sprintf("%s@%d", e.typ, slot.Unix())), asynq.Queue(Queue),
+			asynq.Timeout(s.cfg.RunTimeout), asynq.MaxRetry(0), asynq.Retention(24*time.Hour))
+		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			errs = append(errs, fmt.Errorf("enqueue %s: %w", e.typ, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Run enqueues due maintenance every few seconds and serves the
+// maintenance queue until ctx is done; a running task then gets the run
+// timeout to finish.
+func (s *Scheduler) Run(ctx context.Context) error {
+	if s.deps.Redis == nil {
+		return errors.New("scheduler: redis connection is required to run")
+	}
+	srv := asynq.NewServer(s.deps.Redis, asynq.Config{
+		Concurrency: 1, Queues: map[string]int{Queue: 1}, ShutdownTimeout: s.cfg.RunTimeout,
+		LogLevel: asynq.WarnLevel, TaskCheckInterval: time.Second,
+	})
+	if err := srv.Start(s.Handler()); err != nil {
+		return fmt.Errorf("start scheduler: %w", err)
+	}
+	defer srv.Shutdown()
+	s.log.InfoContext(ctx, "scheduler started")
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	last := s.deps.Now()
+	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
-	}
-}
-
-// RunOnce expires due packages once, if this replica gets the lease.
-func (s *Scheduler) RunOnce(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RunTimeout)
-	defer cancel()
-	ok, err := s.rdb.SetNX(ctx, s.cfg.LeaseKey, s.owner, s.cfg.RunTimeout).Result()
-	if err != nil {
-		return fmt.Errorf("take lease: %w", err)
-	}
-	if !ok {
-		s.log.DebugContext(ctx, "another scheduler holds the lease")
-		return nil
-	}
-	defer s.release(ctx)
-	n, err := s.expire(ctx)
-	if n > 0 {
-		s.log.InfoContext(ctx, "packages expired", "count", n)
-	}
-	return err
-}
-
-// release drops the lease if this replica still holds it.
-var release = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
-
-func (s *Scheduler) release(ctx context.Context) {
-	if err := release.Run(context.WithoutCancel(ctx), s.rdb, []string{s.cfg.LeaseKey}, s.owner).Err(); err != nil {
-		s.log.WarnContext(ctx, "release lease", "error", err)
-	}
-}
-
-// expire marks due jobs Expired and deletes their packages.
-func (s *Scheduler) expire(ctx context.Context) (int, error) {
-	ids, err := s.jobs.DueForExpiry(ctx, s.cfg.BatchSize)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	var errs []error
-	for _, id := range ids {
-		key, err := s.jobs.Expire(ctx, id)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		now := s.deps.Now()
+		if err := s.EnqueueDue(ctx, last, now); err != nil {
+			s.log.ErrorContext(ctx, "enqueue maintenance", "error", err)
+			continue // try the same slots again
 		}
-		if key == "" {
-			continue
-		}
-		if err := s.files.Delete(ctx, key); err != nil {
-			errs = append(errs, fmt.Errorf("delete package %s of job %s: %w", key, id, err))
-			continue
-		}
-		if err := s.jobs.ForgetExpiry(ctx, id); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		n++
-		s.expired.Inc()
+		last = now
 	}
-	return n, errors.Join(errs...)
 }

@@ -1,16 +1,17 @@
 package scheduler_test
 
 import (
-	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
@@ -24,48 +25,91 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper"))
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreTopFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
-var _ scheduler.Files = (*storage.Local)(nil)
-var _ scheduler.Files = (*storage.S3)(nil)
+var (
+	_ scheduler.Files = (*storage.Local)(nil)
+	_ scheduler.Files = (*storage.S3)(nil)
+	_ scheduler.Tasks = (*asynq.Inspector)(nil)
+)
 
 type clock struct{ ms atomic.Int64 }
 
-func (c *clock) now() time.Time { return time.UnixMilli(c.ms.Load()) }
+func (c *clock) now() time.Time          { return time.UnixMilli(c.ms.Load()) }
+func (c *clock) advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 
 type bundle struct {
-	rdb   *redis.Client
-	jobs  *job.Store
-	files *storage.Local
-	clock *clock
+	rdb       *redis.Client
+	jobs      *job.Store
+	files     *storage.Local
+	clock     *clock
+	queue     *asynq.Client
+	inspector *asynq.Inspector
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t *testing.T) (*scheduler.Scheduler, *bundle, *prometheus.Registry) {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
-	t.Cleanup(func() { rdb.Close() })
+	opt := testenv.Redis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: opt.Addr})
+	queue, inspector := asynq.NewClient(opt), asynq.NewInspector(opt)
+	t.Cleanup(func() { rdb.Close(); queue.Close(); inspector.Close() })
 	files, err := storage.NewLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &clock{}
-	c.ms.Store(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
-	return &bundle{rdb: rdb, jobs: job.NewStore(rdb, "test", c.now), files: files, clock: c}
+	c.ms.Store(time.Now().UnixMilli())
+	b := &bundle{rdb: rdb, jobs: job.NewStore(rdb, "test", c.now), files: files, clock: c, queue: queue, inspector: inspector}
+	s, reg := newScheduler(t, b)
+	return s, b, reg
 }
 
 func newScheduler(t *testing.T, b *bundle) (*scheduler.Scheduler, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	s, err := scheduler.New(scheduler.Config{LeaseKey: "test:lease", BatchSize: 3}, slog.New(slog.DiscardHandler), reg, b.rdb, b.jobs, b.files)
+	s, err := scheduler.New(scheduler.Config{BatchSize: 3, UrgentFrom: 100_000_000, DefaultFrom: 1000},
+		scheduler.Deps{Logger: slog.New(slog.DiscardHandler), Registry: reg, Jobs: b.jobs, Files: b.files,
+			Queue: b.queue, Tasks: b.inspector, Now: b.clock.now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, reg
 }
 
-// completed stores a Completed job with a package file, expiring after ttl.
-func completed(t *testing.T, b *bundle, i int, ttl time.Duration) job.Job {
+// counter reads a counter from reg.
+func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("%s not registered", name)
+	return 0
+}
+
+// runTask runs one maintenance task through the scheduler's handler.
+func runTask(t *testing.T, s *scheduler.Scheduler, typ string) {
+	t.Helper()
+	if err := s.Handler().ProcessTask(t.Context(), asynq.NewTask(typ, nil)); err != nil {
+		t.Fatalf("%s: %v", typ, err)
+	}
+}
+
+// newJob stores an In-Progress job of the demo layer; i varies the bbox.
+func newJob(t *testing.T, b *bundle, i int, batchTiles int64) job.Job {
 	t.Helper()
 	layer := catalog.Demo().Layers()[0]
 	z := grid.Zoom(10 + i%8)
@@ -73,16 +117,25 @@ func completed(t *testing.T, b *bundle, i int, ttl time.Duration) job.Job {
 	if err != nil {
 		t.Fatal(err)
 	}
+	spec := job.NewSpec(layer, z, extent, 0)
+	spec.BatchTiles = batchTiles
 	id := uuid.NewString()
-	j, _, err := b.jobs.GetOrCreate(t.Context(), job.Job{ID: id, Spec: job.NewSpec(layer, z, extent, 0), TaskIDs: job.TaskIDs(id, 1)}, job.Request{Subject: "alice", TTL: ttl})
+	j, _, err := b.jobs.GetOrCreate(t.Context(), job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, len(spec.Plan()))}, job.Request{Subject: "alice", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return j
+}
+
+// completed stores a Completed job with a package file, expiring after ttl.
+func completed(t *testing.T, b *bundle, i int, ttl time.Duration) job.Job {
+	t.Helper()
+	j := newJob(t, b, i, 0)
 	key := job.PackageKey(j.Spec.PackageName)
 	if err := b.files.Put(t.Context(), key, strings.NewReader("gpkg"), 4, ""); err != nil {
 		t.Fatal(err)
 	}
-	j, _, err = b.jobs.Complete(t.Context(), j.ID, job.Result{FileKey: key, FileSize: 4}, ttl)
+	j, _, err := b.jobs.Complete(t.Context(), j.ID, job.Result{FileKey: key, FileSize: 4}, ttl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,24 +144,18 @@ func completed(t *testing.T, b *bundle, i int, ttl time.Duration) job.Job {
 
 func TestExpire(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	s, reg := newScheduler(t, b)
+	s, b, reg := setup(t)
 	var due []job.Job
 	for i := range 5 {
 		due = append(due, completed(t, b, i, time.Hour))
 	}
 	kept := completed(t, b, 9, 3*time.Hour)
-	b.clock.ms.Add((2 * time.Hour).Milliseconds())
-
+	b.clock.advance(2 * time.Hour)
 	// Batches of three: two runs expire all five.
-	for range 2 {
-		if err := s.RunOnce(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	runTask(t, s, scheduler.TypeExpire)
+	runTask(t, s, scheduler.TypeExpire)
 	for _, j := range due {
-		got, _ := b.jobs.Get(t.Context(), j.ID)
-		if got.Status != job.StatusExpired {
+		if got, _ := b.jobs.Get(t.Context(), j.ID); got.Status != job.StatusExpired {
 			t.Errorf("job %s is %s, want Expired", j.ID, got.Status)
 		}
 		if _, err := b.files.Stat(t.Context(), j.FileKey); !errors.Is(err, storage.ErrNotFound) {
@@ -118,100 +165,156 @@ func TestExpire(t *testing.T) {
 	if got, _ := b.jobs.Get(t.Context(), kept.ID); got.Status != job.StatusCompleted {
 		t.Errorf("unexpired job is %s, want Completed", got.Status)
 	}
-	if _, err := b.files.Stat(t.Context(), kept.FileKey); err != nil {
-		t.Errorf("unexpired package gone: %v", err)
+	if n := counter(t, reg, "exporter_scheduler_packages_expired_total"); n != 5 {
+		t.Errorf("expired = %v, want 5", n)
 	}
-	if n := expired(t, reg); n != 5 {
-		t.Errorf("expired counter = %v, want 5", n)
+	if n := counter(t, reg, "exporter_scheduler_bytes_freed_total"); n != 20 {
+		t.Errorf("bytes freed = %v, want 20", n)
 	}
-	// The next identical request builds a new package.
-	fresh := job.Job{ID: uuid.NewString(), Spec: due[0].Spec}
-	fresh.TaskIDs = job.TaskIDs(fresh.ID, 1)
-	if _, outcome, err := b.jobs.GetOrCreate(t.Context(), fresh, job.Request{Subject: "alice", TTL: time.Hour}); err != nil || outcome != job.OutcomeCreated {
-		t.Errorf("request after expiry = %v, %v; want a new job", outcome, err)
-	}
-}
-
-// expired reads exporter_scheduler_packages_expired_total from reg.
-func expired(t *testing.T, reg *prometheus.Registry) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == "exporter_scheduler_packages_expired_total" {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatal("exporter_scheduler_packages_expired_total not registered")
-	return 0
 }
 
 func TestExpireRespectsCacheHitExtension(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	s, _ := newScheduler(t, b)
+	s, b, _ := setup(t)
 	j := completed(t, b, 0, time.Hour)
-	b.clock.ms.Add((50 * time.Minute).Milliseconds())
-	// A cache hit pushes the expiry out by another hour.
+	b.clock.advance(50 * time.Minute)
 	again := job.Job{ID: uuid.NewString(), Spec: j.Spec}
 	again.TaskIDs = job.TaskIDs(again.ID, 1)
-	if _, outcome, err := b.jobs.GetOrCreate(t.Context(), again, job.Request{Subject: "alice", TTL: time.Hour}); err != nil || outcome != job.OutcomeCacheHit {
+	if _, outcome, err := b.jobs.GetOrCreate(t.Context(), again, job.Request{Subject: "bob", TTL: time.Hour}); err != nil || outcome != job.OutcomeCacheHit {
 		t.Fatalf("cache hit = %v, %v", outcome, err)
 	}
-	b.clock.ms.Add((30 * time.Minute).Milliseconds())
-	if err := s.RunOnce(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	b.clock.advance(30 * time.Minute)
+	runTask(t, s, scheduler.TypeExpire)
 	if got, _ := b.jobs.Get(t.Context(), j.ID); got.Status != job.StatusCompleted {
 		t.Errorf("extended job is %s, want Completed", got.Status)
 	}
 }
 
-func TestTwoSchedulersRunOnce(t *testing.T) {
+func TestTwoReplicasEnqueueEachSlotOnce(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	s1, reg1 := newScheduler(t, b)
-	s2, reg2 := newScheduler(t, b)
-	for i := range 3 {
-		completed(t, b, i, time.Hour)
+	s1, b, _ := setup(t)
+	s2, _ := newScheduler(t, b)
+	since := time.Date(2026, 11, 1, 10, 0, 30, 0, time.UTC)
+	now := since.Add(3 * time.Minute)
+	for _, s := range []*scheduler.Scheduler{s1, s2, s1} {
+		if err := s.EnqueueDue(t.Context(), since, now); err != nil {
+			t.Fatal(err)
+		}
 	}
-	b.clock.ms.Add((2 * time.Hour).Milliseconds())
-	var wg sync.WaitGroup
-	for _, s := range []*scheduler.Scheduler{s1, s2} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.RunOnce(t.Context()); err != nil {
-				t.Error(err)
-			}
-		}()
+	tasks, err := b.inspector.ListPendingTasks(scheduler.Queue)
+	if err != nil {
+		t.Fatal(err)
 	}
-	wg.Wait()
-	total := expired(t, reg1) + expired(t, reg2)
-	if total != 3 {
-		t.Errorf("two schedulers expired %v packages in all, want exactly 3", total)
+	byType := map[string]int{}
+	for _, task := range tasks {
+		byType[task.Type]++
 	}
-	if n, _ := b.rdb.Exists(t.Context(), "test:lease").Result(); n != 0 {
-		t.Error("lease not released after the run")
+	// Within three minutes: expire (every minute) and reconcile (every two)
+	// are due, once each however many replicas ask; clean and orphans not.
+	if byType[scheduler.TypeExpire] != 1 || byType[scheduler.TypeReconcile] != 1 || len(tasks) != 2 {
+		t.Errorf("maintenance tasks queued = %v, want one expire and one reconcile", byType)
 	}
 }
 
-func TestRunStopsWithContext(t *testing.T) {
+func TestOrphans(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	s, _ := newScheduler(t, b)
-	rctx, rcancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(rctx) }()
-	rcancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run after cancel = %v", err)
+	s, b, reg := setup(t)
+	running := newJob(t, b, 1, 10)
+	failed := newJob(t, b, 2, 10)
+	if _, _, err := b.jobs.Fail(t.Context(), failed.ID, "broken"); err != nil {
+		t.Fatal(err)
+	}
+	put := func(key string) {
+		if err := b.files.Put(t.Context(), key, strings.NewReader("part"), 4, ""); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after cancel")
+	}
+	put(job.PartKey(running.ID, 0))
+	put(job.PartKey(failed.ID, 0))
+	put(job.PartKey(failed.ID, 1))
+	put(job.PartKey(uuid.NewString(), 0)) // a job whose record is gone
+	runTask(t, s, scheduler.TypeOrphans)
+	if n := counter(t, reg, "exporter_scheduler_orphaned_parts_deleted_total"); n != 0 {
+		t.Fatalf("young parts deleted: %v", n)
+	}
+	b.clock.advance(2 * time.Hour)
+	runTask(t, s, scheduler.TypeOrphans)
+	if n := counter(t, reg, "exporter_scheduler_orphaned_parts_deleted_total"); n != 3 {
+		t.Errorf("orphaned parts deleted = %v, want 3", n)
+	}
+	if _, err := b.files.Stat(t.Context(), job.PartKey(running.ID, 0)); err != nil {
+		t.Errorf("a running job's part was deleted: %v", err)
+	}
+}
+
+func TestClean(t *testing.T) {
+	t.Parallel()
+	s, b, reg := setup(t)
+	failed := newJob(t, b, 1, 0)
+	if _, _, err := b.jobs.Fail(t.Context(), failed.ID, "broken"); err != nil {
+		t.Fatal(err)
+	}
+	done := completed(t, b, 2, 30*24*time.Hour)
+	b.clock.advance(8 * 24 * time.Hour)
+	runTask(t, s, scheduler.TypeClean)
+	if _, err := b.jobs.Get(t.Context(), failed.ID); !errors.Is(err, job.ErrNotFound) {
+		t.Errorf("a failed job past the grace period is still stored: %v", err)
+	}
+	if got, err := b.jobs.Get(t.Context(), done.ID); err != nil || got.Status != job.StatusCompleted {
+		t.Errorf("a completed job was cleaned: %v", err)
+	}
+	if jobs, _, _ := b.jobs.List(t.Context(), "alice", "", 0, 10); len(jobs) != 1 {
+		t.Errorf("alice's list has %d jobs after cleaning, want 1", len(jobs))
+	}
+	if n := counter(t, reg, "exporter_scheduler_jobs_cleaned_total"); n != 1 {
+		t.Errorf("cleaned = %v, want 1", n)
+	}
+}
+
+func TestReconcile(t *testing.T) {
+	t.Parallel()
+	s, b, reg := setup(t)
+	// A split job whose batches are all stored, but whose merge was never
+	// queued (the last worker died in between).
+	merged := newJob(t, b, 1, 10)
+	for i := range merged.TaskIDs {
+		if _, err := b.jobs.BatchDone(t.Context(), merged.ID, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A job whose render task was lost.
+	lost := newJob(t, b, 2, 0)
+	// A job whose render task asynq archived after its retries.
+	archived := newJob(t, b, 3, 0)
+	p, _ := job.Encode(job.RenderPayload{JobID: archived.ID})
+	if _, err := b.queue.Enqueue(asynq.NewTask(job.TypeRender, p), asynq.TaskID(archived.TaskIDs[0]), asynq.Queue(job.QueueLow)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.inspector.ArchiveTask(job.QueueLow, archived.TaskIDs[0]); err != nil {
+		t.Fatal(err)
+	}
+	// Young jobs are left alone.
+	runTask(t, s, scheduler.TypeReconcile)
+	if n := counter(t, reg, "exporter_scheduler_jobs_reconciled_total"); n != 0 {
+		t.Fatalf("reconciled young jobs: %v", n)
+	}
+	b.clock.advance(time.Hour)
+	runTask(t, s, scheduler.TypeReconcile)
+	if info, err := b.inspector.GetTaskInfo(job.QueueLow, job.FinalizeTaskID(merged.ID)); err != nil || info.Type != job.TypeFinalize {
+		t.Errorf("merge of a job with every batch stored not queued: %v", err)
+	}
+	if info, err := b.inspector.GetTaskInfo(job.QueueLow, lost.TaskIDs[0]); err != nil || info.Type != job.TypeRender {
+		t.Errorf("lost render task not queued again: %v", err)
+	}
+	if got, _ := b.jobs.Get(t.Context(), archived.ID); got.Status != job.StatusFailed || !strings.Contains(got.Reason, "gave up") {
+		t.Errorf("job with an archived task = %s %q, want Failed", got.Status, got.Reason)
+	}
+	if n := counter(t, reg, "exporter_scheduler_jobs_reconciled_total"); n != 3 {
+		t.Errorf("reconciled = %v, want 3", n)
+	}
+	// Running it again changes nothing.
+	runTask(t, s, scheduler.TypeReconcile)
+	if n := counter(t, reg, "exporter_scheduler_jobs_reconciled_total"); n != 3 {
+		t.Errorf("second reconcile changed %v jobs, want none", n-3)
 	}
 }

@@ -27,6 +27,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v gdalinfo >/dev/null || missing+=(gdal-bin)
 /usr/bin/python3 -c 'from osgeo import gdal' 2>/dev/null || missing+=(python3-gdal)
 command -v mapproxy-util >/dev/null || missing+=(mapproxy)
+{ command -v prometheus && command -v promtool; } >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 if ! command -v minio >/dev/null && [ ! -x "$BIN/minio" ]; then

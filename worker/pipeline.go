@@ -43,7 +43,9 @@ type encoded struct {
 // exited. It returns how many tiles were written.
 type pipeline struct {
 	w        *Worker
+	layer    string // product id, the metrics' layer label
 	src      source.Source
+	metatile [2]int // cols and rows a source fetches at once; zero when it fetches tiles
 	policy   source.FormatPolicy
 	quality  int
 	ranges   []grid.TileRange
@@ -60,8 +62,7 @@ func (p *pipeline) run(ctx context.Context) (int64, error) {
 	// A metatiled source is asked block by block, so each of its requests
 	// serves all the tiles it covers however wide the export is.
 	order := func(r grid.TileRange) func(func(grid.Tile) bool) { return r.Tiles }
-	if m, ok := p.src.(interface{ Metatile() (int, int) }); ok {
-		cols, rows := m.Metatile()
+	if cols, rows := p.metatile[0], p.metatile[1]; cols > 1 || rows > 1 {
 		order = func(r grid.TileRange) func(func(grid.Tile) bool) { return source.TilesByBlock(r, cols, rows) }
 	}
 	g.Go(func() error {
@@ -122,8 +123,8 @@ func (p *pipeline) run(ctx context.Context) (int64, error) {
 				return fmt.Errorf("write tile %s: %w", e.tile, err)
 			}
 			written++
-			p.w.metrics.tiles.WithLabelValues(string(e.format)).Inc()
-			p.w.metrics.tileBytes.WithLabelValues(string(e.format)).Add(float64(len(e.data)))
+			p.w.metrics.tiles.WithLabelValues(p.layer, string(e.format)).Inc()
+			p.w.metrics.tileBytes.WithLabelValues(p.layer, string(e.format)).Add(float64(len(e.data)))
 			if written%progressEvery == 0 || time.Since(last) > time.Second {
 				last = time.Now()
 				if err := p.progress(ctx, written); err != nil {

@@ -193,9 +193,12 @@ func (w *Worker) build(ctx context.Context, j job.Job, batch job.Batch, path str
 	if err != nil {
 		return 0, fmt.Errorf("layer %s source: %w: %w", spec.Layer.ID, err, asynq.SkipRetry)
 	}
-	if c, ok := src.(io.Closer); ok {
-		defer c.Close()
+	var metatile [2]int
+	if m, ok := src.(interface{ Metatile() (int, int) }); ok {
+		metatile[0], metatile[1] = m.Metatile()
 	}
+	src = measured{Source: src, kind: spec.Layer.Source.Kind, metrics: w.metrics}
+	defer func() { _ = src.(io.Closer).Close() }()
 	policy, err := source.ParseFormatPolicy(spec.Layer.TileFormat)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
@@ -207,7 +210,7 @@ func (w *Worker) build(ctx context.Context, j job.Job, batch job.Batch, path str
 	defer func() { _ = gw.Abort() }() // a no-op once Close succeeded
 	key := fmt.Sprint(batch.Index)
 	p := &pipeline{
-		w: w, src: src, policy: policy, quality: spec.Layer.JPEGQuality,
+		w: w, layer: spec.Layer.ProductID, src: src, metatile: metatile, policy: policy, quality: spec.Layer.JPEGQuality,
 		ranges: batch.Ranges(spec.BBox, spec.Zoom), gw: gw,
 		progress: func(ctx context.Context, done int64) error {
 			if err := w.deps.Jobs.SetProgress(ctx, j.ID, key, done); err != nil {

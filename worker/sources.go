@@ -10,6 +10,7 @@ import (
 
 	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/internal/catalog"
+	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/worker/source"
@@ -148,4 +149,29 @@ func (w *Worker) sourceFor(spec job.Spec) (source.Source, error) {
 		return source.NewGeoPackage(cfg)
 	}
 	return nil, fmt.Errorf("unknown source kind %q", l.Source.Kind)
+}
+
+// measured times a source's tiles and counts its failures by source kind.
+type measured struct {
+	source.Source
+	kind    string
+	metrics *metrics
+}
+
+func (m measured) Tile(ctx context.Context, t grid.Tile) (source.Tile, error) {
+	start := time.Now()
+	tile, err := m.Source.Tile(ctx, t)
+	m.metrics.sourceDuration.WithLabelValues(m.kind).Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, source.ErrNoData) && ctx.Err() == nil {
+		m.metrics.sourceErrors.WithLabelValues(m.kind).Inc()
+	}
+	return tile, err
+}
+
+// Close closes the measured source when it holds resources.
+func (m measured) Close() error {
+	if c, ok := m.Source.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -102,6 +103,15 @@ type Worker struct {
 	deps    Deps
 	log     *slog.Logger
 	metrics *metrics
+	running atomic.Bool
+}
+
+// Ready reports whether the worker's asynq servers are serving.
+func (w *Worker) Ready() error {
+	if !w.running.Load() {
+		return errors.New("worker: not serving tasks")
+	}
+	return nil
 }
 
 // New builds a worker.
@@ -163,7 +173,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	w.log.InfoContext(ctx, "worker started", "concurrency", w.cfg.Concurrency, "reserved_concurrency", w.cfg.ReservedConcurrency)
+	w.running.Store(true)
 	<-ctx.Done()
+	w.running.Store(false)
 	var wg sync.WaitGroup
 	for _, srv := range servers {
 		wg.Add(1)

@@ -14,6 +14,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/hibiken/asynq"
+	asynqmetrics "github.com/hibiken/asynq/x/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
@@ -83,8 +84,18 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 	}
 	queue := asynq.NewClient(redisOpt)
 	defer queue.Close()
+	// Readiness: Redis and storage answer, and every part of the role that
+	// reports readiness (appended below) is ready.
+	checks := []func(context.Context) error{
+		func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		files.Ping,
+	}
 	ready := func(ctx context.Context) error {
-		return errors.Join(rdb.Ping(ctx).Err(), files.Ping(ctx))
+		var errs []error
+		for _, check := range checks {
+			errs = append(errs, check(ctx))
+		}
+		return errors.Join(errs...)
 	}
 	weights, _ := config.ParseWeights(cfg.Queues.Weights) // validated in loadConfig
 	callbacks, err := egress.New(egress.Config{Allow: cfg.HTTP.CallbackAllow})
@@ -92,9 +103,11 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 		return &usageError{fmt.Errorf("http-callback-allow: %w", err)}
 	}
 
+	// Every part is built before any starts, so none sees another half made.
 	g, gctx := errgroup.WithContext(ctx)
+	var runs []func() error
 	if cfg.HTTP.MetricsAddr != "" {
-		if err := serveMetrics(gctx, g, cfg.HTTP.MetricsAddr, reg, log); err != nil {
+		if err := serveOps(gctx, g, cfg.HTTP.MetricsAddr, reg, nil, log); err != nil {
 			return err
 		}
 	}
@@ -148,7 +161,7 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 			}
 			fmt.Fprintf(stdout, "API docs: %s/docs\ncall the API with: Authorization: Bearer %s\n", cfg.PublicURL(), tok)
 		}
-		g.Go(func() error { return srv.Run(gctx, ln) })
+		runs = append(runs, func() error { return srv.Run(gctx, ln) })
 	}
 	if r.has("worker") {
 		w, err := worker.New(worker.Config{
@@ -163,14 +176,34 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 		if err != nil {
 			return err
 		}
-		g.Go(func() error { return w.Run(gctx) })
+		runs = append(runs, func() error { return w.Run(gctx) })
+		checks = append(checks, func(context.Context) error { return w.Ready() })
 	}
 	if r.has("scheduler") {
-		s, err := scheduler.New(scheduler.Config{LeaseKey: cfg.Redis.Prefix + ":scheduler:lease"}, log, reg, rdb, jobs, files)
+		inspector := asynq.NewInspector(redisOpt)
+		defer inspector.Close()
+		// Queue depth and latency, read from Redis at scrape time: served by
+		// the scheduler role alone, so replicas of the others do not repeat it.
+		reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(inspector))
+		s, err := scheduler.New(scheduler.Config{
+			UrgentFrom: cfg.Queues.UrgentFrom, DefaultFrom: cfg.Queues.DefaultFrom,
+			RenderTimeout: cfg.Jobs.RenderTimeout, RenderMaxRetry: cfg.Jobs.RenderMaxRetry,
+			CallbackTimeout: cfg.Jobs.CallbackTimeout + 5*time.Second, CallbackMaxRetry: cfg.Jobs.CallbackMaxRetry,
+		}, scheduler.Deps{Logger: log, Registry: reg, Jobs: jobs, Files: files, Queue: queue, Tasks: inspector, Redis: redisOpt})
 		if err != nil {
 			return err
 		}
-		g.Go(func() error { return s.Run(gctx) })
+		runs = append(runs, func() error { return s.Run(gctx) })
+	}
+	if !r.has("trigger") {
+		// Workers and schedulers serve no API: their address has health
+		// and metrics only, without a token.
+		if err := serveOps(gctx, g, cfg.HTTP.Addr, reg, ready, log); err != nil {
+			return err
+		}
+	}
+	for _, run := range runs {
+		g.Go(run)
 	}
 	err = g.Wait()
 	log.InfoContext(context.WithoutCancel(ctx), "stopped", "error", err)
@@ -267,14 +300,35 @@ func authConfig(r role, cfg config.Config) (trigger.AuthConfig, func() (string, 
 	return ac, mint, nil
 }
 
-// serveMetrics serves /metrics without a token on its own address.
-func serveMetrics(ctx context.Context, g *errgroup.Group, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+// serveOps serves /metrics, and with ready also /healthz and /readyz,
+// without a token on addr.
+func serveOps(ctx context.Context, g *errgroup.Group, addr string, reg *prometheus.Registry, ready func(context.Context) error, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
-	log.InfoContext(ctx, "metrics listening", "addr", ln.Addr().String())
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if ready != nil {
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+		})
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+			rctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+			defer cancel()
+			w.Header().Set("Content-Type", "application/json")
+			if err := ready(rctx); err != nil {
+				log.WarnContext(rctx, "not ready", "error", err)
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte(`{"status":"unavailable"}` + "\n"))
+				return
+			}
+			_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+		})
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.InfoContext(ctx, "health and metrics listening", "addr", ln.Addr().String())
 	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve metrics: %w", err)

@@ -35,8 +35,8 @@ const (
 	SourceGeoPackage = "gpkg"
 )
 
-// sourceKinds lists the kinds, for messages.
-var sourceKinds = []string{SourceDemo, SourceTileStore, SourceWMS, SourceWMTS, SourceXYZ, SourceGeoPackage}
+// SourceKinds lists every source kind.
+var SourceKinds = []string{SourceDemo, SourceTileStore, SourceWMS, SourceWMTS, SourceXYZ, SourceGeoPackage}
 
 // maxMetatile is the largest metatile side, in tiles (4096 pixels).
 const maxMetatile = 16
@@ -289,7 +289,7 @@ func (s Source) problems() []string {
 			add("xyz url with {-y} and rowOrigin bottom would flip rows twice")
 		}
 	default:
-		add("kind %q is not one of %s", s.Kind, strings.Join(sourceKinds, ", "))
+		add("kind %q is not one of %s", s.Kind, strings.Join(SourceKinds, ", "))
 	}
 	switch s.RowOrigin {
 	case "", "top", "bottom":

@@ -482,3 +482,51 @@ func (s *Store) IsBatchDone(ctx context.Context, id string, batch int) (bool, er
 	}
 	return ok, nil
 }
+
+// Oldest returns up to limit job ids, oldest first, created before the
+// store's clock minus age, starting after the id at offset.
+func (s *Store) Oldest(ctx context.Context, age time.Duration, offset, limit int64) ([]string, error) {
+	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: s.jobsKey(), ByScore: true, Start: "-inf", Stop: strconv.FormatInt(s.now().Add(-age).UnixMilli(), 10),
+		Offset: offset, Count: limit,
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list old jobs: %w", err)
+	}
+	return ids, nil
+}
+
+// deleteJob: KEYS job, jobs index, cache key; ARGV id, prefix. Deletes an
+// ended job and every key of it, and drops it from its subjects' lists.
+var deleteJob = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'status')
+if st == 'In-Progress' or st == 'Completed' then return 0 end
+for _, sub in ipairs(redis.call('SMEMBERS', KEYS[1] .. ':subjects')) do
+  redis.call('ZREM', ARGV[2] .. 'subject:' .. sub .. ':jobs', ARGV[1])
+end
+for _, k in ipairs({'', ':callbacks', ':progress', ':subjects', ':done', ':deliveries'}) do
+  redis.call('DEL', KEYS[1] .. k)
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+return 1
+`)
+
+// Delete removes an ended job (Failed, Cancelled, Expired) and all its
+// records; it refuses In-Progress and Completed jobs (deleted false).
+func (s *Store) Delete(ctx context.Context, j Job) (deleted bool, err error) {
+	n, err := deleteJob.Run(ctx, s.rdb, []string{s.jobKey(j.ID), s.jobsKey(), s.cacheKey(j.Spec.CacheKey())}, j.ID, s.prefix).Int()
+	if err != nil {
+		return false, fmt.Errorf("delete job %s: %w", j.ID, err)
+	}
+	return n == 1, nil
+}
+
+// DoneBatches returns how many of a job's batches have stored parts.
+func (s *Store) DoneBatches(ctx context.Context, id string) (int64, error) {
+	n, err := s.rdb.SCard(ctx, s.jobKey(id)+":done").Result()
+	if err != nil {
+		return 0, fmt.Errorf("count batches of job %s: %w", id, err)
+	}
+	return n, nil
+}

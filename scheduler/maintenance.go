@@ -1,0 +1,232 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/geoexport/exporter/internal/job"
+)
+
+// expire marks due jobs Expired and deletes their packages. A job a cache
+// hit extended meanwhile is left alone; a run that died between marking
+// and deleting is finished by the next.
+func (s *Scheduler) expire(ctx context.Context) (int, error) {
+	ids, err := s.deps.Jobs.DueForExpiry(ctx, s.cfg.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, id := range ids {
+		j, err := s.deps.Jobs.Get(ctx, id)
+		if err != nil && !errors.Is(err, job.ErrNotFound) {
+			errs = append(errs, err)
+			continue
+		}
+		key, err := s.deps.Jobs.Expire(ctx, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if key == "" {
+			continue
+		}
+		if err := s.deps.Files.Delete(ctx, key); err != nil {
+			errs = append(errs, fmt.Errorf("delete package %s of job %s: %w", key, id, err))
+			continue
+		}
+		if err := s.deps.Jobs.ForgetExpiry(ctx, id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+		s.metrics.expired.Inc()
+		s.metrics.bytesFreed.Add(float64(j.FileSize))
+	}
+	return n, errors.Join(errs...)
+}
+
+// orphans deletes parts older than OrphanAge whose job is gone or no
+// longer running. A running job's parts are never touched.
+func (s *Scheduler) orphans(ctx context.Context) (int, error) {
+	cutoff := s.deps.Now().Add(-s.cfg.OrphanAge)
+	running := map[string]bool{}
+	n := 0
+	var errs []error
+	for info, err := range s.deps.Files.List(ctx, "parts/") {
+		if err != nil {
+			return n, errors.Join(append(errs, err)...)
+		}
+		if int64(n) >= s.cfg.BatchSize {
+			break
+		}
+		id, _, ok := strings.Cut(strings.TrimPrefix(info.Key, "parts/"), "/")
+		if !ok || info.ModTime.After(cutoff) {
+			continue
+		}
+		live, seen := running[id]
+		if !seen {
+			st, err := s.deps.Jobs.Status(ctx, id)
+			if err != nil && !errors.Is(err, job.ErrNotFound) {
+				errs = append(errs, err)
+				continue
+			}
+			live = st == job.StatusInProgress
+			running[id] = live
+		}
+		if live {
+			continue
+		}
+		if err := s.deps.Files.Delete(ctx, info.Key); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+		s.metrics.orphans.Inc()
+		s.metrics.bytesFreed.Add(float64(info.Size))
+	}
+	return n, errors.Join(errs...)
+}
+
+// clean deletes the records of Failed, Cancelled and Expired jobs last
+// changed more than CleanAfter ago.
+func (s *Scheduler) clean(ctx context.Context) (int, error) {
+	ids, err := s.deps.Jobs.Oldest(ctx, s.cfg.CleanAfter, 0, s.cfg.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	cutoff := s.deps.Now().Add(-s.cfg.CleanAfter)
+	n := 0
+	var errs []error
+	for _, id := range ids {
+		j, err := s.deps.Jobs.Get(ctx, id)
+		if err != nil {
+			if !errors.Is(err, job.ErrNotFound) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if j.UpdatedAt.After(cutoff) {
+			continue
+		}
+		deleted, err := s.deps.Jobs.Delete(ctx, j)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if deleted {
+			n++
+			s.metrics.cleaned.Inc()
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// reconcile looks at In-Progress jobs older than StuckAfter and moves the
+// stuck ones on: all batches stored but no merge queued → queue the merge;
+// a render task lost from the queue → queue it again; a render or merge
+// task archived by asynq after its retries → fail the job and tell its
+// callers.
+func (s *Scheduler) reconcile(ctx context.Context) (int, error) {
+	n := 0
+	var errs []error
+	for offset := int64(0); offset < 50*s.cfg.BatchSize; offset += s.cfg.BatchSize {
+		ids, err := s.deps.Jobs.Oldest(ctx, s.cfg.StuckAfter, offset, s.cfg.BatchSize)
+		if err != nil {
+			return n, errors.Join(append(errs, err)...)
+		}
+		for _, id := range ids {
+			changed, err := s.reconcileJob(ctx, id)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("reconcile job %s: %w", id, err))
+			}
+			if changed {
+				n++
+				s.metrics.reconciled.Inc()
+			}
+		}
+		if int64(len(ids)) < s.cfg.BatchSize {
+			break
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+func (s *Scheduler) reconcileJob(ctx context.Context, id string) (bool, error) {
+	j, err := s.deps.Jobs.Get(ctx, id)
+	if errors.Is(err, job.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if j.Status != job.StatusInProgress {
+		return false, nil
+	}
+	queue := job.QueueFor(j.Spec.Priority, s.cfg.UrgentFrom, s.cfg.DefaultFrom)
+	plan := j.Spec.Plan()
+	if len(plan) > 1 {
+		done, err := s.deps.Jobs.DoneBatches(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		if int(done) == len(plan) {
+			return s.ensureTask(ctx, j, queue, job.FinalizeTaskID(id), job.TypeFinalize, job.FinalizePayload{JobID: id})
+		}
+	}
+	revived := false
+	for i, tid := range j.TaskIDs {
+		if len(plan) > 1 {
+			if done, err := s.deps.Jobs.IsBatchDone(ctx, id, i); err != nil || done {
+				continue
+			}
+		}
+		ok, err := s.ensureTask(ctx, j, queue, tid, job.TypeRender, job.RenderPayload{JobID: id, Batch: i, Priority: j.Spec.Priority})
+		if err != nil {
+			return revived, err
+		}
+		revived = revived || ok
+	}
+	return revived, nil
+}
+
+// ensureTask makes sure a job's task exists: an archived one fails the
+// job, a missing one is enqueued again. changed reports either.
+func (s *Scheduler) ensureTask(ctx context.Context, j job.Job, queue, tid, typ string, payload any) (changed bool, err error) {
+	info, err := s.deps.Tasks.GetTaskInfo(queue, tid)
+	switch {
+	case err == nil && info.State == asynq.TaskStateArchived:
+		reason := fmt.Sprintf("%s task gave up after %d retries: %s", typ, info.Retried, info.LastErr)
+		failed, changed, err := s.deps.Jobs.Fail(ctx, j.ID, reason)
+		if err != nil || !changed {
+			return false, err
+		}
+		s.log.WarnContext(ctx, "stuck job failed", "job_id", j.ID, "reason", reason)
+		return true, s.deps.Jobs.Notify(ctx, s.deps.Queue, failed, job.CallbackOptions{
+			UrgentFrom: s.cfg.UrgentFrom, DefaultFrom: s.cfg.DefaultFrom,
+			MaxRetry: s.cfg.CallbackMaxRetry, Timeout: s.cfg.CallbackTimeout,
+		})
+	case err == nil:
+		return false, nil // pending, scheduled, retrying, running or done
+	case !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound):
+		return false, err
+	}
+	b, err := job.Encode(payload)
+	if err != nil {
+		return false, err
+	}
+	_, err = s.deps.Queue.EnqueueContext(ctx, asynq.NewTask(typ, b), asynq.TaskID(tid), asynq.Queue(queue),
+		asynq.MaxRetry(s.cfg.RenderMaxRetry), asynq.Timeout(s.cfg.RenderTimeout))
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	s.log.WarnContext(ctx, "lost task queued again", "job_id", j.ID, "task_id", tid, "task_type", typ)
+	return true, nil
+}
