@@ -171,6 +171,12 @@ func TestExpire(t *testing.T) {
 	if n := counter(t, reg, "exporter_scheduler_bytes_freed_total"); n != 20 {
 		t.Errorf("bytes freed = %v, want 20", n)
 	}
+	// The next identical request builds a new package.
+	fresh := job.Job{ID: uuid.NewString(), Spec: due[0].Spec}
+	fresh.TaskIDs = job.TaskIDs(fresh.ID, 1)
+	if _, outcome, err := b.jobs.GetOrCreate(t.Context(), fresh, job.Request{Subject: "alice", TTL: time.Hour}); err != nil || outcome != job.OutcomeCreated {
+		t.Errorf("request after expiry = %v, %v; want a new job", outcome, err)
+	}
 }
 
 func TestExpireRespectsCacheHitExtension(t *testing.T) {
