@@ -11,7 +11,7 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 GOLANGCI_VERSION := v2.15.0
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help build run test test-short lint fuzz bench tools tidy clean
+.PHONY: help build run test test-short lint fuzz bench bench-e2e tools tidy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -28,11 +28,15 @@ test: tools ## install missing test tools, then run every test with the race det
 test-short: ## run the unit tests only (no Redis, MinIO or GDAL)
 	$(GO) test -short -count=1 ./...
 
-lint: ## gofmt, go vet and golangci-lint (staticcheck, errcheck, errorlint, depguard)
+lint: ## gofmt, go vet, golangci-lint (staticcheck, errcheck, errorlint, depguard), promtool, dashboard JSON
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt wants to change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	@command -v golangci-lint >/dev/null || GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
 	golangci-lint run ./...
+	@command -v promtool >/dev/null || { echo "promtool not found: run make tools (Debian package prometheus)"; exit 1; }
+	promtool check config monitoring/prometheus/prometheus.yml
+	promtool check rules monitoring/prometheus/rules/*.yml
+	@for f in monitoring/grafana/dashboards/*.json; do python3 -m json.tool "$$f" >/dev/null || { echo "$$f: invalid JSON"; exit 1; }; done
 
 fuzz: ## run every fuzz target for FUZZTIME (default 30s)
 	@for pkg in $$($(GO) list ./...); do \
@@ -43,6 +47,9 @@ fuzz: ## run every fuzz target for FUZZTIME (default 30s)
 
 bench: ## run every benchmark once, to keep them compiling (BENCHTIME=1s for numbers)
 	$(GO) test -run '^$$' -bench . -benchtime $${BENCHTIME:-1x} ./...
+
+bench-e2e: ## end-to-end throughput and memory against mapproxy-seed, loopback only (BENCH_LARGE=1: 1M tiles)
+	scripts/bench-e2e.sh
 
 tools: ## install redis-server, the MinIO server and GDAL where missing
 	@MINIO_VERSION=$(MINIO_VERSION) BIN=$(BIN) GO=$(GO) scripts/tools.sh

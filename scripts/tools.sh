@@ -4,6 +4,7 @@
 #   minio               the MinIO server, built from its pinned Go module into $BIN
 #                       (AGPL: it only ever runs as a separate process)
 #   gdalinfo, python3 osgeo.gdal   Debian packages gdal-bin and python3-gdal
+#   chromium            Debian package chromium (the asynqmon browser test)
 set -euo pipefail
 BIN=${BIN:-$(pwd)/bin}
 GO=${GO:-go}
@@ -27,6 +28,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v gdalinfo >/dev/null || missing+=(gdal-bin)
 /usr/bin/python3 -c 'from osgeo import gdal' 2>/dev/null || missing+=(python3-gdal)
 command -v mapproxy-util >/dev/null || missing+=(mapproxy)
+command -v chromium >/dev/null || missing+=(chromium)
 { command -v prometheus && command -v promtool; } >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 

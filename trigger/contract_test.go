@@ -313,6 +313,22 @@ func TestContract(t *testing.T) {
 				{name: "estimate reads the quota", method: "POST", path: "/estimate", body: seedBody, want: 503},
 			})
 		})
+		t.Run("monitoring", func(t *testing.T) {
+			t.Parallel()
+			srv, _ := setupMonitoring(t, false)
+			operator := []string{"Authorization", bearer(t, "ops", "operator")}
+			noAuth := []string{"Authorization", ""}
+			k.run(t, srv, []exchange{
+				{name: "monitoring as an operator", method: "GET", path: "/monitoring", want: 200, header: operator},
+				{name: "monitoring with the token parameter", method: "GET", path: "/monitoring?token=" + mint(t, "ops", "operator"), want: 200, header: noAuth},
+				{name: "monitoring as a client", method: "GET", path: "/monitoring", want: 403},
+				{name: "monitoring without a token", method: "GET", path: "/monitoring", want: 401, header: noAuth, docRejects: true},
+				{name: "monitoring page", method: "GET", path: "/monitoring/queues", want: 200, header: operator},
+				{name: "monitoring asset", method: "GET", path: "/monitoring/favicon.ico", want: 200, header: operator},
+				{name: "monitoring page as a client", method: "GET", path: "/monitoring/queues", want: 403},
+				{name: "monitoring page without a token", method: "GET", path: "/monitoring/queues", want: 401, header: noAuth, docRejects: true},
+			})
+		})
 		t.Run("not ready", func(t *testing.T) {
 			t.Parallel()
 			srv, _ := setup(t, func(_ *trigger.Config, d *trigger.Deps) {
@@ -338,6 +354,9 @@ func TestContract(t *testing.T) {
 		})
 	})
 
+	if testing.Short() {
+		return // the exchanges need Redis and were skipped
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, op := range k.operations() {

@@ -14,6 +14,7 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -56,6 +57,12 @@ type Config struct {
 	RateLimit, RateBurst int
 	// CallbackPolicy checks callback URLs; nil accepts any http(s) URL.
 	CallbackPolicy CallbackPolicy
+	// MonitoringWritable lets operators change queues and tasks in asynqmon
+	// at /monitoring (pause, delete, run, archive). Zero: read-only.
+	MonitoringWritable bool
+	// PrometheusURL is the Prometheus server asynqmon draws its queue
+	// charts from. Empty: no charts.
+	PrometheusURL string
 }
 
 // CallbackPolicy checks a callback URL before it is accepted.
@@ -117,6 +124,9 @@ type Deps struct {
 	Ready func(ctx context.Context) error
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+	// Redis is the broker that asynqmon at /monitoring shows to operators;
+	// nil serves no /monitoring.
+	Redis asynq.RedisConnOpt
 }
 
 // Server is the HTTP API.
@@ -127,6 +137,9 @@ type Server struct {
 	metrics     *metrics
 	openapiJSON []byte
 	docsHTML    []byte
+	// closeMonitor releases asynqmon's Redis connections, once; nil
+	// without /monitoring.
+	closeMonitor func() error
 }
 
 type metrics struct {
@@ -212,6 +225,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Gatherer != nil {
 		s.app.Get("/metrics", deps.Auth.Require(deps.Auth.OperatorRole()), MetricsHandler(deps.Gatherer))
 	}
+	s.monitoringRoutes()
 	return s, nil
 }
 
@@ -219,8 +233,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 func (s *Server) App() *fiber.App { return s.app }
 
 // Run serves on ln until ctx is done, then drains open requests within
-// the configured shutdown budget.
-func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+// the configured shutdown budget. It closes the server on its way out.
+func (s *Server) Run(ctx context.Context, ln net.Listener) (err error) {
+	defer func() { err = errors.Join(err, s.Close()) }()
 	errc := make(chan error, 1)
 	go func() { errc <- s.app.Listener(ln) }()
 	select {
@@ -233,7 +248,15 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	if err := s.app.ShutdownWithContext(sctx); err != nil {
 		return fmt.Errorf("shutdown http: %w", err)
 	}
-	return <-errc
+	// A shutdown that came before the server started stops nothing:
+	// closing the listener ends a Listener that starts late, too.
+	if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("close listener: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("serve http: %w", err)
+	}
+	return nil
 }
 
 // observe counts and times every request by its route pattern.

@@ -140,10 +140,10 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 			CallbackTimeout: cfg.Jobs.CallbackTimeout, CallbackMaxRetry: cfg.Jobs.CallbackMaxRetry,
 			TileSizes: job.TileSizes{PNG: cfg.Jobs.EstimatePNGBytes, JPEG: cfg.Jobs.EstimateJPEGBytes}, BatchTiles: cfg.Jobs.BatchTiles,
 			QuotaBytes: cfg.Jobs.QuotaBytes, RateLimit: cfg.HTTP.RateLimit, RateBurst: cfg.HTTP.RateBurst,
-			CallbackPolicy: callbacks,
+			CallbackPolicy: callbacks, MonitoringWritable: !cfg.HTTP.MonitoringReadOnly, PrometheusURL: cfg.HTTP.PrometheusURL,
 		}, trigger.Deps{
 			Logger: log, Registry: reg, Gatherer: gatherer, Catalog: cat, Jobs: jobs, Queue: queue, Tasks: inspector,
-			Files: files, Auth: auth, Limiter: redis_rate.NewLimiter(rdb), Ready: ready,
+			Files: files, Auth: auth, Limiter: redis_rate.NewLimiter(rdb), Ready: ready, Redis: redisOpt,
 		})
 		if err != nil {
 			return err
