@@ -70,12 +70,14 @@ func newCluster(t *testing.T, batchTiles int, extra map[string]string) *cluster 
 	return c
 }
 
-// worker starts a worker process with extra variables.
+// worker starts a worker process with extra variables. Each worker has
+// its own address for health and metrics.
 func (c *cluster) worker(extra map[string]string) *proc {
 	env := map[string]string{}
 	for k, v := range c.env {
 		env[k] = v
 	}
+	env["EXPORTER_HTTP_ADDR"] = testenv.FreeAddr(c.t)
 	for k, v := range extra {
 		env[k] = v
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -360,7 +361,10 @@ func TestEndToEndSeparateProcesses(t *testing.T) {
 	}
 	dir := t.TempDir()
 	trig := start(t, dir, env, "trigger")
-	start(t, dir, env, "worker")
+	workerEnv := maps.Clone(env)
+	workerEnv["EXPORTER_HTTP_ADDR"] = testenv.FreeAddr(t) // its health and metrics
+	w := start(t, dir, workerEnv, "worker")
+	waitReady(t, "http://"+workerEnv["EXPORTER_HTTP_ADDR"], w)
 	waitReady(t, base, trig)
 	exportSeed(t, api{base: base, token: joseToken(t, e2eSecret, "e2e-client", "client")})
 	cleanupBucket(t, s3, env["EXPORTER_S3_BUCKET"])
