@@ -230,7 +230,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	srv := asynq.NewServer(s.deps.Redis, asynq.Config{
 		Concurrency: 1, Queues: map[string]int{Queue: 1}, ShutdownTimeout: s.cfg.RunTimeout,
-		LogLevel: asynq.WarnLevel, TaskCheckInterval: time.Second,
+		Logger: job.AsynqLogger(s.log), LogLevel: asynq.WarnLevel, TaskCheckInterval: time.Second,
 	})
 	if err := srv.Start(s.Handler()); err != nil {
 		return fmt.Errorf("start scheduler: %w", err)

@@ -198,7 +198,7 @@ func (w *Worker) server(n int, queues map[string]int) *asynq.Server {
 		TaskCheckInterval: check,
 		Queues:            queues,
 		ShutdownTimeout:   w.cfg.ShutdownTimeout,
-		Logger:            asynqLogger{w.log},
+		Logger:            job.AsynqLogger(w.log),
 		LogLevel:          asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, task *asynq.Task, err error) {
 			retried, _ := asynq.GetRetryCount(ctx)
@@ -215,17 +215,6 @@ func (w *Worker) server(n int, queues map[string]int) *asynq.Server {
 func retryDelay(n int, _ error, _ *asynq.Task) time.Duration {
 	d := 2 * time.Second << min(n, 8)
 	return min(d, 5*time.Minute)
-}
-
-// asynqLogger routes asynq's own log lines into slog.
-type asynqLogger struct{ l *slog.Logger }
-
-func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...), "component", "asynq") }
-func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...), "component", "asynq") }
-func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...), "component", "asynq") }
-func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq") }
-func (a asynqLogger) Fatal(args ...any) {
-	a.l.Error(fmt.Sprint(args...), "component", "asynq", "fatal", true)
 }
 
 // observe times every task and counts it by type and outcome.
