@@ -24,6 +24,13 @@
 // exporter-testenv-minio-<pid>-* in os.TempDir, is removed by the next run
 // that finds its owner process gone.
 //
-// testenv is imported only from _test.go files. It imports no other project
-// package, and production code must never import it.
+// [StartProcess] runs any other server the same way, for test helpers in
+// other packages (worker/source/sourcetest runs MapProxy with it): output to
+// a log file that failures quote, a parent-death signal on Linux, a readiness
+// probe ([Process.WaitReady]) and SIGTERM, then SIGKILL, to stop
+// ([Process.Stop]).
+//
+// testenv is imported only from _test.go files and from other test-helper
+// packages. It imports no other project package, and production code must
+// never import it.
 package testenv

@@ -138,11 +138,11 @@ func Shutdown() error {
 	if srv == nil {
 		return nil
 	}
-	return errors.Join(srv.proc.stop(), os.RemoveAll(srv.root))
+	return errors.Join(srv.proc.Stop(), os.RemoveAll(srv.root))
 }
 
 type minioServer struct {
-	proc                 *process
+	proc                 *Process
 	root                 string // temp directory: data/, certs/, logs
 	endpoint             string
 	accessKey, secretKey string
@@ -219,18 +219,18 @@ func (s *minioServer) start(bin string, attempt int) error {
 		"MINIO_BROWSER=off",
 		"MINIO_UPDATE=off",
 	)
-	p, err := startProcess("minio", cmd, filepath.Join(s.root, fmt.Sprintf("minio-%d.log", attempt)))
+	p, err := StartProcess("minio", cmd, filepath.Join(s.root, fmt.Sprintf("minio-%d.log", attempt)))
 	if err != nil {
 		return err
 	}
 	client, tr, err := newMinIOClient(endpoint, s.accessKey, s.secretKey)
 	if err != nil {
-		_ = p.stop()
+		_ = p.Stop()
 		return err
 	}
 	defer tr.CloseIdleConnections()
 	httpClient := &http.Client{Transport: tr, Timeout: 2 * time.Second}
-	err = p.waitReady(minioReadyTimeout, func() error {
+	err = p.WaitReady(minioReadyTimeout, func() error {
 		resp, err := httpClient.Get("http://" + endpoint + "/minio/health/live")
 		if err != nil {
 			return err
@@ -250,11 +250,11 @@ func (s *minioServer) start(bin string, attempt int) error {
 	})
 	if err != nil {
 		select {
-		case <-p.exited:
+		case <-p.Exited():
 			return fmt.Errorf("%w: %w", errExitedEarly, err)
 		default:
 		}
-		_ = p.stop()
+		_ = p.Stop()
 		return err
 	}
 	s.proc, s.endpoint = p, endpoint

@@ -45,7 +45,7 @@ func Redis(t testing.TB) asynq.RedisClientOpt {
 		p, addr, err := startRedis(bin, dir, attempt)
 		if err == nil {
 			t.Cleanup(func() {
-				if err := p.stop(); err != nil {
+				if err := p.Stop(); err != nil {
 					t.Errorf("testenv: %v", err)
 				}
 			})
@@ -69,7 +69,7 @@ var errExitedEarly = errors.New("exited before it was ready")
 
 // startRedis starts one redis-server on a fresh port and waits until that
 // very process answers.
-func startRedis(bin, dir string, attempt int) (*process, string, error) {
+func startRedis(bin, dir string, attempt int) (*Process, string, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, "", err
@@ -84,28 +84,28 @@ func startRedis(bin, dir string, attempt int) (*process, string, error) {
 		"--daemonize", "no",
 	)
 	cmd.Dir = dir
-	p, err := startProcess("redis-server", cmd, filepath.Join(dir, fmt.Sprintf("redis-%d.log", attempt)))
+	p, err := StartProcess("redis-server", cmd, filepath.Join(dir, fmt.Sprintf("redis-%d.log", attempt)))
 	if err != nil {
 		return nil, "", err
 	}
-	err = p.waitReady(redisReadyTimeout, func() error {
+	err = p.WaitReady(redisReadyTimeout, func() error {
 		pid, err := redisPing(addr)
 		if err != nil {
 			return err
 		}
 		// Someone else's server may have won the port; ours will exit.
-		if pid != p.pid() {
-			return fmt.Errorf("%s is served by pid %d, not ours (%d)", addr, pid, p.pid())
+		if pid != p.Pid() {
+			return fmt.Errorf("%s is served by pid %d, not ours (%d)", addr, pid, p.Pid())
 		}
 		return nil
 	})
 	if err != nil {
 		select {
-		case <-p.exited:
+		case <-p.Exited():
 			return nil, "", fmt.Errorf("%w: %w", errExitedEarly, err)
 		default:
 		}
-		_ = p.stop()
+		_ = p.Stop()
 		return nil, "", err
 	}
 	return p, addr, nil

@@ -38,14 +38,14 @@ func runHelper(mode string) int {
 			fmt.Println("ERROR", err)
 			return 1
 		}
-		pid = p.pid()
+		pid = p.Pid()
 	case "minio":
 		srv, err := startMinIO()
 		if err != nil {
 			fmt.Println("ERROR", err)
 			return 1
 		}
-		pid, dir = srv.proc.pid(), srv.root
+		pid, dir = srv.proc.Pid(), srv.root
 	default:
 		fmt.Println("ERROR unknown mode", mode)
 		return 1

@@ -5,7 +5,8 @@ package testenv
 import "os/exec"
 
 // setParentDeathSignal does nothing here: only Linux has a parent-death
-// signal. The servers are still stopped by t.Cleanup and [Run].
+// signal. The servers are still stopped by [Process.Stop], which the
+// helpers call in t.Cleanup and [Run].
 func setParentDeathSignal(*exec.Cmd) {}
 
 // processGone reports false, so stale data directories are never swept

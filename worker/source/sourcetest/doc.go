@@ -27,6 +27,9 @@
 // the hint to run `make tools` (Debian package mapproxy). The server is
 // stopped in tb.Cleanup and, on Linux, killed with the test binary.
 //
+// The server is run with [testenv.StartProcess], as testenv runs Redis and
+// MinIO.
+//
 // sourcetest is imported from _test.go files only. It imports
-// internal/grid and nothing else from the project.
+// internal/grid and internal/testenv and nothing else from the project.
 package sourcetest

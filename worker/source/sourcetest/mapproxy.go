@@ -12,14 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/geoexport/exporter/internal/grid"
+	"github.com/geoexport/exporter/internal/testenv"
 )
 
 // EnvMapProxy names the environment variable that points at mapproxy-util,
@@ -41,11 +40,8 @@ const (
 	TMSZoomOffset = -1
 )
 
-// Timeouts of the server's life.
-const (
-	readyTimeout = 60 * time.Second
-	stopTimeout  = 10 * time.Second
-)
+// readyTimeout bounds the wait for the server's first answer.
+const readyTimeout = 60 * time.Second
 
 // MapProxy is a running MapProxy server.
 type MapProxy struct {
@@ -228,17 +224,17 @@ func startIn(tb testing.TB, dir, config string) *MapProxy {
 	}
 	cmd := exec.Command(python, runner, confPath, portFile)
 	cmd.Dir = dir
-	p, err := startProcess(cmd, logPath)
+	p, err := testenv.StartProcess("mapproxy", cmd, logPath)
 	if err != nil {
 		tb.Fatalf("sourcetest: %v", err)
 	}
 	tb.Cleanup(func() {
-		if err := p.stop(); err != nil {
+		if err := p.Stop(); err != nil {
 			tb.Errorf("sourcetest: %v", err)
 		}
 	})
 	m := &MapProxy{Dir: dir}
-	err = p.waitReady(func() error {
+	err = p.WaitReady(readyTimeout, func() error {
 		if m.URL == "" {
 			b, err := os.ReadFile(portFile)
 			if err != nil {
@@ -253,7 +249,7 @@ func startIn(tb testing.TB, dir, config string) *MapProxy {
 		return probe(tb.Context(), m.WMSURL()+"?SERVICE=WMS&REQUEST=GetCapabilities&VERSION=1.3.0")
 	})
 	if err != nil {
-		tb.Fatalf("sourcetest: mapproxy: %v", err)
+		tb.Fatalf("sourcetest: %v", err)
 	}
 	return m
 }
@@ -342,101 +338,3 @@ sys.stderr.write("listening on 127.0.0.1:%d\n" % server.server_port)
 sys.stderr.flush()
 server.serve_forever()
 `
-
-// process is a server started by this package, its output in a log file
-// that is quoted when it fails.
-type process struct {
-	cmd     *exec.Cmd
-	logPath string
-	exited  chan struct{} // closed once the process has been reaped
-	waitErr error         // valid once exited is closed
-}
-
-// startProcess starts cmd with its output appended to logPath. It starts
-// and waits for it from one goroutine locked to its OS thread: on Linux
-// the parent-death signal fires when the thread that started the child
-// exits, so that thread lives as long as the child.
-func startProcess(cmd *exec.Cmd, logPath string) (*process, error) {
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("start mapproxy: %w", err)
-	}
-	defer logFile.Close() // the child holds its own descriptor
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	setParentDeathSignal(cmd)
-	p := &process{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the child
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.waitErr = cmd.Wait()
-		close(p.exited)
-	}()
-	if err := <-started; err != nil {
-		return nil, fmt.Errorf("start mapproxy: %w", err)
-	}
-	return p, nil
-}
-
-// stop sends SIGTERM, kills the process after stopTimeout, and waits
-// until it has been reaped.
-func (p *process) stop() error {
-	select {
-	case <-p.exited:
-		return nil
-	default:
-	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		_ = p.cmd.Process.Kill()
-	}
-	timer := time.NewTimer(stopTimeout)
-	defer timer.Stop()
-	select {
-	case <-p.exited:
-		return nil
-	case <-timer.C:
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.exited
-	return fmt.Errorf("stop mapproxy (pid %d): no exit %v after SIGTERM, killed", p.cmd.Process.Pid, stopTimeout)
-}
-
-// waitReady polls ready until it succeeds, the process exits or
-// readyTimeout passes. Polling is the only way to learn that another
-// process is ready.
-func (p *process) waitReady(ready func() error) error {
-	deadline := time.NewTimer(readyTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		last := ready()
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-p.exited:
-			return fmt.Errorf("exited before it was ready: %w\n%s", p.waitErr, p.logTail())
-		case <-deadline.C:
-			return fmt.Errorf("not ready after %v: %w\n%s", readyTimeout, last, p.logTail())
-		case <-tick.C:
-		}
-	}
-}
-
-// logTail returns the last few KiB of the server's output.
-func (p *process) logTail() string {
-	const tailBytes = 4 << 10
-	b, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	if len(b) > tailBytes {
-		b = b[len(b)-tailBytes:]
-	}
-	return "--- mapproxy log (" + p.logPath + ") ---\n" + strings.TrimSpace(string(b))
-}
