@@ -8,15 +8,21 @@ import (
 
 func TestFreePort(t *testing.T) {
 	t.Parallel()
-	port := FreePort(t)
-	if port <= 0 || port > 65535 {
-		t.Fatalf("FreePort() = %d, want a port in 1..65535", port)
+	// The port is free when FreePort returns, but another test may take it
+	// before this one binds: that race is why callers retry, so does this.
+	var err error
+	for range 3 {
+		port := FreePort(t)
+		if port <= 0 || port > 65535 {
+			t.Fatalf("FreePort() = %d, want a port in 1..65535", port)
+		}
+		var l net.Listener
+		if l, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+			l.Close()
+			return
+		}
 	}
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		t.Fatalf("listen on FreePort() = %d: %v", port, err)
-	}
-	l.Close()
+	t.Fatalf("three ports from FreePort could not be bound: %v", err)
 }
 
 func TestFreeAddr(t *testing.T) {
