@@ -14,12 +14,14 @@ pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
 base="http://127.0.0.1:$port"
 for _ in $(seq 100); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.1; done
+token=$(cd "$work" && "$root/bin/exporter" token -sub bench 2>/dev/null)
+auth="Authorization: Bearer $token"
 res=$(python3 -c "print(0.703125 / 2**$zoom)")
 start=$(date +%s.%N)
-id=$(curl -sf -XPOST "$base/create" -d "{\"dbId\":\"ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8\",\"bbox\":[34.2,29.4,35.9,33.4],\"targetResolution\":$res,\"callbackURLs\":[]}" |
+id=$(curl -sf -H "$auth" -XPOST "$base/create" -d "{\"dbId\":\"ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8\",\"bbox\":[34.2,29.4,35.9,33.4],\"targetResolution\":$res,\"callbackURLs\":[]}" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 while :; do
-  line=$(curl -sf "$base/jobs/$id" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["status"], j["tilesTotal"], j.get("result",{}).get("fileSize",0))')
+  line=$(curl -sf -H "$auth" "$base/jobs/$id" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["status"], j["tilesTotal"], j.get("result",{}).get("fileSize",0))')
   case "$line" in Completed*|Failed*) break ;; esac
   sleep 0.2
 done
