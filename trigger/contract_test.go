@@ -31,6 +31,9 @@ func init() {
 	// The registry is guarded by a lock and nothing else in this package
 	// decodes HTML bodies.
 	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+	// The web tool's assets.
+	openapi3filter.RegisterBodyDecoder("text/javascript", openapi3filter.PlainBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("text/css", openapi3filter.PlainBodyDecoder)
 }
 
 // canonicalUUID is what the server accepts as a uuid (uuid.Parse of a
@@ -381,6 +384,9 @@ func contractMain(t *testing.T, k *contract) {
 		{name: "readyz", method: "GET", path: "/readyz", want: 200, header: noAuth},
 		{name: "openapi.json", method: "GET", path: "/openapi.json", want: 200, header: noAuth},
 		{name: "docs", method: "GET", path: "/docs", want: 200, header: noAuth},
+		{name: "web page", method: "GET", path: "/", want: 200, header: noAuth},
+		{name: "web asset", method: "GET", path: "/app/app.js", want: 200, header: noAuth},
+		{name: "no such asset", method: "GET", path: "/app/nope.js", want: 404, header: noAuth},
 
 		{name: "metrics as a client", method: "GET", path: "/metrics", want: 403},
 		{name: "metrics as an operator", method: "GET", path: "/metrics", want: 200, header: []string{"Authorization", operator}},

@@ -210,6 +210,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	s.app.Get("/readyz", s.ready)
 	s.docsRoutes()
+	s.webRoutes()
 	// Clients and operators, rate limited per subject.
 	client := []fiber.Handler{deps.Auth.Require(deps.Auth.ClientRole()), s.rateLimit}
 	s.app.Post("/create", append(client, s.create)...)
@@ -270,7 +271,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 		}
 	}
 	route := "unmatched"
-	if r := c.Route(); r != nil && r.Path != "/" {
+	if r := c.Route(); r != nil && (r.Path != "/" || c.Path() == "/") {
 		route = r.Path
 	}
 	method := strings.Clone(c.Method()) // fasthttp reuses the buffer

@@ -159,7 +159,7 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "API docs: %s/docs\ncall the API with: Authorization: Bearer %s\n", cfg.PublicURL(), tok)
+			fmt.Fprintf(stdout, "open %s/?token=%s\nAPI docs: %s/docs\ncall the API with: Authorization: Bearer %s\n", cfg.PublicURL(), tok, cfg.PublicURL(), tok)
 		}
 		runs = append(runs, func() error { return srv.Run(gctx, ln) })
 	}
