@@ -76,7 +76,7 @@ export function subjectOf(t: string): string {
 
 /** downloadURL is the link of a package, with the token so it works in a browser. */
 export function downloadURL(packageName: string): string {
-  const u = new URL('downloads/' + encodeURIComponent(packageName), document.baseURI);
+  const u = new URL('downloads/' + encodeURIComponent(packageName) + '.gpkg', document.baseURI);
   u.searchParams.set('token', token);
   return u.toString();
 }
