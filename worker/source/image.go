@@ -25,21 +25,9 @@ const maxImageSide = MaxMetatile * grid.TileSize
 // otherwise an error wrapping ErrInvalidData that names both sizes. Images
 // larger than maxImageSide on a side are refused before they are decoded.
 func decodeImage(data []byte, w, h int, resample bool) (image.Image, error) {
-	f, ok := DetectFormat(data)
-	if !ok {
-		return nil, fmt.Errorf("%w: not a PNG or JPEG image", ErrInvalidData)
-	}
-	var (
-		cfg image.Config
-		err error
-	)
-	if f == PNG {
-		cfg, err = png.DecodeConfig(bytes.NewReader(data))
-	} else {
-		cfg, err = jpeg.DecodeConfig(bytes.NewReader(data))
-	}
+	f, cfg, err := readHeader(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s header: %w", ErrInvalidData, f, err)
+		return nil, err
 	}
 	sized := cfg.Width == w && cfg.Height == h
 	switch {
@@ -101,25 +89,31 @@ func cutTile(m image.Image, x0, y0 int) image.Image {
 // through: a PNG or JPEG of grid.TileSize pixels square. It returns the
 // format and whether the header says the tile is opaque.
 func checkStored(data []byte) (Format, bool, error) {
-	f, ok := DetectFormat(data)
-	if !ok {
-		return "", false, fmt.Errorf("%w: not a PNG or JPEG image", ErrInvalidData)
-	}
-	var (
-		cfg image.Config
-		err error
-	)
-	if f == PNG {
-		cfg, err = png.DecodeConfig(bytes.NewReader(data))
-	} else {
-		cfg, err = jpeg.DecodeConfig(bytes.NewReader(data))
-	}
+	f, cfg, err := readHeader(data)
 	if err != nil {
-		return "", false, fmt.Errorf("%w: %s header: %w", ErrInvalidData, f, err)
+		return "", false, err
 	}
 	if cfg.Width != grid.TileSize || cfg.Height != grid.TileSize {
 		return "", false, fmt.Errorf("%w: %w: image is %d × %d pixels, want %d × %d",
 			ErrInvalidData, errWrongSize, cfg.Width, cfg.Height, grid.TileSize, grid.TileSize)
 	}
 	return f, f == JPEG || pngOpaque(data), nil
+}
+
+// readHeader detects a tile's format and reads its image header; errors
+// wrap ErrInvalidData.
+func readHeader(data []byte) (Format, image.Config, error) {
+	f, ok := DetectFormat(data)
+	if !ok {
+		return "", image.Config{}, fmt.Errorf("%w: not a PNG or JPEG image", ErrInvalidData)
+	}
+	decode := jpeg.DecodeConfig
+	if f == PNG {
+		decode = png.DecodeConfig
+	}
+	cfg, err := decode(bytes.NewReader(data))
+	if err != nil {
+		return "", image.Config{}, fmt.Errorf("%w: %s header: %w", ErrInvalidData, f, err)
+	}
+	return f, cfg, nil
 }
