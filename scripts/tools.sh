@@ -28,6 +28,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v gdalinfo >/dev/null || missing+=(gdal-bin)
 /usr/bin/python3 -c 'from osgeo import gdal' 2>/dev/null || missing+=(python3-gdal)
 command -v mapproxy-util >/dev/null || missing+=(mapproxy)
+/usr/bin/python3 -c 'import PIL' 2>/dev/null || missing+=(python3-pil) # make bench-e2e draws its tiles with it
 command -v chromium >/dev/null || missing+=(chromium)
 { command -v prometheus && command -v promtool; } >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
