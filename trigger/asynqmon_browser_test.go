@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/testenv"
 )
 
 // TestMonitoringInBrowser opens asynqmon in headless Chromium the way an
@@ -24,10 +24,6 @@ func TestMonitoringInBrowser(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
 		t.Skip("needs Chromium and a real redis-server; skipped under -short")
-	}
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("chromium not found (%v): run make tools, which installs the Debian package chromium", err)
 	}
 	srv, _ := setupMonitoring(t, false)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -47,26 +43,7 @@ func TestMonitoringInBrowser(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	allocCtx, closeAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless,
-		chromedp.NoSandbox, // as root
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		// Only the test server is reachable: asynqmon's page also links
-		// fonts from the internet, which must fail at once, not time out.
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
-		chromedp.WindowSize(1280, 1100),
-	)
-	defer closeAlloc()
-	browser, closeBrowser := chromedp.NewContext(allocCtx)
-	defer closeBrowser()
+	browser := testenv.Browser(t, ctx, 1280, 1100)
 
 	token := mint(t, "ops", "operator")
 	steps := []chromedp.Action[chromedp.Void]{chromedp.Navigate(base + "/monitoring?token=" + token)}
