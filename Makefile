@@ -14,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 .PHONY: help build run test test-short lint fuzz bench bench-e2e web web-check tools tidy clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
 
 build: ## build bin/exporter
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/exporter ./cmd/exporter

@@ -7,8 +7,8 @@
 # the same into GeoPackages (-c 2), a one- versus two-core scaling check and
 # a large export for worker memory. Prints a table, then the same as Markdown.
 #
-#   scripts/bench-e2e.sh               about 9 minutes on 2 cores
-#   BENCH_LARGE=1 scripts/bench-e2e.sh memory check at 1,000,000 tiles (longer)
+#   scripts/bench-e2e.sh               about 7 minutes on 2 cores
+#   BENCH_LARGE=1 scripts/bench-e2e.sh memory check at 1,000,000 tiles, about 8 minutes
 #
 # BENCH_KEEP=1 keeps the temp dir, BENCH_REPORT=FILE also writes the Markdown,
 # BENCH_TIMEOUT bounds the run in seconds (1200, or 3600 with BENCH_LARGE).
