@@ -134,7 +134,7 @@ func (s *Server) plan(req ExportRequest) (job.Spec, error) {
 	}
 	spec := job.NewSpec(layer, z, extent, req.Priority)
 	spec.EstimatedBytes = spec.Estimate(s.cfg.TileSizes)
-	spec.BatchTiles = s.cfg.BatchTiles
+	spec.BatchTiles, spec.BatchSpread, spec.BatchMinTiles = s.cfg.Batching.MaxTiles, s.cfg.Batching.Spread, s.cfg.Batching.MinTiles
 	if spec.TilesTotal > s.cfg.MaxTiles {
 		return job.Spec{}, invalid("bbox", "the export holds %d tiles, more than the limit of %d; choose a smaller bbox or a coarser targetResolution",
 			spec.TilesTotal, s.cfg.MaxTiles)

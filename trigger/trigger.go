@@ -48,8 +48,8 @@ type Config struct {
 	CallbackMaxRetry int
 	// TileSizes are the average tile sizes of size estimates.
 	TileSizes job.TileSizes
-	// BatchTiles is the most tiles one render task writes.
-	BatchTiles int64
+	// Batching cuts exports into render tasks.
+	Batching job.Batching
 	// QuotaBytes caps stored packages plus unfinished estimates; 0 is none.
 	QuotaBytes int64
 	// RateLimit is requests per minute per subject, 0 for none; RateBurst

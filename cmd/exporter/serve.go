@@ -138,7 +138,8 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 			UrgentFrom: cfg.Queues.UrgentFrom, DefaultFrom: cfg.Queues.DefaultFrom,
 			RenderTimeout: cfg.Jobs.RenderTimeout, RenderMaxRetry: cfg.Jobs.RenderMaxRetry,
 			CallbackTimeout: cfg.Jobs.CallbackTimeout, CallbackMaxRetry: cfg.Jobs.CallbackMaxRetry,
-			TileSizes: job.TileSizes{PNG: cfg.Jobs.EstimatePNGBytes, JPEG: cfg.Jobs.EstimateJPEGBytes}, BatchTiles: cfg.Jobs.BatchTiles,
+			TileSizes:  job.TileSizes{PNG: cfg.Jobs.EstimatePNGBytes, JPEG: cfg.Jobs.EstimateJPEGBytes},
+			Batching:   job.Batching{MaxTiles: cfg.Jobs.BatchTiles, Spread: cfg.Jobs.BatchSpread, MinTiles: cfg.Jobs.BatchMinTiles},
 			QuotaBytes: cfg.Jobs.QuotaBytes, RateLimit: cfg.HTTP.RateLimit, RateBurst: cfg.HTTP.RateBurst,
 			CallbackPolicy: callbacks, MonitoringWritable: !cfg.HTTP.MonitoringReadOnly, PrometheusURL: cfg.HTTP.PrometheusURL,
 		}, trigger.Deps{

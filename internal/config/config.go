@@ -164,6 +164,11 @@ type Jobs struct {
 	// BatchTiles is the most tiles one render task writes; larger exports
 	// are split into batches that any worker may render. Default 10,000.
 	BatchTiles int64
+	// BatchSpread spreads an export over at least this many batches, so
+	// that many workers share it, as long as each batch keeps at least
+	// BatchMinTiles tiles. Defaults 16 and 1,000.
+	BatchSpread   int64
+	BatchMinTiles int64
 	// CallbackSecret, when set, signs each callback body with HMAC-SHA256
 	// in the X-Exporter-Signature header.
 	CallbackSecret storage.Secret
@@ -214,7 +219,7 @@ func Default() Config {
 			PackageTTL: 30 * 24 * time.Hour, MaxTiles: 5_000_000,
 			RenderTimeout: 2 * time.Hour, RenderMaxRetry: 5,
 			CallbackTimeout: 10 * time.Second, CallbackMaxRetry: 10,
-			EstimatePNGBytes: 40_000, EstimateJPEGBytes: 12_000, BatchTiles: 10_000,
+			EstimatePNGBytes: 40_000, EstimateJPEGBytes: 12_000, BatchTiles: 10_000, BatchSpread: 16, BatchMinTiles: 1000,
 		},
 		Queues: Queues{UrgentFrom: 100_000_000, DefaultFrom: 1000, Weights: "6,3,1"},
 		Worker: Worker{Concurrency: runtime.NumCPU(), Fetchers: 4 * runtime.NumCPU(), Encoders: runtime.NumCPU(), ShutdownTimeout: 30 * time.Second},
@@ -265,6 +270,8 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.Int64Var(&c.Jobs.EstimatePNGBytes, "jobs-estimate-png-bytes", c.Jobs.EstimatePNGBytes, "average PNG tile size used for size estimates")
 	fs.Int64Var(&c.Jobs.EstimateJPEGBytes, "jobs-estimate-jpeg-bytes", c.Jobs.EstimateJPEGBytes, "average JPEG tile size used for size estimates")
 	fs.Int64Var(&c.Jobs.BatchTiles, "jobs-batch-tiles", c.Jobs.BatchTiles, "most tiles one render task writes; larger exports are split into batches")
+	fs.Int64Var(&c.Jobs.BatchSpread, "jobs-batch-spread", c.Jobs.BatchSpread, "batches an export is spread over at least, for many workers to share it")
+	fs.Int64Var(&c.Jobs.BatchMinTiles, "jobs-batch-min-tiles", c.Jobs.BatchMinTiles, "fewest tiles in a batch made to spread an export")
 	fs.Var(&c.Jobs.CallbackSecret, "jobs-callback-secret", "signs callback bodies with HMAC-SHA256 in X-Exporter-Signature when set")
 	fs.Int64Var(&c.Jobs.QuotaBytes, "jobs-quota-bytes", c.Jobs.QuotaBytes, "storage quota: stored packages plus estimates of unfinished jobs; 0 is none")
 	fs.IntVar(&c.Queues.UrgentFrom, "queues-urgent-from", c.Queues.UrgentFrom, "lowest priority served by the urgent queue")
@@ -436,6 +443,12 @@ func (c Config) Validate() error {
 	}
 	if c.Jobs.BatchTiles < 100 {
 		add("jobs-batch-tiles: %d is below 100", c.Jobs.BatchTiles)
+	}
+	if c.Jobs.BatchSpread < 1 {
+		add("jobs-batch-spread: %d must be at least 1", c.Jobs.BatchSpread)
+	}
+	if c.Jobs.BatchMinTiles < 1 {
+		add("jobs-batch-min-tiles: %d must be at least 1", c.Jobs.BatchMinTiles)
 	}
 	return errors.Join(errs...)
 }

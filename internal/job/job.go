@@ -51,10 +51,19 @@ type Spec struct {
 	// BatchTiles is the most tiles one render task writes; the plan is
 	// computed from it, so it is fixed when the job is made.
 	BatchTiles int64 `json:"batch_tiles"`
+	// BatchSpread and BatchMinTiles spread a large export over several
+	// batches (Batching); zero in jobs made before they existed.
+	BatchSpread   int64 `json:"batch_spread,omitempty"`
+	BatchMinTiles int64 `json:"batch_min_tiles,omitempty"`
+}
+
+// Batching is how the job's export is cut into render tasks.
+func (s Spec) Batching() Batching {
+	return Batching{MaxTiles: s.BatchTiles, Spread: s.BatchSpread, MinTiles: s.BatchMinTiles}
 }
 
 // Plan is the job's batches.
-func (s Spec) Plan() []Batch { return Plan(s.BBox, s.Zoom, s.BatchTiles) }
+func (s Spec) Plan() []Batch { return Plan(s.BBox, s.Zoom, s.Batching()) }
 
 // PartKey is the storage key of one batch's part package.
 func PartKey(jobID string, batch int) string {

@@ -3,7 +3,6 @@ package job
 import (
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/geoexport/exporter/internal/grid"
 )
@@ -11,6 +10,30 @@ import (
 // DefaultBatchTiles is the most tiles one render task writes when the
 // configuration names no other limit.
 const DefaultBatchTiles = 10_000
+
+// Batching says how an export is cut into render tasks. The zero values of
+// MinTiles and Spread keep every batch as large as MaxTiles allows.
+type Batching struct {
+	// MaxTiles is the most tiles one batch holds (a single pivot tile's
+	// sub-pyramid is never split, and the pivot zoom is chosen so that it
+	// always fits).
+	MaxTiles int64
+	// Spread is how many batches an export is spread over at least, so
+	// that several workers share it; batches below MinTiles are not made
+	// for the sake of it.
+	Spread int64
+	// MinTiles is the smallest batch size Spread may ask for.
+	MinTiles int64
+}
+
+// size is the tile count batches of an export of total tiles aim at.
+func (b Batching) size(total int64) int64 {
+	size := b.MaxTiles
+	if b.Spread > 1 {
+		size = min(size, max(b.MinTiles, (total+b.Spread-1)/b.Spread))
+	}
+	return max(size, 1)
+}
 
 // Batch is one render task's share of an export: either the top zooms
 // (0 up to the pivot zoom, exclusive) over the whole extent, or the
@@ -30,45 +53,67 @@ type Batch struct {
 	Tiles int64
 }
 
-// Plan splits spec's export into batches of at most maxTiles tiles each
-// (a single pivot tile's sub-pyramid may not be split further, and the
-// pivot zoom is chosen so that it always fits). Batches are spatially
-// compact: pivot tiles are taken in Z-order, so a batch is a block of
-// neighbouring tiles and all their descendants. An export that fits one
-// batch is one batch.
-func Plan(extent grid.BBox, target grid.Zoom, maxTiles int64) []Batch {
+// Plan splits an export into batches of about the same size, none above
+// b.MaxTiles. The pivot zoom is chosen so that one pivot tile's
+// sub-pyramid holds at most a quarter of a batch, and the pivot tiles,
+// taken along a generalised Hilbert curve over the pivot zoom's range,
+// are cut into runs of nearly equal tile count: a batch
+// is a block of neighbouring tiles and all their descendants, and no
+// batch is left with a small remainder. An export that fits one batch is
+// one batch.
+func Plan(extent grid.BBox, target grid.Zoom, b Batching) []Batch {
 	total := grid.CountTiles(grid.Pyramid(extent, target))
-	if total <= maxTiles || maxTiles < 1 {
+	size := b.size(total)
+	if total <= size || b.MaxTiles < 1 {
 		return []Batch{{Index: 0, Top: true, TopLast: target, Tiles: total}}
 	}
-	// The deepest sub-pyramid of depth d holds (4^(d+1)-1)/3 tiles.
-	depth := grid.Zoom(math.Floor(math.Log(float64(3*maxTiles+1))/math.Log(4))) - 1
+	// The deepest sub-pyramid of depth d holds (4^(d+1)-1)/3 tiles; it
+	// must fit a quarter of a batch (or a whole one when batches are tiny).
+	depth := grid.Zoom(math.Floor(math.Log(float64(3*max(size/4, 1)+1))/math.Log(4))) - 1
 	depth = max(0, min(depth, target))
 	pivot := target - depth
 	var batches []Batch
+	below := total
 	if pivot > 0 {
 		top := grid.CountTiles(grid.Pyramid(extent, pivot-1))
 		batches = append(batches, Batch{Top: true, TopLast: pivot - 1, Tiles: top})
+		below -= top
 	}
 	pr := pivot.Range(extent)
 	type unit struct {
 		tile  grid.Tile
-		key   uint64
 		tiles int64
 	}
 	units := make([]unit, 0, pr.Count())
-	for t := range pr.Tiles {
-		units = append(units, unit{tile: t, key: morton(uint32(t.Col), uint32(t.Row)), tiles: subtreeTiles(extent, t, target)})
-	}
-	slices.SortFunc(units, func(a, b unit) int { return cmpUint(a.key, b.key) })
-	var cur Batch
+	gilbert(pr.MaxCol-pr.MinCol, pr.MaxRow-pr.MinRow, func(x, y int64) {
+		t := grid.Tile{Zoom: pivot, Col: pr.MinCol + x, Row: pr.MinRow + y}
+		units = append(units, unit{tile: t, tiles: subtreeTiles(extent, t, target)})
+	})
+	// Cut the curve into n parts: a batch closes at the unit boundary
+	// nearest to where the running total passes the next n-th of the
+	// tiles below the pivot. Rounding to a unit boundary at both ends can
+	// grow a batch by one unit, so the spacing leaves that much room
+	// under the cap.
+	var biggest int64
 	for _, u := range units {
-		if len(cur.Pivot) > 0 && cur.Tiles+u.tiles > maxTiles {
-			batches = append(batches, cur)
-			cur = Batch{}
+		biggest = max(biggest, u.tiles)
+	}
+	spacing := max(1, min(size, b.MaxTiles-biggest))
+	n := (below + spacing - 1) / spacing
+	var cur Batch
+	var done, k int64
+	for _, u := range units {
+		if len(cur.Pivot) > 0 {
+			boundary := (k + 1) * below / n
+			if done+u.tiles/2 >= boundary || cur.Tiles+u.tiles > b.MaxTiles {
+				batches = append(batches, cur)
+				cur = Batch{}
+				k++
+			}
 		}
 		cur.Pivot = append(cur.Pivot, u.tile)
 		cur.Tiles += u.tiles
+		done += u.tiles
 	}
 	if len(cur.Pivot) > 0 {
 		batches = append(batches, cur)
@@ -117,26 +162,68 @@ func subtreeTiles(extent grid.BBox, p grid.Tile, target grid.Zoom) int64 {
 	return n
 }
 
-// morton interleaves the bits of x and y: the Z-order curve.
-func morton(x, y uint32) uint64 {
-	return spread(x) | spread(y)<<1
+// gilbert visits every cell of a w×h rectangle once along a generalised
+// Hilbert curve (Červený's "gilbert" construction): consecutive cells are
+// neighbours, so any run of the walk is a connected block of cells, and
+// the walk never leaves the rectangle, which the square Hilbert and
+// Z-order curves do when the rectangle is not a power-of-two square.
+func gilbert(w, h int64, visit func(x, y int64)) {
+	if w >= h {
+		gilbertWalk(0, 0, w, 0, 0, h, visit)
+	} else {
+		gilbertWalk(0, 0, 0, h, w, 0, visit)
+	}
 }
 
-func spread(v uint32) uint64 {
-	x := uint64(v)
-	x = (x | x<<16) & 0x0000FFFF0000FFFF
-	x = (x | x<<8) & 0x00FF00FF00FF00FF
-	x = (x | x<<4) & 0x0F0F0F0F0F0F0F0F
-	x = (x | x<<2) & 0x3333333333333333
-	x = (x | x<<1) & 0x5555555555555555
-	return x
-}
-
-func cmpUint(a, b uint64) int {
+// gilbertWalk fills the rectangle at (x, y) spanned by the major axis
+// (ax, ay) and the minor axis (bx, by).
+func gilbertWalk(x, y, ax, ay, bx, by int64, visit func(x, y int64)) {
+	w, h := abs(ax+ay), abs(bx+by)
+	dax, day := sign(ax), sign(ay)
+	dbx, dby := sign(bx), sign(by)
 	switch {
-	case a < b:
+	case h == 1:
+		for range w {
+			visit(x, y)
+			x, y = x+dax, y+day
+		}
+		return
+	case w == 1:
+		for range h {
+			visit(x, y)
+			x, y = x+dbx, y+dby
+		}
+		return
+	}
+	// Halves rounded towards minus infinity: arithmetic shifts.
+	ax2, ay2 := ax>>1, ay>>1
+	bx2, by2 := bx>>1, by>>1
+	if 2*w > 3*h {
+		// Long rectangle: two halves along the major axis, the first
+		// one even so the walk ends next to where the second starts.
+		if abs(ax2+ay2)%2 == 1 && w > 2 {
+			ax2, ay2 = ax2+dax, ay2+day
+		}
+		gilbertWalk(x, y, ax2, ay2, bx, by, visit)
+		gilbertWalk(x+ax2, y+ay2, ax-ax2, ay-ay2, bx, by, visit)
+		return
+	}
+	// Up the minor axis, along the major one, and back down.
+	if abs(bx2+by2)%2 == 1 && h > 2 {
+		bx2, by2 = bx2+dbx, by2+dby
+	}
+	gilbertWalk(x, y, bx2, by2, ax2, ay2, visit)
+	gilbertWalk(x+bx2, y+by2, ax, ay, bx-bx2, by-by2, visit)
+	gilbertWalk(x+(ax-dax)+(bx2-dbx), y+(ay-day)+(by2-dby), -bx2, -by2, -(ax - ax2), -(ay - ay2), visit)
+}
+
+func abs(v int64) int64 { return max(v, -v) }
+
+func sign(v int64) int64 {
+	switch {
+	case v < 0:
 		return -1
-	case a > b:
+	case v > 0:
 		return 1
 	}
 	return 0

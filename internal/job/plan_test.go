@@ -16,6 +16,7 @@ func TestPlan(t *testing.T) {
 		extent      grid.BBox
 		zoom        grid.Zoom
 		max         int64
+		spread, min int64
 		wantBatches int // 0: just check the invariants
 	}{
 		{name: "fits one batch", extent: seed, zoom: 14, max: 100, wantBatches: 1},
@@ -26,11 +27,14 @@ func TestPlan(t *testing.T) {
 		{name: "world zoom 6", extent: grid.World, zoom: 6, max: 500},
 		{name: "antimeridian strip", extent: grid.BBox{MinX: 179, MinY: -10, MaxX: 180, MaxY: 10}, zoom: 13, max: 2000},
 		{name: "limit of one", extent: seed, zoom: 3, max: 1},
+		{name: "spread over workers", extent: demo, zoom: 13, max: 10_000, spread: 16, min: 500},
+		{name: "spread stops at the minimum", extent: seed, zoom: 14, max: 10_000, spread: 16, min: 100, wantBatches: 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			plan := job.Plan(tc.extent, tc.zoom, tc.max)
+			batching := job.Batching{MaxTiles: tc.max, Spread: tc.spread, MinTiles: tc.min}
+			plan := job.Plan(tc.extent, tc.zoom, batching)
 			if tc.wantBatches > 0 && len(plan) != tc.wantBatches {
 				t.Errorf("Plan() = %d batches, want %d", len(plan), tc.wantBatches)
 			}
@@ -65,7 +69,7 @@ func TestPlan(t *testing.T) {
 				}
 			}
 			// The same input gives the same plan.
-			if again := job.Plan(tc.extent, tc.zoom, tc.max); len(again) != len(plan) || again[len(again)-1].Tiles != plan[len(plan)-1].Tiles {
+			if again := job.Plan(tc.extent, tc.zoom, batching); len(again) != len(plan) || again[len(again)-1].Tiles != plan[len(plan)-1].Tiles {
 				t.Error("Plan is not deterministic")
 			}
 		})
@@ -75,7 +79,7 @@ func TestPlan(t *testing.T) {
 func TestPlanBatchesAreCompact(t *testing.T) {
 	t.Parallel()
 	demo := grid.BBox{MinX: 34.2, MinY: 29.4, MaxX: 35.9, MaxY: 33.4}
-	for _, b := range job.Plan(demo, 14, 5000) {
+	for _, b := range job.Plan(demo, 14, job.Batching{MaxTiles: 5000}) {
 		if b.Top || len(b.Pivot) < 2 {
 			continue
 		}
@@ -83,11 +87,60 @@ func TestPlanBatchesAreCompact(t *testing.T) {
 		for _, p := range b.Pivot {
 			minC, maxC, minR, maxR = min(minC, p.Col), max(maxC, p.Col), min(minR, p.Row), max(maxR, p.Row)
 		}
-		// Z-order runs stay within a few blocks: the bounding box of a
+		// Hilbert-curve runs stay within a few blocks: the bounding box of a
 		// batch's pivot tiles is not much more than its tile count.
 		if area := (maxC - minC + 1) * (maxR - minR + 1); area > int64(4*len(b.Pivot)+8) {
 			t.Errorf("%s spans %d pivot cells for %d tiles: not compact", b, area, len(b.Pivot))
 		}
+	}
+}
+
+// TestPlanBatchesAreEven checks that an export is cut into batches of
+// nearly equal size, with no small remainder batch that would leave a
+// worker idle while another renders a full one.
+func TestPlanBatchesAreEven(t *testing.T) {
+	t.Parallel()
+	demo := grid.BBox{MinX: 34.2, MinY: 29.4, MaxX: 35.9, MaxY: 33.4}
+	small := grid.BBox{MinX: 34.5, MinY: 31.5, MaxX: 35.0, MaxY: 32.0}
+	tests := []struct {
+		name     string
+		extent   grid.BBox
+		zoom     grid.Zoom
+		batching job.Batching
+		atLeast  int
+	}{
+		// 11,369 tiles: the greedy cut used to give batches of 8,140 and 3,219.
+		{name: "just above the cap", extent: small, zoom: 15, batching: job.Batching{MaxTiles: 10_000}, atLeast: 2},
+		{name: "spread for scaling", extent: small, zoom: 15, batching: job.Batching{MaxTiles: 10_000, Spread: 16, MinTiles: 500}, atLeast: 16},
+		{name: "capped", extent: demo, zoom: 15, batching: job.Batching{MaxTiles: 10_000, Spread: 16, MinTiles: 1000}, atLeast: 26},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			plan := job.Plan(tc.extent, tc.zoom, tc.batching)
+			var lo, hi int64 = 1 << 62, 0
+			n := 0
+			for _, b := range plan {
+				if b.Top {
+					continue
+				}
+				n++
+				lo, hi = min(lo, b.Tiles), max(hi, b.Tiles)
+				if b.Tiles > tc.batching.MaxTiles {
+					t.Errorf("%s is above the cap %d", b, tc.batching.MaxTiles)
+				}
+			}
+			if n < tc.atLeast {
+				t.Errorf("%d batches below the pivot, want at least %d", n, tc.atLeast)
+			}
+			// Pivot sub-pyramids hold at most a quarter of a batch, so the
+			// cut can miss the ideal size by at most about half of that on
+			// each side.
+			if float64(hi) > 1.5*float64(lo) {
+				t.Errorf("batches range from %d to %d tiles: uneven", lo, hi)
+			}
+			t.Logf("%d batches of %d to %d tiles", len(plan), lo, hi)
+		})
 	}
 }
 
@@ -99,6 +152,6 @@ func BenchmarkPlanMillionTiles(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		job.Plan(demo, 16, job.DefaultBatchTiles)
+		job.Plan(demo, 16, job.Batching{MaxTiles: job.DefaultBatchTiles, Spread: 16, MinTiles: 1000})
 	}
 }
