@@ -516,6 +516,9 @@ func contractMain(t *testing.T, k *contract) {
 	if _, ok := member(t, bodies["get"], "result"); ok {
 		t.Errorf("GET /jobs/{id} of a running job has a result: %s", bodies["get"])
 	}
+	if fromCache, _ := member(t, bodies["get"], "fromCache"); fromCache != false {
+		t.Errorf("GET /jobs/{id} of a job the caller created: fromCache = %v, want false: %s", fromCache, bodies["get"])
+	}
 	if success, _ := member(t, bodies["get a cancelled job"], "result", "success"); success != false {
 		t.Errorf("GET /jobs/{id} of a cancelled job: result.success = %v, want false: %s", success, bodies["get a cancelled job"])
 	}
@@ -567,6 +570,12 @@ func contractMain(t *testing.T, k *contract) {
 		{name: "head a missing package", method: "HEAD", path: "/downloads/missing.gpkg", want: 404},
 		{name: "head without a token", method: "HEAD", path: download, want: 401, header: noAuth, docRejects: true},
 	})
+	if fromCache, _ := member(t, bodies["get a completed job"], "fromCache"); fromCache != true {
+		t.Errorf("GET /jobs/{id} after the caller was served from the cache: fromCache = %v, want true: %s", fromCache, bodies["get a completed job"])
+	}
+	if jobs, _ := member(t, bodies["list completed"], "jobs"); len(asSlice(jobs)) != 1 || asSlice(jobs)[0].(map[string]any)["fromCache"] != true {
+		t.Errorf("GET /jobs?status=Completed after the caller was served from the cache: %s, want the one job with fromCache true", bodies["list completed"])
+	}
 	if success, _ := member(t, bodies["get a completed job"], "result", "success"); success != true {
 		t.Errorf("GET /jobs/{id} of a completed job: result.success = %v, want true: %s", success, bodies["get a completed job"])
 	}

@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -28,7 +29,11 @@ type jobResponse struct {
 	Priority    int        `json:"priority"`
 	PackageName string     `json:"packageName"`
 	TaskIDs     []string   `json:"taskIds"`
-	Reason      string     `json:"reason,omitempty"`
+	// FromCache is true when a request of the caller for this job was
+	// answered at once from the package an earlier export had made (a
+	// naive-cache hit), so it asked for nothing new.
+	FromCache bool   `json:"fromCache"`
+	Reason    string `json:"reason,omitempty"`
 	// EstimatedBytes is the size expected when the job was planned.
 	EstimatedBytes int64           `json:"estimatedBytes"`
 	CreatedAt      time.Time       `json:"createdAt"`
@@ -90,13 +95,37 @@ func (s *Server) jobResponse(j job.Job) jobResponse {
 	return r
 }
 
+// jobResponses answers jobs as subject sees them: whether a job was served
+// to it from the cache is its own.
+func (s *Server) jobResponses(ctx context.Context, subject string, jobs ...job.Job) ([]jobResponse, error) {
+	ids := make([]string, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+	}
+	hits, err := s.deps.Jobs.FromCache(ctx, subject, ids...)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]jobResponse, len(jobs))
+	for i, j := range jobs {
+		out[i] = s.jobResponse(j)
+		out[i].FromCache = hits[i]
+	}
+	return out, nil
+}
+
 // getJob is GET /jobs/{id}, with the outcome of each callback.
 func (s *Server) getJob(c *fiber.Ctx) error {
 	j, err := s.visibleJob(c, "id")
 	if err != nil {
 		return err
 	}
-	r := s.jobResponse(j)
+	p, _ := PrincipalFrom(c)
+	rs, err := s.jobResponses(c.UserContext(), p.Subject, j)
+	if err != nil {
+		return err
+	}
+	r := rs[0]
 	ds, err := s.deps.Jobs.Deliveries(c.UserContext(), j.ID)
 	if err != nil {
 		return unavailable(err)
@@ -168,9 +197,9 @@ func (s *Server) listJobs(c *fiber.Ctx) error {
 	if err != nil {
 		return unavailable(err)
 	}
-	r := listResponse{Jobs: make([]jobResponse, len(jobs))}
-	for i, j := range jobs {
-		r.Jobs[i] = s.jobResponse(j)
+	r := listResponse{}
+	if r.Jobs, err = s.jobResponses(c.UserContext(), p.Subject, jobs...); err != nil {
+		return err
 	}
 	if next >= 0 {
 		r.NextOffset = &next

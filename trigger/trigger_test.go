@@ -601,6 +601,48 @@ func TestJobsAreTheirRequesters(t *testing.T) {
 	}
 }
 
+// TestJobsFromCache checks that GET /jobs and GET /jobs/{id} tell each
+// subject whether its own request was answered from a finished package.
+func TestJobsFromCache(t *testing.T) {
+	t.Parallel()
+	srv, b := setup(t)
+	_, body := as(t, srv, "alice", "client", "POST", "/create", seedBody)
+	id := decode[created](t, body).ID
+	if _, _, err := b.jobs.Complete(t.Context(), id, job.Result{FileKey: "packages/x.gpkg", FileSize: 4096, SHA256: "00", TilesStored: 18}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := as(t, srv, "bob", "client", "POST", "/create", seedBody); decode[map[string]any](t, body)["status"] != "Completed" {
+		t.Fatalf("bob's request of the completed export = %s, want the cached answer", body)
+	}
+	type view struct {
+		ID        string `json:"id"`
+		FromCache *bool  `json:"fromCache"`
+	}
+	for _, tc := range []struct {
+		name, sub, role string
+		want            bool
+	}{
+		{"the creator", "alice", "client", false},
+		{"the subject served from the cache", "bob", "client", true},
+		{"an operator who asked for nothing", "ops", "operator", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := as(t, srv, tc.sub, tc.role, "GET", "/jobs/"+id, "")
+			if got := decode[view](t, body); resp.StatusCode != 200 || got.FromCache == nil || *got.FromCache != tc.want {
+				t.Errorf("%s GET /jobs/{id} = %d %s, want fromCache %v", tc.sub, resp.StatusCode, body, tc.want)
+			}
+			if tc.role == "operator" {
+				return // lists only the jobs it requested: none
+			}
+			_, body = as(t, srv, tc.sub, tc.role, "GET", "/jobs", "")
+			list := decode[struct{ Jobs []view }](t, body)
+			if len(list.Jobs) != 1 || list.Jobs[0].ID != id || list.Jobs[0].FromCache == nil || *list.Jobs[0].FromCache != tc.want {
+				t.Errorf("%s GET /jobs = %s, want job %s with fromCache %v", tc.sub, body, id, tc.want)
+			}
+		})
+	}
+}
+
 func TestListJobs(t *testing.T) {
 	t.Parallel()
 	srv, b := setup(t)

@@ -38,6 +38,7 @@ const (
 //	<p>:jobs                 sorted set: every job id by creation (ms)
 //	<p>:job:<id>:subjects    set: subjects that requested the job
 //	<p>:subject:<sub>:jobs   sorted set: a subject's job ids by last request (ms)
+//	<p>:subject:<sub>:cached set: ids of jobs whose finished package answered a request of the subject
 //	<p>:job:<id>:done        set: indexes of batches whose parts are stored
 //	<p>:job:<id>:deliveries  hash: callback → JSON Delivery, the latest outcome
 //	<p>:quota:stored         bytes of packages stored
@@ -67,12 +68,15 @@ func (s *Store) jobsKey() string          { return s.prefix + "jobs" }
 func (s *Store) subjectKey(sub string) string {
 	return s.prefix + "subject:" + sub + ":jobs"
 }
+func (s *Store) subjectCachedKey(sub string) string {
+	return s.prefix + "subject:" + sub + ":cached"
+}
 func (s *Store) storedKey() string   { return s.prefix + "quota:stored" }
 func (s *Store) reservedKey() string { return s.prefix + "quota:reserved" }
 
 // getOrCreate: KEYS cache, new job, expiry, jobs, subject's jobs, stored,
-// reserved; ARGV prefix, id, now, ttl, spec, task ids, subject, quota,
-// estimate, callbacks...
+// reserved, subject's cache hits; ARGV prefix, id, now, ttl, spec, task
+// ids, subject, quota, estimate, callbacks...
 var getOrCreate = redis.NewScript(`
 local now = tonumber(ARGV[3])
 local function seen(id)
@@ -92,6 +96,7 @@ if id then
         redis.call('ZADD', KEYS[3], newexp, id)
       end
       seen(id)
+      redis.call('SADD', KEYS[8], id)
       return {'cache_hit', id}
     end
   elseif st == 'In-Progress' then
@@ -147,7 +152,9 @@ func (e *QuotaError) Available() int64 { return max(0, e.Quota-e.Used) }
 // is joined and callbacks are added to it, each distinct callback once.
 // Failed, Cancelled and Expired jobs are never reused. A new job whose
 // estimate does not fit the quota is refused with *QuotaError. Every
-// outcome lists the job among the subject's jobs.
+// outcome lists the job among the subject's jobs; a cache hit also records,
+// in the same step, that the subject was served the finished package
+// (FromCache).
 func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outcome, error) {
 	spec, err := json.Marshal(j.Spec)
 	if err != nil {
@@ -166,7 +173,7 @@ func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outco
 		args = append(args, b)
 	}
 	keys := []string{s.cacheKey(j.Spec.CacheKey()), s.jobKey(j.ID), s.expiryKey(), s.jobsKey(),
-		s.subjectKey(req.Subject), s.storedKey(), s.reservedKey()}
+		s.subjectKey(req.Subject), s.storedKey(), s.reservedKey(), s.subjectCachedKey(req.Subject)}
 	res, err := getOrCreate.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return Job{}, "", fmt.Errorf("get or create job: %w", err)
@@ -345,6 +352,25 @@ func (s *Store) Requested(ctx context.Context, id, subject string) (bool, error)
 	return ok, nil
 }
 
+// FromCache reports, for each of ids, whether a request of subject for that
+// job was answered from its finished package (a cache hit of GetOrCreate)
+// rather than by creating or joining it. The answer is in the order of ids;
+// an unknown id is false.
+func (s *Store) FromCache(ctx context.Context, subject string, ids ...string) ([]bool, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	members := make([]any, len(ids))
+	for i, id := range ids {
+		members[i] = id
+	}
+	hits, err := s.rdb.SMIsMember(ctx, s.subjectCachedKey(subject), members...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("get cache hits of %s: %w", subject, err)
+	}
+	return hits, nil
+}
+
 // List returns a subject's jobs, most recently requested first, skipping
 // offset jobs that match status (all jobs when status is empty) and
 // returning at most limit. next is the offset of the following page, or -1
@@ -503,6 +529,7 @@ local st = redis.call('HGET', KEYS[1], 'status')
 if st == 'In-Progress' or st == 'Completed' then return 0 end
 for _, sub in ipairs(redis.call('SMEMBERS', KEYS[1] .. ':subjects')) do
   redis.call('ZREM', ARGV[2] .. 'subject:' .. sub .. ':jobs', ARGV[1])
+  redis.call('SREM', ARGV[2] .. 'subject:' .. sub .. ':cached', ARGV[1])
 end
 for _, k in ipairs({'', ':callbacks', ':progress', ':subjects', ':done', ':deliveries'}) do
   redis.call('DEL', KEYS[1] .. k)
@@ -513,7 +540,7 @@ return 1
 `)
 
 // Delete removes an ended job (Failed, Cancelled, Expired) and all its
-// records; it refuses In-Progress and Completed jobs (deleted false).
+// records, its subjects' cache hits included; it refuses In-Progress and Completed jobs (deleted false).
 func (s *Store) Delete(ctx context.Context, j Job) (deleted bool, err error) {
 	n, err := deleteJob.Run(ctx, s.rdb, []string{s.jobKey(j.ID), s.jobsKey(), s.cacheKey(j.Spec.CacheKey())}, j.ID, s.prefix).Int()
 	if err != nil {

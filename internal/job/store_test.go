@@ -298,3 +298,93 @@ func TestQuotaAccounting(t *testing.T) {
 	}
 	usage(0, 0)
 }
+
+// TestFromCache checks that a subject's request answered by a finished
+// package is recorded for that subject alone, in the step that answers it,
+// and forgotten with the job.
+func TestFromCache(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := t.Context()
+	request := func(subject string) (job.Job, job.Outcome) {
+		t.Helper()
+		j, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: subject, TTL: time.Hour})
+		if err != nil {
+			t.Fatalf("GetOrCreate as %s: %v", subject, err)
+		}
+		return j, outcome
+	}
+	check := func(when, subject string, ids []string, want []bool) {
+		t.Helper()
+		got, err := s.FromCache(ctx, subject, ids...)
+		if err != nil {
+			t.Fatalf("%s: FromCache(%s, %v): %v", when, subject, ids, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: FromCache(%s, %v) mismatch (-want +got):\n%s", when, subject, ids, diff)
+		}
+	}
+
+	first, outcome := request("alice")
+	if outcome != job.OutcomeCreated {
+		t.Fatalf("first request = %v, want created", outcome)
+	}
+	if _, outcome := request("bob"); outcome != job.OutcomeJoined {
+		t.Fatalf("bob's request of the running job = %v, want joined", outcome)
+	}
+	check("created and joined", "alice", []string{first.ID}, []bool{false})
+	check("created and joined", "bob", []string{first.ID}, []bool{false})
+
+	if _, _, err := s.Complete(ctx, first.ID, job.Result{FileKey: "packages/x.gpkg", FileSize: 42}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, outcome := request("bob"); outcome != job.OutcomeCacheHit {
+		t.Fatalf("bob's request of the completed job = %v, want a cache hit", outcome)
+	}
+	check("bob served from the cache", "bob", []string{first.ID}, []bool{true})
+	check("bob served from the cache", "alice", []string{first.ID}, []bool{false})
+	check("never asked", "carol", []string{first.ID}, []bool{false})
+
+	// Many subjects at once: each hit is recorded with the answer.
+	const n = 20
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			sub := fmt.Sprintf("client-%d", i)
+			_, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: sub, TTL: time.Hour})
+			if err != nil || outcome != job.OutcomeCacheHit {
+				t.Errorf("GetOrCreate as %s = %v, %v; want a cache hit", sub, outcome, err)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		check("concurrent hits", fmt.Sprintf("client-%d", i), []string{first.ID}, []bool{true})
+	}
+
+	// The package expires; the next request makes a new job. The list of
+	// ids is answered in order, unknown ids false.
+	b.clock.advance(2 * time.Hour)
+	if _, err := s.Expire(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	second, outcome := request("bob")
+	if outcome != job.OutcomeCreated {
+		t.Fatalf("request after expiry = %v, want created", outcome)
+	}
+	check("after expiry", "bob", []string{second.ID, uuid.NewString(), first.ID}, []bool{false, false, true})
+	check("no ids", "bob", nil, nil)
+
+	// Deleting the expired job forgets its hits.
+	expired, err := s.Get(ctx, first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deleted, err := s.Delete(ctx, expired); err != nil || !deleted {
+		t.Fatalf("Delete(expired) = %v, %v; want deleted", deleted, err)
+	}
+	check("after delete", "bob", []string{first.ID}, []bool{false})
+	if n, err := b.rdb.Exists(ctx, "test:subject:bob:cached", "test:subject:client-0:cached").Result(); err != nil || n != 0 {
+		t.Errorf("cache-hit sets left after the only hit job was deleted: %d (%v), want none", n, err)
+	}
+}
