@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -50,26 +51,47 @@ func (w *Worker) finalize(ctx context.Context, id string) error {
 		return fmt.Errorf("finalize temp dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
+	start := time.Now()
 	parts := make([]string, len(plan))
 	for i := range plan {
-		parts[i] = filepath.Join(dir, fmt.Sprintf("part-%05d.gpkg", i))
-		if err := w.deps.Files.GetFile(ctx, job.PartKey(j.ID, i), parts[i]); err != nil {
+		if parts[i], err = w.fetchPart(ctx, j.ID, i, dir); err != nil {
 			return fmt.Errorf("fetch part %d: %w", i, err)
 		}
 	}
+	fetched := time.Now()
 	path := filepath.Join(dir, j.Spec.PackageName+".gpkg")
 	res, err := gpkg.Merge(ctx, path, parts, packageOptions(j.Spec))
 	if err != nil {
 		return fmt.Errorf("merge %d parts: %w", len(parts), err)
 	}
+	merged := time.Now()
 	if err := w.writeMetadata(ctx, j, path, res.Tiles); err != nil {
 		return err
 	}
-	w.log.InfoContext(ctx, "parts merged", "job_id", j.ID, "parts", len(parts), "tiles", res.Tiles)
+	described := time.Now()
 	if err := w.store(ctx, j, path, res.Tiles); err != nil {
 		return err
 	}
+	w.log.InfoContext(ctx, "parts merged", "job_id", j.ID, "parts", len(parts), "tiles", res.Tiles,
+		"fetch", fetched.Sub(start), "merge", merged.Sub(fetched), "metadata", described.Sub(merged), "store", time.Since(described))
 	return w.deleteParts(ctx, j)
+}
+
+// localFiles is implemented by a storage that keeps objects as local files
+// (storage.Local): finalize attaches its parts where they lie.
+type localFiles interface {
+	Path(key string) (string, error)
+}
+
+// fetchPart returns a local file holding batch i's part: the stored file
+// itself when the storage is local, else a download into dir.
+func (w *Worker) fetchPart(ctx context.Context, id string, i int, dir string) (string, error) {
+	key := job.PartKey(id, i)
+	if local, ok := w.deps.Files.(localFiles); ok {
+		return local.Path(key)
+	}
+	name := filepath.Join(dir, fmt.Sprintf("part-%05d.gpkg", i))
+	return name, w.deps.Files.GetFile(ctx, key, name)
 }
 
 // metadata is the JSON document stored in every package.

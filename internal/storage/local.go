@@ -166,6 +166,13 @@ func syncDir(root *os.Root, dir string) error {
 
 // PutFile stores the regular file at path under key, as Put does (atomic,
 // idempotent). A missing file is an error that is not ErrNotFound.
+//
+// When path is on the store's file system, the object becomes a hard link
+// to the file instead of a copy (synced and renamed into place like Put's
+// temporary file), which saves writing a large package a second time: the
+// caller must not change the file afterwards; removing it is fine. Where
+// linking is not possible (another file system, no hard links), the bytes
+// are copied.
 func (l *Local) PutFile(ctx context.Context, key, path, contentType string) error {
 	if err := checkKey(key); err != nil {
 		return fmt.Errorf("put file: %w", err)
@@ -175,7 +182,87 @@ func (l *Local) PutFile(ctx context.Context, key, path, contentType string) erro
 		return fmt.Errorf("put file %s: %w", key, err)
 	}
 	defer f.Close()
+	linked, err := l.link(ctx, key, path, f)
+	if err != nil {
+		return fmt.Errorf("put file %s: %w", key, err)
+	}
+	if linked {
+		return nil
+	}
 	return l.Put(ctx, key, f, size, contentType)
+}
+
+// link makes key a hard link to the file at src (open as f): a temporary
+// link at the top of the store, synced, stamped and renamed over key
+// through the root, which refuses a key whose directories lead out of the
+// store. It reports false, and leaves nothing behind, when the file
+// system cannot link src there.
+func (l *Local) link(ctx context.Context, key, src string, f *os.File) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	root, err := os.OpenRoot(l.dir)
+	if err != nil {
+		return false, err
+	}
+	defer root.Close()
+	dir := path.Dir(key)
+	if dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return false, err
+		}
+	}
+	// os.Root cannot link a file from outside it: link beside the root's
+	// top, where no directory of the key's can lead elsewhere.
+	tmp := tempPrefix + rand.Text()
+	if err := os.Link(src, filepath.Join(l.dir, tmp)); err != nil {
+		return false, nil //nolint:nilerr // EXDEV, EPERM, …: copy instead
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = root.Remove(tmp)
+		}
+	}()
+	now := time.Now()
+	if err := root.Chtimes(tmp, now, now); err != nil {
+		return false, err
+	}
+	if err := f.Sync(); err != nil {
+		return false, err
+	}
+	if err := root.Rename(tmp, key); err != nil {
+		return false, err
+	}
+	done = true
+	return true, errors.Join(syncDir(root, dir), syncDir(root, "."))
+}
+
+// Path returns the name of the local file that holds key, for a caller
+// that reads it in place (SQLite attaching a part, say) instead of copying
+// it with GetFile. The file must not be changed; an overwrite or Delete
+// replaces or unlinks it and does not affect a reader that has it open.
+//
+// Errors: ErrInvalidKey; ErrNotFound; file system errors.
+func (l *Local) Path(key string) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", fmt.Errorf("path: %w", err)
+	}
+	root, err := os.OpenRoot(l.dir)
+	if err != nil {
+		return "", fmt.Errorf("path %s: %w", key, err)
+	}
+	defer root.Close()
+	// Lstat through the root refuses names that leave it; a regular file
+	// there is one the store wrote.
+	fi, err := root.Lstat(key)
+	if err != nil {
+		return "", fmt.Errorf("path %s: %w", key, classifyLocal(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("path %s: %w", key, ErrNotFound)
+	}
+	return filepath.Join(l.dir, filepath.FromSlash(key)), nil
 }
 
 // openSource opens a regular local file for upload.

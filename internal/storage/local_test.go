@@ -109,6 +109,19 @@ func TestLocalSymlinkEscape(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(outside, "new")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Put(link/new) wrote outside the store")
 	}
+	src := filepath.Join(filepath.Dir(dir), "src")
+	if err := os.WriteFile(src, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutFile(ctx, "link/linked", src, ""); err == nil {
+		t.Errorf("PutFile(link/linked) = nil, want an error: it would link outside the store")
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 1 {
+		t.Errorf("PutFile(link/linked) left %d entries outside the store, want only the secret", len(entries))
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("PutFile(link/linked) left %d entries in the store, want only the link", len(entries))
+	}
 }
 
 func TestLocalPing(t *testing.T) {
@@ -125,5 +138,69 @@ func TestLocalPing(t *testing.T) {
 	}
 	if err := s.Ping(t.Context()); err == nil {
 		t.Errorf("Ping() with the directory gone = nil, want an error")
+	}
+}
+
+// TestLocalPutFileLinks checks that PutFile on the store's file system
+// makes the object a link to the file rather than a copy, that the object
+// outlives the file's removal, and that Path names the file holding a key.
+func TestLocalPutFileLinks(t *testing.T) {
+	t.Parallel()
+	s, dir := newTestLocal(t)
+	ctx := t.Context()
+	src := filepath.Join(filepath.Dir(dir), "package.gpkg")
+	data := []byte(strings.Repeat("tiles ", 10_000))
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutFile(ctx, "packages/p.gpkg", src, "application/geopackage+sqlite3"); err != nil {
+		t.Fatalf("PutFile = %v", err)
+	}
+	name, err := s.Path("packages/p.gpkg")
+	if err != nil || name != filepath.Join(dir, "packages", "p.gpkg") {
+		t.Fatalf("Path = %q, %v, want the file under %s", name, err, dir)
+	}
+	a, errA := os.Stat(src)
+	b, errB := os.Stat(name)
+	if errA != nil || errB != nil || !os.SameFile(a, b) {
+		t.Errorf("stored object is not a link to the file put (%v, %v)", errA, errB)
+	}
+	if err := os.Remove(src); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(name); err != nil || string(got) != string(data) {
+		t.Errorf("object after removing the source: %d bytes, %v; want %d", len(got), err, len(data))
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "packages")); len(entries) != 1 {
+		t.Errorf("PutFile left %d entries in packages/, want 1", len(entries))
+	}
+}
+
+func TestLocalPathErrors(t *testing.T) {
+	t.Parallel()
+	s, dir := newTestLocal(t)
+	if err := os.MkdirAll(filepath.Join(dir, "parts", "j"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(outside, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		key  string
+		want error
+	}{
+		{key: "missing.gpkg", want: storage.ErrNotFound},
+		{key: "parts/j", want: storage.ErrNotFound},
+		{key: "link", want: storage.ErrNotFound},
+		{key: "../escape", want: storage.ErrInvalidKey},
+		{key: "", want: storage.ErrInvalidKey},
+	} {
+		if name, err := s.Path(tc.key); !errors.Is(err, tc.want) {
+			t.Errorf("Path(%q) = %q, %v, want %v", tc.key, name, err, tc.want)
+		}
 	}
 }
