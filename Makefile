@@ -16,7 +16,8 @@ export PATH := $(BIN):$(PATH)
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
 
-build: ## build bin/exporter
+build: ## build bin/exporter (installs the TurboJPEG headers where missing)
+	@BIN=$(BIN) GO=$(GO) scripts/tools.sh --build
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/exporter ./cmd/exporter
 
 run: build ## run everything in one process with embedded Redis and ./data (prints the URL)

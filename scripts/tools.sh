@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need, where it is missing:
+# Installs what building needs (tools.sh --build: the TurboJPEG headers,
+# Debian package libturbojpeg0-dev) and, without --build, also what the
+# tests need, where it is missing:
 #   redis-server        Debian package redis-server
 #   minio               the MinIO server, built from its pinned Go module into $BIN
 #                       (AGPL: it only ever runs as a separate process)
@@ -8,7 +10,6 @@
 set -euo pipefail
 BIN=${BIN:-$(pwd)/bin}
 GO=${GO:-go}
-: "${MINIO_VERSION:?set MINIO_VERSION}"
 
 sudo_cmd=()
 if [ "$(id -u)" != 0 ]; then sudo_cmd=(sudo); fi
@@ -22,6 +23,13 @@ apt_install() {
   echo "tools: installing $*"
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "$@" >/dev/null
 }
+
+# The worker codes JPEG with libjpeg-turbo through cgo.
+if ! pkg-config --exists libturbojpeg 2>/dev/null && [ ! -f /usr/include/turbojpeg.h ]; then
+  apt_install libturbojpeg0-dev pkg-config
+fi
+if [ "${1:-}" = --build ]; then exit 0; fi
+: "${MINIO_VERSION:?set MINIO_VERSION}"
 
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)

@@ -81,12 +81,21 @@ func Encode(img image.Image, policy FormatPolicy, jpegQuality int) ([]byte, Form
 		}
 	}
 
+	var view image.Image
+	if f == JPEG {
+		view = jpegView(img)
+		if m, ok := view.(*image.RGBA); ok {
+			if data, err := turboEncode(m, jpegQuality); err == nil {
+				return data, JPEG, nil
+			}
+		}
+	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer putBuf(buf)
 	buf.Reset()
 	var err error
 	if f == JPEG {
-		err = jpeg.Encode(buf, jpegView(img), &jpeg.Options{Quality: jpegQuality})
+		err = jpeg.Encode(buf, view, &jpeg.Options{Quality: jpegQuality})
 	} else {
 		err = pngEncoder.Encode(buf, img)
 	}

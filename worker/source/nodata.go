@@ -156,6 +156,9 @@ func decodeData(data []byte, f Format) (image.Image, error) {
 	case PNG:
 		return png.Decode(bytes.NewReader(data))
 	case JPEG:
+		if m, err := turboDecode(data); err == nil {
+			return m, nil
+		}
 		return jpeg.Decode(bytes.NewReader(data))
 	}
 	return nil, fmt.Errorf("decode tile: format %s", f)
