@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"time"
 
 	"github.com/geoexport/exporter/gpkg"
-	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/storage"
@@ -45,110 +43,46 @@ func (r objectReader) ReadObject(ctx context.Context, key string, limit int64) (
 
 // sourceFor opens the tile source of a job's layer.
 func (w *Worker) sourceFor(spec job.Spec) (source.Source, error) {
-	l := spec.Layer
-	var noData *source.NoData
-	if c := l.Source.NoData; c != nil {
-		noData = &source.NoData{R: c.R, G: c.G, B: c.B, Tolerance: uint8(l.Source.NoDataTolerance)}
-	}
-	switch l.Source.Kind {
-	case catalog.SourceDemo:
-		d, err := source.NewDemo(source.DemoConfig{Footprint: l.Footprint})
-		if err != nil || noData == nil {
-			return d, err
-		}
-		return source.FilterNoData(d, *noData), nil
-	case catalog.SourceTileStore:
-		origin, err := source.ParseRowOrigin(l.Source.RowOrigin)
-		if err != nil {
-			return nil, err
-		}
-		cfg := source.TileStoreConfig{Dir: l.Source.Path, Extensions: l.Source.Extensions, RowOrigin: origin}
-		if l.Source.S3Prefix != "" {
-			if w.deps.Tiles == nil {
-				return nil, fmt.Errorf("layer %s reads s3 prefix %q but no S3 storage is configured", l.ID, l.Source.S3Prefix)
-			}
-			cfg.Dir, cfg.Objects, cfg.Prefix = "", objectReader{w.deps.Tiles}, l.Source.S3Prefix
-		}
-		ts, err := source.NewTileStore(cfg)
-		if err != nil {
-			return nil, err
-		}
-		if noData != nil {
-			return source.FilterNoData(ts, *noData), nil
-		}
-		return ts, nil
-	case catalog.SourceWMS, catalog.SourceWMTS, catalog.SourceXYZ:
-		s := l.Source
-		hc := source.HTTPConfig{
-			Name:           l.ID,
-			ConnectTimeout: time.Duration(s.ConnectTimeout),
-			HeaderTimeout:  time.Duration(s.HeaderTimeout),
-			Timeout:        time.Duration(s.Timeout),
-			MaxAttempts:    s.MaxAttempts,
-			Concurrency:    s.Concurrency,
-			NotFound:       source.NotFound(s.NotFound),
-			Resample:       s.Resample,
-			NoData:         noData,
-		}
-		switch s.Kind {
-		case catalog.SourceWMS:
-			cfg := source.WMSConfig{
-				HTTP: hc, URL: s.URL, Version: source.WMSVersion(s.Version), Layers: s.Layers, Styles: s.Styles,
-				Format: s.Format, Transparent: s.Transparent != nil && *s.Transparent, Params: s.Params, Footprint: l.Footprint,
-			}
-			if len(s.Metatile) == 2 {
-				cfg.MetatileCols, cfg.MetatileRows = s.Metatile[0], s.Metatile[1]
-			}
-			return source.NewWMS(cfg)
-		case catalog.SourceWMTS:
-			return source.NewWMTS(source.WMTSConfig{
-				HTTP: hc, URL: s.URL, Layer: s.Layer, Style: s.Style, TileMatrixSet: s.TileMatrixSet,
-				TileMatrixFormat: s.TileMatrixFormat, Format: s.Format, Params: s.Params, ZoomOffset: s.ZoomOffset,
-			})
-		default:
-			origin, err := source.ParseRowOrigin(cmp.Or(s.RowOrigin, string(source.RowOriginTop)))
+	return source.ForLayer(spec.Layer, SourceDeps(w.deps.Tiles, w.cfg.TempDir))
+}
+
+// SourceDeps adapts the object store that holds tile-store layers and
+// GeoPackage objects (nil when there is none) and the gpkg package to what
+// source.ForLayer needs. The worker opens its sources with it; cmd hands
+// the same to the trigger, whose preview tiles read layers as exports do.
+func SourceDeps(tiles Objects, tempDir string) source.LayerDeps {
+	deps := source.LayerDeps{
+		TempDir: tempDir,
+		OpenGeoPackage: func(ctx context.Context, path string) (source.TileReader, error) {
+			r, err := gpkg.Open(ctx, path)
 			if err != nil {
-				return nil, err
+				return nil, err // not a typed nil in the interface
 			}
-			return source.NewXYZ(source.XYZConfig{HTTP: hc, URL: s.URL, RowOrigin: origin, ZoomOffset: s.ZoomOffset})
-		}
-	case catalog.SourceGeoPackage:
-		cfg := source.GeoPackageConfig{
-			Name: l.ID, Path: l.Source.Path, Key: l.Source.S3Key, TempDir: w.cfg.TempDir, Table: l.Source.Table, NoData: noData,
-			Open: func(ctx context.Context, path string) (source.TileReader, error) {
-				r, err := gpkg.Open(ctx, path)
-				if err != nil {
-					return nil, err // not a typed nil in the interface
-				}
-				return r, nil
-			},
-			Classify: func(err error) error {
-				switch {
-				case errors.Is(err, gpkg.ErrTileNotFound):
-					return source.ErrNoData
-				case errors.Is(err, gpkg.ErrNotGeoPackage), errors.Is(err, gpkg.ErrNotTiles), errors.Is(err, gpkg.ErrCorrupt),
-					errors.Is(err, gpkg.ErrTileFormat), errors.Is(err, gpkg.ErrTooLarge), errors.Is(err, gpkg.ErrNotGrid),
-					errors.Is(err, gpkg.ErrTableNotFound), errors.Is(err, gpkg.ErrInvalidTile):
-					return source.ErrInvalidData
-				}
-				return nil
-			},
-		}
-		if l.Source.S3Key != "" {
-			if w.deps.Tiles == nil {
-				return nil, fmt.Errorf("layer %s reads s3 key %q but no S3 storage is configured", l.ID, l.Source.S3Key)
+			return r, nil
+		},
+		ClassifyGeoPackage: func(err error) error {
+			switch {
+			case errors.Is(err, gpkg.ErrTileNotFound):
+				return source.ErrNoData
+			case errors.Is(err, gpkg.ErrNotGeoPackage), errors.Is(err, gpkg.ErrNotTiles), errors.Is(err, gpkg.ErrCorrupt),
+				errors.Is(err, gpkg.ErrTileFormat), errors.Is(err, gpkg.ErrTooLarge), errors.Is(err, gpkg.ErrNotGrid),
+				errors.Is(err, gpkg.ErrTableNotFound), errors.Is(err, gpkg.ErrInvalidTile):
+				return source.ErrInvalidData
 			}
-			cfg.Objects = source.ObjectOpenerFunc(func(ctx context.Context, key string) (io.ReadCloser, error) {
-				obj, err := w.deps.Tiles.Open(ctx, key)
-				if errors.Is(err, storage.ErrNotFound) {
-					return nil, fmt.Errorf("%w: %s", source.ErrNoData, key)
-				}
-				return obj, err
-			})
-		}
-		return source.NewGeoPackage(cfg)
+			return nil
+		},
 	}
-	return nil, fmt.Errorf("unknown source kind %q", l.Source.Kind)
+	if tiles != nil {
+		deps.Objects = objectReader{tiles}
+		deps.Opener = source.ObjectOpenerFunc(func(ctx context.Context, key string) (io.ReadCloser, error) {
+			obj, err := tiles.Open(ctx, key)
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil, fmt.Errorf("%w: %s", source.ErrNoData, key)
+			}
+			return obj, err
+		})
+	}
+	return deps
 }
 
 // measured times a source's tiles and counts its failures by source kind.

@@ -25,6 +25,10 @@
 //   - [Encode], [IsEmpty] and [IsOpaque], which turn a rendered image into
 //     PNG or JPEG bytes under a [FormatPolicy].
 //
+// [ForLayer] opens the source a catalog layer's record describes; the
+// worker renders exports from it and the trigger serves preview tiles from
+// it, so both read a layer the same way.
+//
 // Every HTTP source has its own client with connect, header and request
 // timeouts, a limit on requests in flight, and retries with exponential
 // backoff and jitter for network errors, timeouts, 408, 429 (after
@@ -34,11 +38,12 @@
 // configured, is [ErrNoData]. Errors name the source and the tile; URLs in
 // errors lose their query, which may hold keys.
 //
-// It imports only internal/grid from the project; it must not import
-// worker, gpkg, internal/storage or any other project package. Object
-// stores are reached through the small [ObjectReader] and [ObjectOpener]
-// interfaces, and GeoPackage files through [TileReader], all declared
-// here, which the worker adapts the project's storage and gpkg packages
-// to. The sourcetest package holds test helpers (a real MapProxy server)
-// and is imported by tests only.
+// It imports only internal/grid and internal/catalog (the layer records
+// ForLayer reads) from the project; it must not import worker, trigger,
+// gpkg, internal/storage or any other project package. Object stores are
+// reached through the small [ObjectReader] and [ObjectOpener] interfaces,
+// and GeoPackage files through [TileReader], all declared here, which the
+// worker adapts the project's storage and gpkg packages to
+// ([LayerDeps]). The sourcetest package holds test helpers (a real
+// MapProxy server) and is imported by tests only.
 package source
