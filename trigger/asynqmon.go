@@ -46,16 +46,6 @@ func (s *Server) monitoringRoutes() {
 	)
 }
 
-// Close releases the server's connections outside fiber: asynqmon's Redis
-// clients. Run calls it on its way out; later calls return what the first
-// returned.
-func (s *Server) Close() error {
-	if s.closeMonitor == nil {
-		return nil
-	}
-	return s.closeMonitor()
-}
-
 // monitoringScope answers 404 for paths that only start with the same
 // letters, such as /monitoringfoo, which fiber's Use prefix also matches.
 func monitoringScope(c *fiber.Ctx) error {

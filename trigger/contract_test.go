@@ -332,6 +332,16 @@ func TestContract(t *testing.T) {
 				{name: "monitoring page without a token", method: "GET", path: "/monitoring/queues", want: 401, header: noAuth, docRejects: true},
 			})
 		})
+		t.Run("preview sources", func(t *testing.T) {
+			t.Parallel()
+			srv, _, _, _ := setupPreview(t, 300*time.Millisecond, 2)
+			k.run(t, srv, []exchange{
+				{name: "stored tile", method: "GET", path: tilePath(storeLayer, inside(1)), want: 200},
+				{name: "tile the store lacks", method: "GET", path: tilePath(storeLayer, inside(0)), want: 200},
+				{name: "source fails", method: "GET", path: tilePath(brokenLayer, inside(0)), want: 502},
+				{name: "source too slow", method: "GET", path: tilePath(slowLayer, inside(0)), want: 504},
+			})
+		})
 		t.Run("not ready", func(t *testing.T) {
 			t.Parallel()
 			srv, _ := setup(t, func(_ *trigger.Config, d *trigger.Deps) {
@@ -417,6 +427,23 @@ func contractMain(t *testing.T, k *contract) {
 		{name: "dry run", method: "POST", path: "/create?dryRun=true", body: seedBody, want: 200},
 		{name: "dry run of a bad bbox", method: "POST", path: "/create?dryRun=true", want: 400,
 			body: replace(seedBody, seedBBox, "[35, 32, 34, 31]")},
+	})
+
+	// Preview tiles of the demo layer.
+	tile := tilePath(demoLayer, inside(0))
+	resp, _ := k.check(t, srv, exchange{name: "preview tile", method: "GET", path: tile, want: 200})
+	k.run(t, srv, []exchange{
+		{name: "preview tile not modified", method: "GET", path: tile, want: 304, header: []string{"If-None-Match", resp.Header.Get("ETag")}},
+		{name: "preview tile with the token parameter", method: "GET", path: tile + "?token=" + mint(t, "alice", "client"), want: 200, header: noAuth},
+		{name: "preview tile without a token", method: "GET", path: tile, want: 401, header: noAuth, docRejects: true},
+		{name: "preview tile with a token of no known role", method: "GET", path: tile, want: 403, header: []string{"Authorization", bearer(t, "eve", "nobody")}},
+		{name: "preview tile of a bad layer id", method: "GET", path: "/layers/nope/tiles/0/1/0", want: 400, docRejects: true},
+		{name: "preview tile of a bad zoom", method: "GET", path: "/layers/" + demoLayer + "/tiles/23/0/0", want: 400, docRejects: true},
+		{name: "preview tile of a fractional column", method: "GET", path: "/layers/" + demoLayer + "/tiles/1/0.5/0", want: 400, docRejects: true},
+		{name: "preview tile beyond the columns", method: "GET", path: "/layers/" + demoLayer + "/tiles/0/2/0", want: 400},
+		{name: "preview tile of an unknown layer", method: "GET", path: tilePath(unknownUUID, inside(0)), want: 404},
+		{name: "preview tile beyond the layer's zooms", method: "GET", path: "/layers/" + demoLayer + "/tiles/19/0/0", want: 404},
+		{name: "preview tile outside the footprint", method: "GET", path: "/layers/" + demoLayer + "/tiles/8/0/0", want: 404},
 	})
 
 	// Bad input to POST /create.

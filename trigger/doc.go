@@ -1,8 +1,10 @@
 // Package trigger is the HTTP API of the exporter: it decodes, validates
 // and looks up export requests, creates or reuses jobs through the job
-// store, enqueues their render tasks, and serves job status, layers and
-// package downloads. It never renders.
+// store, enqueues their render tasks, and serves job status, layers,
+// preview tiles of the layers and package downloads. It never renders an
+// export: a preview tile is one tile of the layer's source passed through
+// for viewing.
 //
-// It imports internal/* only; it meets the worker and the scheduler in
-// internal/job.
+// It imports internal/* and worker/source (the layers' sources, for
+// preview tiles); it meets the worker and the scheduler in internal/job.
 package trigger

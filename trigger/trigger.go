@@ -21,6 +21,7 @@ import (
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/storage"
+	"github.com/geoexport/exporter/worker/source"
 )
 
 // Config configures the API.
@@ -63,6 +64,14 @@ type Config struct {
 	// PrometheusURL is the Prometheus server asynqmon draws its queue
 	// charts from. Empty: no charts.
 	PrometheusURL string
+	// PreviewTimeout bounds one preview tile: at most a quarter of it is
+	// spent waiting for a free slot (then 503), the rest on the layer's
+	// source (then 504). Zero: DefaultPreviewTimeout.
+	PreviewTimeout time.Duration
+	// PreviewConcurrency is how many preview tiles this replica reads at
+	// once, so that previews cannot starve the API. Zero:
+	// DefaultPreviewConcurrency.
+	PreviewConcurrency int
 }
 
 // CallbackPolicy checks a callback URL before it is accepted.
@@ -82,6 +91,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxTiles < 1 {
 		errs = append(errs, errors.New("trigger: max tiles must be at least 1"))
+	}
+	if c.PreviewTimeout < 0 || c.PreviewConcurrency < 0 {
+		errs = append(errs, errors.New("trigger: preview timeout and concurrency must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -127,6 +139,11 @@ type Deps struct {
 	// Redis is the broker that asynqmon at /monitoring shows to operators;
 	// nil serves no /monitoring.
 	Redis asynq.RedisConnOpt
+	// Sources is what the sources of preview tiles need besides the layer
+	// records: object storage and a GeoPackage reader. The zero value
+	// opens demo, tile-store directory and WMS, WMTS and XYZ layers; other
+	// layers answer their preview tiles with 500.
+	Sources source.LayerDeps
 }
 
 // Server is the HTTP API.
@@ -137,6 +154,7 @@ type Server struct {
 	metrics     *metrics
 	openapiJSON []byte
 	docsHTML    []byte
+	previews    *previews
 	// closeMonitor releases asynqmon's Redis connections, once; nil
 	// without /monitoring.
 	closeMonitor func() error
@@ -196,7 +214,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, deps: deps, metrics: m, openapiJSON: openapiJSON, docsHTML: docsHTML}
+	s := &Server{cfg: cfg, deps: deps, metrics: m, openapiJSON: openapiJSON, docsHTML: docsHTML, previews: newPreviews(cfg, deps.Sources)}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "exporter",
 		DisableStartupMessage: true,
@@ -222,6 +240,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.app.Get("/layers", append(client, s.listLayers)...)
 	s.app.Get("/downloads/:name", append(client, s.download)...)
 	s.app.Head("/downloads/:name", append(client, s.download)...)
+	s.previewRoutes()
 	// Operators.
 	if deps.Gatherer != nil {
 		s.app.Get("/metrics", deps.Auth.Require(deps.Auth.OperatorRole()), MetricsHandler(deps.Gatherer))
@@ -258,6 +277,17 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) (err error) {
 		return fmt.Errorf("serve http: %w", err)
 	}
 	return nil
+}
+
+// Close releases the server's resources outside fiber: asynqmon's Redis
+// clients and the sources of preview tiles. Run calls it on its way out;
+// later calls return what the first returned.
+func (s *Server) Close() error {
+	err := s.previews.Close()
+	if s.closeMonitor == nil {
+		return err
+	}
+	return errors.Join(err, s.closeMonitor())
 }
 
 // observe counts and times every request by its route pattern.
@@ -319,11 +349,12 @@ func unavailable(err error) error { return fmt.Errorf("%w: %w", errUnavailable, 
 // handleError is the one place errors become responses and are logged.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	var (
-		verr *ValidationError
-		aerr *AuthError
-		qerr *job.QuotaError
-		herr *httpError
-		ferr *fiber.Error
+		verr  *ValidationError
+		aerr  *AuthError
+		qerr  *job.QuotaError
+		herr  *httpError
+		ferr  *fiber.Error
+		pverr *previewError
 	)
 	switch {
 	case errors.As(err, &verr):
@@ -338,6 +369,10 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 			"the export needs an estimated %d bytes but only %d of the %d byte storage quota are left", qerr.Estimate, qerr.Available(), qerr.Quota)})
 	case errors.As(err, &herr):
 		return c.Status(herr.status).JSON(fiber.Map{"message": herr.message})
+	case errors.As(err, &pverr):
+		status, msg := pverr.status()
+		s.deps.Logger.WarnContext(c.UserContext(), "preview tile failed", "route", routeOf(c), "status", status, "error", err)
+		return c.Status(status).JSON(fiber.Map{"message": msg})
 	case errors.As(err, &ferr):
 		msg := ferr.Message
 		if ferr.Code == fiber.StatusRequestEntityTooLarge {

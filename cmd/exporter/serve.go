@@ -142,9 +142,12 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 			Batching:   job.Batching{MaxTiles: cfg.Jobs.BatchTiles, Spread: cfg.Jobs.BatchSpread, MinTiles: cfg.Jobs.BatchMinTiles},
 			QuotaBytes: cfg.Jobs.QuotaBytes, RateLimit: cfg.HTTP.RateLimit, RateBurst: cfg.HTTP.RateBurst,
 			CallbackPolicy: callbacks, MonitoringWritable: !cfg.HTTP.MonitoringReadOnly, PrometheusURL: cfg.HTTP.PrometheusURL,
+			PreviewTimeout: cfg.HTTP.PreviewTimeout, PreviewConcurrency: cfg.HTTP.PreviewConcurrency,
 		}, trigger.Deps{
 			Logger: log, Registry: reg, Gatherer: gatherer, Catalog: cat, Jobs: jobs, Queue: queue, Tasks: inspector,
 			Files: files, Auth: auth, Limiter: redis_rate.NewLimiter(rdb), Ready: ready, Redis: redisOpt,
+			// Preview tiles read layers as the worker does.
+			Sources: worker.SourceDeps(tiles, cfg.Worker.TempDir),
 		})
 		if err != nil {
 			return err

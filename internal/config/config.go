@@ -114,6 +114,12 @@ type HTTP struct {
 	// reach although they are loopback, private, link-local or metadata
 	// addresses, comma-separated. Default none.
 	CallbackAllow string
+	// PreviewTimeout bounds one preview tile of a layer: a quarter of it
+	// for a free slot, the rest for the layer's source. Default 10s.
+	PreviewTimeout time.Duration
+	// PreviewConcurrency is how many preview tiles one trigger reads at
+	// once. Default 4.
+	PreviewConcurrency int
 }
 
 // Auth configures the verification of JWT bearer tokens. One of
@@ -213,8 +219,11 @@ func Default() Config {
 		Log:     Log{Level: "info", Format: "auto"},
 		Redis:   Redis{Prefix: "exporter"},
 		Storage: Storage{DataDir: "./data", S3Bucket: "exporter"},
-		HTTP:    HTTP{Addr: ":8080", BodyLimit: 1 << 20, ShutdownTimeout: 10 * time.Second, RateLimit: 600, RateBurst: 60, MonitoringReadOnly: true},
-		Auth:    Auth{RoleClaim: "role", ClientRole: "client", OperatorRole: "operator", Leeway: 30 * time.Second},
+		HTTP: HTTP{
+			Addr: ":8080", BodyLimit: 1 << 20, ShutdownTimeout: 10 * time.Second, RateLimit: 600, RateBurst: 60, MonitoringReadOnly: true,
+			PreviewTimeout: 10 * time.Second, PreviewConcurrency: 4,
+		},
+		Auth: Auth{RoleClaim: "role", ClientRole: "client", OperatorRole: "operator", Leeway: 30 * time.Second},
 		Jobs: Jobs{
 			PackageTTL: 30 * 24 * time.Hour, MaxTiles: 5_000_000,
 			RenderTimeout: 2 * time.Hour, RenderMaxRetry: 5,
@@ -252,6 +261,8 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTP.CallbackAllow, "http-callback-allow", c.HTTP.CallbackAllow, "comma-separated CIDRs and host names callbacks may reach although private, loopback or link-local")
 	fs.BoolVar(&c.HTTP.MonitoringReadOnly, "http-monitoring-read-only", c.HTTP.MonitoringReadOnly, "asynqmon at /monitoring only shows queues and tasks, it cannot change them")
 	fs.StringVar(&c.HTTP.PrometheusURL, "http-prometheus-url", c.HTTP.PrometheusURL, "Prometheus server asynqmon draws its queue charts from (optional)")
+	fs.DurationVar(&c.HTTP.PreviewTimeout, "http-preview-timeout", c.HTTP.PreviewTimeout, "bound on one preview tile: a quarter for a free slot (then 503), the rest for the layer's source (then 504)")
+	fs.IntVar(&c.HTTP.PreviewConcurrency, "http-preview-concurrency", c.HTTP.PreviewConcurrency, "preview tiles one trigger reads at once")
 	fs.Var(&c.Auth.HS256Secret, "auth-hs256-secret", "shared secret of HS256 tokens")
 	fs.StringVar(&c.Auth.PublicKeyFile, "auth-public-key-file", c.Auth.PublicKeyFile, "PEM file of RSA/EC public keys for RS256/ES256 tokens")
 	fs.StringVar(&c.Auth.JWKSFile, "auth-jwks-file", c.Auth.JWKSFile, "JWKS file of public keys for RS256/ES256 tokens")
@@ -389,6 +400,7 @@ func (c Config) Validate() error {
 		d    time.Duration
 	}{
 		{"http-shutdown-timeout", c.HTTP.ShutdownTimeout},
+		{"http-preview-timeout", c.HTTP.PreviewTimeout},
 		{"jobs-package-ttl", c.Jobs.PackageTTL},
 		{"jobs-render-timeout", c.Jobs.RenderTimeout},
 		{"jobs-callback-timeout", c.Jobs.CallbackTimeout},
@@ -416,6 +428,9 @@ func (c Config) Validate() error {
 	}
 	if c.HTTP.RateLimit > 0 && c.HTTP.RateBurst < 1 {
 		add("http-rate-burst: must be at least 1 with a rate limit")
+	}
+	if c.HTTP.PreviewConcurrency < 1 {
+		add("http-preview-concurrency: %d must be at least 1", c.HTTP.PreviewConcurrency)
 	}
 	if n := len(c.Auth.HS256Secret.Reveal()); n > 0 && n < 32 {
 		add("auth-hs256-secret: %d bytes is too short; use at least 32 random bytes", n)
