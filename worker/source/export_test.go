@@ -62,3 +62,7 @@ func CutMetatile(data []byte, cols, rows int) ([]image.Image, error) {
 	}
 	return tiles, nil
 }
+
+// CropMetatile cuts a cols × rows JPEG metatile into JPEG tiles without
+// decoding it: the work a WMS source does for a JPEG GetMap answer.
+func CropMetatile(data []byte, cols, rows int) ([][]byte, error) { return turboCrop(data, cols, rows) }

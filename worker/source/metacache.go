@@ -17,8 +17,12 @@ type metaKey = grid.TileRange
 // metaResult is a fetched metatile: its image, or ErrNoData for the whole
 // block (which is cached too).
 type metaResult struct {
+	// img is the decoded metatile, or nil when jpegs holds its tiles.
 	img image.Image
-	err error
+	// jpegs are the metatile's tiles cut losslessly from a JPEG answer,
+	// row-major.
+	jpegs [][]byte
+	err   error
 }
 
 // metaCache shares metatile fetches among the tiles they hold. Callers

@@ -4,6 +4,28 @@ package source
 #cgo LDFLAGS: -lturbojpeg
 #include <stdlib.h>
 #include <turbojpeg.h>
+
+// crop_tiles cuts a JPEG of cols × rows tiles of side px into its tiles
+// without decoding it: one tjTransform call reads the source once and
+// writes every crop. out[i] and sizes[i] receive tile i (row-major),
+// allocated by TurboJPEG; the caller frees them with tjFree.
+static int crop_tiles(tjhandle h, const unsigned char *src, unsigned long size, int cols, int rows, int px,
+		unsigned char **out, unsigned long *sizes) {
+	int n = cols * rows;
+	tjtransform *t = calloc(n, sizeof(tjtransform));
+	if (t == NULL) return -1;
+	for (int i = 0; i < n; i++) {
+		t[i].r.x = (i % cols) * px;
+		t[i].r.y = (i / cols) * px;
+		t[i].r.w = px;
+		t[i].r.h = px;
+		t[i].op = TJXOP_NONE;
+		t[i].options = TJXOPT_CROP | TJXOPT_COPYNONE;
+	}
+	int rc = tjTransform(h, src, size, n, out, sizes, t, 0);
+	free(t);
+	return rc;
+}
 */
 import "C"
 
@@ -12,6 +34,8 @@ import (
 	"fmt"
 	"image"
 	"unsafe"
+
+	"github.com/geoexport/exporter/internal/grid"
 )
 
 // JPEG decoding and encoding go through libjpeg-turbo's TurboJPEG API
@@ -66,6 +90,60 @@ func turboDecode(data []byte) (*image.RGBA, error) {
 		return nil, turboError(h, "decode")
 	}
 	return m, nil
+}
+
+// turboCrop cuts a JPEG metatile of cols × rows tiles into one JPEG per
+// tile, row-major, without decoding or re-encoding: the DCT coefficients
+// are copied, so the tiles are exactly the server's pixels and cost a
+// fraction of a decode. Tile edges fall on block boundaries for every
+// chroma subsampling (a tile is 256 pixels, a block at most 32). A JPEG
+// of another size, in CMYK or YCCK (which tiles must not be), or that
+// TurboJPEG cannot read fails with errTurbo; callers decode it instead.
+func turboCrop(data []byte, cols, rows int) ([][]byte, error) {
+	if len(data) == 0 || cols < 1 || rows < 1 {
+		return nil, fmt.Errorf("%w: nothing to crop", errTurbo)
+	}
+	h := C.tjInitTransform()
+	if h == nil {
+		return nil, fmt.Errorf("%w: init transformer", errTurbo)
+	}
+	defer C.tjDestroy(h)
+	src := (*C.uchar)(unsafe.Pointer(&data[0]))
+	var w, ht, subsamp, colorspace C.int
+	if C.tjDecompressHeader3(h, src, C.ulong(len(data)), &w, &ht, &subsamp, &colorspace) != 0 {
+		return nil, turboError(h, "header")
+	}
+	switch {
+	case int(w) != cols*grid.TileSize || int(ht) != rows*grid.TileSize:
+		return nil, fmt.Errorf("%w: image is %d × %d pixels, want %d × %d", errTurbo, w, ht, cols*grid.TileSize, rows*grid.TileSize)
+	case colorspace == C.TJCS_CMYK || colorspace == C.TJCS_YCCK:
+		return nil, fmt.Errorf("%w: CMYK image", errTurbo)
+	}
+	n := cols * rows
+	out := (*[MaxMetatile * MaxMetatile]*C.uchar)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof((*C.uchar)(nil)))))
+	sizes := (*[MaxMetatile * MaxMetatile]C.ulong)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof(C.ulong(0)))))
+	if out == nil || sizes == nil {
+		C.free(unsafe.Pointer(out))
+		C.free(unsafe.Pointer(sizes))
+		return nil, fmt.Errorf("%w: out of memory", errTurbo)
+	}
+	defer func() {
+		for _, p := range out[:n] {
+			if p != nil {
+				C.tjFree(p)
+			}
+		}
+		C.free(unsafe.Pointer(out))
+		C.free(unsafe.Pointer(sizes))
+	}()
+	if C.crop_tiles(h, src, C.ulong(len(data)), C.int(cols), C.int(rows), grid.TileSize, &out[0], &sizes[0]) != 0 {
+		return nil, turboError(h, "crop")
+	}
+	tiles := make([][]byte, n)
+	for i := range tiles {
+		tiles[i] = C.GoBytes(unsafe.Pointer(out[i]), C.int(sizes[i]))
+	}
+	return tiles, nil
 }
 
 // turboEncode encodes the pixels of an *image.RGBA (alpha ignored, as

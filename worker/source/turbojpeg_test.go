@@ -211,3 +211,17 @@ func BenchmarkEncodeJPEGTile(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCropJPEGMetatile cuts a 1024 × 1024 JPEG answer into 16 JPEG
+// tiles without decoding: what replaces decode, cut and encode for a WMS
+// answering JPEG.
+func BenchmarkCropJPEGMetatile(b *testing.B) {
+	data := encodeJPEG(b, noisyImage(1024, 1024))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if tiles, err := source.CropMetatile(data, 4, 4); err != nil || len(tiles) != 16 {
+			b.Fatalf("CropMetatile = %d tiles, %v", len(tiles), err)
+		}
+	}
+}

@@ -1,10 +1,10 @@
 package source
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"image"
 	"net/url"
 	"strconv"
 	"strings"
@@ -257,14 +257,16 @@ func (s *WMS) Tile(ctx context.Context, t grid.Tile) (Tile, error) {
 	}
 	block := s.block(t)
 	res := s.cache.get(ctx, block, func(ctx context.Context) metaResult {
-		img, err := s.getMap(ctx, block)
-		return metaResult{img: img, err: err}
+		return s.getMap(ctx, block)
 	})
 	if res.err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return Tile{}, ctxErr
 		}
 		return Tile{}, s.errorf(t, block, res.err)
+	}
+	if res.jpegs != nil {
+		return s.jpegTile(t, res.jpegs[(t.Row-block.MinRow)*block.Width()+t.Col-block.MinCol])
 	}
 	img := cutTile(res.img, int(t.Col-block.MinCol)*grid.TileSize, int(t.Row-block.MinRow)*grid.TileSize)
 	if IsEmpty(img) {
@@ -302,19 +304,42 @@ func (s *WMS) block(t grid.Tile) grid.TileRange {
 	return b
 }
 
-// getMap fetches block as one image of its size in pixels. The whole
-// block answering 204 (or 404 as no data) is ErrNoData.
-func (s *WMS) getMap(ctx context.Context, block grid.TileRange) (image.Image, error) {
+// jpegTile is a tile cut losslessly from a JPEG metatile: passed through
+// as JPEG (always opaque), after the no-data check when one is set, which
+// decodes it.
+func (s *WMS) jpegTile(t grid.Tile, data []byte) (Tile, error) {
+	if nd := s.cfg.HTTP.NoData; nd != nil {
+		img, err := decodeData(data, JPEG)
+		if err != nil {
+			return Tile{}, fmt.Errorf("%s %q: tile %s: %w: %w", s.kind, s.name, t, ErrInvalidData, err)
+		}
+		if IsNoData(img, *nd) {
+			return Tile{}, fmt.Errorf("%s %q: tile %s is all %s: %w", s.kind, s.name, t, nd, ErrNoData)
+		}
+	}
+	return Tile{Data: bytes.Clone(data), Format: JPEG, Opaque: true}, nil
+}
+
+// getMap fetches block as one image of its size in pixels. A JPEG answer
+// of that size is cut into tiles without decoding it (turboCrop); any
+// other answer is decoded. The whole block answering 204 (or 404 as no
+// data) is ErrNoData.
+func (s *WMS) getMap(ctx context.Context, block grid.TileRange) metaResult {
 	w, h := int(block.Width())*grid.TileSize, int(block.Height())*grid.TileSize
 	body, err := s.fetch.get(ctx, s.mapURL(block.Bounds(), w, h))
 	if err != nil {
-		return nil, err
+		return metaResult{err: err}
+	}
+	if f, ok := DetectFormat(body); ok && f == JPEG {
+		if tiles, err := turboCrop(body, int(block.Width()), int(block.Height())); err == nil {
+			return metaResult{jpegs: tiles}
+		}
 	}
 	m, err := decodeImage(body, w, h, s.cfg.HTTP.Resample)
 	if err != nil {
-		return nil, fmt.Errorf("getmap %s: %w", redact(s.base.String()), err)
+		return metaResult{err: fmt.Errorf("getmap %s: %w", redact(s.base.String()), err)}
 	}
-	return m, nil
+	return metaResult{img: m}
 }
 
 // mapURL is the GetMap request for bbox at w × h pixels.

@@ -8,10 +8,12 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
+	"image/jpeg"
 	"image/png"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -710,4 +712,67 @@ func BenchmarkWMSMetatile(b *testing.B) {
 		}
 		b.ReportMetric(float64(srv.requests.Load())/float64(b.N), "requests/op")
 	})
+}
+
+// TestWMSJPEGMetatilesAreCutLosslessly checks that a JPEG answer of the
+// metatile's size is cut into JPEG tiles without decoding: each tile is
+// passed through as opaque JPEG data holding exactly the pixels of its
+// part of the answer, uniform no-data tiles are still dropped, and an
+// answer of another size (resampled) or a CMYK one is decoded instead.
+func TestWMSJPEGMetatilesAreCutLosslessly(t *testing.T) {
+	t.Parallel()
+	white := color.RGBA{R: 255, G: 255, B: 255, A: 255}
+	meta := noisyImage(512, 512)
+	draw.Draw(meta, image.Rect(256, 0, 512, 256), image.NewUniform(white), image.Point{}, draw.Src)
+	answer := encodeJPEG(t, meta)
+	whole, err := jpeg.Decode(bytes.NewReader(answer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newTileServer(t, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(answer) })
+	s := newWMS(t, srv, func(c *source.WMSConfig) {
+		c.MetatileCols, c.MetatileRows = 2, 2
+		c.HTTP.NoData = &source.NoData{R: 255, G: 255, B: 255}
+	})
+	for _, tile := range []grid.Tile{{Zoom: 3, Col: 2, Row: 2}, {Zoom: 3, Col: 2, Row: 3}, {Zoom: 3, Col: 3, Row: 3}} {
+		got, err := s.Tile(t.Context(), tile)
+		if err != nil {
+			t.Fatalf("Tile(%v): %v", tile, err)
+		}
+		if got.Image != nil || got.Format != source.JPEG || !got.Opaque {
+			t.Fatalf("Tile(%v) = image %T, format %s, opaque %v; want opaque JPEG data", tile, got.Image, got.Format, got.Opaque)
+		}
+		img, err := jpeg.Decode(bytes.NewReader(got.Data))
+		if err != nil || img.Bounds() != image.Rect(0, 0, 256, 256) {
+			t.Fatalf("Tile(%v) data: %v, %v", tile, img, err)
+		}
+		x0, y0 := int(tile.Col-2)*256, int(tile.Row-2)*256
+		part := image.NewRGBA(image.Rect(0, 0, 256, 256))
+		draw.Draw(part, part.Rect, whole, image.Pt(x0, y0), draw.Src)
+		if d := maxDiff(img, part); d != 0 {
+			t.Errorf("Tile(%v) differs from its part of the answer by up to %d levels: not a lossless cut", tile, d)
+		}
+	}
+	if _, err := s.Tile(t.Context(), grid.Tile{Zoom: 3, Col: 3, Row: 2}); !errors.Is(err, source.ErrNoData) {
+		t.Errorf("white tile = %v, want ErrNoData", err)
+	}
+	if got := srv.requests.Load(); got != 1 {
+		t.Errorf("server got %d requests, want 1", got)
+	}
+
+	cmyk, err := os.ReadFile("testdata/cmyk.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string][]byte{"resampled": encodeJPEG(t, noisyImage(512, 256)), "cmyk": cmyk} {
+		srv := newTileServer(t, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(body) })
+		s := newWMS(t, srv, func(c *source.WMSConfig) {
+			c.MetatileCols, c.MetatileRows = 1, 1
+			c.HTTP.Resample = name == "resampled"
+		})
+		got, err := s.Tile(t.Context(), testTile)
+		if err != nil || got.Image == nil || got.Data != nil {
+			t.Errorf("%s: Tile = image %T, %d bytes of data, %v; want a decoded image", name, got.Image, len(got.Data), err)
+		}
+	}
 }
