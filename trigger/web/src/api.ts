@@ -27,6 +27,8 @@ export type JobStatus = 'In-Progress' | 'Completed' | 'Failed' | 'Cancelled' | '
 export interface Job {
   id: string; status: JobStatus; percentage: number; tilesDone: number; tilesTotal: number; dbId: string;
   zoom: number; bbox: BBox; priority: number; packageName: string; taskIds: string[]; reason?: string;
+  /** fromCache: this caller's request was answered from a package an earlier export had made. */
+  fromCache: boolean;
   estimatedBytes: number; createdAt: string; updatedAt: string; completedAt?: string; expiresAt?: string; result?: JobResult;
 }
 export interface JobList { jobs: Job[]; nextOffset: number | null }
@@ -72,6 +74,11 @@ export function subjectOf(t: string): string {
     const claims = JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), '=')));
     return typeof claims.sub === 'string' ? claims.sub : '';
   } catch { return ''; }
+}
+
+/** tileURL is the address of a preview tile of a layer (rows from the north), with the token, as image loads cannot send headers. */
+export function tileURL(layerID: string, z: number, x: number, y: number): string {
+  return `layers/${encodeURIComponent(layerID)}/tiles/${z}/${x}/${y}?token=${encodeURIComponent(token)}`;
 }
 
 /** downloadURL is the link of a package, with the token so it works in a browser. */

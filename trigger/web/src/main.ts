@@ -32,8 +32,6 @@ let layers: Layer[] = [];
 let estimate: { key: string; value: Estimate } | null = null;
 let estimateAbort: AbortController | null = null;
 let estimateTimer = 0;
-const CACHED_KEY = 'exporter.cachedJobs';
-const cachedJobs = new Set<string>(JSON.parse(sessionStorage.getItem(CACHED_KEY) ?? '[]') as string[]);
 
 const map = new ExportMap('map', (b) => { setCorners(b); onInput(); }, (on) => {
   el.drawBtn.setAttribute('aria-pressed', String(on));
@@ -108,7 +106,7 @@ function renderAuth(): void {
   el.authState.append(`Signed in${sub ? ` as ${sub}` : ''}.`);
   const out = document.createElement('button');
   out.type = 'button'; out.textContent = 'Sign out';
-  out.addEventListener('click', () => { setToken(''); el.jobsList.replaceChildren(); rows.clear(); needSignIn(''); el.tokenInput.focus(); });
+  out.addEventListener('click', () => { setToken(''); map.setPreview(undefined); el.jobsList.replaceChildren(); rows.clear(); needSignIn(''); el.tokenInput.focus(); });
   el.authState.append(out);
 }
 el.signinForm.addEventListener('submit', (ev) => {
@@ -153,6 +151,7 @@ function onLayerChange(fit: boolean): void {
   if (!l) return;
   el.layerInfo.textContent = `${l.description ? l.description + ' — ' : ''}footprint ${fmtBBox(l.footprint)}; finest zoom ${l.maxZoom} (${fmtDeg(l.maxResolution)}°/px); ${l.tileFormat} tiles.`;
   map.selectLayer(l.id, fit);
+  map.setPreview(l);
   fillResolutions();
   onInput();
 }
@@ -273,9 +272,10 @@ async function submit(): Promise<void> {
   try {
     const ans = await api.create(b);
     if (ans.status === 'Completed') {
-      cachedJobs.add(ans.requestId);
-      sessionStorage.setItem(CACHED_KEY, JSON.stringify([...cachedJobs]));
-      el.submitInfo.textContent = `Ready from an earlier export: ${ans.packageName}.gpkg (${fmtBytes(ans.fileSize)}), see “Your exports”.`;
+      const name = document.createElement('span');
+      name.className = 'pkg';
+      name.textContent = `${ans.packageName}.gpkg`;
+      el.submitInfo.replaceChildren('Ready from an earlier export: ', name, ` (${fmtBytes(ans.fileSize)}), see “Your exports”.`);
       freshJob = ans.requestId;
     } else {
       el.submitInfo.textContent = 'Export started; follow it in “Your exports”.';
@@ -350,6 +350,7 @@ class JobRow {
 
   constructor(id: string) {
     this.li.className = 'job';
+    this.li.dataset.jobId = id; // a hook for tests and user scripts
     const head = document.createElement('div'); head.className = 'job-head';
     this.title.className = 'job-title';
     head.append(this.title, this.badge);
@@ -375,9 +376,10 @@ class JobRow {
     this.job = j;
     const layer = layers.find((l) => l.id === j.dbId);
     this.title.textContent = `${layer ? `${layer.productId} ${layer.version}` : j.dbId} · zoom ${j.zoom}`;
+    this.li.dataset.status = j.status;
     this.badge.className = `badge ${j.status}`;
     this.badge.textContent = j.status === 'In-Progress' ? 'In progress' : j.status;
-    this.cached.hidden = !cachedJobs.has(j.id);
+    this.cached.hidden = !j.fromCache;
     const running = j.status === 'In-Progress';
     this.progress.hidden = !running && j.status !== 'Completed';
     this.progress.value = j.percentage;

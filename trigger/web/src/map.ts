@@ -1,5 +1,6 @@
-// The map: EPSG:4326 view, a graticule, the layers' footprints, the
-// selection (drawn or typed), the snapped export bbox and job bboxes.
+// The map: EPSG:4326 view, the selected layer's imagery (preview tiles the
+// trigger serves), a graticule, the layers' footprints, the selection
+// (drawn or typed), the snapped export bbox and job bboxes.
 import 'ol/ol.css';
 import OlMap from 'ol/Map';
 import View from 'ol/View';
@@ -8,12 +9,27 @@ import { fromExtent } from 'ol/geom/Polygon';
 import VectorLayer from 'ol/layer/Vector';
 import VectorSource from 'ol/source/Vector';
 import Graticule from 'ol/layer/Graticule';
+import TileLayer from 'ol/layer/Tile';
+import XYZ from 'ol/source/XYZ';
+import TileGrid from 'ol/tilegrid/TileGrid';
 import Draw, { createBox } from 'ol/interaction/Draw';
 import { defaults as defaultControls, ScaleLine, MousePosition } from 'ol/control';
 import { createStringXY } from 'ol/coordinate';
 import { Fill, Stroke, Style, Text } from 'ol/style';
 import type { Extent } from 'ol/extent';
+import { tileURL } from './api';
 import type { BBox, Layer } from './api';
+
+const RES0 = 0.703125; // degrees per pixel at zoom 0 (internal/grid.Resolution0)
+const TILE = 256;
+
+/** exportGrid is the tile grid of exports up to maxZoom: EPSG:4326, 2 × 1 tiles at zoom 0, rows from the north. */
+function exportGrid(maxZoom: number): TileGrid {
+  return new TileGrid({
+    extent: [-180, -90, 180, 90], origin: [-180, 90], tileSize: TILE,
+    resolutions: Array.from({ length: maxZoom + 1 }, (_, z) => RES0 / 2 ** z),
+  });
+}
 
 const footprintStyle = (selected: boolean, invalid: boolean) => (f: Feature) => new Style({
   stroke: new Stroke({ color: invalid ? '#b3261e' : '#0b5cad', width: selected ? 2.5 : 1.2 }),
@@ -38,6 +54,8 @@ export class ExportMap {
   private draw: Draw;
   private map: OlMap;
   private selectedLayer = '';
+  private preview = new TileLayer({ opacity: 0.9 });
+  private previewCounts = { loaded: 0, failed: 0 };
 
   constructor(target: string, private onDrawn: (b: BBox) => void, private onDrawActive: (active: boolean) => void) {
     this.footprintLayer = new VectorLayer({ source: this.footprints });
@@ -45,6 +63,7 @@ export class ExportMap {
     this.map = new OlMap({
       target,
       layers: [
+        this.preview,
         new Graticule({ strokeStyle: new Stroke({ color: 'rgba(0,0,0,0.18)', width: 1 }), showLabels: true, wrapX: false }),
         this.footprintLayer,
         new VectorLayer({ source: this.jobBox, style: jobStyle }),
@@ -86,6 +105,41 @@ export class ExportMap {
     if (fit && f) this.fit(f.getGeometry()!.getExtent());
   }
 
+  /**
+   * setPreview shows the imagery of layer l beneath the footprints, from the
+   * trigger's preview tiles, or none. Only tiles of the layer's footprint and
+   * zooms are asked for: the trigger answers 404 for the others. The map's
+   * data-preview-loaded and data-preview-failed attributes count tiles drawn
+   * and failed.
+   */
+  setPreview(l: Layer | undefined): void {
+    this.previewCounts = { loaded: 0, failed: 0 };
+    this.showPreviewCounts();
+    if (!l) { this.preview.setSource(null); return; }
+    const [w, s, e, n] = l.footprint;
+    const source = new XYZ({
+      projection: 'EPSG:4326', tileGrid: exportGrid(l.maxZoom), wrapX: false, transition: 0,
+      tileUrlFunction: ([z, x, y]) => {
+        const size = (RES0 / 2 ** z) * TILE;
+        const west = -180 + x * size; const north = 90 - y * size;
+        // Tiles that share area with the footprint, as the trigger counts them.
+        if (west >= e || west + size <= w || north <= s || north - size >= n) return undefined;
+        return tileURL(l.id, z, x, y);
+      },
+    });
+    const counts = this.previewCounts;
+    source.on('tileloadend', () => { counts.loaded++; this.showPreviewCounts(); });
+    source.on('tileloaderror', () => { counts.failed++; this.showPreviewCounts(); });
+    this.preview.setExtent(l.footprint);
+    this.preview.setSource(source);
+  }
+  private showPreviewCounts(): void {
+    const t = this.map.getTargetElement();
+    if (!t) return;
+    t.dataset.previewLoaded = String(this.previewCounts.loaded);
+    t.dataset.previewFailed = String(this.previewCounts.failed);
+  }
+
   /** setFootprintStyle marks the selected layer's footprint, red when the bbox missed it. */
   setFootprintStyle(invalid: boolean): void {
     this.footprintLayer.setStyle((f) => footprintStyle(f.getId() === this.selectedLayer, invalid && f.getId() === this.selectedLayer)(f as Feature));
@@ -94,17 +148,17 @@ export class ExportMap {
   setSelection(b: BBox | null, invalid = false): void {
     this.selection.clear();
     this.selectionLayer.setStyle(selectionStyle(invalid));
-    if (b) this.selection.addFeature(new Feature(fromExtent(b)));
+    if (b && !inverted(b)) this.selection.addFeature(new Feature(fromExtent(b)));
   }
 
   setSnapped(b: BBox | null): void {
     this.snapped.clear();
-    if (b) this.snapped.addFeature(new Feature(fromExtent(b)));
+    if (b && !inverted(b)) this.snapped.addFeature(new Feature(fromExtent(b)));
   }
 
   showJob(b: BBox | null): void {
     this.jobBox.clear();
-    if (b) { this.jobBox.addFeature(new Feature(fromExtent(b))); this.fit(b); }
+    if (b && !inverted(b)) { this.jobBox.addFeature(new Feature(fromExtent(b))); this.fit(b); }
   }
 
   fit(e: Extent): void {
@@ -118,6 +172,9 @@ export class ExportMap {
   }
   isDrawing(): boolean { return this.draw.getActive(); }
 }
+
+/** inverted is true for a bbox whose minimum lies beyond its maximum, as while corners are typed: there is nothing to draw. */
+function inverted(b: BBox): boolean { return b[0] > b[2] || b[1] > b[3]; }
 
 export function clampBBox(b: BBox): BBox {
   return [Math.max(-180, b[0]), Math.max(-90, b[1]), Math.min(180, b[2]), Math.min(90, b[3])];
