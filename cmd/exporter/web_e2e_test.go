@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -11,25 +12,34 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/geoexport/exporter/internal/testenv"
 )
 
 // TestWebToolEndToEnd drives the web export tool of `exporter all` in
-// headless Chromium as a person does: it opens the address the exporter
-// prints, picks the demo layer, draws a rectangle on the map, types the
-// specification's example corners, chooses zoom 14, waits for the estimate
-// of 18 tiles, exports, follows the job to Completed, downloads the package
-// through the page's link, and exports the same area again to see it
-// marked as ready from the earlier export. A screenshot of every step is
-// written to t.ArtifactDir(): run go test -artifacts -outputdir DIR to keep
-// them.
+// headless Chromium at 1280×800 as a person does: it opens the address the
+// exporter prints, picks the demo layer and sees its preview tiles drawn,
+// draws a rectangle on the map, types the specification's example corners,
+// chooses zoom 14, waits for the estimate of 18 tiles, exports, follows the
+// job to Completed, downloads the package through the page's link, and
+// exports the same area again to see it marked as ready from the earlier
+// export, in this tab and in a new one. The long package name of that
+// answer must stay in its panel, at 1280×800 and in a narrow window. Rows
+// of the jobs panel are found by their data-job-id and data-status, not by
+// their text. Any console error, uncaught exception or failed request of
+// the page fails the test. A screenshot of every step is written to
+// t.ArtifactDir(): run go test -artifacts -outputdir DIR to keep them.
 func TestWebToolEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end with Chromium: skipped under -short")
@@ -43,14 +53,16 @@ func TestWebToolEndToEnd(t *testing.T) {
 	waitReady(t, base, p)
 	pageURL := openURL(t, p)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	browser := testenv.Browser(t, ctx, 1400, 1000)
+	browser := testenv.Browser(t, ctx, 1280, 800)
+	page := watchPage(t, browser)
 
 	step := 0
 	shot := func(name string) {
 		t.Helper()
 		step++
+		page.check(t, browser, name)
 		png, err := chromedp.Run(browser, chromedp.CaptureScreenshot())
 		if err != nil {
 			t.Errorf("screenshot %s: %v", name, err)
@@ -84,8 +96,9 @@ func TestWebToolEndToEnd(t *testing.T) {
 		return fmt.Sprint(v)
 	}
 
-	// 1. Open the page with the token, as the exporter says to.
-	if err := chromedp.Do(browser, chromedp.Navigate(pageURL), chromedp.WaitVisible(chromedp.ID("export-form"))); err != nil {
+	// 1. Open the page with the token, as the exporter says to, in a
+	// viewport of exactly 1280×800.
+	if err := chromedp.Do(browser, chromedp.EmulateViewport(1280, 800), chromedp.Navigate(pageURL), chromedp.WaitVisible(chromedp.ID("export-form"))); err != nil {
 		fail("open %s: %v", pageURL, err)
 	}
 	if loc, err := chromedp.Run(browser, chromedp.Location()); err != nil || strings.Contains(loc, "token=") {
@@ -95,7 +108,8 @@ func TestWebToolEndToEnd(t *testing.T) {
 	wait("the layers", `document.querySelectorAll('#layer option').length > 0`, 10*time.Second)
 	shot("opened")
 
-	// 2. Pick the demo layer by its label, as a person reads it.
+	// 2. Pick the demo layer by its label, as a person reads it. Its
+	// imagery is drawn from the trigger's preview tiles.
 	layerLabel := wait("the demo layer picked", `(() => {
 		const s = document.getElementById('layer');
 		const o = [...s.options].find((o) => o.text.startsWith('demo-terrain '));
@@ -108,6 +122,13 @@ func TestWebToolEndToEnd(t *testing.T) {
 		fail("layer picker value = %q (%v) after picking %q, want the demo layer's id", v, err, layerLabel)
 	}
 	wait("the layer's description", `document.getElementById('layer-info').textContent.includes('footprint')`, 5*time.Second)
+	wait("preview tiles drawn", `Number(document.getElementById('map').dataset.previewLoaded) > 0`, 15*time.Second)
+	if failed := wait("the preview tile count", `document.getElementById('map').dataset.previewFailed`, time.Second); failed != "0" {
+		fail("%s preview tiles failed to load", failed)
+	}
+	if ok, other := page.tiles(); ok == 0 || len(other) > 0 {
+		fail("preview tile answers: %d of 200 with an image, others %v; want some and no others", ok, other)
+	}
 	shot("layer")
 
 	// 3. Draw a rectangle with the mouse: press "Draw a rectangle", click a
@@ -206,13 +227,20 @@ func TestWebToolEndToEnd(t *testing.T) {
 		fail("click Export: %v", err)
 	}
 	wait("the export started", `document.getElementById('submit-info').textContent.startsWith('Export started')`, 10*time.Second)
+	// The panel lists the new job; its row carries the job's id, which is
+	// the id the API lists for this subject.
+	jobID := wait("the job's row", `(() => { const rows = document.querySelectorAll('#jobs-list > li[data-job-id]');
+		return rows.length === 1 && rows[0].dataset.jobId; })()`, 10*time.Second)
+	a := api{base: base, token: token}
+	if jobs := asSlice(a.getJSON(t, "/jobs")["jobs"]); len(jobs) != 1 || jobs[0].(map[string]any)["id"] != jobID {
+		t.Errorf("GET /jobs = %v, want the one job %s the panel shows", jobs, jobID)
+	}
 	shot("submitted")
-	const rowJS = `[...document.querySelectorAll('#jobs-list > li.job')].find((li) =>
-		li.querySelector('.job-title')?.textContent.endsWith('· zoom 14'))`
+	rowJS := `document.querySelector('#jobs-list > li[data-job-id="` + jobID + `"]')`
 	href := wait("the job Completed with a download link", `(() => {
 		const li = `+rowJS+`;
 		const a = li?.querySelector('.actions a[download]');
-		return li && li.querySelector('.badge')?.textContent === 'Completed' && a?.href;
+		return li?.dataset.status === 'Completed' && a?.href;
 	})()`, 30*time.Second)
 	progress := wait("the progress bar", `(() => {
 		const li = `+rowJS+`;
@@ -226,8 +254,6 @@ func TestWebToolEndToEnd(t *testing.T) {
 
 	// 7. Download the package through the page's link, with Go's client.
 	// The link must be the API's fileUri with the token.
-	jobID := strings.TrimPrefix(wait("the job's id", `(() => { const li = `+rowJS+`; return li?.querySelector('progress')?.id; })()`, time.Second), "progress-")
-	a := api{base: base, token: token}
 	fileURI, _ := a.getJSON(t, "/jobs/"+jobID)["result"].(map[string]any)["fileUri"].(string)
 	u, err := url.Parse(href)
 	if err != nil || u.Query().Get("token") != token {
@@ -260,12 +286,157 @@ func TestWebToolEndToEnd(t *testing.T) {
 	if marked != "Ready from an earlier export | "+href {
 		t.Errorf("marked row = %q, want the mark on the row whose link is %s", marked, href)
 	}
-	if n, err := chromedp.Run(browser, chromedp.Evaluate[int](`document.querySelectorAll('#jobs-list > li.job').length`)); err != nil || n != 1 {
+	if n, err := chromedp.Run(browser, chromedp.Evaluate[int](`document.querySelectorAll('#jobs-list > li[data-job-id]').length`)); err != nil || n != 1 {
 		t.Errorf("jobs panel lists %d rows (%v) after the second export, want the one job", n, err)
+	}
+	if fromCache := a.getJSON(t, "/jobs/"+jobID)["fromCache"]; fromCache != true {
+		t.Errorf("GET /jobs/%s: fromCache = %v after the cached answer, want true", jobID, fromCache)
 	}
 	t.Logf("second export: %s", info)
 	shot("cached")
+
+	// 9. The long package name of that answer stays in its panel, here and
+	// in a narrow window, where the panels stack below the map.
+	const overflowJS = `(() => {
+		const info = document.getElementById('submit-info'), panel = info.closest('.panel');
+		const r = info.getBoundingClientRect(), m = document.getElementById('map').getBoundingClientRect();
+		const out = [];
+		if (!info.querySelector('.pkg')) out.push('no package name shown');
+		if (info.scrollWidth > info.clientWidth + 1) out.push('the message scrolls sideways: ' + info.scrollWidth + ' > ' + info.clientWidth);
+		if (panel.scrollWidth > panel.clientWidth + 1) out.push('the panel scrolls sideways: ' + panel.scrollWidth + ' > ' + panel.clientWidth);
+		if (r.right > panel.getBoundingClientRect().right + 1) out.push('the message ends at ' + r.right + ', past its panel');
+		if (r.right > m.left + 1 && r.left < m.right - 1 && r.bottom > m.top + 1 && r.top < m.bottom - 1) out.push('the message overlaps the map');
+		if (document.documentElement.scrollWidth > innerWidth + 1) out.push('the page scrolls sideways: ' + document.documentElement.scrollWidth + ' > ' + innerWidth);
+		return out.join('; ');
+	})()`
+	for _, size := range [][2]int64{{1280, 800}, {480, 900}} {
+		if err := chromedp.Do(browser, chromedp.EmulateViewport(size[0], size[1])); err != nil {
+			fail("resize the window to %v: %v", size, err)
+		}
+		wait("the layout at the new size", fmt.Sprintf(`innerWidth === %d`, size[0]), 5*time.Second)
+		if err := chromedp.Do(browser, chromedp.ScrollIntoView(chromedp.ID("submit-info"))); err != nil {
+			fail("scroll to the message: %v", err)
+		}
+		if problem, err := chromedp.Run(browser, chromedp.Evaluate[string](overflowJS)); err != nil || problem != "" {
+			t.Errorf("at %d×%d, the message %q: %s (%v)", size[0], size[1], info, problem, err)
+		}
+		shot(fmt.Sprintf("message-%dx%d", size[0], size[1]))
+	}
+
+	// 10. A new tab, which shares no memory with this one, marks the job
+	// as well: the mark comes from the API.
+	tab, closeTab := chromedp.NewContext(browser)
+	defer closeTab()
+	tabPage := watchPage(t, tab)
+	if err := chromedp.Do(tab, chromedp.Navigate(pageURL)); err != nil {
+		fail("open the page in a new tab: %v", err)
+	}
+	v, err := chromedp.Run(tab, chromedp.Poll[any](`(() => { const li = `+rowJS+`;
+		const c = li?.querySelector('.cached');
+		return li?.dataset.status === 'Completed' && c && !c.hidden && c.offsetParent !== null; })()`,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil || v != true {
+		t.Errorf("a new tab does not mark job %s as ready from an earlier export: %v, %v", jobID, v, err)
+	}
+	tabPage.check(t, tab, "new tab")
+	shot("new-tab")
 }
+
+// pageWatch collects what a page reports that a person would call broken:
+// console errors, uncaught exceptions and browser log errors (a failed
+// request among them), and the answers to preview tile requests.
+type pageWatch struct {
+	mu       sync.Mutex
+	problems []string
+	reported int
+	tileOK   int      // preview tiles answered 200 with an image
+	tileElse []string // any other answer to a preview tile request
+}
+
+// watchPage starts collecting from the tab of ctx; call it before the tab
+// navigates.
+func watchPage(t *testing.T, ctx context.Context) *pageWatch {
+	t.Helper()
+	w := &pageWatch{}
+	// Listen calls back on the goroutine that reads the browser's messages,
+	// in order: an event that came before a command's reply is seen before
+	// that command returns, so check sees everything up to its screenshot.
+	err := chromedp.Listen(ctx, func(ev any) {
+		var problem string
+		switch ev := ev.(type) {
+		case *cdpruntime.EventConsoleAPICalled:
+			if ev.Type == cdpruntime.ConsoleAPICalledTypeError || ev.Type == cdpruntime.ConsoleAPICalledTypeAssert {
+				var args []string
+				for _, a := range ev.Args {
+					args = append(args, cmp.Or(a.Description, string(a.Value)))
+				}
+				problem = "console." + string(ev.Type) + ": " + strings.Join(args, " ")
+			}
+		case *cdpruntime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			problem = "uncaught: " + d.Text
+			if d.Exception != nil {
+				problem += " " + d.Exception.Description
+			}
+		case *cdplog.EventEntryAdded:
+			if ev.Entry.Level == cdplog.EntryLevelError {
+				problem = "browser log: " + ev.Entry.Text + " " + withoutQuery(ev.Entry.URL)
+			}
+		case *network.EventResponseReceived:
+			r := ev.Response
+			if !strings.Contains(r.URL, "/tiles/") {
+				return
+			}
+			w.mu.Lock()
+			if r.Status == 200 && strings.HasPrefix(r.MimeType, "image/") {
+				w.tileOK++
+			} else {
+				w.tileElse = append(w.tileElse, fmt.Sprintf("%d %s %s", r.Status, r.MimeType, withoutQuery(r.URL)))
+			}
+			w.mu.Unlock()
+		}
+		if problem != "" {
+			w.mu.Lock()
+			w.problems = append(w.problems, problem)
+			w.mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatalf("watch the page: %v", err)
+	}
+	return w
+}
+
+// check fails the test for every problem reported since the last check.
+// It runs a command first, so that the events before it have been seen.
+func (w *pageWatch) check(t *testing.T, ctx context.Context, step string) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[int](`0`)); err != nil {
+		t.Errorf("%s: the page does not answer: %v", step, err)
+	}
+	w.mu.Lock()
+	news := w.problems[w.reported:]
+	w.reported = len(w.problems)
+	w.mu.Unlock()
+	for _, p := range news {
+		t.Errorf("%s: the page reported %s", step, p)
+	}
+}
+
+// tiles returns the count of preview tiles answered 200 with an image, and
+// every other answer to a preview tile request.
+func (w *pageWatch) tiles() (ok int, other []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.tileOK, slices.Clone(w.tileElse)
+}
+
+// withoutQuery drops the query of a URL, where the page puts its token.
+func withoutQuery(u string) string {
+	s, _, _ := strings.Cut(u, "?")
+	return s
+}
+
 
 // openURL reads the address the exporter prints for the web tool, with
 // 127.0.0.1 for localhost (the browser resolves no other name).
