@@ -437,7 +437,6 @@ func withoutQuery(u string) string {
 	return s
 }
 
-
 // openURL reads the address the exporter prints for the web tool, with
 // 127.0.0.1 for localhost (the browser resolves no other name).
 func openURL(t *testing.T, p *proc) string {
