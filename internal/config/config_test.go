@@ -73,8 +73,10 @@ func TestValidate(t *testing.T) {
 	c.Queues.Weights = "1,2"
 	c.Worker.Concurrency = 0
 	c.Auth.HS256Secret = "short"
+	c.HTTP.PreviewTimeout = -time.Second
+	c.HTTP.PreviewConcurrency = 0
 	err := c.Validate()
-	for _, want := range []string{"auth-hs256-secret", "log-level", "redis-url", "s3-endpoint", "s3-access-key", "http-public-url", "jobs-package-ttl", "queues-urgent-from", "queues-weights", "worker-concurrency"} {
+	for _, want := range []string{"auth-hs256-secret", "log-level", "redis-url", "s3-endpoint", "s3-access-key", "http-public-url", "jobs-package-ttl", "queues-urgent-from", "queues-weights", "worker-concurrency", "http-preview-timeout", "http-preview-concurrency"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want a problem with %s", err, want)
 		}
