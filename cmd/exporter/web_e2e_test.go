@@ -58,12 +58,14 @@ func TestWebToolEndToEnd(t *testing.T) {
 	browser := testenv.Browser(t, ctx, 1280, 800)
 	page := watchPage(t, browser)
 
+	// shotOf checks what the tab of ctx reported and saves its screenshot;
+	// shot does so for the first tab.
 	step := 0
-	shot := func(name string) {
+	shotOf := func(ctx context.Context, w *pageWatch, name string) {
 		t.Helper()
 		step++
-		page.check(t, browser, name)
-		png, err := chromedp.Run(browser, chromedp.CaptureScreenshot())
+		w.check(t, ctx, name)
+		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 		if err != nil {
 			t.Errorf("screenshot %s: %v", name, err)
 			return
@@ -73,6 +75,10 @@ func TestWebToolEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("screenshot: %s", path)
+	}
+	shot := func(name string) {
+		t.Helper()
+		shotOf(browser, page, name)
 	}
 	// fail reports what the page shows, with a screenshot, and stops.
 	fail := func(format string, args ...any) {
@@ -328,7 +334,7 @@ func TestWebToolEndToEnd(t *testing.T) {
 	tab, closeTab := chromedp.NewContext(browser)
 	defer closeTab()
 	tabPage := watchPage(t, tab)
-	if err := chromedp.Do(tab, chromedp.Navigate(pageURL)); err != nil {
+	if err := chromedp.Do(tab, chromedp.EmulateViewport(1280, 800), chromedp.Navigate(pageURL)); err != nil {
 		fail("open the page in a new tab: %v", err)
 	}
 	v, err := chromedp.Run(tab, chromedp.Poll[any](`(() => { const li = `+rowJS+`;
@@ -338,8 +344,7 @@ func TestWebToolEndToEnd(t *testing.T) {
 	if err != nil || v != true {
 		t.Errorf("a new tab does not mark job %s as ready from an earlier export: %v, %v", jobID, v, err)
 	}
-	tabPage.check(t, tab, "new tab")
-	shot("new-tab")
+	shotOf(tab, tabPage, "new-tab")
 }
 
 // pageWatch collects what a page reports that a person would call broken:
