@@ -73,7 +73,8 @@ func (w *Worker) finalize(ctx context.Context, id string) error {
 		return err
 	}
 	w.log.InfoContext(ctx, "parts merged", "job_id", j.ID, "parts", len(parts), "tiles", res.Tiles,
-		"fetch", fetched.Sub(start), "merge", merged.Sub(fetched), "metadata", described.Sub(merged), "store", time.Since(described))
+		"fetch_seconds", fetched.Sub(start).Seconds(), "merge_seconds", merged.Sub(fetched).Seconds(),
+		"metadata_seconds", described.Sub(merged).Seconds(), "store_seconds", time.Since(described).Seconds())
 	return w.deleteParts(ctx, j)
 }
 
