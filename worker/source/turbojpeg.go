@@ -56,27 +56,46 @@ func turboError(h C.tjhandle, op string) error {
 	return fmt.Errorf("%w: %s: %s", errTurbo, op, C.GoString(C.tjGetErrorStr2(h)))
 }
 
+// jpegHeader is what turboHeader reads of a JPEG.
+type jpegHeader struct {
+	src               *C.uchar
+	size              C.ulong
+	width, height     C.int
+	subsamp, colorspc C.int
+}
+
+// turboHeader reads the header of the JPEG in data with handle h. CMYK
+// and YCCK images are refused: tiles must be RGB or grey, and image/jpeg
+// converts such images where they are to be decoded.
+func turboHeader(h C.tjhandle, data []byte) (jpegHeader, error) {
+	if len(data) == 0 {
+		return jpegHeader{}, fmt.Errorf("%w: empty data", errTurbo)
+	}
+	j := jpegHeader{src: (*C.uchar)(unsafe.Pointer(&data[0])), size: C.ulong(len(data))}
+	if C.tjDecompressHeader3(h, j.src, j.size, &j.width, &j.height, &j.subsamp, &j.colorspc) != 0 {
+		return jpegHeader{}, turboError(h, "header")
+	}
+	if j.colorspc == C.TJCS_CMYK || j.colorspc == C.TJCS_YCCK {
+		return jpegHeader{}, fmt.Errorf("%w: CMYK image", errTurbo)
+	}
+	return j, nil
+}
+
 // turboDecode decodes a JPEG into an opaque *image.RGBA at the origin.
 // Dimensions beyond maxImageSide are refused before any pixel is decoded.
 func turboDecode(data []byte) (*image.RGBA, error) {
-	if len(data) == 0 {
-		return nil, fmt.Errorf("%w: empty data", errTurbo)
-	}
 	h := C.tjInitDecompress()
 	if h == nil {
 		return nil, fmt.Errorf("%w: init decompressor", errTurbo)
 	}
 	defer C.tjDestroy(h)
-	src := (*C.uchar)(unsafe.Pointer(&data[0]))
-	var w, ht, subsamp, colorspace C.int
-	if C.tjDecompressHeader3(h, src, C.ulong(len(data)), &w, &ht, &subsamp, &colorspace) != 0 {
-		return nil, turboError(h, "header")
+	j, err := turboHeader(h, data)
+	if err != nil {
+		return nil, err
 	}
+	w, ht := j.width, j.height
 	if w <= 0 || ht <= 0 || w > maxImageSide || ht > maxImageSide {
 		return nil, fmt.Errorf("%w: image is %d × %d pixels", errTurbo, w, ht)
-	}
-	if colorspace == C.TJCS_CMYK || colorspace == C.TJCS_YCCK {
-		return nil, fmt.Errorf("%w: CMYK image", errTurbo)
 	}
 	m := image.NewRGBA(image.Rect(0, 0, int(w), int(ht)))
 	// TJPF_RGBA fills the alpha byte with 0xff: the result is opaque RGBA
@@ -86,7 +105,7 @@ func turboDecode(data []byte) (*image.RGBA, error) {
 	// neighbours, so a uniform no-data tile beside imagery stays uniform.
 	// Warnings (a corrupt but decodable stream) fail too, so such tiles
 	// get image/jpeg's verdict.
-	if C.tjDecompress2(h, src, C.ulong(len(data)), (*C.uchar)(unsafe.Pointer(&m.Pix[0])), w, C.int(m.Stride), ht, C.TJPF_RGBA, C.TJFLAG_FASTUPSAMPLE) != 0 {
+	if C.tjDecompress2(h, j.src, j.size, (*C.uchar)(unsafe.Pointer(&m.Pix[0])), w, C.int(m.Stride), ht, C.TJPF_RGBA, C.TJFLAG_FASTUPSAMPLE) != 0 {
 		return nil, turboError(h, "decode")
 	}
 	return m, nil
@@ -100,24 +119,20 @@ func turboDecode(data []byte) (*image.RGBA, error) {
 // of another size, in CMYK or YCCK (which tiles must not be), or that
 // TurboJPEG cannot read fails with errTurbo; callers decode it instead.
 func turboCrop(data []byte, cols, rows int) ([][]byte, error) {
-	if len(data) == 0 || cols < 1 || rows < 1 {
-		return nil, fmt.Errorf("%w: nothing to crop", errTurbo)
+	if cols < 1 || rows < 1 || cols > MaxMetatile || rows > MaxMetatile {
+		return nil, fmt.Errorf("%w: %d × %d tiles to crop", errTurbo, cols, rows)
 	}
 	h := C.tjInitTransform()
 	if h == nil {
 		return nil, fmt.Errorf("%w: init transformer", errTurbo)
 	}
 	defer C.tjDestroy(h)
-	src := (*C.uchar)(unsafe.Pointer(&data[0]))
-	var w, ht, subsamp, colorspace C.int
-	if C.tjDecompressHeader3(h, src, C.ulong(len(data)), &w, &ht, &subsamp, &colorspace) != 0 {
-		return nil, turboError(h, "header")
+	j, err := turboHeader(h, data)
+	if err != nil {
+		return nil, err
 	}
-	switch {
-	case int(w) != cols*grid.TileSize || int(ht) != rows*grid.TileSize:
-		return nil, fmt.Errorf("%w: image is %d × %d pixels, want %d × %d", errTurbo, w, ht, cols*grid.TileSize, rows*grid.TileSize)
-	case colorspace == C.TJCS_CMYK || colorspace == C.TJCS_YCCK:
-		return nil, fmt.Errorf("%w: CMYK image", errTurbo)
+	if int(j.width) != cols*grid.TileSize || int(j.height) != rows*grid.TileSize {
+		return nil, fmt.Errorf("%w: image is %d × %d pixels, want %d × %d", errTurbo, j.width, j.height, cols*grid.TileSize, rows*grid.TileSize)
 	}
 	n := cols * rows
 	out := (*[MaxMetatile * MaxMetatile]*C.uchar)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof((*C.uchar)(nil)))))
@@ -136,7 +151,7 @@ func turboCrop(data []byte, cols, rows int) ([][]byte, error) {
 		C.free(unsafe.Pointer(out))
 		C.free(unsafe.Pointer(sizes))
 	}()
-	if C.crop_tiles(h, src, C.ulong(len(data)), C.int(cols), C.int(rows), grid.TileSize, &out[0], &sizes[0]) != 0 {
+	if C.crop_tiles(h, j.src, j.size, C.int(cols), C.int(rows), grid.TileSize, &out[0], &sizes[0]) != 0 {
 		return nil, turboError(h, "crop")
 	}
 	tiles := make([][]byte, n)

@@ -188,6 +188,38 @@ func meanDiff(a, b image.Image) float64 {
 	return float64(sum) / float64(n)
 }
 
+// TestJPEGCropRefuses covers the answers the lossless cut leaves to the
+// decoder: a layout it cannot hold, a size that is not the layout's, CMYK
+// and data that is not a JPEG.
+func TestJPEGCropRefuses(t *testing.T) {
+	t.Parallel()
+	cmyk, err := os.ReadFile("testdata/cmyk.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := encodeJPEG(t, noisyImage(512, 256))
+	for _, tc := range []struct {
+		name       string
+		data       []byte
+		cols, rows int
+	}{
+		{name: "no tiles", data: meta, cols: 0, rows: 1},
+		{name: "beyond the largest metatile", data: meta, cols: source.MaxMetatile + 1, rows: 1},
+		{name: "wrong layout", data: meta, cols: 1, rows: 2},
+		{name: "cmyk", data: cmyk, cols: 1, rows: 1},
+		{name: "png", data: encodePNG(t, noisyImage(256, 256)), cols: 1, rows: 1},
+		{name: "empty", cols: 1, rows: 1},
+	} {
+		if tiles, err := source.CropMetatile(tc.data, tc.cols, tc.rows); err == nil {
+			t.Errorf("%s: CropMetatile = %d tiles, want an error", tc.name, len(tiles))
+		}
+	}
+	tiles, err := source.CropMetatile(meta, 2, 1)
+	if err != nil || len(tiles) != 2 {
+		t.Fatalf("CropMetatile(2 × 1) = %d tiles, %v", len(tiles), err)
+	}
+}
+
 // BenchmarkDecodeJPEGMetatile decodes a 1024 × 1024 JPEG answer and cuts
 // it into 16 tiles: the client's work for one 4 × 4 WMS metatile.
 func BenchmarkDecodeJPEGMetatile(b *testing.B) {
