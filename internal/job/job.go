@@ -55,11 +55,19 @@ type Spec struct {
 	// batches (Batching); zero in jobs made before they existed.
 	BatchSpread   int64 `json:"batch_spread,omitempty"`
 	BatchMinTiles int64 `json:"batch_min_tiles,omitempty"`
+	// PlanScheme names the planner the job was made with (PlanBalanced);
+	// empty in jobs made before it existed, which keep the Z-order planner
+	// they were planned with, so that an upgrade never changes the batches
+	// of a job whose tasks are queued.
+	PlanScheme string `json:"plan_scheme,omitempty"`
 }
+
+// PlanBalanced is the scheme of Plan's balanced batches (see Batching).
+const PlanBalanced = "balanced"
 
 // Batching is how the job's export is cut into render tasks.
 func (s Spec) Batching() Batching {
-	return Batching{MaxTiles: s.BatchTiles, Spread: s.BatchSpread, MinTiles: s.BatchMinTiles}
+	return Batching{MaxTiles: s.BatchTiles, Spread: s.BatchSpread, MinTiles: s.BatchMinTiles, ZOrder: s.PlanScheme == ""}
 }
 
 // Plan is the job's batches.
@@ -95,6 +103,7 @@ func NewSpec(layer catalog.Layer, z grid.Zoom, extent grid.BBox, priority int) S
 		Layer: layer, Zoom: z, CRS: CRS, BBox: extent, Priority: priority,
 		PackageName: PackageName(layer, z, extent),
 		TilesTotal:  grid.CountTiles(grid.Pyramid(extent, z)),
+		PlanScheme:  PlanBalanced,
 	}
 }
 

@@ -1,8 +1,10 @@
 package job
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/geoexport/exporter/internal/grid"
 )
@@ -24,6 +26,11 @@ type Batching struct {
 	Spread int64
 	// MinTiles is the smallest batch size Spread may ask for.
 	MinTiles int64
+	// ZOrder plans as jobs made before balanced batches were planned:
+	// pivot tiles in Z-order, cut greedily into runs as large as MaxTiles
+	// allows (Spread and MinTiles are not used). A queued job's plan must
+	// never change, so such jobs keep it.
+	ZOrder bool
 }
 
 // size is the tile count batches of an export of total tiles aim at.
@@ -62,6 +69,9 @@ type Batch struct {
 // batch is left with a small remainder. An export that fits one batch is
 // one batch.
 func Plan(extent grid.BBox, target grid.Zoom, b Batching) []Batch {
+	if b.ZOrder {
+		return planZOrder(extent, target, b.MaxTiles)
+	}
 	total := grid.CountTiles(grid.Pyramid(extent, target))
 	size := b.size(total)
 	if total <= size || b.MaxTiles < 1 {
@@ -124,14 +134,79 @@ func Plan(extent grid.BBox, target grid.Zoom, b Batching) []Batch {
 	return batches
 }
 
-// Ranges returns the tile ranges a batch renders, coarsest first.
+// planZOrder is the planner of jobs made before balanced batches: the
+// pivot zoom is the deepest whose sub-pyramids fit maxTiles, pivot tiles
+// are taken in Z-order, and a batch closes when the next pivot tile would
+// break the limit.
+func planZOrder(extent grid.BBox, target grid.Zoom, maxTiles int64) []Batch {
+	total := grid.CountTiles(grid.Pyramid(extent, target))
+	if total <= maxTiles || maxTiles < 1 {
+		return []Batch{{Index: 0, Top: true, TopLast: target, Tiles: total}}
+	}
+	depth := grid.Zoom(math.Floor(math.Log(float64(3*maxTiles+1))/math.Log(4))) - 1
+	depth = max(0, min(depth, target))
+	pivot := target - depth
+	var batches []Batch
+	if pivot > 0 {
+		batches = append(batches, Batch{Top: true, TopLast: pivot - 1, Tiles: grid.CountTiles(grid.Pyramid(extent, pivot-1))})
+	}
+	type unit struct {
+		tile  grid.Tile
+		key   uint64
+		tiles int64
+	}
+	pr := pivot.Range(extent)
+	units := make([]unit, 0, pr.Count())
+	for t := range pr.Tiles {
+		units = append(units, unit{tile: t, key: morton(uint32(t.Col), uint32(t.Row)), tiles: subtreeTiles(extent, t, target)})
+	}
+	slices.SortFunc(units, func(a, b unit) int { return cmp.Compare(a.key, b.key) })
+	var cur Batch
+	for _, u := range units {
+		if len(cur.Pivot) > 0 && cur.Tiles+u.tiles > maxTiles {
+			batches = append(batches, cur)
+			cur = Batch{}
+		}
+		cur.Pivot = append(cur.Pivot, u.tile)
+		cur.Tiles += u.tiles
+	}
+	if len(cur.Pivot) > 0 {
+		batches = append(batches, cur)
+	}
+	for i := range batches {
+		batches[i].Index = i
+	}
+	return batches
+}
+
+// morton interleaves the bits of x and y: the Z-order curve.
+func morton(x, y uint32) uint64 {
+	return spread(x) | spread(y)<<1
+}
+
+func spread(v uint32) uint64 {
+	x := uint64(v)
+	x = (x | x<<16) & 0x0000FFFF0000FFFF
+	x = (x | x<<8) & 0x00FF00FF00FF00FF
+	x = (x | x<<4) & 0x0F0F0F0F0F0F0F0F
+	x = (x | x<<2) & 0x3333333333333333
+	x = (x | x<<1) & 0x5555555555555555
+	return x
+}
+
+// Ranges returns the tile ranges a batch renders, coarsest first: zoom by
+// zoom, and within a zoom the pivot tiles' ranges in the batch's order.
+// Zoom-major order keeps neighbouring pivot tiles' first zooms, which share
+// a source's metatiles, next to each other; pivot by pivot, a metatile at
+// the pivot zoom was fetched again for each of its pivot tiles once the
+// deeper zooms in between had pushed it out of the source's cache.
 func (b Batch) Ranges(extent grid.BBox, target grid.Zoom) []grid.TileRange {
 	if b.Top {
 		return grid.Pyramid(extent, b.TopLast)
 	}
-	var out []grid.TileRange
-	for _, p := range b.Pivot {
-		for z := p.Zoom; z <= target; z++ {
+	out := make([]grid.TileRange, 0, len(b.Pivot)*int(target-b.Pivot[0].Zoom+1))
+	for z := b.Pivot[0].Zoom; z <= target; z++ {
+		for _, p := range b.Pivot {
 			out = append(out, childRange(extent, p, z))
 		}
 	}

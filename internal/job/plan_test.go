@@ -1,8 +1,12 @@
 package job_test
 
 import (
+	"encoding/json"
+	"fmt"
+	"slices"
 	"testing"
 
+	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
 )
@@ -31,48 +35,57 @@ func TestPlan(t *testing.T) {
 		{name: "spread stops at the minimum", extent: seed, zoom: 14, max: 10_000, spread: 16, min: 100, wantBatches: 1},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			batching := job.Batching{MaxTiles: tc.max, Spread: tc.spread, MinTiles: tc.min}
-			plan := job.Plan(tc.extent, tc.zoom, batching)
-			if tc.wantBatches > 0 && len(plan) != tc.wantBatches {
-				t.Errorf("Plan() = %d batches, want %d", len(plan), tc.wantBatches)
-			}
-			// Every tile of the pyramid is in exactly one batch, and each
-			// batch counts its tiles right and respects the limit.
-			seen := map[grid.Tile]int{}
-			for i, b := range plan {
-				if b.Index != i {
-					t.Errorf("batch %d has index %d", i, b.Index)
+		for _, zorder := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/zorder=%v", tc.name, zorder), func(t *testing.T) {
+				t.Parallel()
+				batching := job.Batching{MaxTiles: tc.max, Spread: tc.spread, MinTiles: tc.min, ZOrder: zorder}
+				plan := job.Plan(tc.extent, tc.zoom, batching)
+				if tc.wantBatches > 0 && len(plan) != tc.wantBatches {
+					t.Errorf("Plan() = %d batches, want %d", len(plan), tc.wantBatches)
 				}
-				var n int64
-				for _, r := range b.Ranges(tc.extent, tc.zoom) {
-					for tile := range r.Tiles {
-						seen[tile]++
-						n++
+				// Every tile of the pyramid is in exactly one batch, and each
+				// batch counts its tiles right and respects the limit.
+				seen := map[grid.Tile]int{}
+				for i, b := range plan {
+					if b.Index != i {
+						t.Errorf("batch %d has index %d", i, b.Index)
+					}
+					var n int64
+					prev := grid.Zoom(0)
+					for _, r := range b.Ranges(tc.extent, tc.zoom) {
+						// Coarsest first: zoom by zoom, so that pivot tiles
+						// sharing a metatile are asked for one after another.
+						if r.Zoom < prev {
+							t.Errorf("%s: range at zoom %d after zoom %d", b, r.Zoom, prev)
+						}
+						prev = r.Zoom
+						for tile := range r.Tiles {
+							seen[tile]++
+							n++
+						}
+					}
+					if n != b.Tiles {
+						t.Errorf("%s renders %d tiles, says %d", b, n, b.Tiles)
+					}
+					if len(plan) > 1 && b.Tiles > tc.max && len(b.Pivot) > 1 {
+						t.Errorf("%s exceeds the limit %d with more than one pivot tile", b, tc.max)
 					}
 				}
-				if n != b.Tiles {
-					t.Errorf("%s renders %d tiles, says %d", b, n, b.Tiles)
+				want := grid.CountTiles(grid.Pyramid(tc.extent, tc.zoom))
+				if int64(len(seen)) != want {
+					t.Errorf("plan covers %d distinct tiles, want %d", len(seen), want)
 				}
-				if len(plan) > 1 && b.Tiles > tc.max && len(b.Pivot) > 1 {
-					t.Errorf("%s exceeds the limit %d with more than one pivot tile", b, tc.max)
+				for tile, c := range seen {
+					if c != 1 {
+						t.Errorf("tile %s is in %d batches", tile, c)
+					}
 				}
-			}
-			want := grid.CountTiles(grid.Pyramid(tc.extent, tc.zoom))
-			if int64(len(seen)) != want {
-				t.Errorf("plan covers %d distinct tiles, want %d", len(seen), want)
-			}
-			for tile, c := range seen {
-				if c != 1 {
-					t.Errorf("tile %s is in %d batches", tile, c)
+				// The same input gives the same plan.
+				if again := job.Plan(tc.extent, tc.zoom, batching); len(again) != len(plan) || again[len(again)-1].Tiles != plan[len(plan)-1].Tiles {
+					t.Error("Plan is not deterministic")
 				}
-			}
-			// The same input gives the same plan.
-			if again := job.Plan(tc.extent, tc.zoom, batching); len(again) != len(plan) || again[len(again)-1].Tiles != plan[len(plan)-1].Tiles {
-				t.Error("Plan is not deterministic")
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -153,5 +166,30 @@ func BenchmarkPlanMillionTiles(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		job.Plan(demo, 16, job.Batching{MaxTiles: job.DefaultBatchTiles, Spread: 16, MinTiles: 1000})
+	}
+}
+
+// TestPlanOfEarlierJobs checks that a job stored before balanced batches
+// existed (its spec has no plan_scheme) keeps the Z-order plan its tasks
+// were queued with, and that new specs use the balanced planner.
+func TestPlanOfEarlierJobs(t *testing.T) {
+	t.Parallel()
+	var old job.Spec
+	stored := `{"zoom": 15, "bbox": [34.4970703125, 31.497802734375, 35.00244140625, 32.003173828125], "batch_tiles": 10000}`
+	if err := json.Unmarshal([]byte(stored), &old); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int64
+	for _, b := range old.Plan() {
+		sizes = append(sizes, b.Tiles)
+	}
+	// The batches the Z-order planner always made for this export.
+	if want := []int64{10, 8140, 3219}; !slices.Equal(sizes, want) {
+		t.Errorf("plan of a stored job = %v tiles per batch, want %v", sizes, want)
+	}
+	fresh := job.NewSpec(catalog.Layer{ID: "l"}, old.Zoom, old.BBox, 0)
+	fresh.BatchTiles = 10_000
+	if fresh.PlanScheme != job.PlanBalanced || len(fresh.Plan()) != 3 || fresh.Plan()[1].Tiles == 8140 {
+		t.Errorf("a new spec plans %d batches with scheme %q, want balanced ones", len(fresh.Plan()), fresh.PlanScheme)
 	}
 }
