@@ -10,9 +10,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
-	"io"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -48,48 +46,22 @@ func (c Config) previewConcurrency() int {
 	return cmp.Or(c.PreviewConcurrency, DefaultPreviewConcurrency)
 }
 
-// previews holds the sources preview tiles are read from, one per layer,
-// opened when first needed and kept until the server closes, and the slots
-// that cap how many tiles are read at once.
+// previews holds the sources preview tiles are read from (a pool that
+// keeps each layer's source open while it is in use and for a while after)
+// and the slots that cap how many tiles are read at once.
 type previews struct {
-	deps  source.LayerDeps
-	slots chan struct{}
+	sources *source.Pool
+	slots   chan struct{}
 	// wait is the longest a request waits for a free slot.
 	wait time.Duration
-
-	mu       sync.Mutex // guards the fields below
-	sources  map[string]source.Source
-	closed   bool
-	closeErr error
 }
 
 func newPreviews(cfg Config, deps source.LayerDeps) *previews {
 	return &previews{
-		deps:    deps,
+		sources: source.NewPool(deps, source.DefaultPoolIdle),
 		slots:   make(chan struct{}, cfg.previewConcurrency()),
 		wait:    cfg.previewTimeout() / 4,
-		sources: map[string]source.Source{},
 	}
-}
-
-// source returns the layer's source, opening it on first use. A layer
-// whose source cannot be opened is tried again on the next request.
-func (p *previews) source(l catalog.Layer) (source.Source, error) {
-	key := l.ID + "@" + l.Version
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return nil, errors.New("trigger: preview sources are closed")
-	}
-	if src, ok := p.sources[key]; ok {
-		return src, nil
-	}
-	src, err := source.ForLayer(l, p.deps)
-	if err != nil {
-		return nil, fmt.Errorf("open preview source of layer %s: %w", l.ID, err)
-	}
-	p.sources[key] = src
-	return src, nil
 }
 
 // acquire takes a slot, waiting at most p.wait, and returns its release;
@@ -106,25 +78,8 @@ func (p *previews) acquire(ctx context.Context) (release func(), ok bool) {
 	return nil, false
 }
 
-// Close closes every source opened so far; later requests fail, and later
-// calls return what the first returned.
-func (p *previews) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return p.closeErr
-	}
-	p.closed = true
-	var errs []error
-	for _, src := range p.sources {
-		if c, ok := src.(io.Closer); ok {
-			errs = append(errs, c.Close())
-		}
-	}
-	p.sources = nil
-	p.closeErr = errors.Join(errs...)
-	return p.closeErr
-}
+// Close closes the preview sources; later requests fail.
+func (p *previews) Close() error { return p.sources.Close() }
 
 // previewError is a layer source's failure to give a preview tile: 504 when
 // it did not answer within the preview timeout, 502 otherwise. The cause
@@ -206,10 +161,11 @@ func (s *Server) previewTile(c *fiber.Ctx) error {
 		return errorf(fiber.StatusServiceUnavailable, "too many preview tiles are being read; retry in a moment")
 	}
 	defer release()
-	src, err := s.previews.source(layer)
+	src, done, err := s.previews.sources.Acquire(layer)
 	if err != nil {
-		return err
+		return fmt.Errorf("open preview source of layer %s: %w", layer.ID, err)
 	}
+	defer done()
 	data, format, err := previewBytes(ctx, src, layer, t)
 	if err != nil {
 		perr := &previewError{layer: layer.ID, tile: t, err: err}

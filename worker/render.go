@@ -189,16 +189,16 @@ func (w *Worker) batchStored(ctx context.Context, j job.Job, batch, batches int)
 // returns how many tiles it holds.
 func (w *Worker) build(ctx context.Context, j job.Job, batch job.Batch, path string) (int64, error) {
 	spec := j.Spec
-	src, err := w.sourceFor(spec)
+	src, release, err := w.sourceFor(spec)
 	if err != nil {
 		return 0, fmt.Errorf("layer %s source: %w: %w", spec.Layer.ID, err, asynq.SkipRetry)
 	}
+	defer release()
 	var metatile [2]int
 	if m, ok := src.(interface{ Metatile() (int, int) }); ok {
 		metatile[0], metatile[1] = m.Metatile()
 	}
 	src = measured{Source: src, kind: spec.Layer.Source.Kind, metrics: w.metrics}
-	defer func() { _ = src.(io.Closer).Close() }()
 	policy, err := source.ParseFormatPolicy(spec.Layer.TileFormat)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", err, asynq.SkipRetry)

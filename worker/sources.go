@@ -41,9 +41,10 @@ func (r objectReader) ReadObject(ctx context.Context, key string, limit int64) (
 	return b, nil
 }
 
-// sourceFor opens the tile source of a job's layer.
-func (w *Worker) sourceFor(spec job.Spec) (source.Source, error) {
-	return source.ForLayer(spec.Layer, SourceDeps(w.deps.Tiles, w.cfg.TempDir))
+// sourceFor returns the tile source of a job's layer from the worker's
+// pool, and the function that hands it back.
+func (w *Worker) sourceFor(spec job.Spec) (source.Source, func(), error) {
+	return w.sources.Acquire(spec.Layer)
 }
 
 // SourceDeps adapts the object store that holds tile-store layers and
@@ -100,12 +101,4 @@ func (m measured) Tile(ctx context.Context, t grid.Tile) (source.Tile, error) {
 		m.metrics.sourceErrors.WithLabelValues(m.kind).Inc()
 	}
 	return tile, err
-}
-
-// Close closes the measured source when it holds resources.
-func (m measured) Close() error {
-	if c, ok := m.Source.(io.Closer); ok {
-		return c.Close()
-	}
-	return nil
 }

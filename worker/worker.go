@@ -16,6 +16,7 @@ import (
 
 	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/worker/source"
 )
 
 // Config configures a worker.
@@ -104,6 +105,10 @@ type Worker struct {
 	log     *slog.Logger
 	metrics *metrics
 	running atomic.Bool
+	// sources keeps layers' sources open across render tasks: the batches
+	// of one export share connections, metatile cache and a downloaded
+	// GeoPackage.
+	sources *source.Pool
 }
 
 // Ready reports whether the worker's asynq servers are serving.
@@ -138,8 +143,13 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Worker{cfg: cfg, deps: deps, log: deps.Logger, metrics: m}, nil
+	return &Worker{cfg: cfg, deps: deps, log: deps.Logger, metrics: m,
+		sources: source.NewPool(SourceDeps(deps.Tiles, cfg.TempDir), source.DefaultPoolIdle)}, nil
 }
+
+// Close closes the layer sources the worker keeps open. Run calls it when
+// it returns; callers that use Handler alone call it when done.
+func (w *Worker) Close() error { return w.sources.Close() }
 
 // Handler returns the task mux: export:render and export:callback, with
 // metrics and logging around each.
@@ -182,7 +192,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); srv.Shutdown() }()
 	}
 	wg.Wait()
-	return nil
+	return w.Close()
 }
 
 // server builds an asynq server of n slots over queues. A server of the

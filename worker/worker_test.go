@@ -104,6 +104,7 @@ func setup(t *testing.T, opts ...func(*worker.Config, *worker.Deps)) (*worker.Wo
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = w.Close() })
 	return w, &bundle{jobs: jobs, files: files, inspector: inspector, queue: queue, registry: reg}
 }
 
@@ -271,17 +272,12 @@ func TestRenderTileStore(t *testing.T) {
 
 func TestRenderTileStoreInS3(t *testing.T) {
 	t.Parallel()
-	env := testenv.MinIO(t)
-	s3, err := storage.NewS3(t.Context(), storage.S3Config{Endpoint: env.Endpoint, Bucket: env.Bucket, AccessKey: env.AccessKey, SecretKey: storage.Secret(env.SecretKey)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s3.Close() })
+	s3 := newS3(t)
 	w, b := setup(t, func(_ *worker.Config, d *worker.Deps) { d.Tiles = s3 })
 	// Lay the tiles out locally, then upload them under a prefix.
 	dir := t.TempDir()
 	want := writeTiles(t, dir, []grid.Tile{tl(0, 1, 0), tl(1, 2, 0), tl(2, 4, 1), tl(3, 9, 3)})
-	err = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -724,5 +720,108 @@ func TestCallbackSignedAndRecorded(t *testing.T) {
 		if d.Callback.URL == url404 && (d.Outcome != job.DeliveryFailed || d.Code != 404) {
 			t.Errorf("404 delivery recorded as %+v, want failed", d)
 		}
+	}
+}
+
+// newS3 is a store in a bucket of the shared MinIO server.
+func newS3(t *testing.T) *storage.S3 {
+	t.Helper()
+	env := testenv.MinIO(t)
+	s3, err := storage.NewS3(t.Context(), storage.S3Config{Endpoint: env.Endpoint, Bucket: env.Bucket, AccessKey: env.AccessKey, SecretKey: storage.Secret(env.SecretKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s3.Close() })
+	return s3
+}
+
+// countingObjects counts the opens of each object of a real store.
+type countingObjects struct {
+	worker.Objects
+	mu    sync.Mutex
+	opens map[string]int
+}
+
+func (c *countingObjects) Open(ctx context.Context, key string) (storage.Object, error) {
+	c.mu.Lock()
+	c.opens[key]++
+	c.mu.Unlock()
+	return c.Objects.Open(ctx, key)
+}
+
+// TestGeoPackageSourceSharedByBatches: the render tasks of an export split
+// into batches share the worker's source of the layer, so a GeoPackage
+// source in object storage is downloaded once, not once per batch.
+func TestGeoPackageSourceSharedByBatches(t *testing.T) {
+	t.Parallel()
+	s3 := newS3(t)
+	objects := &countingObjects{Objects: s3, opens: map[string]int{}}
+	w, b := setup(t, func(_ *worker.Config, d *worker.Deps) { d.Tiles = objects })
+
+	// The source: every tile of the footprint's pyramid to zoom 3, in a
+	// GeoPackage uploaded to the object store.
+	footprint := grid.BBox{MinX: 0, MinY: 0, MaxX: 45, MaxY: 45}
+	var tiles []grid.Tile
+	for _, r := range grid.Pyramid(footprint, 3) {
+		for tile := range r.Tiles {
+			tiles = append(tiles, tile)
+		}
+	}
+	want := writeTiles(t, t.TempDir(), tiles)
+	src := filepath.Join(t.TempDir(), "ortho.gpkg")
+	gw, err := gpkg.Create(t.Context(), src, gpkg.Options{Table: "ortho", Identifier: "ortho", Extent: footprint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tile, data := range want {
+		if err := gw.Put(t.Context(), tile, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := gw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s3.PutFile(t.Context(), "sources/ortho.gpkg", src, worker.ContentTypeGeoPackage); err != nil {
+		t.Fatal(err)
+	}
+	c, err := catalog.New([]catalog.Layer{{
+		ID: "5b1f0d1e-8c4a-4f4e-9a57-2f8d3c0e6a12", ProductID: "ortho", ProductType: "Orthophoto", Version: "1",
+		Footprint: footprint, MaxResolution: grid.Zoom(3).Resolution(), TileFormat: "png",
+		Source: catalog.Source{Kind: catalog.SourceGeoPackage, S3Key: "sources/ortho.gpkg", Table: "ortho"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer := c.Layers()[0]
+
+	spec := job.NewSpec(layer, 3, footprint, 1000)
+	spec.BatchTiles = 2 // every pivot tile a batch of its own
+	id := uuid.NewString()
+	j, _, err := b.jobs.GetOrCreate(t.Context(), job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, len(spec.Plan()))},
+		job.Request{Subject: "alice", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := spec.Plan()
+	if len(plan) < 3 {
+		t.Fatalf("plan of %d batches, want several", len(plan))
+	}
+	for i := range plan {
+		if err := w.Handler().ProcessTask(t.Context(), batchTask(t, j, i)); err != nil {
+			t.Fatalf("render batch %d: %v", i, err)
+		}
+	}
+	if err := w.Handler().ProcessTask(t.Context(), finalizeTask(t, j)); err != nil {
+		t.Fatalf("finalize: %v", err)
+	}
+	done, _ := b.jobs.Get(t.Context(), j.ID)
+	if done.Status != job.StatusCompleted || done.TilesStored != int64(len(want)) {
+		t.Fatalf("job = %s with %d tiles, want Completed with %d", done.Status, done.TilesStored, len(want))
+	}
+	objects.mu.Lock()
+	opens := objects.opens["sources/ortho.gpkg"]
+	objects.mu.Unlock()
+	if opens != 1 {
+		t.Errorf("the source GeoPackage was downloaded %d times for %d batches, want once", opens, len(plan))
 	}
 }
