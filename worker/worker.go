@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,10 @@ type Config struct {
 	// ShutdownTimeout is how long running tasks may finish on shutdown
 	// before asynq hands them back to the queue.
 	ShutdownTimeout time.Duration
+	// PollInterval is how long an idle task pool waits before it looks for
+	// new tasks again; zero means 200ms. The urgent pool looks at least
+	// every 100ms.
+	PollInterval time.Duration
 	// PublicURL is the base of download links in callbacks.
 	PublicURL string
 	// PackageTTL is how long a finished package is kept.
@@ -77,6 +82,9 @@ func (c Config) Validate() error {
 	}
 	if c.PackageTTL <= 0 || c.CallbackTimeout <= 0 || c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("worker: package ttl, callback timeout and shutdown timeout must be positive"))
+	}
+	if c.PollInterval < 0 {
+		errs = append(errs, fmt.Errorf("worker: poll interval %v is negative", c.PollInterval))
 	}
 	return errors.Join(errs...)
 }
@@ -195,13 +203,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	return w.Close()
 }
 
-// server builds an asynq server of n slots over queues. A server of the
-// urgent queue alone looks for new tasks ten times a second instead of
-// once, so urgent work waits for no poll.
+// server builds an asynq server of n slots over queues. An idle server
+// looks for new tasks every PollInterval (asynq's default is a second,
+// which a one-batch export or a finalize waits for in full); one of the
+// urgent queue alone looks at least ten times a second.
 func (w *Worker) server(n int, queues map[string]int) *asynq.Server {
-	check := time.Second
+	check := cmp.Or(w.cfg.PollInterval, 200*time.Millisecond)
 	if len(queues) == 1 && queues[job.QueueUrgent] > 0 {
-		check = 100 * time.Millisecond
+		check = min(check, 100*time.Millisecond)
 	}
 	return asynq.NewServer(w.deps.Redis, asynq.Config{
 		Concurrency:       n,

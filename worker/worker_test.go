@@ -825,3 +825,25 @@ func TestGeoPackageSourceSharedByBatches(t *testing.T) {
 		t.Errorf("the source GeoPackage was downloaded %d times for %d batches, want once", opens, len(plan))
 	}
 }
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	good := worker.Config{
+		Concurrency: 2, Fetchers: 4, Encoders: 2, FinalizeTimeout: time.Minute, FinalizeMaxRetry: 2,
+		QueueWeights: [3]int{6, 3, 1}, UrgentFrom: 100_000_000, DefaultFrom: 1000,
+		ShutdownTimeout: 5 * time.Second, PublicURL: "http://exporter.test",
+		PackageTTL: time.Hour, CallbackTimeout: 2 * time.Second, CallbackMaxRetry: 3,
+	}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("Validate() = %v", err)
+	}
+	bad := good
+	bad.PollInterval = -time.Second
+	bad.ShutdownTimeout = 0
+	err := bad.Validate()
+	for _, want := range []string{"poll interval -1s is negative", "shutdown timeout must be positive"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want a problem saying %q", err, want)
+		}
+	}
+}

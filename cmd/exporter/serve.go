@@ -173,7 +173,7 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 			FinalizeTimeout: cfg.Jobs.RenderTimeout, FinalizeMaxRetry: cfg.Jobs.RenderMaxRetry,
 			CallbackSecret: []byte(cfg.Jobs.CallbackSecret.Reveal()), Fetchers: cfg.Worker.Fetchers, QueueWeights: weights,
 			UrgentFrom: cfg.Queues.UrgentFrom, DefaultFrom: cfg.Queues.DefaultFrom,
-			TempDir: cfg.Worker.TempDir, ShutdownTimeout: cfg.Worker.ShutdownTimeout, PublicURL: cfg.PublicURL(),
+			TempDir: cfg.Worker.TempDir, ShutdownTimeout: cfg.Worker.ShutdownTimeout, PollInterval: cfg.Worker.PollInterval, PublicURL: cfg.PublicURL(),
 			PackageTTL: cfg.Jobs.PackageTTL, CallbackTimeout: cfg.Jobs.CallbackTimeout, CallbackMaxRetry: cfg.Jobs.CallbackMaxRetry,
 		}, worker.Deps{Logger: log, Registry: reg, Redis: redisOpt, Jobs: jobs, Files: files, Tiles: tiles, Queue: queue,
 			HTTP: callbacks.Client(cfg.Jobs.CallbackTimeout)})

@@ -211,6 +211,10 @@ type Worker struct {
 	// ReservedConcurrency, when above 0, adds a pool of that many task
 	// slots that serve the urgent queue only. Default 0.
 	ReservedConcurrency int
+	// PollInterval is how long an idle worker waits before it looks for
+	// new tasks again: the most a queued task waits for a free worker.
+	// Default 200ms.
+	PollInterval time.Duration
 }
 
 // Default returns the configuration with every default filled in.
@@ -231,7 +235,7 @@ func Default() Config {
 			EstimatePNGBytes: 40_000, EstimateJPEGBytes: 12_000, BatchTiles: 10_000, BatchSpread: 16, BatchMinTiles: 1000,
 		},
 		Queues: Queues{UrgentFrom: 100_000_000, DefaultFrom: 1000, Weights: "6,3,1"},
-		Worker: Worker{Concurrency: runtime.NumCPU(), Fetchers: 4 * runtime.NumCPU(), Encoders: runtime.NumCPU(), ShutdownTimeout: 30 * time.Second},
+		Worker: Worker{Concurrency: runtime.NumCPU(), Fetchers: 4 * runtime.NumCPU(), Encoders: runtime.NumCPU(), ShutdownTimeout: 30 * time.Second, PollInterval: 200 * time.Millisecond},
 	}
 }
 
@@ -294,6 +298,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Worker.TempDir, "worker-temp-dir", c.Worker.TempDir, "directory for packages being built (default the system's)")
 	fs.IntVar(&c.Worker.ReservedConcurrency, "worker-reserved-concurrency", c.Worker.ReservedConcurrency, "extra task slots that serve the urgent queue only; 0 is none")
 	fs.DurationVar(&c.Worker.ShutdownTimeout, "worker-shutdown-timeout", c.Worker.ShutdownTimeout, "time running tasks get to finish on shutdown before they are handed back")
+	fs.DurationVar(&c.Worker.PollInterval, "worker-poll-interval", c.Worker.PollInterval, "how long an idle worker waits before it looks for new tasks again")
 }
 
 // EnvName is the environment variable of the flag named name.
@@ -410,6 +415,9 @@ func (c Config) Validate() error {
 		if p.d <= 0 {
 			add("%s: %v must be positive", p.name, p.d)
 		}
+	}
+	if c.Worker.PollInterval < 10*time.Millisecond || c.Worker.PollInterval > 10*time.Second {
+		add("worker-poll-interval: %v must be between 10ms and 10s", c.Worker.PollInterval)
 	}
 	if c.Jobs.MaxTiles < 1 {
 		add("jobs-max-tiles: %d must be at least 1", c.Jobs.MaxTiles)
