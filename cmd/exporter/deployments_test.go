@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"maps"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -21,7 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/cli"
 	"go.yaml.in/yaml/v3"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/geoexport/exporter/internal/config"
 	"github.com/geoexport/exporter/internal/job"
@@ -304,21 +305,20 @@ func TestDeploymentsKubernetes(t *testing.T) {
 	checkKubernetes(t, docs)
 }
 
+// TestDeploymentsKustomize renders deployments/k8s with kustomize's own
+// library, as `kubectl kustomize` does, and checks the result.
 func TestDeploymentsKustomize(t *testing.T) {
 	t.Parallel()
-	kubectl, err := exec.LookPath("kubectl")
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	res, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(repoRoot, "deployments", "k8s"))
 	if err != nil {
-		t.Skip("kubectl not found: the kustomization is not rendered (the manifests are still checked one by one)")
+		t.Fatalf("kustomize deployments/k8s: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	var out, errOut bytes.Buffer
-	cmd := exec.CommandContext(ctx, kubectl, "kustomize", "deployments/k8s")
-	cmd.Dir, cmd.Stdout, cmd.Stderr = repoRoot, &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("kubectl kustomize deployments/k8s: %v\n%s", err, errOut.String())
+	out, err := res.AsYaml()
+	if err != nil {
+		t.Fatalf("kustomize deployments/k8s: %v", err)
 	}
-	docs := decodeYAML(t, "kubectl kustomize output", out.Bytes())
+	docs := decodeYAML(t, "kustomize output", out)
 	ms := make([]manifest, len(docs))
 	for i, d := range docs {
 		ms[i] = manifest{file: "kustomize output", doc: d}
@@ -329,26 +329,23 @@ func TestDeploymentsKustomize(t *testing.T) {
 	checkKubernetes(t, ms)
 }
 
+// TestDeploymentsComposeConfig loads deployments/compose.yaml with the
+// Compose specification's reference loader, as `docker compose config`
+// does: schema, interpolation (with the file's defaults only, not this
+// shell's settings) and consistency.
 func TestDeploymentsComposeConfig(t *testing.T) {
 	t.Parallel()
-	docker, err := exec.LookPath("docker")
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(repoRoot, "deployments", "compose.yaml")},
+		cli.WithWorkingDirectory(filepath.Join(repoRoot, "deployments")), cli.WithEnv(nil), cli.WithConsistency(true))
 	if err != nil {
-		t.Skip("docker CLI not found: `docker compose config` not run (compose.yaml is still checked by TestDeploymentsCompose)")
+		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, docker, "compose", "version").CombinedOutput(); err != nil {
-		t.Skipf("docker CLI found without its compose plugin (%v: %s): `docker compose config` not run", err, bytes.TrimSpace(out))
+	project, err := opts.LoadProject(t.Context())
+	if err != nil {
+		t.Fatalf("load deployments/compose.yaml: %v", err)
 	}
-	cmd := exec.CommandContext(ctx, docker, "compose", "-f", "deployments/compose.yaml", "config", "-q")
-	cmd.Dir = repoRoot
-	// Interpolation takes the file's defaults, not this shell's settings.
-	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		k, _, _ := strings.Cut(kv, "=")
-		return strings.HasPrefix(k, "EXPORTER_") || strings.HasPrefix(k, "COMPOSE_") || strings.HasSuffix(k, "_TAG")
-	})
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("docker compose -f deployments/compose.yaml config -q: %v\n%s", err, out)
+	if _, ok := project.Services["worker"]; !ok {
+		t.Errorf("compose project has services %v, want a worker among them", project.ServiceNames())
 	}
 }
 
