@@ -3,6 +3,7 @@ package job
 import (
 	"cmp"
 	"fmt"
+	"iter"
 	"math"
 	"slices"
 
@@ -67,19 +68,22 @@ type Batch struct {
 // are cut into runs of nearly equal tile count: a batch
 // is a block of neighbouring tiles and all their descendants, and no
 // batch is left with a small remainder. An export that fits one batch is
-// one batch.
+// one batch. With b.ZOrder it plans as jobs made before balanced batches
+// were (see Batching).
 func Plan(extent grid.BBox, target grid.Zoom, b Batching) []Batch {
-	if b.ZOrder {
-		return planZOrder(extent, target, b.MaxTiles)
-	}
 	total := grid.CountTiles(grid.Pyramid(extent, target))
-	size := b.size(total)
+	// size is what a batch aims at, unitCap the most tiles one pivot
+	// tile's sub-pyramid may hold.
+	size, unitCap := b.MaxTiles, b.MaxTiles
+	if !b.ZOrder {
+		size = b.size(total)
+		unitCap = max(size/4, 1)
+	}
 	if total <= size || b.MaxTiles < 1 {
 		return []Batch{{Index: 0, Top: true, TopLast: target, Tiles: total}}
 	}
-	// The deepest sub-pyramid of depth d holds (4^(d+1)-1)/3 tiles; it
-	// must fit a quarter of a batch (or a whole one when batches are tiny).
-	depth := grid.Zoom(math.Floor(math.Log(float64(3*max(size/4, 1)+1))/math.Log(4))) - 1
+	// The deepest sub-pyramid of depth d holds (4^(d+1)-1)/3 tiles.
+	depth := grid.Zoom(math.Floor(math.Log(float64(3*unitCap+1))/math.Log(4))) - 1
 	depth = max(0, min(depth, target))
 	pivot := target - depth
 	var batches []Batch
@@ -89,44 +93,29 @@ func Plan(extent grid.BBox, target grid.Zoom, b Batching) []Batch {
 		batches = append(batches, Batch{Top: true, TopLast: pivot - 1, Tiles: top})
 		below -= top
 	}
-	pr := pivot.Range(extent)
-	type unit struct {
-		tile  grid.Tile
-		tiles int64
-	}
-	units := make([]unit, 0, pr.Count())
-	gilbert(pr.MaxCol-pr.MinCol, pr.MaxRow-pr.MinRow, func(x, y int64) {
-		t := grid.Tile{Zoom: pivot, Col: pr.MinCol + x, Row: pr.MinRow + y}
-		units = append(units, unit{tile: t, tiles: subtreeTiles(extent, t, target)})
-	})
-	// Cut the curve into n parts: a batch closes at the unit boundary
-	// nearest to where the running total passes the next n-th of the
-	// tiles below the pivot. Rounding to a unit boundary at both ends can
-	// grow a batch by one unit, so the spacing leaves that much room
-	// under the cap.
-	var biggest int64
-	for _, u := range units {
-		biggest = max(biggest, u.tiles)
-	}
-	spacing := max(1, min(size, b.MaxTiles-biggest))
-	n := (below + spacing - 1) / spacing
-	var cur Batch
-	var done, k int64
-	for _, u := range units {
-		if len(cur.Pivot) > 0 {
-			boundary := (k + 1) * below / n
-			if done+u.tiles/2 >= boundary || cur.Tiles+u.tiles > b.MaxTiles {
-				batches = append(batches, cur)
-				cur = Batch{}
-				k++
-			}
+	units := pivotUnits(extent, pivot, target, b.ZOrder)
+	if b.ZOrder {
+		// Greedy: a batch closes when the next pivot tile would break
+		// the limit.
+		batches = append(batches, cut(units, func(cur Batch, u unit, _ int64, _ int) bool {
+			return cur.Tiles+u.tiles > b.MaxTiles
+		})...)
+	} else {
+		// Cut the curve into n parts: a batch closes at the unit
+		// boundary nearest to where the running total passes the next
+		// n-th of the tiles below the pivot. Rounding to a unit boundary
+		// at both ends can grow a batch by one unit, so the spacing
+		// leaves that much room under the cap.
+		var biggest int64
+		for _, u := range units {
+			biggest = max(biggest, u.tiles)
 		}
-		cur.Pivot = append(cur.Pivot, u.tile)
-		cur.Tiles += u.tiles
-		done += u.tiles
-	}
-	if len(cur.Pivot) > 0 {
-		batches = append(batches, cur)
+		spacing := max(1, min(size, b.MaxTiles-biggest))
+		n := (below + spacing - 1) / spacing
+		batches = append(batches, cut(units, func(cur Batch, u unit, done int64, closed int) bool {
+			boundary := (int64(closed) + 1) * below / n
+			return done+u.tiles/2 >= boundary || cur.Tiles+u.tiles > b.MaxTiles
+		})...)
 	}
 	for i := range batches {
 		batches[i].Index = i
@@ -134,49 +123,54 @@ func Plan(extent grid.BBox, target grid.Zoom, b Batching) []Batch {
 	return batches
 }
 
-// planZOrder is the planner of jobs made before balanced batches: the
-// pivot zoom is the deepest whose sub-pyramids fit maxTiles, pivot tiles
-// are taken in Z-order, and a batch closes when the next pivot tile would
-// break the limit.
-func planZOrder(extent grid.BBox, target grid.Zoom, maxTiles int64) []Batch {
-	total := grid.CountTiles(grid.Pyramid(extent, target))
-	if total <= maxTiles || maxTiles < 1 {
-		return []Batch{{Index: 0, Top: true, TopLast: target, Tiles: total}}
-	}
-	depth := grid.Zoom(math.Floor(math.Log(float64(3*maxTiles+1))/math.Log(4))) - 1
-	depth = max(0, min(depth, target))
-	pivot := target - depth
-	var batches []Batch
-	if pivot > 0 {
-		batches = append(batches, Batch{Top: true, TopLast: pivot - 1, Tiles: grid.CountTiles(grid.Pyramid(extent, pivot-1))})
-	}
-	type unit struct {
-		tile  grid.Tile
-		key   uint64
-		tiles int64
-	}
+// unit is a pivot tile and the number of tiles of its sub-pyramid.
+type unit struct {
+	tile  grid.Tile
+	tiles int64
+}
+
+// pivotUnits lists the pivot tiles of extent at zoom pivot, in Z-order or
+// along the generalised Hilbert curve over their range.
+func pivotUnits(extent grid.BBox, pivot, target grid.Zoom, zorder bool) []unit {
 	pr := pivot.Range(extent)
 	units := make([]unit, 0, pr.Count())
-	for t := range pr.Tiles {
-		units = append(units, unit{tile: t, key: morton(uint32(t.Col), uint32(t.Row)), tiles: subtreeTiles(extent, t, target)})
+	add := func(t grid.Tile) { units = append(units, unit{tile: t, tiles: subtreeTiles(extent, t, target)}) }
+	if !zorder {
+		gilbert(pr.MaxCol-pr.MinCol, pr.MaxRow-pr.MinRow, func(x, y int64) {
+			add(grid.Tile{Zoom: pivot, Col: pr.MinCol + x, Row: pr.MinRow + y})
+		})
+		return units
 	}
-	slices.SortFunc(units, func(a, b unit) int { return cmp.Compare(a.key, b.key) })
+	tiles := slices.Collect(iter.Seq[grid.Tile](pr.Tiles))
+	slices.SortFunc(tiles, func(a, b grid.Tile) int {
+		return cmp.Compare(morton(uint32(a.Col), uint32(a.Row)), morton(uint32(b.Col), uint32(b.Row)))
+	})
+	for _, t := range tiles {
+		add(t)
+	}
+	return units
+}
+
+// cut groups units, in order, into batches of pivot tiles; closes says
+// whether the batch so far ends before u, given the tiles of all units
+// before u and how many batches were closed.
+func cut(units []unit, closes func(cur Batch, u unit, done int64, closed int) bool) []Batch {
+	var out []Batch
 	var cur Batch
+	var done int64
 	for _, u := range units {
-		if len(cur.Pivot) > 0 && cur.Tiles+u.tiles > maxTiles {
-			batches = append(batches, cur)
+		if len(cur.Pivot) > 0 && closes(cur, u, done, len(out)) {
+			out = append(out, cur)
 			cur = Batch{}
 		}
 		cur.Pivot = append(cur.Pivot, u.tile)
 		cur.Tiles += u.tiles
+		done += u.tiles
 	}
 	if len(cur.Pivot) > 0 {
-		batches = append(batches, cur)
+		out = append(out, cur)
 	}
-	for i := range batches {
-		batches[i].Index = i
-	}
-	return batches
+	return out
 }
 
 // morton interleaves the bits of x and y: the Z-order curve.
