@@ -175,20 +175,29 @@ func (g *GeoPackage) classify(err error) error {
 	return err
 }
 
+// opened reports the reader and table if the package is open, or the
+// error that ends every use (closed, or invalid data); done is false when
+// it still has to be opened.
+func (g *GeoPackage) opened() (r TileReader, table string, err error, done bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case g.closed:
+		return nil, "", errors.New("source: geopackage is closed"), true
+	case g.err != nil:
+		return nil, "", g.err, true
+	case g.reader != nil:
+		return g.reader, g.table, nil, true
+	}
+	return nil, "", nil, false
+}
+
 // openReader returns the open reader and the table, opening them first if
 // needed. Only one caller opens at a time; the others wait, or give up
 // when their ctx ends.
 func (g *GeoPackage) openReader(ctx context.Context) (TileReader, string, error) {
-	g.mu.Lock()
-	r, table, err, closed := g.reader, g.table, g.err, g.closed
-	g.mu.Unlock()
-	switch {
-	case closed:
-		return nil, "", errors.New("source: geopackage is closed")
-	case err != nil:
-		return nil, "", err
-	case r != nil:
-		return r, table, nil
+	if r, table, err, done := g.opened(); done {
+		return r, table, err
 	}
 	select {
 	case <-g.open:
@@ -196,17 +205,8 @@ func (g *GeoPackage) openReader(ctx context.Context) (TileReader, string, error)
 		return nil, "", ctx.Err()
 	}
 	defer func() { g.open <- struct{}{} }()
-
-	g.mu.Lock()
-	r, table, err, closed = g.reader, g.table, g.err, g.closed
-	g.mu.Unlock()
-	switch {
-	case closed:
-		return nil, "", errors.New("source: geopackage is closed")
-	case err != nil:
-		return nil, "", err
-	case r != nil:
-		return r, table, nil // opened while this caller waited
+	if r, table, err, done := g.opened(); done {
+		return r, table, err // opened (or closed) while this caller waited
 	}
 
 	r, table, temp, err := g.openFile(ctx)
