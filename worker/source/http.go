@@ -2,6 +2,7 @@ package source
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -130,28 +131,15 @@ func (c HTTPConfig) Validate() error {
 
 // withDefaults fills in the zero fields; notFound is the kind's default.
 func (c HTTPConfig) withDefaults(notFound NotFound) HTTPConfig {
-	or := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	or(&c.ConnectTimeout, DefaultConnectTimeout)
-	or(&c.HeaderTimeout, DefaultHeaderTimeout)
-	or(&c.Timeout, DefaultRequestTimeout)
-	or(&c.RetryBase, DefaultRetryBase)
-	or(&c.RetryMax, DefaultRetryMax)
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = DefaultMaxAttempts
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if c.NotFound == "" {
-		c.NotFound = notFound
-	}
+	c.ConnectTimeout = cmp.Or(c.ConnectTimeout, DefaultConnectTimeout)
+	c.HeaderTimeout = cmp.Or(c.HeaderTimeout, DefaultHeaderTimeout)
+	c.Timeout = cmp.Or(c.Timeout, DefaultRequestTimeout)
+	c.RetryBase = cmp.Or(c.RetryBase, DefaultRetryBase)
+	c.RetryMax = cmp.Or(c.RetryMax, DefaultRetryMax)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, DefaultMaxAttempts)
+	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
+	c.NotFound = cmp.Or(c.NotFound, notFound)
 	return c
 }
 

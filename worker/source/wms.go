@@ -2,6 +2,7 @@ package source
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -187,22 +188,12 @@ func NewWMS(cfg WMSConfig) (*WMS, error) {
 		return nil, fmt.Errorf("source: wms url: %w", err)
 	}
 	cfg.HTTP = cfg.HTTP.withDefaults(NotFoundError)
-	if cfg.Version == "" {
-		cfg.Version = WMS130
-	}
+	cfg.Version = cmp.Or(cfg.Version, WMS130)
 	cfg.Format = wmsFormat(cfg.Format)
-	if cfg.MetatileCols == 0 {
-		cfg.MetatileCols = DefaultMetatile
-	}
-	if cfg.MetatileRows == 0 {
-		cfg.MetatileRows = DefaultMetatile
-	}
-	if cfg.CacheSize == 0 {
-		cfg.CacheSize = DefaultMetatileCache
-	}
-	if cfg.CacheTTL == 0 {
-		cfg.CacheTTL = DefaultMetatileTTL
-	}
+	cfg.MetatileCols = cmp.Or(cfg.MetatileCols, DefaultMetatile)
+	cfg.MetatileRows = cmp.Or(cfg.MetatileRows, DefaultMetatile)
+	cfg.CacheSize = cmp.Or(cfg.CacheSize, DefaultMetatileCache)
+	cfg.CacheTTL = cmp.Or(cfg.CacheTTL, DefaultMetatileTTL)
 	fp := cfg.Footprint
 	if fp == (grid.BBox{}) {
 		fp = grid.World
