@@ -59,6 +59,21 @@ func Redis(t testing.TB) asynq.RedisClientOpt {
 	}
 }
 
+// RedisServerBinary returns the redis-server binary [Redis] runs, for tests
+// that start one of their own. Under -short the test is skipped; a missing
+// binary fails it with an install hint.
+func RedisServerBinary(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("testenv: test needs a real redis-server; skipped under -short")
+	}
+	bin, err := findBinary("redis-server", EnvRedisServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
 // RedisAddr starts a server like [Redis] and returns its "host:port".
 func RedisAddr(t testing.TB) string {
 	t.Helper()
