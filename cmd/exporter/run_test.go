@@ -51,3 +51,18 @@ func TestExitCode(t *testing.T) {
 		t.Error("exit codes: want 0 for success and help, 1 for failure, 2 for usage")
 	}
 }
+
+func TestRunAllWithoutRedisServer(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	env := map[string]string{"EXPORTER_DATA_DIR": t.TempDir(), "EXPORTER_REDIS_SERVER": "no-such-redis-server", "EXPORTER_LOG_LEVEL": "error"}
+	err := run(t.Context(), []string{"all"}, func(k string) string { return env[k] }, &out, &errOut)
+	if code := exitCode(err, &errOut); code != 1 {
+		t.Errorf("run(all) without redis-server exit %d (%v), want 1", code, err)
+	}
+	for _, want := range []string{"no-such-redis-server not found", "apt-get install redis-server", "brew install redis", "EXPORTER_REDIS_SERVER", "EXPORTER_REDIS_URL"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("run(all) without redis-server said %q, want it to contain %q", errOut.String(), want)
+		}
+	}
+}

@@ -9,9 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/hibiken/asynq"
 	asynqmetrics "github.com/hibiken/asynq/x/metrics"
@@ -24,6 +24,7 @@ import (
 	"github.com/geoexport/exporter/internal/config"
 	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/redisserver"
 	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/monitoring"
 	"github.com/geoexport/exporter/scheduler"
@@ -57,8 +58,9 @@ type store interface {
 	Ping(ctx context.Context) error
 }
 
-// serve runs the parts of r until ctx is done.
-func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Writer) error {
+// serve runs the parts of r until ctx is done, or until one of them, or
+// the embedded Redis, fails.
+func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Writer) (err error) {
 	log, err := monitoring.NewLogger(stderr, monitoring.LogConfig{Level: cfg.Log.Level, Format: cfg.Log.Format})
 	if err != nil {
 		return &usageError{err}
@@ -67,11 +69,18 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 	log.InfoContext(ctx, "starting", "version", Version(), "config", cfg)
 	reg := monitoring.NewRegistry(Version(), string(r))
 
-	redisOpt, closeRedis, err := connectRedis(ctx, r, cfg, log)
+	redisOpt, embedded, err := connectRedis(ctx, r, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeRedis()
+	if embedded != nil {
+		// Stopped last, once every part that uses it has drained.
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), embeddedStopTimeout)
+			defer cancel()
+			err = errors.Join(err, embedded.Stop(sctx))
+		}()
+	}
 	rdb, ok := redisOpt.MakeRedisClient().(redis.UniversalClient)
 	if !ok {
 		return errors.New("redis client of unexpected type")
@@ -206,6 +215,18 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 			return err
 		}
 	}
+	if embedded != nil {
+		// The embedded Redis dying ends the process with an error naming
+		// it, rather than leaving every part retrying a dead socket.
+		runs = append(runs, func() error {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-embedded.Done():
+				return embedded.Err()
+			}
+		})
+	}
 	for _, run := range runs {
 		g.Go(run)
 	}
@@ -214,42 +235,40 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 	return err
 }
 
+// embeddedStopTimeout bounds the stop of the embedded Redis: SIGTERM,
+// then SIGKILL after redisserver's StopTimeout.
+const embeddedStopTimeout = 40 * time.Second
+
 // connectRedis returns the configured Redis, or for role all without a URL
-// an embedded in-process one whose clock is driven so TTLs pass.
-func connectRedis(ctx context.Context, r role, cfg config.Config, log *slog.Logger) (asynq.RedisConnOpt, func(), error) {
+// the embedded one: a redis-server child process with its files in
+// <data dir>/redis, which the caller stops. embedded is nil for a
+// configured Redis.
+func connectRedis(ctx context.Context, r role, cfg config.Config, log *slog.Logger) (asynq.RedisConnOpt, *redisserver.Server, error) {
 	if u := cfg.Redis.URL.Reveal(); u != "" {
 		opt, err := asynq.ParseRedisURI(u)
 		if err != nil {
 			return nil, nil, &usageError{fmt.Errorf("redis-url: %w", err)}
 		}
-		return opt, func() {}, nil
+		return opt, nil, nil
 	}
 	if r != "all" {
 		return nil, nil, &usageError{fmt.Errorf("role %s needs redis-url (EXPORTER_REDIS_URL); only role all runs an embedded Redis", r)}
 	}
-	mr := miniredis.NewMiniRedis()
-	if err := mr.StartAddr("127.0.0.1:0"); err != nil {
-		return nil, nil, fmt.Errorf("start embedded redis: %w", err)
+	if cfg.Storage.DataDir == "" {
+		return nil, nil, &usageError{errors.New("data-dir: role all without redis-url keeps its Redis in the data directory; set one of them")}
 	}
-	log.InfoContext(ctx, "embedded redis started; jobs last until the process exits", "addr", mr.Addr())
-	stop := make(chan struct{})
-	go func() {
-		// miniredis only moves its clock when told: drive it with ours.
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		last := time.Now()
-		for {
-			select {
-			case <-stop:
-				return
-			case now := <-t.C:
-				mr.SetTime(now)
-				mr.FastForward(now.Sub(last))
-				last = now
-			}
-		}
-	}()
-	return asynq.RedisClientOpt{Addr: mr.Addr()}, func() { close(stop); mr.Close() }, nil
+	srv, err := redisserver.Start(ctx, redisserver.Config{
+		Binary: cfg.Redis.Server, Dir: filepath.Join(cfg.Storage.DataDir, "redis"), Logger: log,
+		StopTimeout: embeddedStopTimeout - 10*time.Second,
+	})
+	if errors.Is(err, redisserver.ErrNotFound) {
+		return nil, nil, fmt.Errorf("embedded redis: %s not found on PATH: install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) "+
+			"or set %s to its path, or set %s to use a running Redis (%w)", cfg.Redis.Server, config.EnvName("redis-server"), config.EnvName("redis-url"), err)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("embedded redis: %w", err)
+	}
+	return srv.ClientOpt(), srv, nil
 }
 
 // openStorage returns the package store, and the tile-store object reader

@@ -51,11 +51,15 @@ type Log struct {
 
 // Redis configures the broker and job store.
 type Redis struct {
-	// URL is a redis:// or rediss:// URL. Empty runs an embedded in-process
-	// Redis, which only the "all" role accepts.
+	// URL is a redis:// or rediss:// URL. Empty runs an embedded Redis,
+	// which only the "all" role accepts: a redis-server child process with
+	// its files under DataDir/redis.
 	URL storage.Secret
 	// Prefix starts every key the exporter writes. Default "exporter".
 	Prefix string
+	// Server is the redis-server executable of the embedded Redis: a path,
+	// or a name looked up on PATH. Default "redis-server".
+	Server string
 }
 
 // Storage configures where packages are kept: an S3 bucket when S3Endpoint
@@ -221,7 +225,7 @@ type Worker struct {
 func Default() Config {
 	return Config{
 		Log:     Log{Level: "info", Format: "auto"},
-		Redis:   Redis{Prefix: "exporter"},
+		Redis:   Redis{Prefix: "exporter", Server: "redis-server"},
 		Storage: Storage{DataDir: "./data", S3Bucket: "exporter"},
 		HTTP: HTTP{
 			Addr: ":8080", BodyLimit: 1 << 20, ShutdownTimeout: 10 * time.Second, RateLimit: 600, RateBurst: 60, MonitoringReadOnly: true,
@@ -244,8 +248,9 @@ func Default() Config {
 func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "log level: debug, info, warn or error")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log format: text, json or auto (text on a terminal)")
-	fs.Var(&c.Redis.URL, "redis-url", "Redis URL (redis://[:password@]host:port/db); empty runs an embedded Redis (role all only)")
+	fs.Var(&c.Redis.URL, "redis-url", "Redis URL (redis://[:password@]host:port/db); empty runs an embedded redis-server with its files in <data-dir>/redis (role all only)")
 	fs.StringVar(&c.Redis.Prefix, "redis-prefix", c.Redis.Prefix, "prefix of every Redis key the exporter writes")
+	fs.StringVar(&c.Redis.Server, "redis-server", c.Redis.Server, "redis-server executable of the embedded Redis: a path, or a name looked up on PATH")
 	fs.StringVar(&c.Storage.DataDir, "data-dir", c.Storage.DataDir, "local package directory, used when no S3 endpoint is set")
 	fs.StringVar(&c.Storage.S3Endpoint, "s3-endpoint", c.Storage.S3Endpoint, "S3/MinIO endpoint host:port; empty keeps packages in the data dir")
 	fs.StringVar(&c.Storage.S3Bucket, "s3-bucket", c.Storage.S3Bucket, "S3 bucket for packages, created if missing")

@@ -401,7 +401,7 @@ func (s *Server) stop(ctx context.Context) error {
 // logTail returns the last lines this start wrote to the log, headed by the
 // log's path, for error messages.
 func (s *Server) logTail() string {
-	const tailBytes = 2 << 10
+	const tailBytes, tailLines = 2 << 10, 8
 	f, err := os.Open(s.logPath)
 	if err != nil {
 		return ""
@@ -418,7 +418,8 @@ func (s *Server) logTail() string {
 	if err != nil || len(strings.TrimSpace(string(b))) == 0 {
 		return "; log: " + s.logPath
 	}
-	return "; end of " + s.logPath + ":\n" + strings.TrimSpace(string(b))
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return "; end of " + s.logPath + ":\n" + strings.Join(lines[max(0, len(lines)-tailLines):], "\n")
 }
 
 // writeFileAtomic writes b to path (mode 0600) through a temporary file, so
