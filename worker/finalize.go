@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -46,11 +45,11 @@ func (w *Worker) finalize(ctx context.Context, id string) error {
 		return w.deleteParts(ctx, j)
 	}
 	plan := j.Spec.Plan()
-	dir, err := os.MkdirTemp(w.cfg.TempDir, "finalize-")
+	dir, release, err := makeTaskDir(w.cfg.TempDir, "finalize-")
 	if err != nil {
 		return fmt.Errorf("finalize temp dir: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	defer release()
 	start := time.Now()
 	parts := make([]string, len(plan))
 	for i := range plan {

@@ -132,11 +132,11 @@ func (w *Worker) render(ctx context.Context, p job.RenderPayload) error {
 			return w.batchStored(ctx, j, p.Batch, len(plan))
 		}
 	}
-	dir, err := os.MkdirTemp(w.cfg.TempDir, "render-")
+	dir, release, err := makeTaskDir(w.cfg.TempDir, "render-")
 	if err != nil {
 		return fmt.Errorf("render temp dir: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	defer release()
 	path := filepath.Join(dir, j.Spec.PackageName+".gpkg")
 	written, err := w.build(ctx, j, batch, path)
 	if err != nil {

@@ -170,12 +170,14 @@ func (w *Worker) Handler() asynq.Handler {
 	return mux
 }
 
-// Run serves tasks until ctx is done, then lets running tasks finish
-// within ShutdownTimeout; unfinished ones go back to the queue.
+// Run removes the temp dirs that dead processes left in TempDir, then
+// serves tasks until ctx is done, then lets running tasks finish within
+// ShutdownTimeout; unfinished ones go back to the queue.
 func (w *Worker) Run(ctx context.Context) error {
 	if w.deps.Redis == nil {
 		return errors.New("worker: redis connection is required to run")
 	}
+	w.sweep(ctx)
 	servers := []*asynq.Server{w.server(w.cfg.Concurrency, map[string]int{
 		job.QueueUrgent: w.cfg.QueueWeights[0], job.QueueDefault: w.cfg.QueueWeights[1], job.QueueLow: w.cfg.QueueWeights[2],
 	})}

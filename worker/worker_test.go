@@ -43,6 +43,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if parent := os.Getenv(holdTaskDirEnv); parent != "" {
+		os.Exit(holdTaskDir(parent))
+	}
 	// testenv.Run stops the shared MinIO before goroutines are checked.
 	code := testenv.Run(m)
 	if code == 0 {

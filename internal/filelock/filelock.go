@@ -34,7 +34,17 @@ type Lock struct {
 // exclusive lock on it without waiting. It returns [ErrLocked] if the lock
 // is held elsewhere, also by another open file of this process.
 func TryLock(path string) (*Lock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	return tryLockFile(path, os.O_CREATE)
+}
+
+// TryLockExisting is [TryLock] for a file that must exist already: it
+// returns an error wrapping [os.ErrNotExist] rather than create it.
+func TryLockExisting(path string) (*Lock, error) {
+	return tryLockFile(path, 0)
+}
+
+func tryLockFile(path string, flag int) (*Lock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|flag, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("filelock: %w", err)
 	}

@@ -114,3 +114,27 @@ func TestOwnerWithoutPid(t *testing.T) {
 		}
 	}
 }
+
+func TestTryLockExisting(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "lock")
+	if _, err := filelock.TryLockExisting(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("TryLockExisting(%s) of a missing file = %v, want ErrNotExist", path, err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("TryLockExisting created %s", path)
+	}
+	l, err := filelock.TryLock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := filelock.TryLockExisting(path); !errors.Is(err, filelock.ErrLocked) {
+		t.Errorf("TryLockExisting(%s) of a held lock = %v, want ErrLocked", path, err)
+	}
+	l.Close()
+	l, err = filelock.TryLockExisting(path)
+	if err != nil {
+		t.Fatalf("TryLockExisting(%s) of a free lock = %v", path, err)
+	}
+	l.Close()
+}

@@ -1,0 +1,189 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/geoexport/exporter/internal/filelock"
+)
+
+// A render or finalize task builds its files in a temporary directory of
+// its own under Config.TempDir, named render-<digits> or finalize-<digits>
+// (os.MkdirTemp). The directory holds a lock file, .owner.lock, that the
+// task's process keeps locked (flock) with its pid in it for as long as
+// the directory exists, so a process that dies, however it dies, leaves
+// its directories unlocked. A worker that starts removes every such
+// directory whose lock it can take: nobody alive owns it. Directories of
+// versions before the lock file are removed once they are a day old and
+// hold nothing but GeoPackage files.
+const (
+	tempLockName = ".owner.lock"
+	// legacyTempAge is how old a task directory without a lock file must
+	// be before a sweep removes it: no task runs that long.
+	legacyTempAge = 24 * time.Hour
+	// unownedLockAge is how old a lock file without a pid must be before a
+	// sweep that can take its lock removes the directory: younger, its
+	// owner may be between creating the file and locking it.
+	unownedLockAge = time.Minute
+)
+
+// taskDirPrefixes are the name prefixes of task directories.
+var taskDirPrefixes = []string{"render-", "finalize-"}
+
+// makeTaskDir creates a task directory under parent (the system's temp
+// directory when empty) and locks it. release removes the directory, then
+// drops the lock.
+func makeTaskDir(parent, prefix string) (dir string, release func(), err error) {
+	dir, err = os.MkdirTemp(parent, prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	lock, err := filelock.TryLock(filepath.Join(dir, tempLockName))
+	if errors.Is(err, filelock.ErrUnsupported) {
+		return dir, func() { _ = os.RemoveAll(dir) }, nil
+	}
+	if err == nil {
+		err = lock.WriteOwner()
+		if err != nil {
+			lock.Close()
+		}
+	}
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return dir, func() { _ = os.RemoveAll(dir); lock.Close() }, nil
+}
+
+// sweepTempDirs removes the task directories under parent (the system's
+// temp directory when empty) that no live process owns, and returns them.
+// Other entries are left alone. Errors are joined; the sweep goes on past
+// them.
+func sweepTempDirs(parent string, now time.Time) ([]string, error) {
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return nil, fmt.Errorf("sweep temp dirs: %w", err)
+	}
+	var removed []string
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() || !isTaskDirName(e.Name()) {
+			continue
+		}
+		dir := filepath.Join(parent, e.Name())
+		ownerless, lock, err := unowned(dir, now)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !ownerless {
+			continue
+		}
+		// Held while removing, so that no other sweep takes it meanwhile.
+		err = os.RemoveAll(dir)
+		if lock != nil {
+			lock.Close()
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sweep temp dirs: %w", err))
+			continue
+		}
+		removed = append(removed, dir)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// isTaskDirName reports whether name is a prefix of taskDirPrefixes and
+// the digits os.MkdirTemp adds.
+func isTaskDirName(name string) bool {
+	for _, p := range taskDirPrefixes {
+		rest, ok := strings.CutPrefix(name, p)
+		if ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// unowned reports whether no live process owns the task directory dir. If
+// so and dir has a lock file, the lock is returned held.
+func unowned(dir string, now time.Time) (bool, *filelock.Lock, error) {
+	path := filepath.Join(dir, tempLockName)
+	lock, err := filelock.TryLockExisting(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		// No lock file: a directory of an older version, or one whose
+		// owner has not yet created it, or removed just now.
+		ok, err := legacyDone(dir, now)
+		return ok, nil, err
+	case errors.Is(err, filelock.ErrLocked), errors.Is(err, filelock.ErrUnsupported):
+		return false, nil, nil
+	case err != nil:
+		return false, nil, fmt.Errorf("sweep temp dirs: %w", err)
+	}
+	if filelock.Owner(path) == 0 {
+		// The owner creates the file, then locks it and writes its pid.
+		fi, err := os.Stat(path)
+		if err != nil || now.Sub(fi.ModTime()) < unownedLockAge {
+			lock.Close()
+			return false, nil, nil
+		}
+	}
+	return true, lock, nil
+}
+
+// legacyDone reports whether dir, a task directory without a lock file,
+// is older than legacyTempAge and holds only GeoPackage files, as task
+// directories of versions before the lock file do.
+func legacyDone(dir string, now time.Time) (bool, error) {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("sweep temp dirs: %w", err)
+	}
+	if now.Sub(fi.ModTime()) < legacyTempAge {
+		return false, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false, fmt.Errorf("sweep temp dirs: %w", err)
+	}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() || now.Sub(info.ModTime()) < legacyTempAge || !isGeoPackageFile(e.Name()) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func isGeoPackageFile(name string) bool {
+	for _, ext := range []string{".gpkg", ".gpkg-journal", ".gpkg-wal", ".gpkg-shm"} {
+		if strings.HasSuffix(name, ext) {
+			return true
+		}
+	}
+	return false
+}
+
+// sweep removes the task directories of dead processes under TempDir; a
+// failure is logged and does not stop the worker.
+func (w *Worker) sweep(ctx context.Context) {
+	removed, err := sweepTempDirs(w.cfg.TempDir, time.Now())
+	if len(removed) > 0 {
+		w.log.InfoContext(ctx, "removed temp dirs of ended processes", "count", len(removed), "dirs", removed)
+	}
+	if err != nil {
+		w.log.WarnContext(ctx, "sweep temp dirs", "error", err)
+	}
+}

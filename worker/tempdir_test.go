@@ -1,0 +1,158 @@
+package worker_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/geoexport/exporter/worker"
+)
+
+// holdTaskDirEnv makes the test binary a helper process that creates a
+// render task dir under the directory it names, prints its path and holds
+// it until its standard input closes or it is killed.
+const holdTaskDirEnv = "WORKER_TEST_HOLD_TASK_DIR"
+
+func holdTaskDir(parent string) int {
+	dir, release, err := worker.MakeTaskDir(parent, "render-")
+	if err != nil {
+		fmt.Println("ERROR", err)
+		return 1
+	}
+	fmt.Println(dir)
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+	release()
+	return 0
+}
+
+// taskDirOwner is another process that owns a task dir.
+type taskDirOwner struct {
+	dir string
+	cmd *exec.Cmd
+}
+
+func startTaskDirOwner(t *testing.T, parent string) *taskDirOwner {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), holdTaskDirEnv+"="+parent)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	dir := strings.TrimSpace(line)
+	if !strings.HasPrefix(dir, parent) {
+		t.Fatalf("task dir owner said %q", line)
+	}
+	return &taskDirOwner{dir: dir, cmd: cmd}
+}
+
+// kill ends the owner as a crash would: the directory stays behind.
+func (o *taskDirOwner) kill(t *testing.T) {
+	t.Helper()
+	if err := o.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = o.cmd.Wait()
+	if _, err := os.Stat(o.dir); err != nil {
+		t.Fatalf("the killed owner's task dir: %v", err)
+	}
+}
+
+func mkdir(t *testing.T, dir string, age time.Duration, files ...string) string {
+	t.Helper()
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	then := time.Now().Add(-age)
+	for _, f := range files {
+		path := filepath.Join(dir, f)
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, then, then); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chtimes(dir, then, then); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestSweepTempDirs(t *testing.T) {
+	t.Parallel()
+	parent := t.TempDir()
+	live := startTaskDirOwner(t, parent)
+	dead := startTaskDirOwner(t, parent)
+	dead.kill(t)
+	ours, release, err := worker.MakeTaskDir(parent, "finalize-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	day := 25 * time.Hour
+	legacyOld := mkdir(t, filepath.Join(parent, "render-1001"), day, "x.gpkg", "x.gpkg-journal")
+	legacyYoung := mkdir(t, filepath.Join(parent, "render-1002"), time.Minute, "x.gpkg")
+	legacyForeign := mkdir(t, filepath.Join(parent, "finalize-1003"), day, "x.gpkg", "notes.txt")
+	unlockedYoung := mkdir(t, filepath.Join(parent, "render-1004"), 0, worker.TempLockName)
+	unlockedOld := mkdir(t, filepath.Join(parent, "render-1005"), time.Hour, worker.TempLockName)
+	others := []string{
+		mkdir(t, filepath.Join(parent, "render-abc"), day, "x.gpkg"),
+		mkdir(t, filepath.Join(parent, "other-1006"), day, "x.gpkg"),
+		mkdir(t, filepath.Join(parent, "render-"), day, "x.gpkg"),
+	}
+	if err := os.WriteFile(filepath.Join(parent, "render-1007"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	removed, err := worker.SweepTempDirs(parent, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{dead.dir, legacyOld, unlockedOld}
+	slices.Sort(want)
+	slices.Sort(removed)
+	if diff := cmp.Diff(want, removed); diff != "" {
+		t.Errorf("SweepTempDirs removed (-want +got):\n%s", diff)
+	}
+	for _, dir := range want {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s after the sweep: %v, want it removed", dir, err)
+		}
+	}
+	for _, dir := range append([]string{live.dir, ours, legacyYoung, legacyForeign, unlockedYoung, filepath.Join(parent, "render-1007")}, others...) {
+		if _, err := os.Stat(dir); err != nil {
+			t.Errorf("%s after the sweep: %v, want it kept", dir, err)
+		}
+	}
+
+	// Once its owner is gone, the live one goes too.
+	live.kill(t)
+	removed, err = worker.SweepTempDirs(parent, time.Now())
+	if err != nil || !slices.Equal(removed, []string{live.dir}) {
+		t.Errorf("SweepTempDirs after the owner's death = %v, %v; want [%s]", removed, err, live.dir)
+	}
+
+	release()
+	if _, err := os.Stat(ours); !os.IsNotExist(err) {
+		t.Errorf("%s after release: %v, want it removed", ours, err)
+	}
+}
