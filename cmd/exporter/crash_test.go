@@ -112,15 +112,23 @@ func (c *cluster) waitProgress(id string) {
 // data), and that GDAL accepts it.
 func (c *cluster) checkPackage(j map[string]any) {
 	c.t.Helper()
-	path := downloadPackage(c.t, c.api, j["result"].(map[string]any)["fileUri"].(string))
+	checkFullPackage(c.t, c.api, j)
+}
+
+// checkFullPackage downloads the finished job j's package and checks it
+// holds exactly the tiles of the grid over the job's extent, and that GDAL
+// accepts it.
+func checkFullPackage(t *testing.T, a api, j map[string]any) {
+	t.Helper()
+	path := downloadPackage(t, a, j["result"].(map[string]any)["fileUri"].(string))
 	bb := j["bbox"].([]any)
 	extent := grid.BBox{MinX: bb[0].(float64), MinY: bb[1].(float64), MaxX: bb[2].(float64), MaxY: bb[3].(float64)}
 	z := grid.Zoom(j["zoom"].(float64))
 	want := grid.CountTiles(grid.Pyramid(extent, z))
-	if got, byZoom := tileCount(c.t, path); got != want {
-		c.t.Errorf("package holds %d tiles (%v), want exactly the grid's %d", got, byZoom, want)
+	if got, byZoom := tileCount(t, path); got != want {
+		t.Errorf("package holds %d tiles (%v), want exactly the grid's %d", got, byZoom, want)
 	}
-	checkWithGDAL(c.t, path, extent, z)
+	checkWithGDAL(t, path, extent, z)
 }
 
 // batchesBy counts the "batch rendered" lines in a worker's log.

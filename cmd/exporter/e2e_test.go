@@ -214,10 +214,18 @@ func (a api) getJSON(t *testing.T, path string) map[string]any {
 	return m
 }
 
-// waitCompleted polls GET /jobs/{id} until the job is Completed.
+// waitCompleted polls GET /jobs/{id} until the job is Completed, for at
+// most 90 seconds.
 func waitCompleted(t *testing.T, a api, id string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
+	return waitCompletedWithin(t, a, id, 90*time.Second)
+}
+
+// waitCompletedWithin polls GET /jobs/{id} until the job is Completed, for
+// at most timeout.
+func waitCompletedWithin(t *testing.T, a api, id string, timeout time.Duration) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	last := -1.0
 	for time.Now().Before(deadline) {
 		j := a.getJSON(t, "/jobs/"+id)
@@ -235,7 +243,7 @@ func waitCompleted(t *testing.T, a api, id string) map[string]any {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("job %s not Completed within 90s", id)
+	t.Fatalf("job %s not Completed within %v", id, timeout)
 	return nil
 }
 
