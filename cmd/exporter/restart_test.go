@@ -149,7 +149,7 @@ func TestRestartAfterKillKeepsJobsAndResumes(t *testing.T) {
 	cb := newCallbacks(t)
 	// 4,400 tiles at zoom 13: long enough for the kill to land mid-way.
 	idB := a.postJSON(t, "/create", fmt.Sprintf(`{"dbId":%q,"bbox":[%v,%v,%v,%v],"targetResolution":%v,"callbackURLs":[%q]}`,
-		catalog.DemoLayerID, crashBBox.MinX, crashBBox.MinY, crashBBox.MaxX, crashBBox.MaxY, (crashZoom + 1).Resolution(), cb.url))["id"].(string)
+		catalog.DemoLayerID, crashBBox.MinX, crashBBox.MinY, crashBBox.MaxX, crashBBox.MaxY, (crashZoom+1).Resolution(), cb.url))["id"].(string)
 	parts := filepath.Join(dir, "data", "parts", idB)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
