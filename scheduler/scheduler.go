@@ -162,6 +162,12 @@ func New(cfg Config, deps Deps) (*Scheduler, error) {
 			Name: "exporter_scheduler_runs_total", Help: "Maintenance runs by task type and outcome.",
 		}, []string{"task_type", "outcome"}),
 	}
+	for _, e := range s.entries {
+		// Every series exists from the start, so a run that never happens
+		// shows as a flat zero rather than as no data.
+		s.metrics.runs.WithLabelValues(e.typ, "success")
+		s.metrics.runs.WithLabelValues(e.typ, "failed")
+	}
 	for _, c := range []prometheus.Collector{s.metrics.expired, s.metrics.bytesFreed, s.metrics.orphans, s.metrics.cleaned, s.metrics.reconciled, s.metrics.runs} {
 		if err := deps.Registry.Register(c); err != nil {
 			return nil, fmt.Errorf("register scheduler metrics: %w", err)
@@ -198,16 +204,13 @@ func (s *Scheduler) run(typ string, step func(context.Context) (int, error)) asy
 	}
 }
 
-// EnqueueDue enqueues every task whose slot lies in (since, now]. The task
-// id names the task and its slot, so every replica may call this for the
-// same slot and only one task results.
+// EnqueueDue enqueues every task whose latest slot lies in (since, now].
+// The task id names the task and its slot, so every replica may call this
+// for the same slot and only one task results.
 func (s *Scheduler) EnqueueDue(ctx context.Context, since, now time.Time) error {
 	var errs []error
 	for _, e := range s.entries {
-		slot := time.Time{}
-		for t := e.schedule.Next(since); !t.After(now); t = e.schedule.Next(t) {
-			slot = t // only the latest missed slot runs
-		}
+		slot := latestSlot(e.schedule, since, now)
 		if slot.IsZero() {
 			continue
 		}
@@ -221,7 +224,36 @@ func (s *Scheduler) EnqueueDue(ctx context.Context, since, now time.Time) error 
 	return errors.Join(errs...)
 }
 
-// Run enqueues due maintenance every few seconds and serves the
+// latestSlot returns the last slot of sched in (since, now], or the zero
+// time when there is none; missed slots before it are not run.
+//
+// An "@every d" schedule counts d from the moment it is asked
+// (Next(t) = t+d), so asking it from since would never reach now when the
+// caller asks every few seconds, and replicas started at different times
+// would disagree on the slots. Its slots are instead the multiples of d
+// since the Unix epoch: the same instants on every replica, whenever it
+// started.
+func latestSlot(sched cron.Schedule, since, now time.Time) time.Time {
+	if every, ok := sched.(cron.ConstantDelaySchedule); ok {
+		d := every.Delay.Milliseconds()
+		slot := time.UnixMilli(now.UnixMilli() / d * d)
+		if !slot.After(since) {
+			return time.Time{}
+		}
+		return slot
+	}
+	slot := time.Time{}
+	for t := sched.Next(since); !t.After(now); t = sched.Next(t) {
+		slot = t
+	}
+	return slot
+}
+
+// tick is how often Run looks for due slots: the finest a schedule can be
+// ("@every 1s"), so no slot is missed.
+const tick = time.Second
+
+// Run enqueues due maintenance every second and serves the
 // maintenance queue until ctx is done; a running task then gets the run
 // timeout to finish.
 func (s *Scheduler) Run(ctx context.Context) error {
@@ -237,7 +269,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	defer srv.Shutdown()
 	s.log.InfoContext(ctx, "scheduler started")
-	t := time.NewTicker(5 * time.Second)
+	t := time.NewTicker(tick)
 	defer t.Stop()
 	last := s.deps.Now()
 	for {

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
@@ -322,5 +324,48 @@ func TestReconcile(t *testing.T) {
 	runTask(t, s, scheduler.TypeReconcile)
 	if n := counter(t, reg, "exporter_scheduler_jobs_reconciled_total"); n != 3 {
 		t.Errorf("second reconcile changed %v jobs, want none", n-3)
+	}
+}
+
+// TestEnqueueDueAskedEverySecond drives EnqueueDue as Run does, a second
+// at a time, from two replicas that started at different moments: every
+// slot of every schedule is enqueued, and once.
+func TestEnqueueDueAskedEverySecond(t *testing.T) {
+	t.Parallel()
+	s1, b, _ := setup(t)
+	s2, _ := newScheduler(t, b)
+	start := time.Date(2026, 11, 1, 10, 0, 30, 0, time.UTC)
+	phase := map[*scheduler.Scheduler]time.Duration{s1: 0, s2: 700 * time.Millisecond}
+	last := map[*scheduler.Scheduler]time.Time{s1: start, s2: start.Add(phase[s2])}
+	for now := start.Add(time.Second); now.Before(start.Add(212 * time.Second)); now = now.Add(time.Second) {
+		for _, s := range []*scheduler.Scheduler{s1, s2} {
+			at := now.Add(phase[s]) // each replica ticks at its own phase
+			if err := s.EnqueueDue(t.Context(), last[s], at); err != nil {
+				t.Fatal(err)
+			}
+			last[s] = at
+		}
+	}
+	tasks, err := b.inspector.ListPendingTasks(scheduler.Queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, task := range tasks {
+		ids = append(ids, task.ID)
+	}
+	slices.Sort(ids)
+	// 10:00:30 to 10:04:01: expire at 10:01 … 10:04, reconcile at the even
+	// minutes since the epoch, 10:02 and 10:04; clean and orphans not.
+	slot := func(typ string, hh, mm int) string {
+		return fmt.Sprintf("%s@%d", typ, time.Date(2026, 11, 1, hh, mm, 0, 0, time.UTC).Unix())
+	}
+	want := []string{
+		slot(scheduler.TypeExpire, 10, 1), slot(scheduler.TypeExpire, 10, 2), slot(scheduler.TypeExpire, 10, 3), slot(scheduler.TypeExpire, 10, 4),
+		slot(scheduler.TypeReconcile, 10, 2), slot(scheduler.TypeReconcile, 10, 4),
+	}
+	slices.Sort(want)
+	if diff := cmp.Diff(want, ids); diff != "" {
+		t.Errorf("maintenance tasks queued (-want +got):\n%s", diff)
 	}
 }

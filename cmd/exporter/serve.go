@@ -199,6 +199,9 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 		// the scheduler role alone, so replicas of the others do not repeat it.
 		reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(inspector))
 		s, err := scheduler.New(scheduler.Config{
+			ExpireSpec: cfg.Scheduler.ExpireSchedule, OrphansSpec: cfg.Scheduler.OrphansSchedule,
+			CleanSpec: cfg.Scheduler.CleanSchedule, ReconcileSpec: cfg.Scheduler.ReconcileSchedule,
+			OrphanAge: cfg.Scheduler.OrphanAge, CleanAfter: cfg.Scheduler.CleanAfter, StuckAfter: cfg.Scheduler.StuckAfter,
 			UrgentFrom: cfg.Queues.UrgentFrom, DefaultFrom: cfg.Queues.DefaultFrom,
 			RenderTimeout: cfg.Jobs.RenderTimeout, RenderMaxRetry: cfg.Jobs.RenderMaxRetry,
 			CallbackTimeout: cfg.Jobs.CallbackTimeout + 5*time.Second, CallbackMaxRetry: cfg.Jobs.CallbackMaxRetry,

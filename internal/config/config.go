@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/geoexport/exporter/internal/storage"
 )
 
@@ -29,15 +31,16 @@ const EnvPrefix = "EXPORTER_"
 // Config is the whole configuration of every role. Each binary loads all of
 // it and uses the parts it needs.
 type Config struct {
-	Log     Log
-	Redis   Redis
-	Storage Storage
-	Catalog Catalog
-	HTTP    HTTP
-	Auth    Auth
-	Jobs    Jobs
-	Queues  Queues
-	Worker  Worker
+	Log       Log
+	Redis     Redis
+	Storage   Storage
+	Catalog   Catalog
+	HTTP      HTTP
+	Auth      Auth
+	Jobs      Jobs
+	Queues    Queues
+	Worker    Worker
+	Scheduler Scheduler
 }
 
 // Log configures logging.
@@ -221,6 +224,34 @@ type Worker struct {
 	PollInterval time.Duration
 }
 
+// Scheduler configures periodic maintenance. Schedules are cron specs of
+// five fields or descriptors such as "@hourly" and "@every 5m"; "@every"
+// slots are multiples of the interval since the Unix epoch, the same on
+// every scheduler replica.
+type Scheduler struct {
+	// ExpireSchedule is when packages past their expiry are deleted.
+	// Default "@every 1m".
+	ExpireSchedule string
+	// OrphansSchedule is when parts of jobs no longer running are deleted.
+	// Default "@every 15m".
+	OrphansSchedule string
+	// CleanSchedule is when records of ended jobs are deleted. Default
+	// "@hourly".
+	CleanSchedule string
+	// ReconcileSchedule is when stuck jobs are moved on. Default
+	// "@every 2m".
+	ReconcileSchedule string
+	// OrphanAge is how old a part of a job no longer running must be before
+	// it is deleted. Default 1h.
+	OrphanAge time.Duration
+	// CleanAfter is how long the records of Failed, Cancelled and Expired
+	// jobs are kept. Default 168h.
+	CleanAfter time.Duration
+	// StuckAfter is how old an In-Progress job must be before reconcile
+	// looks at it. Default 10m.
+	StuckAfter time.Duration
+}
+
 // Default returns the configuration with every default filled in.
 func Default() Config {
 	return Config{
@@ -240,6 +271,10 @@ func Default() Config {
 		},
 		Queues: Queues{UrgentFrom: 100_000_000, DefaultFrom: 1000, Weights: "6,3,1"},
 		Worker: Worker{Concurrency: runtime.NumCPU(), Fetchers: 4 * runtime.NumCPU(), Encoders: runtime.NumCPU(), ShutdownTimeout: 30 * time.Second, PollInterval: 200 * time.Millisecond},
+		Scheduler: Scheduler{
+			ExpireSchedule: "@every 1m", OrphansSchedule: "@every 15m", CleanSchedule: "@hourly", ReconcileSchedule: "@every 2m",
+			OrphanAge: time.Hour, CleanAfter: 7 * 24 * time.Hour, StuckAfter: 10 * time.Minute,
+		},
 	}
 }
 
@@ -304,6 +339,13 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.Worker.ReservedConcurrency, "worker-reserved-concurrency", c.Worker.ReservedConcurrency, "extra task slots that serve the urgent queue only; 0 is none")
 	fs.DurationVar(&c.Worker.ShutdownTimeout, "worker-shutdown-timeout", c.Worker.ShutdownTimeout, "time running tasks get to finish on shutdown before they are handed back")
 	fs.DurationVar(&c.Worker.PollInterval, "worker-poll-interval", c.Worker.PollInterval, "how long an idle worker waits before it looks for new tasks again")
+	fs.StringVar(&c.Scheduler.ExpireSchedule, "scheduler-expire-schedule", c.Scheduler.ExpireSchedule, "when expired packages are deleted (cron spec or @every)")
+	fs.StringVar(&c.Scheduler.OrphansSchedule, "scheduler-orphans-schedule", c.Scheduler.OrphansSchedule, "when parts of jobs no longer running are deleted (cron spec or @every)")
+	fs.StringVar(&c.Scheduler.CleanSchedule, "scheduler-clean-schedule", c.Scheduler.CleanSchedule, "when records of ended jobs are deleted (cron spec or @every)")
+	fs.StringVar(&c.Scheduler.ReconcileSchedule, "scheduler-reconcile-schedule", c.Scheduler.ReconcileSchedule, "when stuck jobs are moved on (cron spec or @every)")
+	fs.DurationVar(&c.Scheduler.OrphanAge, "scheduler-orphan-age", c.Scheduler.OrphanAge, "age at which parts of jobs no longer running are deleted")
+	fs.DurationVar(&c.Scheduler.CleanAfter, "scheduler-clean-after", c.Scheduler.CleanAfter, "how long records of Failed, Cancelled and Expired jobs are kept")
+	fs.DurationVar(&c.Scheduler.StuckAfter, "scheduler-stuck-after", c.Scheduler.StuckAfter, "age at which reconcile looks at an In-Progress job")
 }
 
 // EnvName is the environment variable of the flag named name.
@@ -415,6 +457,9 @@ func (c Config) Validate() error {
 		{"jobs-render-timeout", c.Jobs.RenderTimeout},
 		{"jobs-callback-timeout", c.Jobs.CallbackTimeout},
 		{"worker-shutdown-timeout", c.Worker.ShutdownTimeout},
+		{"scheduler-orphan-age", c.Scheduler.OrphanAge},
+		{"scheduler-clean-after", c.Scheduler.CleanAfter},
+		{"scheduler-stuck-after", c.Scheduler.StuckAfter},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -474,6 +519,16 @@ func (c Config) Validate() error {
 	}
 	if c.Jobs.BatchSpread < 1 {
 		add("jobs-batch-spread: %d must be at least 1", c.Jobs.BatchSpread)
+	}
+	for _, sc := range []struct{ name, spec string }{
+		{"scheduler-expire-schedule", c.Scheduler.ExpireSchedule},
+		{"scheduler-orphans-schedule", c.Scheduler.OrphansSchedule},
+		{"scheduler-clean-schedule", c.Scheduler.CleanSchedule},
+		{"scheduler-reconcile-schedule", c.Scheduler.ReconcileSchedule},
+	} {
+		if _, err := cron.ParseStandard(sc.spec); err != nil {
+			add("%s: %q is not a cron spec or @every interval: %v", sc.name, sc.spec, err)
+		}
 	}
 	if c.Jobs.BatchMinTiles < 1 {
 		add("jobs-batch-min-tiles: %d must be at least 1", c.Jobs.BatchMinTiles)
