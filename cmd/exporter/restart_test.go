@@ -113,16 +113,21 @@ func TestRestartAfterKillKeepsJobsAndResumes(t *testing.T) {
 	dir := t.TempDir()
 	tmp := filepath.Join(dir, "tmp")
 	const quota = 1_000_000_000
-	const ttl = time.Minute
+	// Packages live 30 s, and the scheduler looks for expired ones every
+	// 5 s: A is still there after the restart and expires well before B
+	// has resumed.
+	const ttl = 30 * time.Second
+	const expireEvery = 5 * time.Second
 	// No Redis URL: the embedded Redis, over ./data/redis.
 	env := map[string]string{
-		"EXPORTER_HTTP_ADDR":           testenv.FreeAddr(t),
-		"EXPORTER_HTTP_CALLBACK_ALLOW": "127.0.0.1/32",
-		"EXPORTER_HTTP_RATE_LIMIT":     "0",
-		"EXPORTER_LOG_FORMAT":          "json",
-		"EXPORTER_WORKER_TEMP_DIR":     tmp,
-		"EXPORTER_JOBS_PACKAGE_TTL":    ttl.String(),
-		"EXPORTER_JOBS_QUOTA_BYTES":    strconv.Itoa(quota),
+		"EXPORTER_HTTP_ADDR":                 testenv.FreeAddr(t),
+		"EXPORTER_HTTP_CALLBACK_ALLOW":       "127.0.0.1/32",
+		"EXPORTER_HTTP_RATE_LIMIT":           "0",
+		"EXPORTER_LOG_FORMAT":                "json",
+		"EXPORTER_WORKER_TEMP_DIR":           tmp,
+		"EXPORTER_JOBS_PACKAGE_TTL":          ttl.String(),
+		"EXPORTER_SCHEDULER_EXPIRE_SCHEDULE": "@every " + expireEvery.String(),
+		"EXPORTER_JOBS_QUOTA_BYTES":          strconv.Itoa(quota),
 		// Several batches, one tile at a time: the kill lands mid-export
 		// with some parts stored.
 		"EXPORTER_JOBS_BATCH_TILES":   "300",
@@ -198,7 +203,9 @@ func TestRestartAfterKillKeepsJobsAndResumes(t *testing.T) {
 	if ids[idA] != "Completed" || ids[idB] != "In-Progress" {
 		t.Errorf("GET /jobs after the restart = %v, want A (%s) Completed and B (%s) In-Progress", ids, idA, idB)
 	}
-	again := a.postJSON(t, "/create", fmt.Sprintf(seedRequest, cb.url))
+	// Requests of A call back elsewhere than B's.
+	cbA := newCallbacks(t)
+	again := a.postJSON(t, "/create", fmt.Sprintf(seedRequest, cbA.url))
 	if again["status"] != "Completed" || again["requestId"] != idA || again["fileUri"] != uriA {
 		t.Errorf("export A requested again after the restart = %v, want the cached package of %s", again, idA)
 	}
@@ -207,6 +214,33 @@ func TestRestartAfterKillKeepsJobsAndResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkQuota(t, a, quota, idA, idB)
+
+	// Export A expires on time: at the first expire slot after its expiry.
+	for {
+		j := a.getJSON(t, "/jobs/"+idA)
+		if j["status"] == "Expired" {
+			if now := time.Now(); now.Before(expiresAt) {
+				t.Errorf("export A expired at %v, before its expiry %v", now, expiresAt)
+			}
+			break
+		}
+		if j["status"] != "Completed" {
+			t.Fatalf("export A became %v, want Expired", j["status"])
+		}
+		if late := expiresAt.Add(expireEvery + 10*time.Second); time.Now().After(late) {
+			t.Fatalf("export A not Expired at %v, %v after its expiry %v", time.Now(), late.Sub(expiresAt), expiresAt)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	phase("export A expired")
+	if _, err := os.Stat(filepath.Join(dir, "data", "packages", jobA["packageName"].(string)+".gpkg")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("package of the expired export A: %v, want it deleted", err)
+	}
+	checkQuota(t, a, quota, idA, idB)
+	fresh := a.postJSON(t, "/create", fmt.Sprintf(seedRequest, cbA.url))
+	if fresh["status"] != "In-Progress" || fresh["id"] == idA {
+		t.Fatalf("export A requested after it expired = %v, want a new job", fresh)
+	}
 
 	// Export B resumes once asynq finds the killed worker's lease expired:
 	// 30 s of lease and 30 s of grace, seen by a recoverer that looks every
@@ -236,34 +270,7 @@ func TestRestartAfterKillKeepsJobsAndResumes(t *testing.T) {
 			t.Errorf("export A rendered again after the restart: %s", line)
 		}
 	}
-	checkQuota(t, a, quota, idA, idB)
-
-	// Export A expires on time: the scheduler's expire slot comes every
-	// minute after its expiry.
-	for {
-		j := a.getJSON(t, "/jobs/"+idA)
-		if j["status"] == "Expired" {
-			if now := time.Now(); now.Before(expiresAt) {
-				t.Errorf("export A expired at %v, before its expiry %v", now, expiresAt)
-			}
-			break
-		}
-		if j["status"] != "Completed" {
-			t.Fatalf("export A became %v, want Expired", j["status"])
-		}
-		if time.Now().After(expiresAt.Add(75 * time.Second)) {
-			t.Fatalf("export A not Expired 75s after its expiry %v", expiresAt)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	phase("export A expired")
-	if _, err := os.Stat(filepath.Join(dir, "data", "packages", jobA["packageName"].(string)+".gpkg")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("package of the expired export A: %v, want it deleted", err)
-	}
-	checkQuota(t, a, quota, idA, idB)
-	if fresh := a.postJSON(t, "/create", fmt.Sprintf(seedRequest, cb.url)); fresh["status"] != "In-Progress" || fresh["id"] == idA {
-		t.Errorf("export A requested after it expired = %v, want a new job", fresh)
-	}
+	checkQuota(t, a, quota, idA, idB, fresh["id"].(string))
 }
 
 func TestEmbeddedRedisDeathEndsAll(t *testing.T) {
