@@ -20,7 +20,8 @@ build: ## build bin/exporter (installs the TurboJPEG headers where missing)
 	@BIN=$(BIN) GO=$(GO) scripts/tools.sh --build
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/exporter ./cmd/exporter
 
-run: build ## run everything in one process with embedded Redis and ./data (prints the URL)
+run: build ## run everything in one process with embedded Redis and ./data (installs redis-server where missing; prints the URL)
+	@BIN=$(BIN) GO=$(GO) scripts/tools.sh --run
 	$(BIN)/exporter all
 
 test: tools ## install missing test tools, then run every test with the race detector

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building needs (tools.sh --build: the TurboJPEG headers,
-# Debian package libturbojpeg0-dev) and, without --build, also what the
-# tests need, where it is missing:
+# Debian package libturbojpeg0-dev), what `exporter all` needs to run
+# (tools.sh --run: also redis-server, its embedded Redis), and, with no
+# argument, also what the tests need, where it is missing:
 #   redis-server        Debian package redis-server
 #   minio               the MinIO server, built from its pinned Go module into $BIN
 #                       (AGPL: it only ever runs as a separate process)
@@ -29,6 +30,17 @@ if ! pkg-config --exists libturbojpeg 2>/dev/null && [ ! -f /usr/include/turbojp
   apt_install libturbojpeg0-dev pkg-config
 fi
 if [ "${1:-}" = --build ]; then exit 0; fi
+# exporter all runs redis-server as its embedded Redis, unless given one.
+if [ "${1:-}" = --run ]; then
+  if [ -z "${EXPORTER_REDIS_URL:-}" ] && ! command -v "${EXPORTER_REDIS_SERVER:-redis-server}" >/dev/null; then
+    if ! command -v apt-get >/dev/null; then
+      echo "tools: redis-server not found: install it (macOS: brew install redis), or set EXPORTER_REDIS_SERVER or EXPORTER_REDIS_URL" >&2
+      exit 1
+    fi
+    apt_install redis-server
+  fi
+  exit 0
+fi
 : "${MINIO_VERSION:?set MINIO_VERSION}"
 
 missing=()

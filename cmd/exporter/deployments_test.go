@@ -132,11 +132,14 @@ func TestDeploymentsDockerfile(t *testing.T) {
 		}
 	}
 	final := map[string]string{}
-	var env []string
+	var env, runs []string
 	for _, l := range lines {
 		word, rest, _ := strings.Cut(l, " ")
 		word = strings.ToUpper(word)
 		final[word] = strings.TrimSpace(rest)
+		if word == "RUN" {
+			runs = append(runs, rest)
+		}
 		if word == "ENV" {
 			for _, kv := range strings.Fields(rest) {
 				k, _, _ := strings.Cut(kv, "=")
@@ -167,6 +170,12 @@ func TestDeploymentsDockerfile(t *testing.T) {
 	}
 	if len(cmd) != 1 || !slices.Contains(exporterRoles, cmd[0]) {
 		t.Errorf("%s: CMD %q, want a role", rel(path), cmd)
+	}
+	// Role all without a Redis URL runs redis-server as a child process.
+	if !slices.ContainsFunc(runs, func(r string) bool {
+		return strings.Contains(r, "apt-get install") && slices.Contains(strings.Fields(r), "redis-server")
+	}) {
+		t.Errorf("%s: the runtime stage does not install redis-server, which role all runs as its embedded Redis", rel(path))
 	}
 }
 
