@@ -7,7 +7,8 @@
 // directory is mode 0700 and the server listens only on a Unix socket in
 // it (port 0, unixsocketperm 700), so only processes of the same user
 // reach it. Socket paths are limited to about 100 bytes; with a longer
-// directory path the server listens on 127.0.0.1 on a free port instead,
+// directory path, or where the server fails to open its socket (a file
+// system without sockets), it listens on 127.0.0.1 on a free port instead,
 // with a password generated at each start and kept only in the 0700
 // directory. maxmemory-policy is noeviction: the job store and the queue
 // must never lose keys to memory pressure.

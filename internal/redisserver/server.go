@@ -161,8 +161,9 @@ func start(ctx context.Context, cfg Config, bin, dir string, lock *filelock.Lock
 	if err := stopStale(ctx, cfg, bin, dir); err != nil {
 		return nil, err
 	}
+	loopback := false
 	for attempt := 1; ; attempt++ {
-		ep, err := chooseEndpoint(dir)
+		ep, err := chooseEndpoint(dir, loopback)
 		if err != nil {
 			return nil, err
 		}
@@ -172,20 +173,30 @@ func start(ctx context.Context, cfg Config, bin, dir string, lock *filelock.Lock
 			s.log.InfoContext(ctx, "redis-server started", "pid", s.Pid(), "dir", dir, "network", ep.network, "addr", ep.addr)
 			return s, nil
 		}
-		// A loopback port taken between picking and binding makes the
-		// server exit at once: try another.
 		var exit *exitError
-		if ep.network != "tcp" || !errors.As(err, &exit) || attempt == bindAttempts {
+		if !errors.As(err, &exit) || attempt == bindAttempts {
+			return nil, err
+		}
+		switch {
+		case ep.network == "tcp":
+			// A loopback port taken between picking and binding makes the
+			// server exit at once: try another.
+		case strings.Contains(err.Error(), "Unix socket"):
+			// A file system without sockets (some network and container
+			// mounts): the server said "Failed opening Unix socket".
+			cfg.Logger.WarnContext(ctx, "redis-server cannot listen on a socket in its directory; it listens on loopback with a password", "dir", dir, "error", err)
+			loopback = true
+		default:
 			return nil, err
 		}
 	}
 }
 
 // chooseEndpoint listens on a socket in dir, or on loopback with a fresh
-// password when the socket path would be too long.
-func chooseEndpoint(dir string) (endpoint, error) {
+// password when the socket path would be too long or loopback is set.
+func chooseEndpoint(dir string, loopback bool) (endpoint, error) {
 	sock := filepath.Join(dir, sockFile)
-	if len(sock) <= maxSocketPath {
+	if len(sock) <= maxSocketPath && !loopback {
 		return endpoint{network: "unix", addr: sock}, nil
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")

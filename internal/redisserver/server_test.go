@@ -178,6 +178,23 @@ func TestLongDirListensOnLoopbackWithPassword(t *testing.T) {
 	}
 }
 
+func TestSocketRefusedListensOnLoopback(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	// Where the socket should be, something redis-server cannot replace,
+	// as on a file system without sockets.
+	if err := os.Mkdir(filepath.Join(dir, "redis.sock"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, dir)
+	if s.Network() != "tcp" || s.ClientOpt().Password == "" {
+		t.Fatalf("server that cannot bind its socket listens on %s %s, want loopback with a password", s.Network(), s.Addr())
+	}
+	if err := client(t, s).Ping(t.Context()).Err(); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestSecondStartInSameDirRefused(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
