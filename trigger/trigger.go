@@ -238,7 +238,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.app.Delete("/jobs/:id", append(client, s.cancelJob)...)
 	s.app.Get("/taskStatus/:jobId", append(client, s.taskStatus)...)
 	s.app.Get("/layers", append(client, s.listLayers)...)
-	s.app.Get("/downloads/:name", append(client, s.download)...)
+	s.app.Get("/downloads/:jobId/:name", append(client, s.download)...)
+	s.app.Head("/downloads/:jobId/:name", append(client, s.download)...)
+	s.app.Get("/downloads/:name", append(client, s.download)...) // packages stored before per-job keys
 	s.app.Head("/downloads/:name", append(client, s.download)...)
 	s.previewRoutes()
 	// Operators.

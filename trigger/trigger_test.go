@@ -224,7 +224,11 @@ func TestCreateCacheHit(t *testing.T) {
 	srv, b := setup(t)
 	_, body := do(t, srv, "POST", "/create", seedBody)
 	first := decode[created](t, body)
-	if _, _, err := b.jobs.Complete(t.Context(), first.ID, job.Result{FileKey: "packages/x.gpkg", FileSize: 4096, SHA256: "00", TilesStored: 18}, time.Hour); err != nil {
+	running, err := b.jobs.Get(t.Context(), first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.jobs.Complete(t.Context(), first.ID, job.Result{FileKey: job.PackageKey(first.ID, running.Spec.PackageName), FileSize: 4096, SHA256: "00", TilesStored: 18}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	req := strings.Replace(seedBody, "34.811938017107494", "34.8119", 1)
@@ -237,7 +241,7 @@ func TestCreateCacheHit(t *testing.T) {
 	name := j.Spec.PackageName
 	want := map[string]any{
 		"status":           "Completed",
-		"fileUri":          "http://exporter.test/downloads/" + name + ".gpkg",
+		"fileUri":          "http://exporter.test/downloads/" + first.ID + "/" + name + ".gpkg",
 		"expirationTime":   j.ExpiresAt.Format("2006-01-02"),
 		"fileSize":         4096.0,
 		"dbId":             "ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8",
