@@ -269,6 +269,12 @@ func TestCreateLayerErrors(t *testing.T) {
 		{"outside the footprint", strings.Replace(strings.Replace(seedBody, "34.811938017107494", "10", 1), "34.82237261707599", "11", 1), 400, "bbox: [10, 31.95475033759175, 11, 31.96426962177354] does not intersect the layer footprint [34.2, 29.4, 35.9, 33.4]"},
 		{"too many tiles", strings.Replace(seedBody, "[34.811938017107494, 31.95475033759175, 34.82237261707599, 31.96426962177354]", "[34.2, 29.4, 35.9, 33.4]", 1), 400, "more than the limit of 1000"},
 		{"bad request", `{"dbId":1}`, 400, "dbId: must be a string"},
+		// These once reached the grid: a subnormal resolution panicked,
+		// and a null bbox member was read as 0.
+		{"subnormal resolution", strings.Replace(seedBody, "0.0000429153442382812", "5e-324", 1), 400, "targetResolution: 5e-324 is finer than zoom 22"},
+		{"tiny resolution", strings.Replace(seedBody, "0.0000429153442382812", "1e-309", 1), 400, "targetResolution: 1e-309 is finer than zoom 22"},
+		{"null bbox member", strings.Replace(seedBody, "34.811938017107494", "null", 1), 400, "bbox[0]: must be a number, got null"},
+		{"null priority", strings.Replace(seedBody, `"priority": 0`, `"priority": null`, 1), 400, "priority: must be a number, got null"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
