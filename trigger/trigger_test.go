@@ -305,14 +305,7 @@ func TestCreateLayerErrors(t *testing.T) {
 func TestServeOverTCP(t *testing.T) {
 	t.Parallel()
 	srv, _ := setup(t, func(c *trigger.Config, _ *trigger.Deps) { c.BodyLimit = 2048 })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
-	base := "http://" + ln.Addr().String()
+	base := serveTCP(t, srv)
 
 	post := func(body string) (*http.Response, error) {
 		req, err := http.NewRequest("POST", base+"/create", strings.NewReader(body))
@@ -339,10 +332,26 @@ func TestServeOverTCP(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("POST /create over TCP = %d", resp.StatusCode)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run after cancel = %v, want nil", err)
+}
+
+// serveTCP runs srv on a loopback port until the test ends, then checks
+// that it stopped cleanly, and returns its base URL.
+func serveTCP(t *testing.T, srv *trigger.Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run after cancel = %v, want nil", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
 }
 
 // tokenOfSize mints a client token of size bytes or up to 3 more.
@@ -364,20 +373,7 @@ func tokenOfSize(t *testing.T, size int) string {
 func TestServeTokenSizes(t *testing.T) {
 	t.Parallel()
 	srv, _ := setup(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run after cancel = %v, want nil", err)
-		}
-	})
-	base := "http://" + ln.Addr().String()
+	base := serveTCP(t, srv)
 	client := &http.Client{Transport: &http.Transport{}}
 	t.Cleanup(client.CloseIdleConnections)
 

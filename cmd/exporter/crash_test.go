@@ -108,10 +108,15 @@ func (c *cluster) start(role string, extra map[string]string) (*proc, string) {
 // export posts an export of the demo layer and returns its job id.
 func (c *cluster) export(bbox grid.BBox, z grid.Zoom) string {
 	c.t.Helper()
-	body := fmt.Sprintf(`{"dbId":%q,"bbox":[%v,%v,%v,%v],"targetResolution":%v,"callbackURLs":[%q]}`,
-		catalog.DemoLayerID, bbox.MinX, bbox.MinY, bbox.MaxX, bbox.MaxY, z.Resolution(), c.cb.url)
-	created := c.api.postJSON(c.t, "/create", body)
+	created := c.api.postJSON(c.t, "/create", exportBody(c, bbox, z))
 	return created["id"].(string)
+}
+
+// exportBody is the POST /create body of an export of the demo layer with
+// the cluster's callback.
+func exportBody(c *cluster, bbox grid.BBox, z grid.Zoom) string {
+	return fmt.Sprintf(`{"dbId":%q,"bbox":[%v,%v,%v,%v],"targetResolution":%v,"callbackURLs":[%q]}`,
+		catalog.DemoLayerID, bbox.MinX, bbox.MinY, bbox.MaxX, bbox.MaxY, z.Resolution(), c.cb.url)
 }
 
 // waitProgress waits until the job has written some tiles.

@@ -25,7 +25,7 @@ import (
 // maintenanceTTL is the package TTL of the maintenance test: long enough
 // for the steps that must happen before a package expires, short enough
 // to wait for.
-const maintenanceTTL = 12 * time.Second
+const maintenanceTTL = 20 * time.Second
 
 // TestMaintenanceInRealTime runs the real binaries with short maintenance
 // settings and no injected clock, and sees what an operator would: expired
@@ -106,8 +106,7 @@ func testMaintenance(t *testing.T, store string) {
 		t.Errorf("expired job X still offers a fileUri: %s", u)
 	}
 
-	// Orphans: the garbage goes, the running export's parts stay (it
-	// completes with every tile).
+	// Orphans: the garbage goes.
 	waitUntil(t, "orphans deleted", 15*time.Second, func() bool {
 		for _, key := range orphans {
 			if _, err := files.Stat(t.Context(), key); !errors.Is(err, storage.ErrNotFound) {
@@ -116,12 +115,29 @@ func testMaintenance(t *testing.T, store string) {
 		}
 		return true
 	})
-	c.checkPackage(waitCompleted(t, c.api, long))
 
-	// Reconcile: the jobs nobody queued complete, each with every tile.
-	for _, id := range stuck {
-		c.checkPackage(waitCompleted(t, c.api, id))
+	// A cache hit halfway through Y's life pushes its expiry out.
+	first := expiresAt(t, y)
+	time.Sleep(time.Until(first.Add(-maintenanceTTL / 2)))
+	if hit := c.api.postJSON(t, "/create", exportBody(c, seedBBox, 14)); hit["status"] != "Completed" || hit["requestId"] != yID {
+		t.Fatalf("identical request of completed job Y = %v, want its cached package", hit)
 	}
+	extended := expiresAt(t, c.api.getJSON(t, "/jobs/"+yID))
+	if !extended.After(first) {
+		t.Fatalf("a cache hit left job Y's expiry at %v, want it later than %v", extended, first)
+	}
+
+	// The long export completes with every tile although orphans looked
+	// at its parts every second, and reconcile queued the jobs nobody
+	// had: each completes with every tile.
+	c.checkEachCompleted(append([]string{long}, stuck...))
+
+	// Y outlives its first expiry, and goes at the extended one.
+	time.Sleep(time.Until(first.Add(2 * time.Second)))
+	if got := c.api.getJSON(t, "/jobs/"+yID); got["status"] != "Completed" {
+		t.Errorf("job Y 2s past its first expiry, after a cache hit = %v, want Completed until %v", got["status"], extended)
+	}
+	downloadPackage(t, c.api, fileURI(y))
 
 	// Every job expires in turn, and the quota is free again.
 	for _, id := range append([]string{yID, long}, stuck...) {
@@ -172,6 +188,33 @@ func (c *cluster) files() packageFiles {
 		c.t.Fatal(err)
 	}
 	return s3
+}
+
+// checkEachCompleted waits for every job of ids to complete and checks
+// each package as soon as its job completes, before it can expire.
+func (c *cluster) checkEachCompleted(ids []string) {
+	c.t.Helper()
+	left := map[string]bool{}
+	for _, id := range ids {
+		left[id] = true
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for len(left) > 0 {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("jobs %v not Completed within 90s", left)
+		}
+		for id := range left {
+			switch j := c.api.getJSON(c.t, "/jobs/"+id); j["status"] {
+			case "Completed":
+				c.checkPackage(j)
+				delete(left, id)
+			case "In-Progress":
+			default:
+				c.t.Fatalf("job %s ended %v: %v", id, j["status"], j["reason"])
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // waitUntil polls ok until it holds, failing the test after timeout.
