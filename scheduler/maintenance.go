@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/geoexport/exporter/internal/job"
 )
@@ -50,35 +51,67 @@ func (s *Scheduler) expire(ctx context.Context) (int, error) {
 	return n, errors.Join(errs...)
 }
 
-// orphans deletes parts older than OrphanAge whose job is gone or no
-// longer running. A running job's parts are never touched.
+// orphans deletes files older than OrphanAge that no job will use: the
+// parts of jobs that no longer run, and the packages of jobs that are gone
+// or ended without completing (a package stored by a finalize that lost
+// the race with a cancel, say). A running job's parts and a Completed or
+// Expired job's package are never touched: expire deletes the latter.
 func (s *Scheduler) orphans(ctx context.Context) (int, error) {
-	cutoff := s.deps.Now().Add(-s.cfg.OrphanAge)
-	running := map[string]bool{}
 	n := 0
 	var errs []error
-	for info, err := range s.deps.Files.List(ctx, "parts/") {
-		if err != nil {
-			return n, errors.Join(append(errs, err)...)
-		}
+	for _, o := range []struct {
+		prefix  string
+		keep    func(job.Status) bool
+		deleted prometheus.Counter
+	}{
+		{"parts/", func(st job.Status) bool { return st == job.StatusInProgress }, s.metrics.orphans},
+		{job.PackagesPrefix, func(st job.Status) bool {
+			return st == job.StatusInProgress || st == job.StatusCompleted || st == job.StatusExpired
+		}, s.metrics.orphanPackages},
+	} {
 		if int64(n) >= s.cfg.BatchSize {
 			break
 		}
-		id, _, ok := strings.Cut(strings.TrimPrefix(info.Key, "parts/"), "/")
+		deleted, err := s.orphansUnder(ctx, o.prefix, o.keep, o.deleted, s.cfg.BatchSize-int64(n))
+		n += deleted
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// orphansUnder deletes at most limit files under prefix+<job id>/ whose
+// job's status keep refuses (a job that is gone has the empty status).
+// Files directly under prefix, such as packages stored before per-job
+// keys, belong to no job and are left alone.
+func (s *Scheduler) orphansUnder(ctx context.Context, prefix string, keep func(job.Status) bool, deleted prometheus.Counter, limit int64) (int, error) {
+	cutoff := s.deps.Now().Add(-s.cfg.OrphanAge)
+	kept := map[string]bool{}
+	n := 0
+	var errs []error
+	for info, err := range s.deps.Files.List(ctx, prefix) {
+		if err != nil {
+			return n, errors.Join(append(errs, err)...)
+		}
+		if int64(n) >= limit {
+			break
+		}
+		id, _, ok := strings.Cut(strings.TrimPrefix(info.Key, prefix), "/")
 		if !ok || info.ModTime.After(cutoff) {
 			continue
 		}
-		live, seen := running[id]
+		k, seen := kept[id]
 		if !seen {
 			st, err := s.deps.Jobs.Status(ctx, id)
 			if err != nil && !errors.Is(err, job.ErrNotFound) {
 				errs = append(errs, err)
 				continue
 			}
-			live = st == job.StatusInProgress
-			running[id] = live
+			k = keep(st)
+			kept[id] = k
 		}
-		if live {
+		if k {
 			continue
 		}
 		if err := s.deps.Files.Delete(ctx, info.Key); err != nil {
@@ -86,7 +119,7 @@ func (s *Scheduler) orphans(ctx context.Context) (int, error) {
 			continue
 		}
 		n++
-		s.metrics.orphans.Inc()
+		deleted.Inc()
 		s.metrics.bytesFreed.Add(float64(info.Size))
 	}
 	return n, errors.Join(errs...)

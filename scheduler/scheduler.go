@@ -128,8 +128,8 @@ type entry struct {
 }
 
 type metrics struct {
-	expired, bytesFreed, orphans, cleaned, reconciled prometheus.Counter
-	runs                                              *prometheus.CounterVec
+	expired, bytesFreed, orphans, orphanPackages, cleaned, reconciled prometheus.Counter
+	runs                                                              *prometheus.CounterVec
 }
 
 // New builds a scheduler.
@@ -156,6 +156,8 @@ func New(cfg Config, deps Deps) (*Scheduler, error) {
 		expired:    counter("exporter_scheduler_packages_expired_total", "Packages deleted because they expired."),
 		bytesFreed: counter("exporter_scheduler_bytes_freed_total", "Bytes of expired packages and orphaned parts deleted."),
 		orphans:    counter("exporter_scheduler_orphaned_parts_deleted_total", "Parts of jobs no longer running that were deleted."),
+		orphanPackages: counter("exporter_scheduler_orphaned_packages_deleted_total",
+			"Packages of jobs that are gone or ended without completing that were deleted."),
 		cleaned:    counter("exporter_scheduler_jobs_cleaned_total", "Records of ended jobs deleted after the grace period."),
 		reconciled: counter("exporter_scheduler_jobs_reconciled_total", "Stuck jobs finished, revived or failed by reconcile."),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -168,7 +170,7 @@ func New(cfg Config, deps Deps) (*Scheduler, error) {
 		s.metrics.runs.WithLabelValues(e.typ, "success")
 		s.metrics.runs.WithLabelValues(e.typ, "failed")
 	}
-	for _, c := range []prometheus.Collector{s.metrics.expired, s.metrics.bytesFreed, s.metrics.orphans, s.metrics.cleaned, s.metrics.reconciled, s.metrics.runs} {
+	for _, c := range []prometheus.Collector{s.metrics.expired, s.metrics.bytesFreed, s.metrics.orphans, s.metrics.orphanPackages, s.metrics.cleaned, s.metrics.reconciled, s.metrics.runs} {
 		if err := deps.Registry.Register(c); err != nil {
 			return nil, fmt.Errorf("register scheduler metrics: %w", err)
 		}

@@ -132,8 +132,13 @@ func newJob(t *testing.T, b *bundle, i int, batchTiles int64) job.Job {
 // completed stores a Completed job with a package file, expiring after ttl.
 func completed(t *testing.T, b *bundle, i int, ttl time.Duration) job.Job {
 	t.Helper()
-	j := newJob(t, b, i, 0)
-	key := job.PackageKey(j.Spec.PackageName)
+	return complete(t, b, newJob(t, b, i, 0), ttl)
+}
+
+// complete stores j's package and marks j Completed, expiring after ttl.
+func complete(t *testing.T, b *bundle, j job.Job, ttl time.Duration) job.Job {
+	t.Helper()
+	key := job.PackageKey(j.ID, j.Spec.PackageName)
 	if err := b.files.Put(t.Context(), key, strings.NewReader("gpkg"), 4, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +147,41 @@ func completed(t *testing.T, b *bundle, i int, ttl time.Duration) job.Job {
 		t.Fatal(err)
 	}
 	return j
+}
+
+// TestExpireLeavesTheNextJobsPackage: once a package's expiry has passed,
+// an identical request makes a new job with the same package name, which
+// may complete before the expire run of the old one. That run deletes the
+// old job's package only.
+func TestExpireLeavesTheNextJobsPackage(t *testing.T) {
+	t.Parallel()
+	s, b, _ := setup(t)
+	old := completed(t, b, 1, time.Hour)
+	b.clock.advance(2 * time.Hour)
+	next := complete(t, b, newJob(t, b, 1, 0), time.Hour)
+	if next.ID == old.ID || next.Spec.PackageName != old.Spec.PackageName {
+		t.Fatalf("second request: job %s named %s, want a new job of the name %s", next.ID, next.Spec.PackageName, old.Spec.PackageName)
+	}
+	runTask(t, s, scheduler.TypeExpire)
+	if got, _ := b.jobs.Get(t.Context(), old.ID); got.Status != job.StatusExpired {
+		t.Errorf("old job is %s, want Expired", got.Status)
+	}
+	if _, err := b.files.Stat(t.Context(), old.FileKey); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("old package %s still stored: %v", old.FileKey, err)
+	}
+	if got, _ := b.jobs.Get(t.Context(), next.ID); got.Status != job.StatusCompleted {
+		t.Errorf("new job is %s, want Completed", got.Status)
+	}
+	if _, err := b.files.Stat(t.Context(), next.FileKey); err != nil {
+		t.Errorf("new job's package %s: %v", next.FileKey, err)
+	}
+	if stored, _, _ := b.jobs.Usage(t.Context()); stored != next.FileSize {
+		t.Errorf("stored bytes = %d, want the new package's %d", stored, next.FileSize)
+	}
+	again := newJob(t, b, 1, 0)
+	if again.ID != next.ID || again.Status != job.StatusCompleted {
+		t.Errorf("third request answered job %s (%s), want the new job %s from the cache", again.ID, again.Status, next.ID)
+	}
 }
 
 func TestExpire(t *testing.T) {
@@ -252,6 +292,52 @@ func TestOrphans(t *testing.T) {
 	}
 	if _, err := b.files.Stat(t.Context(), job.PartKey(running.ID, 0)); err != nil {
 		t.Errorf("a running job's part was deleted: %v", err)
+	}
+}
+
+// TestOrphanPackages: packages of jobs that are gone, failed or were
+// cancelled are deleted once old; those of running, Completed and Expired
+// jobs (expire's to delete) and of no job at all are kept.
+func TestOrphanPackages(t *testing.T) {
+	t.Parallel()
+	s, b, reg := setup(t)
+	running := newJob(t, b, 1, 0)
+	done := completed(t, b, 2, 24*time.Hour)
+	expired := completed(t, b, 3, time.Minute)
+	failed, cancelled := newJob(t, b, 4, 0), newJob(t, b, 5, 0)
+	if _, _, err := b.jobs.Fail(t.Context(), failed.ID, "broken"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.jobs.Cancel(t.Context(), cancelled.ID, "by alice"); err != nil {
+		t.Fatal(err)
+	}
+	key := func(j job.Job) string { return job.PackageKey(j.ID, j.Spec.PackageName) }
+	put := func(key string) {
+		if err := b.files.Put(t.Context(), key, strings.NewReader("gpkg"), 4, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := job.PackageKey(uuid.NewString(), "p")
+	for _, k := range []string{key(running), key(failed), key(cancelled), gone, "packages/legacy.gpkg"} {
+		put(k)
+	}
+	b.clock.advance(2 * time.Hour)
+	if _, err := b.jobs.Expire(t.Context(), expired.ID); err != nil {
+		t.Fatal(err)
+	}
+	runTask(t, s, scheduler.TypeOrphans)
+	for _, k := range []string{key(failed), key(cancelled), gone} {
+		if _, err := b.files.Stat(t.Context(), k); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("orphaned package %s still stored: %v", k, err)
+		}
+	}
+	for _, k := range []string{key(running), done.FileKey, expired.FileKey, "packages/legacy.gpkg"} {
+		if _, err := b.files.Stat(t.Context(), k); err != nil {
+			t.Errorf("package %s was deleted: %v", k, err)
+		}
+	}
+	if n := counter(t, reg, "exporter_scheduler_orphaned_packages_deleted_total"); n != 3 {
+		t.Errorf("orphaned packages deleted = %v, want 3", n)
 	}
 }
 

@@ -38,8 +38,16 @@ const (
 	minSecretBytes = 32
 	// minRSABits is the smallest RSA modulus accepted.
 	minRSABits = 2048
-	// maxTokenBytes bounds the work spent on one presented token.
+	// maxTokenBytes bounds the work spent on one presented token; a longer
+	// one is refused with 401 "token too large".
 	maxTokenBytes = 8 << 10
+	// maxHeaderBytes is the server's read buffer, which bounds the request
+	// line and headers together (a request beyond it is refused with 431
+	// before any handler runs). It holds a token of maxTokenBytes, in a
+	// header or in the token parameter, and 8 KiB of other headers.
+	// fasthttp's default of 4 KiB refused tokens that identity providers
+	// issue.
+	maxHeaderBytes = maxTokenBytes + 8<<10
 )
 
 // ErrNoAuthKey is returned by NewAuthenticator and LoadSigningKey when no

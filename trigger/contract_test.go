@@ -232,13 +232,14 @@ func replace(s string, pairs ...string) string { return strings.NewReplacer(pair
 
 func bearer(t *testing.T, sub, role string) string { return "Bearer " + mint(t, sub, role) }
 
-func putPackage(t *testing.T, b *bundle, name string, content []byte) {
+// putPackage stores content at key, as a worker stores a package.
+func putPackage(t *testing.T, b *bundle, key string, content []byte) {
 	t.Helper()
 	src := filepath.Join(t.TempDir(), "p.gpkg")
 	if err := os.WriteFile(src, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.files.PutFile(t.Context(), "packages/"+name, src, trigger.ContentTypeGeoPackage); err != nil {
+	if err := b.files.PutFile(t.Context(), key, src, trigger.ContentTypeGeoPackage); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -551,7 +552,11 @@ func contractMain(t *testing.T, k *contract) {
 	}
 
 	// The worker finishes the first job.
-	j, _, err := b.jobs.Complete(t.Context(), first.ID, job.Result{FileKey: "packages/x.gpkg", FileSize: 1000, SHA256: "00", TilesStored: 18}, time.Hour)
+	running, err := b.jobs.Get(t.Context(), first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _, err := b.jobs.Complete(t.Context(), first.ID, job.Result{FileKey: job.PackageKey(first.ID, running.Spec.PackageName), FileSize: 1000, SHA256: "00", TilesStored: 18}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -566,7 +571,7 @@ func contractMain(t *testing.T, k *contract) {
 		}
 	}
 	content := []byte(strings.Repeat("0123456789", 100))
-	putPackage(t, b, j.Spec.PackageName+".gpkg", content)
+	putPackage(t, b, j.FileKey, content)
 	_, body = k.check(t, srv, exchange{name: "create served from cache", method: "POST", path: "/create", want: 200,
 		body: replace(seedBody, "34.811938017107494", "34.8119")})
 	hit := decode[map[string]any](t, body)
@@ -587,14 +592,17 @@ func contractMain(t *testing.T, k *contract) {
 		{name: "download a suffix range", method: "GET", path: download, want: 206, header: []string{"Range", "bytes=-5"}},
 		{name: "download a range past the end", method: "GET", path: download, want: 416, header: []string{"Range", "bytes=5000-6000"}},
 		{name: "download with a stale If-Range", method: "GET", path: download, want: 200, header: []string{"Range", "bytes=0-0", "If-Range", `"stale"`}},
-		{name: "download a missing package", method: "GET", path: "/downloads/missing.gpkg", want: 404},
+		{name: "download a missing package", method: "GET", path: "/downloads/" + first.ID + "/missing.gpkg", want: 404},
+		{name: "download a package stored before per-job paths", method: "GET", path: "/downloads/missing.gpkg", want: 404},
+		{name: "download from a job id that is no uuid", method: "GET", path: "/downloads/nope/x.gpkg", want: 404, docRejects: true},
 		{name: "download a name that is no package", method: "GET", path: "/downloads/p.txt", want: 404, docRejects: true},
 		{name: "download a hidden name", method: "GET", path: "/downloads/.hidden.gpkg", want: 404, docRejects: true},
 		{name: "download without a token", method: "GET", path: download, want: 401, header: noAuth, docRejects: true},
 		{name: "head", method: "HEAD", path: download, want: 200},
 		{name: "head a range", method: "HEAD", path: download, want: 206, header: []string{"Range", "bytes=0-99"}},
 		{name: "head a range past the end", method: "HEAD", path: download, want: 416, header: []string{"Range", "bytes=5000-"}},
-		{name: "head a missing package", method: "HEAD", path: "/downloads/missing.gpkg", want: 404},
+		{name: "head a missing package", method: "HEAD", path: "/downloads/" + first.ID + "/missing.gpkg", want: 404},
+		{name: "head a missing package stored before per-job paths", method: "HEAD", path: "/downloads/missing.gpkg", want: 404},
 		{name: "head without a token", method: "HEAD", path: download, want: 401, header: noAuth, docRejects: true},
 	})
 	if fromCache, _ := member(t, bodies["get a completed job"], "fromCache"); fromCache != true {
@@ -732,7 +740,7 @@ func TestHTTPEdgeCases(t *testing.T) {
 	t.Parallel()
 	k := loadContract(t)
 	srv, b := setup(t)
-	putPackage(t, b, "p.gpkg", []byte(strings.Repeat("0123456789", 100)))
+	putPackage(t, b, "packages/p.gpkg", []byte(strings.Repeat("0123456789", 100)))
 
 	t.Run("dryRun not a boolean", func(t *testing.T) {
 		// create reads dryRun with c.QueryBool, which treats anything

@@ -9,23 +9,34 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
+	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/storage"
 )
 
 // ContentTypeGeoPackage is the media type of GeoPackage files.
 const ContentTypeGeoPackage = "application/geopackage+sqlite3"
 
-// download streams a package from storage. It answers If-None-Match on
-// the ETag with 304, and one byte range (with If-Range) with 206; a Range
-// it cannot read, of another unit or of several ranges, is ignored as RFC
-// 9110 allows, and a range outside the package is 416.
+// download streams a package from storage: /downloads/<job id>/<name>
+// is the package of that job, /downloads/<name> one stored before packages
+// had per-job keys (job.DownloadURI). It answers If-None-Match on the ETag
+// with 304, and one byte range (with If-Range) with 206; a Range it cannot
+// read, of another unit or of several ranges, is ignored as RFC 9110
+// allows, and a range outside the package is 416.
 func (s *Server) download(c *fiber.Ctx) error {
 	name := c.Params("name")
 	if !packageFile.MatchString(name) || strings.HasPrefix(name, ".") {
 		return errorf(fiber.StatusNotFound, "no package named %q", name)
 	}
-	obj, err := s.deps.Files.Open(c.UserContext(), "packages/"+name)
+	key := job.PackagesPrefix + name
+	if id := c.Params("jobId"); id != "" {
+		if u, err := uuid.Parse(id); err != nil || u.String() != id {
+			return errorf(fiber.StatusNotFound, "no job %q", id)
+		}
+		key = job.PackagePrefix(id) + name
+	}
+	obj, err := s.deps.Files.Open(c.UserContext(), key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return errorf(fiber.StatusNotFound, "no package named %q; it may have expired", name)
 	}

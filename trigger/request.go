@@ -112,28 +112,22 @@ func DecodeExportRequest(body []byte) (ExportRequest, error) {
 		}
 	}
 
-	var bbox []float64
-	switch {
-	case !present(w.BBox):
+	if len(w.BBox) == 0 {
 		fail("bbox", "is required")
-	case json.Unmarshal(w.BBox, &bbox) != nil || len(bbox) != 4:
-		fail("bbox", "must be an array of four numbers [minx, miny, maxx, maxy]")
-	default:
-		r.BBox = grid.BBox{MinX: bbox[0], MinY: bbox[1], MaxX: bbox[2], MaxY: bbox[3]}
-		if err := r.BBox.Validate(); err != nil {
-			fail("bbox", "%s", strings.TrimPrefix(err.Error(), grid.ErrBBox.Error()+": "))
-		}
+	} else if b, ok := decodeBBox(w.BBox, fail); ok {
+		r.BBox = b
 	}
 
-	switch {
-	case !present(w.TargetResolution):
+	if len(w.TargetResolution) == 0 {
 		fail("targetResolution", "is required")
-	case json.Unmarshal(w.TargetResolution, &r.TargetResolution) != nil:
-		fail("targetResolution", "must be a number")
-	case !(r.TargetResolution > 0) || math.IsInf(r.TargetResolution, 0):
-		fail("targetResolution", "%v must be a positive number of degrees per pixel", r.TargetResolution)
-	case r.TargetResolution > grid.Resolution0*(1+1e-9):
-		fail("targetResolution", "%v is coarser than zoom 0 (%v degrees per pixel)", r.TargetResolution, grid.Resolution0)
+	} else if res, reason := number(w.TargetResolution); reason != "" {
+		fail("targetResolution", "%s", reason)
+	} else if _, err := grid.ZoomForResolution(res); err != nil {
+		// The grid's reason: not positive, coarser than zoom 0 or finer
+		// than its finest zoom (which subnormal values such as 5e-324 are).
+		fail("targetResolution", "%s", strings.TrimPrefix(err.Error(), grid.ErrResolution.Error()+": "))
+	} else {
+		r.TargetResolution = res
 	}
 
 	switch {
@@ -160,12 +154,14 @@ func DecodeExportRequest(body []byte) (ExportRequest, error) {
 		}
 	}
 
+	// priority may be left out, but not given as null or as anything but a
+	// number: that would silently mean the default.
 	r.Priority = job.DefaultPriority
-	if present(w.Priority) {
-		var p float64
+	if len(w.Priority) > 0 {
+		p, reason := number(w.Priority)
 		switch {
-		case json.Unmarshal(w.Priority, &p) != nil:
-			fail("priority", "must be a number")
+		case reason != "":
+			fail("priority", "%s", reason)
 		case p != math.Trunc(p):
 			fail("priority", "%v must be a whole number", p)
 		case p < 0 || p > 999_999_999:
@@ -178,6 +174,75 @@ func DecodeExportRequest(body []byte) (ExportRequest, error) {
 		return ExportRequest{}, &ValidationError{Fields: errs}
 	}
 	return r, nil
+}
+
+// decodeBBox reads [minx, miny, maxx, maxy] and checks it, reporting each
+// problem through fail; ok is false when there was one. Every member must
+// be a number: a null is not taken as 0.
+func decodeBBox(raw json.RawMessage, fail func(field, format string, a ...any)) (b grid.BBox, ok bool) {
+	var elems []json.RawMessage
+	if t := jsonType(raw); t != "an array" || json.Unmarshal(raw, &elems) != nil {
+		fail("bbox", "must be an array of four numbers [minx, miny, maxx, maxy], got %s", t)
+		return grid.BBox{}, false
+	}
+	if len(elems) != 4 {
+		fail("bbox", "must be an array of four numbers [minx, miny, maxx, maxy], got an array of %d", len(elems))
+		return grid.BBox{}, false
+	}
+	var v [4]float64
+	ok = true
+	for i, e := range elems {
+		f, reason := number(e)
+		if reason != "" {
+			fail(fmt.Sprintf("bbox[%d]", i), "%s", reason)
+			ok = false
+		}
+		v[i] = f
+	}
+	if !ok {
+		return grid.BBox{}, false
+	}
+	b = grid.BBox{MinX: v[0], MinY: v[1], MaxX: v[2], MaxY: v[3]}
+	if err := b.Validate(); err != nil {
+		fail("bbox", "%s", strings.TrimPrefix(err.Error(), grid.ErrBBox.Error()+": "))
+		return grid.BBox{}, false
+	}
+	return b, true
+}
+
+// jsonType names the JSON type of a raw value, for messages: null, a
+// boolean, a string, an object, an array or a number.
+func jsonType(raw json.RawMessage) string {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a boolean"
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	}
+	return "a number"
+}
+
+// number reads raw, a syntactically valid JSON value, as a number. The
+// reason says why it is not one; it is empty when it is.
+func number(raw json.RawMessage) (float64, string) {
+	if t := jsonType(raw); t != "a number" {
+		return 0, "must be a number, got " + t
+	}
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return 0, fmt.Sprintf("must be a number within ±%v, got one beyond it", math.MaxFloat64)
+	}
+	return f, ""
 }
 
 func checkCallbackURL(s string) string {

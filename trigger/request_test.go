@@ -96,18 +96,38 @@ func TestDecodeExportRequestErrors(t *testing.T) {
 		{"uuid without dashes", func(t *testing.T) string { return with(t, "dbId", "ef03ca54c68e4ca8843250ae5ad7a7f8") }, "dbId", "is not a uuid"},
 		{"dbId number", func(t *testing.T) string { return with(t, "dbId", 5) }, "dbId", "must be a string"},
 		{"missing bbox", func(t *testing.T) string { return with(t, "bbox", nil) }, "bbox", "is required"},
-		{"bbox three numbers", func(t *testing.T) string { return with(t, "bbox", []float64{1, 2, 3}) }, "bbox", "four numbers"},
-		{"bbox five numbers", func(t *testing.T) string { return with(t, "bbox", []float64{1, 2, 3, 4, 5}) }, "bbox", "four numbers"},
-		{"bbox strings", func(t *testing.T) string { return with(t, "bbox", []string{"1", "2", "3", "4"}) }, "bbox", "four numbers"},
+		{"bbox three numbers", func(t *testing.T) string { return with(t, "bbox", []float64{1, 2, 3}) }, "bbox", "four numbers [minx, miny, maxx, maxy], got an array of 3"},
+		{"bbox five numbers", func(t *testing.T) string { return with(t, "bbox", []float64{1, 2, 3, 4, 5}) }, "bbox", "got an array of 5"},
+		{"bbox null", func(t *testing.T) string { return with(t, "bbox", raw("null")) }, "bbox", "four numbers [minx, miny, maxx, maxy], got null"},
+		{"bbox string", func(t *testing.T) string { return with(t, "bbox", "1,2,3,4") }, "bbox", "four numbers [minx, miny, maxx, maxy], got a string"},
+		{"bbox object", func(t *testing.T) string { return with(t, "bbox", raw(`{"minx":1}`)) }, "bbox", "got an object"},
+		{"bbox strings", func(t *testing.T) string { return with(t, "bbox", []string{"1", "2", "3", "4"}) }, "bbox[0]", "must be a number, got a string"},
+		// A null member was once read as 0, exporting a larger area.
+		{"bbox null minx", func(t *testing.T) string { return with(t, "bbox", raw(`[null, 31.9, 34.82, 31.96]`)) }, "bbox[0]", "must be a number, got null"},
+		{"bbox null maxy", func(t *testing.T) string { return with(t, "bbox", raw(`[34.81, 31.9, 34.82, null]`)) }, "bbox[3]", "must be a number, got null"},
+		{"bbox boolean", func(t *testing.T) string { return with(t, "bbox", raw(`[34.81, true, 34.82, 31.96]`)) }, "bbox[1]", "must be a number, got a boolean"},
+		{"bbox nested array", func(t *testing.T) string { return with(t, "bbox", raw(`[34.81, 31.9, [34.82], 31.96]`)) }, "bbox[2]", "must be a number, got an array"},
+		{"bbox nested object", func(t *testing.T) string { return with(t, "bbox", raw(`[34.81, 31.9, {}, 31.96]`)) }, "bbox[2]", "must be a number, got an object"},
+		{"bbox member out of range", func(t *testing.T) string { return with(t, "bbox", raw(`[1e400, 31.9, 34.82, 31.96]`)) }, "bbox[0]", "must be a number within ±1.7976931348623157e+308"},
 		{"bbox min equals max", func(t *testing.T) string { return with(t, "bbox", []float64{1, 2, 1, 4}) }, "bbox", "minx 1 must be less than maxx 1"},
 		{"bbox min above max y", func(t *testing.T) string { return with(t, "bbox", []float64{1, 5, 2, 4}) }, "bbox", "miny 5 must be less than maxy 4"},
 		{"bbox longitude out of range", func(t *testing.T) string { return with(t, "bbox", []float64{-190, 0, 1, 1}) }, "bbox", "longitude must be within [-180, 180]"},
 		{"bbox latitude out of range", func(t *testing.T) string { return with(t, "bbox", []float64{0, 0, 1, 90.5}) }, "bbox", "latitude must be within [-90, 90]"},
 		{"missing resolution", func(t *testing.T) string { return with(t, "targetResolution", nil) }, "targetResolution", "is required"},
-		{"resolution string", func(t *testing.T) string { return with(t, "targetResolution", "0.1") }, "targetResolution", "must be a number"},
-		{"resolution zero", func(t *testing.T) string { return with(t, "targetResolution", 0) }, "targetResolution", "must be a positive number"},
-		{"resolution negative", func(t *testing.T) string { return with(t, "targetResolution", -1) }, "targetResolution", "must be a positive number"},
+		{"resolution null", func(t *testing.T) string { return with(t, "targetResolution", raw("null")) }, "targetResolution", "must be a number, got null"},
+		{"resolution string", func(t *testing.T) string { return with(t, "targetResolution", "0.1") }, "targetResolution", "must be a number, got a string"},
+		{"resolution boolean", func(t *testing.T) string { return with(t, "targetResolution", true) }, "targetResolution", "must be a number, got a boolean"},
+		{"resolution array", func(t *testing.T) string { return with(t, "targetResolution", []float64{0.1}) }, "targetResolution", "must be a number, got an array"},
+		{"resolution object", func(t *testing.T) string { return with(t, "targetResolution", raw(`{"value":0.1}`)) }, "targetResolution", "must be a number, got an object"},
+		{"resolution zero", func(t *testing.T) string { return with(t, "targetResolution", 0) }, "targetResolution", "0 is not a positive finite number"},
+		{"resolution negative", func(t *testing.T) string { return with(t, "targetResolution", -1) }, "targetResolution", "-1 is not a positive finite number"},
 		{"resolution coarser than zoom 0", func(t *testing.T) string { return with(t, "targetResolution", 1.5) }, "targetResolution", "1.5 is coarser than zoom 0 (0.703125"},
+		{"resolution finer than zoom 22", func(t *testing.T) string { return with(t, "targetResolution", 1e-8) }, "targetResolution", "1e-08 is finer than zoom 22 (1.6763806343078613e-07)"},
+		// Subnormal resolutions once wrapped to a negative zoom and panicked.
+		{"resolution subnormal 1e-309", func(t *testing.T) string { return with(t, "targetResolution", raw("1e-309")) }, "targetResolution", "1e-309 is finer than zoom 22"},
+		{"resolution subnormal 5e-324", func(t *testing.T) string { return with(t, "targetResolution", raw("5e-324")) }, "targetResolution", "5e-324 is finer than zoom 22"},
+		{"resolution underflows to zero", func(t *testing.T) string { return with(t, "targetResolution", raw("1e-400")) }, "targetResolution", "0 is not a positive finite number"},
+		{"resolution out of range", func(t *testing.T) string { return with(t, "targetResolution", raw("1e400")) }, "targetResolution", "must be a number within"},
 		{"missing callbacks", func(t *testing.T) string { return with(t, "callbackURLs", nil) }, "callbackURLs", "is required"},
 		{"callbacks not array", func(t *testing.T) string { return with(t, "callbackURLs", "http://a.test") }, "callbackURLs", "must be an array"},
 		{"callback relative", func(t *testing.T) string { return with(t, "callbackURLs", []string{"/cb"}) }, "callbackURLs[0]", "absolute http or https URL"},
@@ -132,8 +152,12 @@ func TestDecodeExportRequestErrors(t *testing.T) {
 		{"priority negative", func(t *testing.T) string { return with(t, "priority", -1) }, "priority", "outside 0..999999999"},
 		{"priority too large", func(t *testing.T) string { return with(t, "priority", 1_000_000_000) }, "priority", "outside 0..999999999"},
 		{"priority fraction", func(t *testing.T) string { return with(t, "priority", 1.5) }, "priority", "whole number"},
-		{"priority string", func(t *testing.T) string { return with(t, "priority", "high") }, "priority", "must be a number"},
-		{"priority huge exponent", func(t *testing.T) string { return with(t, "priority", raw("1e400")) }, "priority", "must be a number"},
+		{"priority string", func(t *testing.T) string { return with(t, "priority", "high") }, "priority", "must be a number, got a string"},
+		{"priority null", func(t *testing.T) string { return with(t, "priority", raw("null")) }, "priority", "must be a number, got null"},
+		{"priority boolean", func(t *testing.T) string { return with(t, "priority", false) }, "priority", "must be a number, got a boolean"},
+		{"priority array", func(t *testing.T) string { return with(t, "priority", []int{1}) }, "priority", "must be a number, got an array"},
+		{"priority object", func(t *testing.T) string { return with(t, "priority", raw("{}")) }, "priority", "must be a number, got an object"},
+		{"priority huge exponent", func(t *testing.T) string { return with(t, "priority", raw("1e400")) }, "priority", "must be a number within"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -174,6 +198,25 @@ func TestDecodeExportRequestReportsEveryField(t *testing.T) {
 	}
 }
 
+func TestDecodeExportRequestReportsEveryNonNumber(t *testing.T) {
+	t.Parallel()
+	_, err := DecodeExportRequest([]byte(`{"dbId":"ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8","bbox":[null,"1",3,{}],"targetResolution":null,"callbackURLs":[],"priority":[5]}`))
+	var verr *ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("got %v, want *ValidationError", err)
+	}
+	want := []FieldError{
+		{Field: "bbox[0]", Reason: "must be a number, got null"},
+		{Field: "bbox[1]", Reason: "must be a number, got a string"},
+		{Field: "bbox[3]", Reason: "must be a number, got an object"},
+		{Field: "targetResolution", Reason: "must be a number, got null"},
+		{Field: "priority", Reason: "must be a number, got an array"},
+	}
+	if diff := cmp.Diff(want, verr.Fields); diff != "" {
+		t.Errorf("fields mismatch (-want +got):\n%s", diff)
+	}
+}
+
 // FuzzDecodeExportRequest checks that decoding never panics, that an
 // accepted request satisfies the contract's invariants, and that encoding
 // it again decodes to the same request.
@@ -183,6 +226,14 @@ func FuzzDecodeExportRequest(f *testing.F) {
 	f.Add([]byte(`{"bbox":[1e308,-1e308,NaN,0]}`))
 	f.Add([]byte(`{"priority":999999999.0000001}`))
 	f.Add([]byte(`[]`))
+	// Subnormal resolutions once wrapped to a negative zoom downstream.
+	f.Add([]byte(strings.Replace(seedBody, "0.0000429153442382812", "1e-309", 1)))
+	f.Add([]byte(strings.Replace(seedBody, "0.0000429153442382812", "5e-324", 1)))
+	f.Add([]byte(strings.Replace(seedBody, "0.0000429153442382812", "1e-400", 1)))
+	// A null bbox member was once read as 0.
+	f.Add([]byte(strings.Replace(seedBody, "[34.811938017107494,", "[null,", 1)))
+	f.Add([]byte(strings.Replace(seedBody, `"priority": 0`, `"priority": null`, 1)))
+	f.Add([]byte(strings.Replace(seedBody, `"priority": 0`, `"priority": true`, 1)))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, err := DecodeExportRequest(body)
 		if err != nil {
@@ -198,8 +249,28 @@ func FuzzDecodeExportRequest(f *testing.F) {
 		if !(r.TargetResolution > 0) || r.TargetResolution > grid.Resolution0*(1+1e-9) || math.IsInf(r.TargetResolution, 0) {
 			t.Fatalf("accepted resolution %v", r.TargetResolution)
 		}
+		if z, err := grid.ZoomForResolution(r.TargetResolution); err != nil || !z.Valid() {
+			t.Fatalf("accepted resolution %v: zoom %d, %v", r.TargetResolution, z, err)
+		}
 		if r.Priority < 0 || r.Priority > 999_999_999 || r.CRS != "EPSG:4326" {
 			t.Fatalf("accepted priority %d crs %q", r.Priority, r.CRS)
+		}
+		// Numeric members were numbers in the body: nothing else (null
+		// above all) is taken as a number.
+		var generic map[string]any
+		if err := json.Unmarshal(body, &generic); err != nil {
+			t.Fatalf("accepted body does not decode generically: %v", err)
+		}
+		numeric := []any{generic["targetResolution"]}
+		if p, ok := generic["priority"]; ok {
+			numeric = append(numeric, p)
+		}
+		bbox, _ := generic["bbox"].([]any)
+		numeric = append(numeric, bbox...)
+		for _, v := range numeric {
+			if _, ok := v.(float64); !ok {
+				t.Fatalf("accepted %v (%T) as a number in %s", v, v, body)
+			}
 		}
 		again, err := json.Marshal(map[string]any{
 			"dbId": r.DBID, "bbox": r.BBox.Slice(), "targetResolution": r.TargetResolution,

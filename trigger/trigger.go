@@ -219,6 +219,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		AppName:               "exporter",
 		DisableStartupMessage: true,
 		BodyLimit:             cfg.BodyLimit,
+		ReadBufferSize:        maxHeaderBytes,
 		ErrorHandler:          s.handleError,
 		ReadTimeout:           30 * time.Second,
 		IdleTimeout:           2 * time.Minute,
@@ -238,7 +239,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.app.Delete("/jobs/:id", append(client, s.cancelJob)...)
 	s.app.Get("/taskStatus/:jobId", append(client, s.taskStatus)...)
 	s.app.Get("/layers", append(client, s.listLayers)...)
-	s.app.Get("/downloads/:name", append(client, s.download)...)
+	s.app.Get("/downloads/:jobId/:name", append(client, s.download)...)
+	s.app.Head("/downloads/:jobId/:name", append(client, s.download)...)
+	s.app.Get("/downloads/:name", append(client, s.download)...) // packages stored before per-job keys
 	s.app.Head("/downloads/:name", append(client, s.download)...)
 	s.previewRoutes()
 	// Operators.
@@ -375,8 +378,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		return c.Status(status).JSON(fiber.Map{"message": msg})
 	case errors.As(err, &ferr):
 		msg := ferr.Message
-		if ferr.Code == fiber.StatusRequestEntityTooLarge {
+		switch ferr.Code {
+		case fiber.StatusRequestEntityTooLarge:
 			msg = fmt.Sprintf("request body larger than %d bytes", s.cfg.BodyLimit)
+		case fiber.StatusRequestHeaderFieldsTooLarge:
+			msg = fmt.Sprintf("request line and headers larger than %d bytes", maxHeaderBytes)
 		}
 		return c.Status(ferr.Code).JSON(fiber.Map{"message": msg})
 	case errors.Is(err, errUnavailable):

@@ -49,12 +49,22 @@ var testSecret = []byte("0123456789abcdef0123456789abcdef")
 // so the tests check interoperability, not a round trip through our code.
 func mint(t *testing.T, sub, role string) string {
 	t.Helper()
+	return mintPadded(t, sub, role, "")
+}
+
+// mintPadded is mint with a claim "pad" holding pad, to make large tokens
+// such as identity providers issue with many groups.
+func mintPadded(t *testing.T, sub, role, pad string) string {
+	t.Helper()
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: testSecret}, (&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
 	claims := map[string]any{"sub": sub, "role": role, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	if pad != "" {
+		claims["pad"] = pad
+	}
 	tok, err := josejwt.Signed(signer).Claims(claims).Serialize()
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +234,11 @@ func TestCreateCacheHit(t *testing.T) {
 	srv, b := setup(t)
 	_, body := do(t, srv, "POST", "/create", seedBody)
 	first := decode[created](t, body)
-	if _, _, err := b.jobs.Complete(t.Context(), first.ID, job.Result{FileKey: "packages/x.gpkg", FileSize: 4096, SHA256: "00", TilesStored: 18}, time.Hour); err != nil {
+	running, err := b.jobs.Get(t.Context(), first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.jobs.Complete(t.Context(), first.ID, job.Result{FileKey: job.PackageKey(first.ID, running.Spec.PackageName), FileSize: 4096, SHA256: "00", TilesStored: 18}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	req := strings.Replace(seedBody, "34.811938017107494", "34.8119", 1)
@@ -237,7 +251,7 @@ func TestCreateCacheHit(t *testing.T) {
 	name := j.Spec.PackageName
 	want := map[string]any{
 		"status":           "Completed",
-		"fileUri":          "http://exporter.test/downloads/" + name + ".gpkg",
+		"fileUri":          "http://exporter.test/downloads/" + first.ID + "/" + name + ".gpkg",
 		"expirationTime":   j.ExpiresAt.Format("2006-01-02"),
 		"fileSize":         4096.0,
 		"dbId":             "ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8",
@@ -269,6 +283,12 @@ func TestCreateLayerErrors(t *testing.T) {
 		{"outside the footprint", strings.Replace(strings.Replace(seedBody, "34.811938017107494", "10", 1), "34.82237261707599", "11", 1), 400, "bbox: [10, 31.95475033759175, 11, 31.96426962177354] does not intersect the layer footprint [34.2, 29.4, 35.9, 33.4]"},
 		{"too many tiles", strings.Replace(seedBody, "[34.811938017107494, 31.95475033759175, 34.82237261707599, 31.96426962177354]", "[34.2, 29.4, 35.9, 33.4]", 1), 400, "more than the limit of 1000"},
 		{"bad request", `{"dbId":1}`, 400, "dbId: must be a string"},
+		// These once reached the grid: a subnormal resolution panicked,
+		// and a null bbox member was read as 0.
+		{"subnormal resolution", strings.Replace(seedBody, "0.0000429153442382812", "5e-324", 1), 400, "targetResolution: 5e-324 is finer than zoom 22"},
+		{"tiny resolution", strings.Replace(seedBody, "0.0000429153442382812", "1e-309", 1), 400, "targetResolution: 1e-309 is finer than zoom 22"},
+		{"null bbox member", strings.Replace(seedBody, "34.811938017107494", "null", 1), 400, "bbox[0]: must be a number, got null"},
+		{"null priority", strings.Replace(seedBody, `"priority": 0`, `"priority": null`, 1), 400, "priority: must be a number, got null"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -285,14 +305,7 @@ func TestCreateLayerErrors(t *testing.T) {
 func TestServeOverTCP(t *testing.T) {
 	t.Parallel()
 	srv, _ := setup(t, func(c *trigger.Config, _ *trigger.Deps) { c.BodyLimit = 2048 })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
-	base := "http://" + ln.Addr().String()
+	base := serveTCP(t, srv)
 
 	post := func(body string) (*http.Response, error) {
 		req, err := http.NewRequest("POST", base+"/create", strings.NewReader(body))
@@ -319,9 +332,109 @@ func TestServeOverTCP(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("POST /create over TCP = %d", resp.StatusCode)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run after cancel = %v, want nil", err)
+}
+
+// serveTCP runs srv on a loopback port until the test ends, then checks
+// that it stopped cleanly, and returns its base URL.
+func serveTCP(t *testing.T, srv *trigger.Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run after cancel = %v, want nil", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// tokenOfSize mints a client token of size bytes or up to 3 more.
+func tokenOfSize(t *testing.T, size int) string {
+	t.Helper()
+	base := len(mint(t, "alice", "client"))
+	// The padding grows the base64 payload by 4 bytes per 3.
+	for n := max(0, (size-base-16)*3/4); ; n++ {
+		if tok := mintPadded(t, "alice", "client", strings.Repeat("x", n)); len(tok) >= size {
+			return tok
+		}
+	}
+}
+
+// TestServeTokenSizes sends large tokens over a real connection, through
+// the server's read buffer: tokens up to the 8 KiB limit are accepted
+// wherever they are sent, a longer one is refused by the authenticator,
+// and only headers beyond the buffer are refused by the server itself.
+func TestServeTokenSizes(t *testing.T) {
+	t.Parallel()
+	srv, _ := setup(t)
+	base := serveTCP(t, srv)
+	client := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(client.CloseIdleConnections)
+
+	tok7k := tokenOfSize(t, 7<<10)
+	tests := []struct {
+		name       string
+		query      string
+		header     http.Header
+		wantStatus int
+		want       string // in the message, for errors
+	}{
+		{name: "7 KiB bearer token", header: http.Header{"Authorization": {"Bearer " + tok7k}}, wantStatus: 200},
+		{name: "7 KiB api key", header: http.Header{"X-Api-Key": {tok7k}}, wantStatus: 200},
+		{name: "7 KiB token parameter", query: "?token=" + tok7k, wantStatus: 200},
+		{
+			name: "7 KiB token and other headers",
+			header: http.Header{
+				"Authorization": {"Bearer " + tok7k}, "Cookie": {"session=" + strings.Repeat("c", 4<<10)},
+				"User-Agent": {strings.Repeat("u", 512)}, "Accept-Language": {"en-GB,en;q=0.9,he;q=0.8"},
+			},
+			wantStatus: 200,
+		},
+		{
+			name:       "token over the limit",
+			header:     http.Header{"Authorization": {"Bearer " + tokenOfSize(t, 9<<10)}},
+			wantStatus: 401, want: "token too large",
+		},
+		{
+			name:       "headers beyond the read buffer",
+			header:     http.Header{"Authorization": {"Bearer " + tokenOfSize(t, 17<<10)}},
+			wantStatus: 431, want: "request line and headers larger than 16384 bytes",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			req, err := http.NewRequestWithContext(t.Context(), "GET", base+"/layers"+tc.query, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tc.header {
+				req.Header[k] = v
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("GET /layers: %v", err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("GET /layers = %d %.200s, want %d", resp.StatusCode, body, tc.wantStatus)
+			}
+			if tc.want != "" {
+				if msg := decode[map[string]string](t, body)["message"]; !strings.Contains(msg, tc.want) {
+					t.Errorf("GET /layers message = %q, want it to contain %q", msg, tc.want)
+				}
+			}
+		})
 	}
 }
 

@@ -35,8 +35,10 @@ const SignatureHeader = "X-Exporter-Signature"
 // handleCallback POSTs a job's outcome to one callback URL: the contract's
 // Completed payload without status, with that caller's bbox. Network
 // errors, timeouts, 408, 429 and 5xx are retried with backoff; other
-// answers and refused destinations end the delivery. Each attempt's
-// outcome is recorded on the job.
+// answers and refused destinations end the delivery. A redirect is never
+// followed: a 3xx ends the delivery as failed, naming its Location, since
+// it would be the same on every retry. Each attempt's outcome is recorded
+// on the job.
 func (w *Worker) handleCallback(ctx context.Context, t *asynq.Task) error {
 	var p job.CallbackPayload
 	if err := job.Decode(t.Payload(), &p); err != nil {
@@ -95,12 +97,10 @@ func (w *Worker) deliver(ctx context.Context, j job.Job, cb job.Callback) (int, 
 		req.Header.Set(SignatureHeader, "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	}
 	resp, err := w.deps.HTTP.Do(req)
-	if errors.Is(err, egress.ErrForbidden) || errors.Is(err, egress.ErrTooManyRedirects) {
-		var uerr *egress.URLError
-		if errors.As(err, &uerr) {
-			return 0, fmt.Errorf("callback %s: %w: %w", target, uerr, asynq.SkipRetry)
-		}
-		return 0, fmt.Errorf("callback %s: %w: %w", target, egress.ErrTooManyRedirects, asynq.SkipRetry)
+	// A refused destination (it matches egress.ErrForbidden) stays refused.
+	var ferr *egress.URLError
+	if errors.As(err, &ferr) {
+		return 0, fmt.Errorf("callback %s: %w: %w", target, ferr, asynq.SkipRetry)
 	}
 	if err != nil {
 		var uerr *url.Error
@@ -114,11 +114,36 @@ func (w *Worker) deliver(ctx context.Context, j job.Job, cb job.Callback) (int, 
 	switch code := resp.StatusCode; {
 	case code >= 200 && code < 300:
 		return code, nil
+	case code >= 300 && code < 400:
+		return code, fmt.Errorf("callback %s: %s: %w", target, redirectReason(resp), asynq.SkipRetry)
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
 		return code, fmt.Errorf("callback %s answered %d", target, code)
 	default:
 		return code, fmt.Errorf("callback %s answered %d: %w", target, code, asynq.SkipRetry)
 	}
+}
+
+// withoutRedirects returns a copy of c that hands a redirect back as the
+// answer instead of following it. Followed, a 301, 302 or 303 turns the
+// POST into a GET without the body, which the target may well answer
+// 2xx: the callback would be recorded delivered though nobody received it.
+func withoutRedirects(c *http.Client) *http.Client {
+	nc := *c
+	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &nc
+}
+
+// redirectReason says why a 3xx answer ends a delivery and where it
+// pointed, without the query.
+func redirectReason(resp *http.Response) string {
+	to := ""
+	switch loc, err := resp.Location(); {
+	case err == nil:
+		to = " to " + redactURL(loc.String())
+	case !errors.Is(err, http.ErrNoLocation):
+		to = " to (unparsable URL)"
+	}
+	return fmt.Sprintf("redirect %d%s refused: callbacks never follow redirects", resp.StatusCode, to)
 }
 
 // redactURL drops the user info, query and fragment of a URL.

@@ -249,7 +249,7 @@ func (w *Worker) store(ctx context.Context, j job.Job, path string, tiles int64)
 	if err != nil {
 		return err
 	}
-	key := job.PackageKey(j.Spec.PackageName)
+	key := job.PackageKey(j.ID, j.Spec.PackageName)
 	if err := w.deps.Files.PutFile(ctx, key, path, ContentTypeGeoPackage); err != nil {
 		return fmt.Errorf("store package %s: %w", key, err)
 	}

@@ -102,7 +102,8 @@ type Deps struct {
 	// Queue enqueues callbacks; *asynq.Client is one.
 	Queue job.Enqueuer
 	// HTTP posts callbacks; nil is an egress client that reaches public
-	// addresses only, with CallbackTimeout.
+	// addresses only, with CallbackTimeout. New uses a copy that never
+	// follows redirects, whatever CheckRedirect is set.
 	HTTP *http.Client
 }
 
@@ -147,6 +148,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		}
 		deps.HTTP = policy.Client(cfg.CallbackTimeout)
 	}
+	deps.HTTP = withoutRedirects(deps.HTTP)
 	m, err := newMetrics(deps.Registry)
 	if err != nil {
 		return nil, err

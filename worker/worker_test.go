@@ -333,7 +333,7 @@ func TestRenderBadSourceFailsJob(t *testing.T) {
 	if len(tasks) != 1 {
 		t.Fatalf("pending callbacks = %d, want 1", len(tasks))
 	}
-	if _, err := b.files.Stat(t.Context(), job.PackageKey(j.Spec.PackageName)); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := b.files.Stat(t.Context(), job.PackageKey(j.ID, j.Spec.PackageName)); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("a failed job left a package: %v", err)
 	}
 }
@@ -398,7 +398,7 @@ func TestCallback(t *testing.T) {
 	t.Parallel()
 	w, b := setup(t)
 	j := createJob(t, b, catalog.Demo().Layers()[0], seedBBox, 14)
-	j, _, err := b.jobs.Complete(t.Context(), j.ID, job.Result{FileKey: "packages/x.gpkg", FileSize: 77}, time.Hour)
+	j, _, err := b.jobs.Complete(t.Context(), j.ID, job.Result{FileKey: job.PackageKey(j.ID, j.Spec.PackageName), FileSize: 77}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +408,7 @@ func TestCallback(t *testing.T) {
 	}
 	r := <-got
 	want := map[string]any{
-		"fileUri": "http://exporter.test/downloads/" + j.Spec.PackageName + ".gpkg", "expirationTime": j.ExpiresAt.Format("2006-01-02"),
+		"fileUri": "http://exporter.test/downloads/" + j.ID + "/" + j.Spec.PackageName + ".gpkg", "expirationTime": j.ExpiresAt.Format("2006-01-02"),
 		"fileSize": 77.0, "dbId": catalog.DemoLayerID, "packageName": j.Spec.PackageName, "bbox": []any{1.0, 2.0, 3.0, 4.0},
 		"targetResolution": grid.Zoom(14).Resolution(), "requestId": j.ID, "success": true,
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -30,22 +31,42 @@ type cluster struct {
 	trig *proc
 }
 
-// newCluster starts a trigger; workers are started by the test. Batches
-// hold at most batchTiles tiles; extra sets more variables.
+// newCluster starts a trigger that keeps packages in MinIO; workers are
+// started by the test. Batches hold at most batchTiles tiles; extra sets
+// more variables.
 func newCluster(t *testing.T, batchTiles int, extra map[string]string) *cluster {
+	t.Helper()
+	return newClusterOn(t, storeMinIO, batchTiles, extra)
+}
+
+// Package storage of a cluster.
+const (
+	storeMinIO = "minio"
+	storeLocal = "local"
+)
+
+// newClusterOn starts a trigger like newCluster, with packages in MinIO or
+// (storeLocal) in a data directory every process of the cluster shares.
+func newClusterOn(t *testing.T, store string, batchTiles int, extra map[string]string) *cluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: skipped under -short")
 	}
-	s3 := testenv.MinIO(t)
+	var s3 testenv.MinIOEnv
+	env := map[string]string{"EXPORTER_DATA_DIR": t.TempDir()}
+	if store == storeMinIO {
+		s3 = testenv.MinIO(t)
+		env = map[string]string{
+			"EXPORTER_S3_ENDPOINT":   s3.Endpoint,
+			"EXPORTER_S3_BUCKET":     s3.Bucket,
+			"EXPORTER_S3_ACCESS_KEY": s3.AccessKey,
+			"EXPORTER_S3_SECRET_KEY": s3.SecretKey,
+		}
+	}
 	addr := testenv.FreeAddr(t)
 	base := "http://" + addr
-	env := map[string]string{
+	maps.Copy(env, map[string]string{
 		"EXPORTER_REDIS_URL":             "redis://" + testenv.RedisAddr(t),
-		"EXPORTER_S3_ENDPOINT":           s3.Endpoint,
-		"EXPORTER_S3_BUCKET":             s3.Bucket,
-		"EXPORTER_S3_ACCESS_KEY":         s3.AccessKey,
-		"EXPORTER_S3_SECRET_KEY":         s3.SecretKey,
 		"EXPORTER_HTTP_ADDR":             addr,
 		"EXPORTER_HTTP_PUBLIC_URL":       base,
 		"EXPORTER_LOG_FORMAT":            "json",
@@ -59,10 +80,8 @@ func newCluster(t *testing.T, batchTiles int, extra map[string]string) *cluster 
 		"EXPORTER_WORKER_CONCURRENCY": "1",
 		"EXPORTER_WORKER_FETCHERS":    "1",
 		"EXPORTER_WORKER_ENCODERS":    "1",
-	}
-	for k, v := range extra {
-		env[k] = v
-	}
+	})
+	maps.Copy(env, extra)
 	c := &cluster{t: t, env: env, dir: t.TempDir(), s3: s3, cb: newCallbacks(t),
 		api: api{base: base, token: joseToken(t, e2eSecret, "e2e-client", "client")}}
 	c.trig = start(t, c.dir, env, "trigger")
@@ -73,24 +92,31 @@ func newCluster(t *testing.T, batchTiles int, extra map[string]string) *cluster 
 // worker starts a worker process with extra variables. Each worker has
 // its own address for health and metrics.
 func (c *cluster) worker(extra map[string]string) *proc {
-	env := map[string]string{}
-	for k, v := range c.env {
-		env[k] = v
-	}
+	p, _ := c.start("worker", extra)
+	return p
+}
+
+// start starts a process of role with the cluster's variables and extra
+// ones, on an address of its own for health and metrics, which it returns.
+func (c *cluster) start(role string, extra map[string]string) (*proc, string) {
+	env := maps.Clone(c.env)
 	env["EXPORTER_HTTP_ADDR"] = testenv.FreeAddr(c.t)
-	for k, v := range extra {
-		env[k] = v
-	}
-	return start(c.t, c.dir, env, "worker")
+	maps.Copy(env, extra)
+	return start(c.t, c.dir, env, role), "http://" + env["EXPORTER_HTTP_ADDR"]
 }
 
 // export posts an export of the demo layer and returns its job id.
 func (c *cluster) export(bbox grid.BBox, z grid.Zoom) string {
 	c.t.Helper()
-	body := fmt.Sprintf(`{"dbId":%q,"bbox":[%v,%v,%v,%v],"targetResolution":%v,"callbackURLs":[%q]}`,
-		catalog.DemoLayerID, bbox.MinX, bbox.MinY, bbox.MaxX, bbox.MaxY, z.Resolution(), c.cb.url)
-	created := c.api.postJSON(c.t, "/create", body)
+	created := c.api.postJSON(c.t, "/create", exportBody(c, bbox, z))
 	return created["id"].(string)
+}
+
+// exportBody is the POST /create body of an export of the demo layer with
+// the cluster's callback.
+func exportBody(c *cluster, bbox grid.BBox, z grid.Zoom) string {
+	return fmt.Sprintf(`{"dbId":%q,"bbox":[%v,%v,%v,%v],"targetResolution":%v,"callbackURLs":[%q]}`,
+		catalog.DemoLayerID, bbox.MinX, bbox.MinY, bbox.MaxX, bbox.MaxY, z.Resolution(), c.cb.url)
 }
 
 // waitProgress waits until the job has written some tiles.

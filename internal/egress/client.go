@@ -31,9 +31,11 @@ const maxRedirects = 3
 //
 // The client follows at most 3 redirects (then ErrTooManyRedirects),
 // refuses a redirect from https to http, and checks each redirect's URL
-// with CheckURL. Errors reach the caller wrapped in *url.Error, whose
-// message quotes the whole URL; use errors.As to get the *URLError, whose
-// message names the host only.
+// with CheckURL. A caller that must follow no redirect at all, as the
+// worker's job callbacks, sets CheckRedirect on a copy of the client; the
+// dial-time checks still apply. Errors reach the caller wrapped in
+// *url.Error, whose message quotes the whole URL; use errors.As to get the
+// *URLError, whose message names the host only.
 func (p *Policy) Client(timeout time.Duration) *http.Client {
 	strict := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second, Control: p.control}
 	open := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}

@@ -64,20 +64,24 @@ func (z Zoom) FlipRow(row int64) int64 { return z.MatrixHeight() - 1 - row }
 // z = floor(log2(Resolution0 / res)), with a relative tolerance so that
 // truncated table values land on their own level. A resolution between two
 // levels maps to the coarser one. It fails with ErrResolution when res is
-// not a positive finite number, is coarser than zoom 0 or finer than MaxZoom.
+// not a positive finite number, is coarser than zoom 0 or finer than MaxZoom;
+// a zoom it returns is always Valid.
 func ZoomForResolution(res float64) (Zoom, error) {
 	if math.IsNaN(res) || math.IsInf(res, 0) || res <= 0 {
-		return 0, fmt.Errorf("%w: %v is not a positive number", ErrResolution, res)
+		return 0, fmt.Errorf("%w: %v is not a positive finite number", ErrResolution, res)
 	}
 	ratio := Resolution0 / res * (1 + resolutionTolerance)
 	if ratio < 1 {
 		return 0, fmt.Errorf("%w: %v is coarser than zoom 0 (%v)", ErrResolution, res, Resolution0)
 	}
-	z := Zoom(math.Floor(math.Log2(ratio)))
-	if z > MaxZoom {
+	// For a tiny res (a subnormal such as 5e-324) the ratio overflows to
+	// +Inf, and converting +Inf to an integer wraps. Compare the level as a
+	// float, so only levels of the grid are ever converted.
+	level := math.Floor(math.Log2(ratio))
+	if !(level <= float64(MaxZoom)) {
 		return 0, fmt.Errorf("%w: %v is finer than zoom %d (%v)", ErrResolution, res, MaxZoom, MaxZoom.Resolution())
 	}
-	return z, nil
+	return Zoom(level), nil
 }
 
 // BBox is a rectangle in degrees: [MinX, MinY, MaxX, MaxY], lower left then

@@ -31,14 +31,23 @@ func TestZoomForResolution(t *testing.T) {
 		{name: "NaN", res: math.NaN(), wantErr: true},
 		{name: "infinite", res: math.Inf(1), wantErr: true},
 		{name: "finer than zoom 22", res: 1e-8, wantErr: true},
+		{name: "negative infinity", res: math.Inf(-1), wantErr: true},
+		{name: "negative zero", res: math.Copysign(0, -1), wantErr: true},
+		{name: "largest float", res: math.MaxFloat64, wantErr: true},
+		{name: "smallest normal", res: 0x1p-1022, wantErr: true},
+		// The ratio to zoom 0 overflows to +Inf for these; they once
+		// wrapped to a negative zoom.
+		{name: "subnormal 1e-309", res: 1e-309, wantErr: true},
+		{name: "subnormal 5e-324", res: 5e-324, wantErr: true},
+		{name: "smallest subnormal", res: math.SmallestNonzeroFloat64, wantErr: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			got, err := ZoomForResolution(tc.res)
 			if tc.wantErr {
-				if !errors.Is(err, ErrResolution) {
-					t.Fatalf("ZoomForResolution(%v) = %v, %v, want ErrResolution", tc.res, got, err)
+				if !errors.Is(err, ErrResolution) || got != 0 {
+					t.Fatalf("ZoomForResolution(%v) = %v, %v, want 0, ErrResolution", tc.res, got, err)
 				}
 				return
 			}

@@ -127,8 +127,21 @@ func PackageName(layer catalog.Layer, z grid.Zoom, extent grid.BBox) string {
 	return unsafeName.ReplaceAllString(name, "-")
 }
 
-// PackageKey is the storage key of a job's finished package.
-func PackageKey(packageName string) string { return "packages/" + packageName + ".gpkg" }
+// PackageKey is the storage key of a job's finished package. It lies under
+// the job's own prefix (PackagePrefix): package names are derived from the
+// request, so a later job of the same export has the same name, and only
+// the job id keeps its file apart from an earlier job's, which the
+// scheduler deletes when that job expires.
+func PackageKey(jobID, packageName string) string {
+	return PackagePrefix(jobID) + packageName + ".gpkg"
+}
+
+// PackagePrefix is the storage prefix of the files a job publishes.
+func PackagePrefix(jobID string) string { return PackagesPrefix + jobID + "/" }
+
+// PackagesPrefix is the storage prefix of every published package. Keys
+// below it map one to one onto download paths (DownloadURI).
+const PackagesPrefix = "packages/"
 
 // Job is a job record as stored.
 type Job struct {

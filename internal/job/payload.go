@@ -1,5 +1,7 @@
 package job
 
+import "strings"
+
 // ExpirationLayout formats expirationTime: the contract's `format: date`.
 const ExpirationLayout = "2006-01-02"
 
@@ -20,9 +22,13 @@ type Completion struct {
 	ErrorReason      string    `json:"errorReason,omitempty"`
 }
 
-// DownloadURI is the link to a package: publicURL/downloads/<name>.gpkg.
-func DownloadURI(publicURL, packageName string) string {
-	return publicURL + "/downloads/" + packageName + ".gpkg"
+// DownloadURI is the link to the package stored at fileKey: the key below
+// PackagesPrefix is the path below publicURL/downloads/, so a package's
+// link is publicURL/downloads/<job id>/<package name>.gpkg (and
+// publicURL/downloads/<package name>.gpkg for packages stored before
+// packages had per-job keys).
+func DownloadURI(publicURL, fileKey string) string {
+	return publicURL + "/downloads/" + strings.TrimPrefix(fileKey, PackagesPrefix)
 }
 
 // Completion describes j's outcome to a caller who asked for bbox. It has
@@ -37,7 +43,7 @@ func (j Job) Completion(publicURL string, bbox []float64) Completion {
 		Success:          j.Status == StatusCompleted,
 	}
 	if c.Success {
-		c.FileURI = DownloadURI(publicURL, j.Spec.PackageName)
+		c.FileURI = DownloadURI(publicURL, j.FileKey)
 		c.ExpirationTime = j.ExpiresAt.UTC().Format(ExpirationLayout)
 		c.FileSize = j.FileSize
 	} else {

@@ -81,9 +81,13 @@ export function tileURL(layerID: string, z: number, x: number, y: number): strin
   return `layers/${encodeURIComponent(layerID)}/tiles/${z}/${x}/${y}?token=${encodeURIComponent(token)}`;
 }
 
-/** downloadURL is the link of a package, with the token so it works in a browser. */
-export function downloadURL(packageName: string): string {
-  const u = new URL('downloads/' + encodeURIComponent(packageName) + '.gpkg', document.baseURI);
+/**
+ * downloadURL is the link of a package, with the token so it works in a browser: the path of
+ * the job's fileUri below /downloads/ (its job id and package name), on this page's server.
+ */
+export function downloadURL(fileUri: string): string {
+  const path = new URL(fileUri).pathname;
+  const u = new URL(path.slice(path.lastIndexOf('/downloads/') + 1), document.baseURI);
   u.searchParams.set('token', token);
   return u.toString();
 }

@@ -401,7 +401,7 @@ class JobRow {
     this.meta.style.whiteSpace = 'pre-line';
     const children: HTMLElement[] = [];
     if (j.status === 'Completed' && j.result?.success) {
-      const url = downloadURL(j.result.packageName || j.packageName);
+      const url = downloadURL(j.result.fileUri);
       if (this.link.href !== url) this.link.href = url;
       this.link.setAttribute('download', `${j.result.packageName || j.packageName}.gpkg`);
       this.link.textContent = `Download ${j.result.packageName || j.packageName}.gpkg (${fmtBytes(j.result.fileSize)})`;
@@ -414,7 +414,7 @@ class JobRow {
 
   private async copy(): Promise<void> {
     if (!this.job?.result) return;
-    const url = downloadURL(this.job.result.packageName || this.job.packageName);
+    const url = downloadURL(this.job.result.fileUri);
     try {
       await navigator.clipboard.writeText(url);
       this.error.className = 'info'; this.error.textContent = 'Link copied.';
