@@ -5,6 +5,6 @@
 // export: a preview tile is one tile of the layer's source passed through
 // for viewing.
 //
-// It imports internal/* and worker/source (the layers' sources, for
+// It imports internal/* and source (the layers' sources, for
 // preview tiles); it meets the worker and the scheduler in internal/job.
 package trigger

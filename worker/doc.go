@@ -7,6 +7,6 @@
 // planner, fetcher goroutines, encoder goroutines, and one SQLite writer.
 // A starting worker removes the temp dirs of dead processes.
 //
-// It imports internal/*, gpkg and worker/source; it meets the trigger and
+// It imports internal/*, gpkg and source; it meets the trigger and
 // the scheduler in internal/job.
 package worker
