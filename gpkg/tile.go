@@ -18,6 +18,26 @@ const MaxTileSize = 2 << 20
 // Format is the image encoding of a tile.
 type Format string
 
+// String returns f's name, or "unknown" for the zero value.
+func (f Format) String() string {
+	if f == "" {
+		return "unknown"
+	}
+	return string(f)
+}
+
+// DetectFormat returns the encoding of data from its magic bytes, and false
+// when data starts like neither a PNG nor a JPEG.
+func DetectFormat(data []byte) (Format, bool) {
+	switch {
+	case bytes.HasPrefix(data, pngMagic):
+		return PNG, true
+	case bytes.HasPrefix(data, jpegMagic):
+		return JPEG, true
+	}
+	return "", false
+}
+
 // Tile formats that a tiles GeoPackage may hold without extensions.
 const (
 	PNG  Format = "png"
@@ -32,14 +52,8 @@ var (
 // checkTile reports whether t is an address of the grid. Errors wrap
 // ErrInvalidTile.
 func checkTile(t grid.Tile) error {
-	if !t.Zoom.Valid() {
-		return fmt.Errorf("%w: zoom %d is not in [0, %d]", ErrInvalidTile, t.Zoom, grid.MaxZoom)
-	}
-	if w := t.Zoom.MatrixWidth(); t.Col < 0 || t.Col >= w {
-		return fmt.Errorf("%w: column %d is not in [0, %d) at zoom %d", ErrInvalidTile, t.Col, w, t.Zoom)
-	}
-	if h := t.Zoom.MatrixHeight(); t.Row < 0 || t.Row >= h {
-		return fmt.Errorf("%w: row %d is not in [0, %d) at zoom %d", ErrInvalidTile, t.Row, h, t.Zoom)
+	if err := t.Check(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidTile, err)
 	}
 	return nil
 }
@@ -57,12 +71,11 @@ func CheckTileData(data []byte) (Format, error) {
 		cfg    image.Config
 		err    error
 	)
+	format, _ = DetectFormat(data)
 	switch {
-	case bytes.HasPrefix(data, pngMagic):
-		format = PNG
+	case format == PNG:
 		cfg, err = png.DecodeConfig(bytes.NewReader(data))
-	case bytes.HasPrefix(data, jpegMagic):
-		format = JPEG
+	case format == JPEG:
 		cfg, err = jpeg.DecodeConfig(bytes.NewReader(data))
 	case len(data) == 0:
 		return "", fmt.Errorf("%w: empty", ErrTileFormat)

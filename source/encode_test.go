@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/source"
 )
@@ -126,7 +127,7 @@ func TestEncode(t *testing.T) {
 			if f != tc.want {
 				t.Errorf("Encode(%s) format = %s, want %s", tc.policy, f, tc.want)
 			}
-			if detected, _ := source.DetectFormat(data); detected != f {
+			if detected, _ := gpkg.DetectFormat(data); detected != f {
 				t.Errorf("Encode(%s) returned %s bytes labelled %s", tc.policy, detected, f)
 			}
 			decoded, _, err := image.Decode(bytes.NewReader(data))

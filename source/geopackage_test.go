@@ -78,7 +78,7 @@ func TestGeoPackage(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Tile(%v): %v", tile, err)
 				}
-				f, _ := source.DetectFormat(p.Tiles[tile])
+				f, _ := gpkg.DetectFormat(p.Tiles[tile])
 				// gpkgtest's PNG tiles have a transparent half.
 				want := source.Tile{Data: p.Tiles[tile], Format: f, Opaque: f == source.JPEG}
 				if diff := cmp.Diff(want, got); diff != "" {

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/geoexport/exporter/gpkg"
 )
 
 // Defaults of HTTPConfig.
@@ -334,7 +336,7 @@ func (f *fetcher) once(ctx context.Context, u string) (body []byte, retryAfter t
 	}
 	// Some servers send images as text/plain or without a type, so the
 	// bytes decide; but an exception report is never a tile.
-	if _, img := DetectFormat(body); !img || isXML(ct) {
+	if _, img := gpkg.DetectFormat(body); !img || isXML(ct) {
 		return nil, 0, responseError(u, resp.StatusCode, ct, body)
 	}
 	return body, 0, nil

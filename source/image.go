@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/image/draw"
 
+	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/internal/grid"
 )
 
@@ -103,7 +104,7 @@ func checkStored(data []byte) (Format, bool, error) {
 // readHeader detects a tile's format and reads its image header; errors
 // wrap ErrInvalidData.
 func readHeader(data []byte) (Format, image.Config, error) {
-	f, ok := DetectFormat(data)
+	f, ok := gpkg.DetectFormat(data)
 	if !ok {
 		return "", image.Config{}, fmt.Errorf("%w: not a PNG or JPEG image", ErrInvalidData)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 
+	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/internal/grid"
 )
 
@@ -62,45 +63,20 @@ type Tile struct {
 	Image image.Image
 }
 
-// Format is the encoding of a tile.
-type Format string
+// Format is the encoding of a tile: the formats a GeoPackage tile table
+// holds, as gpkg defines them.
+type Format = gpkg.Format
 
 // Tile encodings a GeoPackage tile table holds.
 const (
-	PNG  Format = "png"
-	JPEG Format = "jpeg"
+	PNG  = gpkg.PNG
+	JPEG = gpkg.JPEG
 )
-
-// String returns f's name, or "unknown" for the zero value.
-func (f Format) String() string {
-	if f == "" {
-		return "unknown"
-	}
-	return string(f)
-}
-
-// DetectFormat returns the encoding of data from its magic bytes, and false
-// when data starts like neither a PNG nor a JPEG.
-func DetectFormat(data []byte) (Format, bool) {
-	switch {
-	case len(data) >= len(pngMagic) && string(data[:len(pngMagic)]) == pngMagic:
-		return PNG, true
-	case len(data) >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff:
-		return JPEG, true
-	}
-	return "", false
-}
-
-const pngMagic = "\x89PNG\r\n\x1a\n"
 
 // checkTile reports whether t is a tile of the grid.
 func checkTile(t grid.Tile) error {
-	if !t.Zoom.Valid() {
-		return fmt.Errorf("%w: %s: zoom must be within 0..%d", ErrInvalidTile, t, grid.MaxZoom)
-	}
-	if t.Col < 0 || t.Col >= t.Zoom.MatrixWidth() || t.Row < 0 || t.Row >= t.Zoom.MatrixHeight() {
-		return fmt.Errorf("%w: %s: zoom %d has %d columns and %d rows",
-			ErrInvalidTile, t, t.Zoom, t.Zoom.MatrixWidth(), t.Zoom.MatrixHeight())
+	if err := t.Check(); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInvalidTile, t, err)
 	}
 	return nil
 }

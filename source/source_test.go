@@ -8,6 +8,7 @@ import (
 	"image/png"
 	"testing"
 
+	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/source"
 )
 
@@ -31,9 +32,9 @@ func TestDetectFormat(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, ok := source.DetectFormat(tc.data)
+			got, ok := gpkg.DetectFormat(tc.data)
 			if got != tc.want || ok != tc.wantOK {
-				t.Errorf("DetectFormat(%q) = %q, %v, want %q, %v", tc.data, got, ok, tc.want, tc.wantOK)
+				t.Errorf("gpkg.DetectFormat(%q) = %q, %v, want %q, %v", tc.data, got, ok, tc.want, tc.wantOK)
 			}
 		})
 	}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/internal/grid"
 )
 
@@ -274,7 +275,7 @@ func (s *TileStore) check(data []byte, name string) (Tile, error) {
 	if int64(len(data)) > s.max {
 		return Tile{}, s.tooLarge(name, int64(len(data)))
 	}
-	f, ok := DetectFormat(data)
+	f, ok := gpkg.DetectFormat(data)
 	if !ok {
 		return Tile{}, fmt.Errorf("%w: %s is not a PNG or JPEG image", ErrInvalidData, s.display(name))
 	}

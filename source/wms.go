@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/internal/grid"
 )
 
@@ -321,7 +322,7 @@ func (s *WMS) getMap(ctx context.Context, block grid.TileRange) metaResult {
 	if err != nil {
 		return metaResult{err: err}
 	}
-	if f, ok := DetectFormat(body); ok && f == JPEG {
+	if f, ok := gpkg.DetectFormat(body); ok && f == JPEG {
 		if tiles, err := turboCrop(body, int(block.Width()), int(block.Height())); err == nil {
 			return metaResult{jpegs: tiles}
 		}

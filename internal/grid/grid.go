@@ -240,6 +240,22 @@ type Tile struct {
 // String formats t as z/col/row.
 func (t Tile) String() string { return fmt.Sprintf("%d/%d/%d", t.Zoom, t.Col, t.Row) }
 
+// Check reports whether t is a tile of the grid: its zoom is Valid and its
+// column and row lie within that zoom's matrix. The error says which
+// coordinate is out and its range.
+func (t Tile) Check() error {
+	if !t.Zoom.Valid() {
+		return fmt.Errorf("zoom %d is not in [0, %d]", t.Zoom, MaxZoom)
+	}
+	if w := t.Zoom.MatrixWidth(); t.Col < 0 || t.Col >= w {
+		return fmt.Errorf("column %d is not in [0, %d) at zoom %d", t.Col, w, t.Zoom)
+	}
+	if h := t.Zoom.MatrixHeight(); t.Row < 0 || t.Row >= h {
+		return fmt.Errorf("row %d is not in [0, %d) at zoom %d", t.Row, h, t.Zoom)
+	}
+	return nil
+}
+
 // Tiles calls yield for every tile of r, row by row from the north-west,
 // until yield returns false.
 func (r TileRange) Tiles(yield func(Tile) bool) {

@@ -2,6 +2,7 @@ package grid
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 
@@ -263,5 +264,28 @@ func BenchmarkPyramid(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		CountTiles(Pyramid(worked, 18))
+	}
+}
+
+func TestTileCheck(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		tile Tile
+		want string // empty: a tile of the grid
+	}{
+		{tile: Tile{Zoom: 0, Col: 1, Row: 0}},
+		{tile: Tile{Zoom: MaxZoom, Col: MaxZoom.MatrixWidth() - 1, Row: MaxZoom.MatrixHeight() - 1}},
+		{tile: Tile{Zoom: -1}, want: "zoom -1 is not in [0, 22]"},
+		{tile: Tile{Zoom: MaxZoom + 1}, want: "zoom 23 is not in [0, 22]"},
+		{tile: Tile{Zoom: 0, Col: 2, Row: 0}, want: "column 2 is not in [0, 2) at zoom 0"},
+		{tile: Tile{Zoom: 1, Col: -1, Row: 0}, want: "column -1 is not in [0, 4) at zoom 1"},
+		{tile: Tile{Zoom: 1, Col: 0, Row: 2}, want: "row 2 is not in [0, 2) at zoom 1"},
+		{tile: Tile{Zoom: 1, Col: 0, Row: -1}, want: "row -1 is not in [0, 2) at zoom 1"},
+	}
+	for _, tc := range tests {
+		err := tc.tile.Check()
+		if got := fmt.Sprint(err); (tc.want == "" && err != nil) || (tc.want != "" && got != tc.want) {
+			t.Errorf("Tile(%s).Check() = %v, want %q", tc.tile, err, tc.want)
+		}
 	}
 }
