@@ -576,15 +576,25 @@ func sourceName(name, rawURL string) string {
 // checkURL reports whether s is an absolute http or https URL. Template
 // placeholders in braces are allowed.
 func checkURL(what, s string) error {
+	switch msg := urlProblem(s); {
+	case msg == "":
+		return nil
+	case s == "":
+		return fmt.Errorf("source: %s url %s", what, msg)
+	default:
+		return fmt.Errorf("source: %s url %q %s", what, redact(s), msg)
+	}
+}
+
+// urlProblem says what is wrong with an http(s) URL or URL template, or
+// nothing.
+func urlProblem(s string) string {
 	if s == "" {
-		return fmt.Errorf("source: %s url is required", what)
+		return "is required"
 	}
 	p, err := url.Parse(strings.NewReplacer("{", "", "}", "").Replace(s))
-	if err != nil {
-		return fmt.Errorf("source: %s url %q: %w", what, redact(s), err)
+	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		return "is not an absolute http or https url"
 	}
-	if p.Scheme != "http" && p.Scheme != "https" || p.Host == "" {
-		return fmt.Errorf("source: %s url %q: want an absolute http or https url", what, redact(s))
-	}
-	return nil
+	return ""
 }

@@ -124,7 +124,7 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 	if r.has("trigger") {
 		cat := catalog.Demo()
 		if cfg.Catalog.File != "" {
-			if cat, err = catalog.Load(cfg.Catalog.File); err != nil {
+			if cat, err = catalog.Load(cfg.Catalog.File, source.CheckLayer); err != nil {
 				return &usageError{err}
 			}
 		}

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -37,9 +36,6 @@ const (
 
 // SourceKinds lists every source kind.
 var SourceKinds = []string{SourceDemo, SourceTileStore, SourceWMS, SourceWMTS, SourceXYZ, SourceGeoPackage}
-
-// maxMetatile is the largest metatile side, in tiles (4096 pixels).
-const maxMetatile = 16
 
 // Layer is one catalog record.
 type Layer struct {
@@ -227,7 +223,8 @@ func (l Layer) MaxZoom() grid.Zoom {
 	return z
 }
 
-// Validate checks one record.
+// Validate checks one record, all but its source's settings: each kind of
+// source checks its own (a Check passed to New, such as source.CheckLayer).
 func (l Layer) Validate() error {
 	var errs []error
 	add := func(format string, a ...any) {
@@ -245,9 +242,6 @@ func (l Layer) Validate() error {
 	if _, err := grid.ZoomForResolution(l.MaxResolution); err != nil {
 		add("maxResolution: %v", err)
 	}
-	for _, msg := range l.Source.problems() {
-		add("source: %s", msg)
-	}
 	switch l.TileFormat {
 	case "", "png", "jpeg", "mixed":
 	default:
@@ -257,219 +251,6 @@ func (l Layer) Validate() error {
 		add("jpegQuality %d is not within 1..100", l.JPEGQuality)
 	}
 	return errors.Join(errs...)
-}
-
-// problems lists what is wrong with s.
-func (s Source) problems() []string {
-	var out []string
-	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
-	switch s.Kind {
-	case SourceDemo:
-	case SourceTileStore:
-		if (s.Path == "") == (s.S3Prefix == "") {
-			add("a tilestore needs exactly one of path and s3Prefix")
-		}
-	case SourceGeoPackage:
-		if (s.Path == "") == (s.S3Key == "") {
-			add("a gpkg needs exactly one of path and s3Key")
-		}
-	case SourceWMS:
-		out = append(out, s.wmsProblems()...)
-	case SourceWMTS:
-		out = append(out, s.wmtsProblems()...)
-	case SourceXYZ:
-		if msg := checkURL(s.URL); msg != "" {
-			add("url %s", msg)
-		}
-		y, flipped := strings.Contains(s.URL, "{y}"), strings.Contains(s.URL, "{-y}")
-		if !strings.Contains(s.URL, "{z}") || !strings.Contains(s.URL, "{x}") || y == flipped {
-			add("xyz url needs {z}, {x} and one of {y} and {-y}")
-		}
-		if flipped && s.RowOrigin == "bottom" {
-			add("xyz url with {-y} and rowOrigin bottom would flip rows twice")
-		}
-	default:
-		add("kind %q is not one of %s", s.Kind, strings.Join(SourceKinds, ", "))
-	}
-	switch s.RowOrigin {
-	case "", "top", "bottom":
-	default:
-		add("rowOrigin %q is not top or bottom", s.RowOrigin)
-	}
-	if !s.IsHTTP() {
-		for _, f := range []struct {
-			name string
-			set  bool
-		}{
-			{"url", s.URL != ""}, {"timeout", s.Timeout != 0}, {"connectTimeout", s.ConnectTimeout != 0},
-			{"headerTimeout", s.HeaderTimeout != 0}, {"maxAttempts", s.MaxAttempts != 0}, {"concurrency", s.Concurrency != 0},
-			{"notFound", s.NotFound != ""}, {"resample", s.Resample},
-		} {
-			if f.set {
-				add("%s applies to wms, wmts and xyz, not %s", f.name, s.Kind)
-			}
-		}
-	}
-	for _, d := range []struct {
-		name string
-		v    Duration
-	}{{"timeout", s.Timeout}, {"connectTimeout", s.ConnectTimeout}, {"headerTimeout", s.HeaderTimeout}} {
-		if d.v < 0 {
-			add("%s %v is negative", d.name, time.Duration(d.v))
-		}
-	}
-	if s.MaxAttempts < 0 {
-		add("maxAttempts %d: want at least 1", s.MaxAttempts)
-	}
-	if s.Concurrency < 0 || s.Concurrency > 256 {
-		add("concurrency %d: want 1..256", s.Concurrency)
-	}
-	switch s.NotFound {
-	case "", "nodata", "error":
-	default:
-		add("notFound %q is not nodata or error", s.NotFound)
-	}
-	if s.ZoomOffset < -int(grid.MaxZoom) || s.ZoomOffset > 64 {
-		add("zoomOffset %d is out of range", s.ZoomOffset)
-	}
-	if s.NoDataTolerance < 0 || s.NoDataTolerance > 255 {
-		add("noDataTolerance %d is not within 0..255", s.NoDataTolerance)
-	}
-	if s.NoDataTolerance != 0 && s.NoData == nil {
-		add("noDataTolerance needs noData")
-	}
-	return out
-}
-
-// wmsReserved are the GetMap parameters the source sets itself.
-var wmsReserved = []string{"SERVICE", "VERSION", "REQUEST", "LAYERS", "STYLES", "SRS", "CRS", "BBOX", "WIDTH", "HEIGHT", "FORMAT", "TRANSPARENT"}
-
-// wmtsReserved are the GetTile parameters the source sets itself.
-var wmtsReserved = []string{"SERVICE", "REQUEST", "VERSION", "LAYER", "STYLE", "FORMAT", "TILEMATRIXSET", "TILEMATRIX", "TILEROW", "TILECOL"}
-
-func (s Source) wmsProblems() []string {
-	var out []string
-	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
-	if msg := checkURL(s.URL); msg != "" {
-		add("url %s", msg)
-	} else if strings.ContainsAny(s.URL, "{}") {
-		add("a wms url is not a template")
-	}
-	switch s.Version {
-	case "", "1.1.1", "1.3.0":
-	default:
-		add("version %q is not 1.1.1 or 1.3.0", s.Version)
-	}
-	if len(s.Layers) == 0 {
-		add("a wms needs layers")
-	}
-	for _, l := range s.Layers {
-		if l == "" || strings.Contains(l, ",") {
-			add("layer %q: want a name without commas", l)
-		}
-	}
-	if len(s.Styles) != 0 && len(s.Styles) != len(s.Layers) {
-		add("%d styles for %d layers: want one per layer, or none", len(s.Styles), len(s.Layers))
-	}
-	jpeg, msg := checkFormat(s.Format)
-	if msg != "" {
-		add("%s", msg)
-	}
-	if jpeg && s.Transparent != nil && *s.Transparent {
-		add("format image/jpeg cannot be transparent")
-	}
-	out = append(out, reservedParams(s.Params, wmsReserved)...)
-	if s.Metatile != nil {
-		if len(s.Metatile) != 2 {
-			add("metatile: want [columns, rows], got %d numbers", len(s.Metatile))
-		}
-		for _, n := range s.Metatile {
-			if n < 1 || n > maxMetatile {
-				add("metatile %v: want sides of 1..%d tiles", s.Metatile, maxMetatile)
-				break
-			}
-		}
-	}
-	if s.ZoomOffset != 0 {
-		add("zoomOffset applies to wmts and xyz")
-	}
-	return out
-}
-
-func (s Source) wmtsProblems() []string {
-	var out []string
-	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
-	if msg := checkURL(s.URL); msg != "" {
-		add("url %s", msg)
-	}
-	if strings.Contains(s.URL, "{TileMatrix}") {
-		if !strings.Contains(s.URL, "{TileRow}") || !strings.Contains(s.URL, "{TileCol}") {
-			add("a wmts url template needs {TileMatrix}, {TileRow} and {TileCol}")
-		}
-		if strings.Contains(s.URL, "{Layer}") && s.Layer == "" {
-			add("the wmts url template has {Layer} but no layer is set")
-		}
-		if strings.Contains(s.URL, "{TileMatrixSet}") && s.TileMatrixSet == "" {
-			add("the wmts url template has {TileMatrixSet} but no tileMatrixSet is set")
-		}
-		if len(s.Params) > 0 {
-			add("params apply to wmts kvp, not to a url template")
-		}
-	} else {
-		if strings.ContainsAny(s.URL, "{}") {
-			add("a wmts url template needs {TileMatrix}, {TileRow} and {TileCol}")
-		}
-		if s.Layer == "" || s.TileMatrixSet == "" {
-			add("wmts kvp needs layer and tileMatrixSet")
-		}
-		out = append(out, reservedParams(s.Params, wmtsReserved)...)
-	}
-	if f := s.TileMatrixFormat; f != "" {
-		verbs := strings.Count(strings.ReplaceAll(f, "%%", ""), "%")
-		if v := fmt.Sprintf(f, 7); verbs != 1 || strings.Contains(v, "%!") || !strings.Contains(v, "7") {
-			add("tileMatrixFormat %q: want one %%d, such as %%02d or EPSG:4326:%%d", f)
-		}
-	}
-	if _, msg := checkFormat(s.Format); msg != "" {
-		add("%s", msg)
-	}
-	return out
-}
-
-// checkURL returns what is wrong with an http(s) URL or URL template.
-func checkURL(raw string) string {
-	if raw == "" {
-		return "is required"
-	}
-	u, err := url.Parse(strings.NewReplacer("{", "", "}", "").Replace(raw))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "is not an absolute http or https url"
-	}
-	return ""
-}
-
-// checkFormat reports whether f is JPEG, and what is wrong with it.
-func checkFormat(f string) (jpeg bool, msg string) {
-	switch lf := strings.ToLower(strings.TrimSpace(f)); {
-	case lf == "" || strings.HasPrefix(lf, "image/png"):
-		return false, ""
-	case lf == "image/jpeg":
-		return true, ""
-	}
-	return false, fmt.Sprintf("format %q is not image/png or image/jpeg", f)
-}
-
-func reservedParams(params map[string]string, reserved []string) []string {
-	var out []string
-	for k := range params {
-		for _, r := range reserved {
-			if strings.EqualFold(k, r) {
-				out = append(out, fmt.Sprintf("params: %s is set by the source", k))
-			}
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // withDefaults fills in the optional fields.
@@ -487,8 +268,8 @@ func (l Layer) withDefaults() Layer {
 		l.Source.Extensions = []string{"png", "jpg", "jpeg"}
 	}
 	if l.Source.Kind == SourceWMS && l.Source.Transparent == nil {
-		jpeg, _ := checkFormat(l.Source.Format)
-		transparent := !jpeg
+		// A JPEG has no alpha channel to be transparent with.
+		transparent := strings.ToLower(strings.TrimSpace(l.Source.Format)) != "image/jpeg"
 		l.Source.Transparent = &transparent
 	}
 	l.ID = strings.ToLower(l.ID)
@@ -501,12 +282,21 @@ type Catalog struct {
 	byID   map[string]int
 }
 
-// New validates layers and builds a catalog of them.
-func New(layers []Layer) (*Catalog, error) {
+// Check checks what Layer.Validate leaves to others, such as the settings
+// of a layer's source; errors name the layer.
+type Check func(Layer) error
+
+// New validates layers, with Validate and every check, and builds a
+// catalog of them.
+func New(layers []Layer, checks ...Check) (*Catalog, error) {
 	c := &Catalog{byID: make(map[string]int, len(layers))}
 	var errs []error
 	for _, l := range layers {
-		if err := l.Validate(); err != nil {
+		layerErrs := []error{l.Validate()}
+		for _, check := range checks {
+			layerErrs = append(layerErrs, check(l))
+		}
+		if err := errors.Join(layerErrs...); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -524,8 +314,9 @@ func New(layers []Layer) (*Catalog, error) {
 	return c, nil
 }
 
-// Load reads a catalog file: {"layers": [Layer, ...]}.
-func Load(path string) (*Catalog, error) {
+// Load reads a catalog file, {"layers": [Layer, ...]}, and builds it with
+// New and checks.
+func Load(path string, checks ...Check) (*Catalog, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
@@ -536,7 +327,7 @@ func Load(path string) (*Catalog, error) {
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("catalog %s: %w", path, err)
 	}
-	return New(f.Layers)
+	return New(f.Layers, checks...)
 }
 
 // Lookup returns the layer with id (case-insensitive) or ErrNotFound.
