@@ -219,3 +219,84 @@ func TestNewErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestAuthorize(t *testing.T) {
+	t.Parallel()
+	v, err := auth.New(auth.Config{
+		HS256Secret: authSecret, RoleClaim: "role", ClientRole: "client", OperatorRole: "operator",
+		Now: func() time.Time { return authNow },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	principal := func(roles ...any) auth.Principal {
+		t.Helper()
+		p, err := v.Verify(joseSign(t, jose.HS256, authSecret, "", baseClaims(func(c map[string]any) { c["role"] = roles })))
+		if err != nil {
+			t.Fatalf("Verify(roles %v) = %v", roles, err)
+		}
+		return p
+	}
+	tests := []struct {
+		name      string
+		p         auth.Principal
+		role      string
+		wantLacks string // the role the refusal names; empty: admitted
+	}{
+		{name: "client on a client route", p: principal("client"), role: "client"},
+		{name: "one of several roles", p: principal("viewer", "client"), role: "client"},
+		{name: "operator on a client route", p: principal("operator"), role: "client"},
+		{name: "operator on an operator route", p: principal("operator"), role: "operator"},
+		{name: "operator where only operators pass", p: principal("operator"), role: ""},
+		{name: "other role", p: principal("viewer"), role: "client", wantLacks: "client"},
+		{name: "no role", p: principal(), role: "client", wantLacks: "client"},
+		{name: "client on an operator route", p: principal("client"), role: "operator", wantLacks: "operator"},
+		{name: "client where only operators pass", p: principal("client"), role: "", wantLacks: "operator"},
+		{name: "zero principal", p: auth.Principal{}, role: "client", wantLacks: "client"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := v.Authorize(tc.p, tc.role)
+			if tc.wantLacks == "" {
+				if err != nil {
+					t.Errorf("Authorize(%q) = %v, want nil", tc.role, err)
+				}
+				return
+			}
+			msg := "token lacks role " + tc.wantLacks
+			want := &auth.Error{Kind: auth.Forbidden, Message: msg, Code: "insufficient_scope", Description: msg}
+			var aerr *auth.Error
+			if !errors.As(err, &aerr) || *aerr != *want {
+				t.Errorf("Authorize(%q) = %#v, want %#v", tc.role, err, want)
+			}
+		})
+	}
+}
+
+func TestVerifyErrorKind(t *testing.T) {
+	t.Parallel()
+	v, err := auth.New(auth.Config{
+		HS256Secret: authSecret, RoleClaim: "role", ClientRole: "client", OperatorRole: "operator",
+		Now: func() time.Time { return authNow },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := joseSign(t, jose.HS256, authSecret, "", baseClaims(func(c map[string]any) { c["exp"] = authNow.Add(-time.Hour).Unix() }))
+	for _, tc := range []struct{ token, msg string }{
+		{"not-a-jwt", "token malformed: want a JWT (header.payload.signature)"},
+		{expired, "token expired"},
+		{strings.Repeat("x", auth.MaxTokenBytes+1), "token too large"},
+	} {
+		_, err := v.Verify(tc.token)
+		want := &auth.Error{Kind: auth.Unauthenticated, Message: tc.msg, Code: "invalid_token", Description: tc.msg}
+		var aerr *auth.Error
+		if !errors.As(err, &aerr) || *aerr != *want {
+			t.Errorf("Verify() = %#v, want %#v", err, want)
+		}
+		if err != nil && err.Error() != tc.msg {
+			t.Errorf("Verify().Error() = %q, want %q", err, tc.msg)
+		}
+	}
+}
