@@ -136,7 +136,7 @@ func selfSigned(t testing.TB, key *ecdsa.PrivateKey) []byte {
 	return der
 }
 
-func TestNewErrors(t *testing.T) {
+func TestNewKeyAndConfigErrors(t *testing.T) {
 	t.Parallel()
 	k := testAuthKeys(t)
 	rsa1024, err := rsa.GenerateKey(rand.Reader, 1024)
