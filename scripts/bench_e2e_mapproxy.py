@@ -3,7 +3,7 @@
     python3 bench_e2e_mapproxy.py mapproxy.yaml PORTFILE PROCESSES [ACCESSLOG]
 
 Run it with the Python that runs mapproxy-util (/usr/bin/python3 for the
-Debian package). It is the WSGI runner of worker/source/sourcetest
+Debian package). It is the WSGI runner of source/sourcetest
 (the standard library's threaded WSGI server on 127.0.0.1 and a port the
 kernel picks), pre-forked into PROCESSES processes that share the listening
 socket, as gunicorn's sync workers would: one Python process is held to one

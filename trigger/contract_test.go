@@ -776,8 +776,7 @@ func TestHTTPEdgeCases(t *testing.T) {
 		})
 	}
 	t.Run("If-None-Match", func(t *testing.T) {
-		// download's doc comment promises If-None-Match on the ETag; the
-		// handler never reads it.
+		// download's doc comment promises 304 for If-None-Match on the ETag.
 		resp, _ := do(t, srv, "GET", "/downloads/p.gpkg", "")
 		etag := resp.Header.Get("ETag")
 		if etag == "" {

@@ -9,6 +9,6 @@
 // token from the request, has internal/auth verify it and check the role,
 // and answers refusals with 401 or 403 and a WWW-Authenticate challenge.
 //
-// It imports internal/* and worker/source (the layers' sources, for
+// It imports internal/* and source (the layers' sources, for
 // preview tiles); it meets the worker and the scheduler in internal/job.
 package trigger

@@ -18,7 +18,7 @@ import (
 
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
-	"github.com/geoexport/exporter/worker/source"
+	"github.com/geoexport/exporter/source"
 )
 
 // Preview tiles: GET /layers/{id}/tiles/{z}/{x}/{y} answers one tile of a

@@ -132,7 +132,8 @@ func previewCatalog(t *testing.T, u *upstream) (*catalog.Catalog, []byte) {
 		layer(storeLayer, "store", catalog.Source{Kind: catalog.SourceTileStore, Path: dir}),
 		layer(brokenLayer, "broken", catalog.Source{Kind: catalog.SourceXYZ, URL: u.srv.URL + "/broken/{z}/{x}/{y}.png", MaxAttempts: 1}),
 		layer(slowLayer, "slow", catalog.Source{Kind: catalog.SourceXYZ, URL: u.srv.URL + "/slow/{z}/{x}/{y}.png", MaxAttempts: 1}),
-		layer(gpkgLayer, "gpkg", catalog.Source{Kind: catalog.SourceGeoPackage, Path: filepath.Join(dir, "ortho.gpkg")}),
+		// A GeoPackage object, with no object store to read it from.
+		layer(gpkgLayer, "gpkg", catalog.Source{Kind: catalog.SourceGeoPackage, S3Key: "sources/ortho.gpkg"}),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -253,7 +254,7 @@ func TestPreviewTile(t *testing.T) {
 		})
 	}
 	// The detail went to the log instead.
-	for _, want := range []string{"upstream secret detail", "no GeoPackage reader is configured", `msg="preview tile failed"`} {
+	for _, want := range []string{"upstream secret detail", "no S3 storage is configured", `msg="preview tile failed"`} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}

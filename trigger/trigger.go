@@ -21,7 +21,7 @@ import (
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/storage"
-	"github.com/geoexport/exporter/worker/source"
+	"github.com/geoexport/exporter/source"
 )
 
 // Config configures the API.

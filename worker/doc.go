@@ -1,9 +1,12 @@
 // Package worker runs the asynq handlers of the exporter: export:render
-// turns a job's tiles into a GeoPackage and stores it, export:callback
-// tells callers a job ended. Inside a render task tiles flow through a
-// pipeline: one planner, a pool of fetch-and-encode goroutines, and one
-// SQLite writer, joined by bounded channels.
+// renders one batch of a job's tiles into a part GeoPackage (a one-batch
+// job straight into its package), export:finalize merges a job's parts
+// into its package, records its metadata, stores it and completes the job,
+// and export:callback tells callers a job ended. Inside a render task
+// tiles flow through a pipeline of stages joined by bounded channels: one
+// planner, fetcher goroutines, encoder goroutines, and one SQLite writer.
+// A starting worker removes the temp dirs of dead processes.
 //
-// It imports internal/*, gpkg and worker/source; it meets the trigger and
+// It imports internal/*, gpkg and source; it meets the trigger and
 // the scheduler in internal/job.
 package worker

@@ -12,7 +12,7 @@ import (
 	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
-	"github.com/geoexport/exporter/worker/source"
+	"github.com/geoexport/exporter/source"
 )
 
 // progressEvery is how many tiles pass between progress updates, at most;

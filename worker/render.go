@@ -18,7 +18,7 @@ import (
 	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/storage"
-	"github.com/geoexport/exporter/worker/source"
+	"github.com/geoexport/exporter/source"
 )
 
 // ContentTypeGeoPackage is the media type packages are stored with.

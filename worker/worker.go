@@ -17,7 +17,7 @@ import (
 
 	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/job"
-	"github.com/geoexport/exporter/worker/source"
+	"github.com/geoexport/exporter/source"
 )
 
 // Config configures a worker.
@@ -98,7 +98,7 @@ type Deps struct {
 	Files    Files
 	// Tiles reads tile-store layers kept under an S3 prefix; nil when
 	// packages are kept on local disk.
-	Tiles Objects
+	Tiles source.Objects
 	// Queue enqueues callbacks; *asynq.Client is one.
 	Queue job.Enqueuer
 	// HTTP posts callbacks; nil is an egress client that reaches public
@@ -154,7 +154,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		return nil, err
 	}
 	return &Worker{cfg: cfg, deps: deps, log: deps.Logger, metrics: m,
-		sources: source.NewPool(SourceDeps(deps.Tiles, cfg.TempDir), source.DefaultPoolIdle)}, nil
+		sources: source.NewPool(source.StorageDeps(deps.Tiles, cfg.TempDir), source.DefaultPoolIdle)}, nil
 }
 
 // Close closes the layer sources the worker keeps open. Run calls it when

@@ -39,6 +39,7 @@ import (
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/internal/testenv"
+	"github.com/geoexport/exporter/source"
 	"github.com/geoexport/exporter/worker"
 )
 
@@ -64,7 +65,7 @@ func TestMain(m *testing.M) {
 
 var _ worker.Files = (*storage.Local)(nil)
 var _ worker.Files = (*storage.S3)(nil)
-var _ worker.Objects = (*storage.S3)(nil)
+var _ source.Objects = (*storage.S3)(nil)
 
 type bundle struct {
 	jobs      *job.Store
@@ -740,7 +741,7 @@ func newS3(t *testing.T) *storage.S3 {
 
 // countingObjects counts the opens of each object of a real store.
 type countingObjects struct {
-	worker.Objects
+	source.Objects
 	mu    sync.Mutex
 	opens map[string]int
 }

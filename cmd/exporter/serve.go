@@ -29,6 +29,7 @@ import (
 	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/monitoring"
 	"github.com/geoexport/exporter/scheduler"
+	"github.com/geoexport/exporter/source"
 	"github.com/geoexport/exporter/trigger"
 	"github.com/geoexport/exporter/worker"
 )
@@ -157,7 +158,7 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 			Logger: log, Registry: reg, Gatherer: gatherer, Catalog: cat, Jobs: jobs, Queue: queue, Tasks: inspector,
 			Files: files, Auth: trigger.NewAuthenticator(verifier), Limiter: redis_rate.NewLimiter(rdb), Ready: ready, Redis: redisOpt,
 			// Preview tiles read layers as the worker does.
-			Sources: worker.SourceDeps(tiles, cfg.Worker.TempDir),
+			Sources: source.StorageDeps(tiles, cfg.Worker.TempDir),
 		})
 		if err != nil {
 			return err
@@ -277,7 +278,7 @@ func connectRedis(ctx context.Context, r role, cfg config.Config, log *slog.Logg
 
 // openStorage returns the package store, and the tile-store object reader
 // when packages live in S3.
-func openStorage(ctx context.Context, cfg config.Config) (store, worker.Objects, error) {
+func openStorage(ctx context.Context, cfg config.Config) (store, source.Objects, error) {
 	if cfg.Storage.S3Endpoint == "" {
 		l, err := storage.NewLocal(cfg.Storage.DataDir)
 		if err != nil {

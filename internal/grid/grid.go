@@ -60,10 +60,10 @@ func (z Zoom) MatrixHeight() int64 { return int64(1) << uint(z) }
 func (z Zoom) FlipRow(row int64) int64 { return z.MatrixHeight() - 1 - row }
 
 // ZoomForResolution maps a target resolution in degrees per pixel to the
-// coarsest zoom whose pixels are at least that fine:
-// z = floor(log2(Resolution0 / res)), with a relative tolerance so that
-// truncated table values land on their own level. A resolution between two
-// levels maps to the coarser one. It fails with ErrResolution when res is
+// finest zoom whose pixels are no finer than res, as the reference service
+// does: z = floor(log2(Resolution0 / res)), with a relative tolerance so
+// that truncated table values land on their own level. A resolution
+// between two levels maps to the coarser one. It fails with ErrResolution when res is
 // not a positive finite number, is coarser than zoom 0 or finer than MaxZoom;
 // a zoom it returns is always Valid.
 func ZoomForResolution(res float64) (Zoom, error) {

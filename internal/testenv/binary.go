@@ -12,6 +12,7 @@ import (
 const (
 	EnvRedisServer = "EXPORTER_TEST_REDIS_SERVER"
 	EnvMinIO       = "EXPORTER_TEST_MINIO"
+	EnvPrometheus  = "EXPORTER_TEST_PROMETHEUS"
 )
 
 // errBinaryNotFound is wrapped by findBinary's error.

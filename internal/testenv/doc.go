@@ -25,7 +25,7 @@
 // that finds its owner process gone.
 //
 // [StartProcess] runs any other server the same way, for test helpers in
-// other packages (worker/source/sourcetest runs MapProxy with it): output to
+// other packages (source/sourcetest runs MapProxy with it): output to
 // a log file that failures quote, a parent-death signal on Linux, a readiness
 // probe ([Process.WaitReady]) and SIGTERM, then SIGKILL, to stop
 // ([Process.Stop]).

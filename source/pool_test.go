@@ -1,7 +1,6 @@
 package source_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -9,7 +8,7 @@ import (
 
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
-	"github.com/geoexport/exporter/worker/source"
+	"github.com/geoexport/exporter/source"
 )
 
 // poolLayer is a GeoPackage layer: its source says in its errors whether
@@ -18,12 +17,7 @@ func poolLayer(id, path string) catalog.Layer {
 	return catalog.Layer{ID: id, Version: "1", Source: catalog.Source{Kind: catalog.SourceGeoPackage, Path: path}}
 }
 
-func poolDeps() source.LayerDeps {
-	return source.LayerDeps{
-		OpenGeoPackage:     func(context.Context, string) (source.TileReader, error) { return nil, errors.New("no file here") },
-		ClassifyGeoPackage: func(error) error { return nil },
-	}
-}
+func poolDeps() source.LayerDeps { return source.LayerDeps{} }
 
 // isClosed reports whether src answers as a closed source.
 func isClosed(t *testing.T, src source.Source) bool {
@@ -132,10 +126,11 @@ func TestPoolClose(t *testing.T) {
 
 func TestPoolOpenFailureIsNotKept(t *testing.T) {
 	t.Parallel()
-	p := source.NewPool(source.LayerDeps{}, time.Hour) // no GeoPackage reader configured
+	p := source.NewPool(source.LayerDeps{}, time.Hour) // no S3 storage configured
 	defer p.Close()
+	layer := catalog.Layer{ID: "g", Version: "1", Source: catalog.Source{Kind: catalog.SourceGeoPackage, S3Key: "g.gpkg"}}
 	for range 2 {
-		if _, _, err := p.Acquire(poolLayer("g", "/data/g.gpkg")); err == nil || !strings.Contains(err.Error(), "no GeoPackage reader") {
+		if _, _, err := p.Acquire(layer); err == nil || !strings.Contains(err.Error(), "no S3 storage is configured") {
 			t.Errorf("Acquire = %v, want the open error each time", err)
 		}
 	}

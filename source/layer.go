@@ -3,16 +3,19 @@ package source
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/geoexport/exporter/internal/catalog"
+	"github.com/geoexport/exporter/internal/storage"
 )
 
 // LayerDeps are what the sources of catalog layers need besides the layer
-// record: object storage and a GeoPackage reader. This package imports
-// neither the project's storage nor gpkg; whoever opens sources adapts
-// them to these fields.
+// record: the object store of layers kept under an S3 prefix or key, and
+// where to download GeoPackage objects. StorageDeps makes them from the
+// project's package storage.
 type LayerDeps struct {
 	// Objects reads tile stores kept under an object-store prefix (a
 	// layer's s3Prefix). Nil: no object store is configured, and such
@@ -21,14 +24,55 @@ type LayerDeps struct {
 	// Opener opens GeoPackage objects (a layer's s3Key). Nil: no object
 	// store is configured, and such layers cannot be opened.
 	Opener ObjectOpener
-	// OpenGeoPackage and ClassifyGeoPackage are the Open and Classify of
-	// every GeoPackage source ([GeoPackageConfig]). Nil OpenGeoPackage:
-	// gpkg layers cannot be opened.
-	OpenGeoPackage     func(ctx context.Context, path string) (TileReader, error)
-	ClassifyGeoPackage func(error) error
 	// TempDir holds GeoPackage objects downloaded before they are read.
 	// Empty means os.TempDir().
 	TempDir string
+}
+
+// Objects is the object storage that holds layers kept under an S3 prefix
+// or key; storage.S3 is one.
+type Objects interface {
+	// Open returns the object at key; storage.ErrNotFound when it does not
+	// exist. The caller closes it.
+	Open(ctx context.Context, key string) (storage.Object, error)
+}
+
+// StorageDeps returns the LayerDeps over objects (nil when packages are
+// kept on local disk, and layers cannot live in an object store) with
+// GeoPackage objects downloaded into tempDir. The worker opens its sources
+// with them, and the trigger its preview tiles, so both read layers alike.
+func StorageDeps(objects Objects, tempDir string) LayerDeps {
+	deps := LayerDeps{TempDir: tempDir}
+	if objects != nil {
+		deps.Objects = objectReader{objects}
+		deps.Opener = ObjectOpenerFunc(func(ctx context.Context, key string) (io.ReadCloser, error) {
+			obj, err := objects.Open(ctx, key)
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil, fmt.Errorf("%w: %s", ErrNoData, key)
+			}
+			return obj, err
+		})
+	}
+	return deps
+}
+
+// objectReader reads whole objects of Objects for the tile store.
+type objectReader struct{ objects Objects }
+
+func (r objectReader) ReadObject(ctx context.Context, key string, limit int64) ([]byte, error) {
+	obj, err := r.objects.Open(ctx, key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrNoData, key)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer obj.Close()
+	b, err := io.ReadAll(io.LimitReader(obj, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return b, nil
 }
 
 // ForLayer opens the tile source of a catalog layer, as its Source record
@@ -107,12 +151,8 @@ func ForLayer(l catalog.Layer, deps LayerDeps) (Source, error) {
 			return NewXYZ(XYZConfig{HTTP: hc, URL: s.URL, RowOrigin: origin, ZoomOffset: s.ZoomOffset})
 		}
 	case catalog.SourceGeoPackage:
-		if deps.OpenGeoPackage == nil {
-			return nil, fmt.Errorf("layer %s is a GeoPackage but no GeoPackage reader is configured", l.ID)
-		}
 		cfg := GeoPackageConfig{
 			Name: l.ID, Path: l.Source.Path, Key: l.Source.S3Key, TempDir: deps.TempDir, Table: l.Source.Table, NoData: noData,
-			Open: deps.OpenGeoPackage, Classify: deps.ClassifyGeoPackage,
 		}
 		if l.Source.S3Key != "" {
 			if deps.Opener == nil {

@@ -19,40 +19,14 @@ import (
 	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/gpkg/gpkgtest"
 	"github.com/geoexport/exporter/internal/grid"
-	"github.com/geoexport/exporter/worker/source"
+	"github.com/geoexport/exporter/source"
 )
 
-// The worker adapts gpkg to the source's TileReader the same way.
-var _ source.TileReader = (*gpkg.Reader)(nil)
-
-func openGPKG(ctx context.Context, path string) (source.TileReader, error) {
-	r, err := gpkg.Open(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
-}
-
-func classifyGPKG(err error) error {
-	switch {
-	case errors.Is(err, gpkg.ErrTileNotFound):
-		return source.ErrNoData
-	case errors.Is(err, gpkg.ErrNotGeoPackage), errors.Is(err, gpkg.ErrNotTiles), errors.Is(err, gpkg.ErrCorrupt),
-		errors.Is(err, gpkg.ErrTileFormat), errors.Is(err, gpkg.ErrTooLarge), errors.Is(err, gpkg.ErrNotGrid),
-		errors.Is(err, gpkg.ErrTableNotFound), errors.Is(err, gpkg.ErrInvalidTile):
-		return source.ErrInvalidData
-	}
-	return nil
-}
+// openGPKG opens a package as a GeoPackage source does by default.
+var openGPKG = source.OpenGPKG
 
 func newGeoPackage(tb testing.TB, cfg source.GeoPackageConfig) *source.GeoPackage {
 	tb.Helper()
-	if cfg.Open == nil {
-		cfg.Open = openGPKG
-	}
-	if cfg.Classify == nil {
-		cfg.Classify = classifyGPKG
-	}
 	g, err := source.NewGeoPackage(cfg)
 	if err != nil {
 		tb.Fatalf("NewGeoPackage: %v", err)
@@ -220,7 +194,7 @@ func TestGeoPackageDownload(t *testing.T) {
 		t.Parallel()
 		tmp := t.TempDir()
 		objects := &memOpener{objects: map[string][]byte{"a.gpkg": data}}
-		g, err := source.NewGeoPackage(source.GeoPackageConfig{Key: "a.gpkg", Objects: objects, TempDir: tmp, Open: openGPKG, Classify: classifyGPKG})
+		g, err := source.NewGeoPackage(source.GeoPackageConfig{Key: "a.gpkg", Objects: objects, TempDir: tmp})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -289,7 +263,7 @@ func TestGeoPackageConfigValidate(t *testing.T) {
 		{name: "key", cfg: source.GeoPackageConfig{Key: "x.gpkg", Objects: &memOpener{}, Open: openGPKG}},
 		{name: "neither", cfg: source.GeoPackageConfig{Open: openGPKG}, wantErr: []string{"exactly one of path and key"}},
 		{name: "both", cfg: source.GeoPackageConfig{Path: "/x", Key: "x", Objects: &memOpener{}, Open: openGPKG}, wantErr: []string{"exactly one of path and key"}},
-		{name: "key without store", cfg: source.GeoPackageConfig{Key: "x.gpkg"}, wantErr: []string{`key "x.gpkg" needs an object store`, "needs an open function"}},
+		{name: "key without store", cfg: source.GeoPackageConfig{Key: "x.gpkg"}, wantErr: []string{`key "x.gpkg" needs an object store`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

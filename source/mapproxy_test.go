@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/geoexport/exporter/internal/grid"
-	"github.com/geoexport/exporter/worker/source"
-	"github.com/geoexport/exporter/worker/source/sourcetest"
+	"github.com/geoexport/exporter/source"
+	"github.com/geoexport/exporter/source/sourcetest"
 )
 
 // TestMapProxy runs every HTTP source against a real MapProxy that serves

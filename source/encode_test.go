@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/geoexport/exporter/internal/grid"
-	"github.com/geoexport/exporter/worker/source"
+	"github.com/geoexport/exporter/source"
 )
 
 func TestParseFormatPolicy(t *testing.T) {

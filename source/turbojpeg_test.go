@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/geoexport/exporter/internal/grid"
-	"github.com/geoexport/exporter/worker/source"
+	"github.com/geoexport/exporter/source"
 )
 
 // noisyImage is a w × h opaque image with gradients and noise, about as

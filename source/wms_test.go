@@ -24,8 +24,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/geoexport/exporter/internal/grid"
-	"github.com/geoexport/exporter/worker/source"
-	"github.com/geoexport/exporter/worker/source/sourcetest"
+	"github.com/geoexport/exporter/source"
+	"github.com/geoexport/exporter/source/sourcetest"
 )
 
 // fakeWMS answers GetMap requests of the given version with the pattern

@@ -10,12 +10,39 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/internal/grid"
 )
 
-// TileReader reads tiles from an open GeoPackage. The project's
-// *gpkg.Reader satisfies it; this package does not import gpkg, so the
-// worker passes an opener in GeoPackageConfig.
+var _ TileReader = (*gpkg.Reader)(nil)
+
+// OpenGPKG opens a GeoPackage file with the project's reader: the Open of
+// every GeoPackage source unless its config names another.
+func OpenGPKG(ctx context.Context, path string) (TileReader, error) {
+	r, err := gpkg.Open(ctx, path)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return r, nil
+}
+
+// ClassifyGPKG maps gpkg's errors onto ErrNoData (a missing tile) and
+// ErrInvalidData (a file or tile that retrying will not cure); other
+// errors have no class.
+func ClassifyGPKG(err error) error {
+	switch {
+	case errors.Is(err, gpkg.ErrTileNotFound):
+		return ErrNoData
+	case errors.Is(err, gpkg.ErrNotGeoPackage), errors.Is(err, gpkg.ErrNotTiles), errors.Is(err, gpkg.ErrCorrupt),
+		errors.Is(err, gpkg.ErrTileFormat), errors.Is(err, gpkg.ErrTooLarge), errors.Is(err, gpkg.ErrNotGrid),
+		errors.Is(err, gpkg.ErrTableNotFound), errors.Is(err, gpkg.ErrInvalidTile):
+		return ErrInvalidData
+	}
+	return nil
+}
+
+// TileReader reads tiles from an open GeoPackage: what a GeoPackage
+// source uses of *gpkg.Reader, small so that tests can break it.
 type TileReader interface {
 	// Tables lists the tile tables of the package.
 	Tables(ctx context.Context) ([]string, error)
@@ -64,14 +91,13 @@ type GeoPackageConfig struct {
 	// Table is the tile table to read. Empty means the package's only
 	// tile table; a package with several needs it set.
 	Table string
-	// Open opens a GeoPackage file for reading, such as gpkg.Open.
-	// Required.
+	// Open opens a GeoPackage file for reading. Nil means OpenGPKG, the
+	// project's gpkg reader; tests set it to see or break the opening.
 	Open func(ctx context.Context, path string) (TileReader, error)
 	// Classify maps an error of Open or ReadTile to ErrNoData (the tile
 	// is missing), ErrInvalidData (the file or tile is unusable, which
-	// retrying does not cure) or nil (anything else). Nil means every
-	// error is nil's class, and a missing tile cannot be told from a
-	// failure: set it.
+	// retrying does not cure) or nil (anything else). Nil means
+	// ClassifyGPKG, the classes of gpkg's errors.
 	Classify func(error) error
 	// NoData is the colour the package holds where it has no data; tiles
 	// entirely of it are ErrNoData. Nil means none: only fully
@@ -87,9 +113,6 @@ func (c GeoPackageConfig) Validate() error {
 	}
 	if c.Key != "" && c.Objects == nil {
 		errs = append(errs, fmt.Errorf("source: geopackage key %q needs an object store", c.Key))
-	}
-	if c.Open == nil {
-		errs = append(errs, errors.New("source: geopackage needs an open function"))
 	}
 	return errors.Join(errs...)
 }
@@ -122,6 +145,12 @@ var _ Source = (*GeoPackage)(nil)
 // NewGeoPackage returns a GeoPackage source, or an error if cfg is
 // invalid. It does not touch the file: that happens on the first Tile.
 func NewGeoPackage(cfg GeoPackageConfig) (*GeoPackage, error) {
+	if cfg.Open == nil {
+		cfg.Open = OpenGPKG
+	}
+	if cfg.Classify == nil {
+		cfg.Classify = ClassifyGPKG
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
-	"github.com/geoexport/exporter/worker/source"
+	"github.com/geoexport/exporter/source"
 )
 
 // objectsOf is an object store of no objects, for the layers that need
@@ -30,11 +30,7 @@ func (objectsOf) OpenObject(context.Context, string) (io.ReadCloser, error) {
 func TestForLayer(t *testing.T) {
 	t.Parallel()
 	footprint := grid.BBox{MinX: 34.2, MinY: 29.4, MaxX: 35.9, MaxY: 33.4}
-	full := source.LayerDeps{
-		Objects: objectsOf{}, Opener: objectsOf{}, TempDir: t.TempDir(),
-		OpenGeoPackage:     func(context.Context, string) (source.TileReader, error) { return nil, errors.New("not opened here") },
-		ClassifyGeoPackage: func(error) error { return nil },
-	}
+	full := source.LayerDeps{Objects: objectsOf{}, Opener: objectsOf{}, TempDir: t.TempDir()}
 	tests := []struct {
 		name    string
 		src     catalog.Source
@@ -53,12 +49,9 @@ func TestForLayer(t *testing.T) {
 		{name: "wmts", src: catalog.Source{Kind: catalog.SourceWMTS, URL: "http://127.0.0.1:1/wmts", Layer: "ortho", TileMatrixSet: "grid"}},
 		{name: "xyz", src: catalog.Source{Kind: catalog.SourceXYZ, URL: "http://127.0.0.1:1/{z}/{x}/{y}.png"}},
 		{name: "xyz that is no template", src: catalog.Source{Kind: catalog.SourceXYZ, URL: "http://127.0.0.1:1/tiles"}, wantErr: "xyz template"},
-		{name: "geopackage file", src: catalog.Source{Kind: catalog.SourceGeoPackage, Path: "/data/ortho.gpkg"}, deps: full},
+		{name: "geopackage file", src: catalog.Source{Kind: catalog.SourceGeoPackage, Path: "/data/ortho.gpkg"}},
 		{name: "geopackage object", src: catalog.Source{Kind: catalog.SourceGeoPackage, S3Key: "sources/ortho.gpkg"}, deps: full},
-		{name: "geopackage without a reader", src: catalog.Source{Kind: catalog.SourceGeoPackage, Path: "/data/ortho.gpkg"},
-			wantErr: "no GeoPackage reader is configured"},
 		{name: "geopackage object without s3", src: catalog.Source{Kind: catalog.SourceGeoPackage, S3Key: "sources/ortho.gpkg"},
-			deps:    source.LayerDeps{OpenGeoPackage: full.OpenGeoPackage, ClassifyGeoPackage: full.ClassifyGeoPackage},
 			wantErr: `reads s3 key "sources/ortho.gpkg" but no S3 storage is configured`},
 		{name: "unknown kind", src: catalog.Source{Kind: "ftp"}, wantErr: `unknown source kind "ftp"`},
 	}

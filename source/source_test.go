@@ -8,7 +8,7 @@ import (
 	"image/png"
 	"testing"
 
-	"github.com/geoexport/exporter/worker/source"
+	"github.com/geoexport/exporter/source"
 )
 
 func TestDetectFormat(t *testing.T) {

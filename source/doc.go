@@ -38,12 +38,14 @@
 // configured, is [ErrNoData]. Errors name the source and the tile; URLs in
 // errors lose their query, which may hold keys.
 //
-// It imports only internal/grid and internal/catalog (the layer records
-// ForLayer reads) from the project; it must not import worker, trigger,
-// gpkg, internal/storage or any other project package. Object stores are
-// reached through the small [ObjectReader] and [ObjectOpener] interfaces,
-// and GeoPackage files through [TileReader], all declared here, which the
-// worker adapts the project's storage and gpkg packages to
-// ([LayerDeps]). The sourcetest package holds test helpers (a real
-// MapProxy server) and is imported by tests only.
+// It imports gpkg (to read GeoPackage sources), internal/grid,
+// internal/catalog (the layer records ForLayer reads) and internal/storage
+// (the object store of layers kept in S3, [StorageDeps]); it must not
+// import worker, trigger or scheduler, which both use it: the worker to
+// render exports, the trigger to serve preview tiles. Tile stores in an
+// object store are read through the small [ObjectReader] and
+// [ObjectOpener] interfaces, and GeoPackage files through [TileReader],
+// so that tests can stand in for a failing store or file. The sourcetest
+// package holds test helpers (a real MapProxy server) and is imported by
+// tests only.
 package source

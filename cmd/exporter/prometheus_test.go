@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/geoexport/exporter/internal/testenv"
+	"github.com/geoexport/exporter/monitoring/monitoringtest"
+)
+
+// TestQueriesAgainstPrometheus runs a demo export on `exporter all`, lets a
+// real Prometheus scrape it and load the alert and recording rules, and
+// evaluates every expression of the dashboard and the rules.
+func TestQueriesAgainstPrometheus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: skipped under -short")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	metricsAddr := testenv.FreeAddr(t)
+	p := start(t, dir, map[string]string{
+		"EXPORTER_HTTP_ADDR": testenv.FreeAddr(t), "EXPORTER_HTTP_METRICS_ADDR": metricsAddr,
+		"EXPORTER_HTTP_RATE_LIMIT": "0", "EXPORTER_LOG_FORMAT": "json", "EXPORTER_HTTP_CALLBACK_ALLOW": "127.0.0.1/32",
+	}, "all")
+	base, token := waitURL(t, p)
+	waitReady(t, base, p)
+	a := api{base: base, token: token}
+	prom := monitoringtest.StartPrometheus(t, metricsAddr)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	// Prometheus applies its targets a few seconds after it starts; from
+	// the first scrape on it scrapes every second.
+	prom.WaitScrapedAfter(ctx, t, time.Now())
+
+	// The demo export of the README, then the same request again: a
+	// naive-cache hit.
+	request := fmt.Sprintf(seedRequest, newCallbacks(t).url)
+	first := a.postJSON(t, "/create", request)
+	waitCompleted(t, a, first["id"].(string))
+	if again := a.postJSON(t, "/create", request); again["status"] != "Completed" || again["fileUri"] == "" {
+		t.Errorf("second POST /create answered %v, want the cache hit: Completed with a fileUri", again)
+	}
+	done := time.Now()
+
+	// Two scrapes after the last request, so every counter has two samples
+	// with its final value and rates exist. (A render's task metrics are
+	// counted when its handler returns, just after the job is Completed.)
+	prom.WaitScrapedAfter(ctx, t, done.Add(1500*time.Millisecond))
+
+	queries := monitoringtest.DashboardQueries(t, monitoringtest.LoadDashboard(t))
+	queries = append(queries, prom.RuleQueries(ctx, t)...)
+	scraped := prom.MetricNames(ctx, t)
+
+	var empty []string
+	for _, q := range queries {
+		expr, err := monitoringtest.PromQL(q.Expr)
+		if err != nil {
+			t.Errorf("%s: %v", q.Where, err)
+			continue
+		}
+		if bad := monitoringtest.BadGrouping(expr); len(bad) > 0 {
+			t.Errorf("%s groups by %v, outside the fixed label sets %v", q.Where, bad, monitoringtest.GroupingLabels)
+		}
+		n, err := prom.Series(ctx, expr)
+		if err != nil {
+			t.Errorf("%s: invalid expression %s: %v", q.Where, expr, err)
+			continue
+		}
+		if n > 0 {
+			continue
+		}
+		missing := monitoringtest.Unscraped(expr, scraped)
+		line := fmt.Sprintf("%s: %s", q.Where, expr)
+		if len(missing) > 0 {
+			line += fmt.Sprintf(" (metrics never scraped: %s)", strings.Join(missing, ", "))
+		}
+		empty = append(empty, line)
+		if q.MustData {
+			t.Errorf("no series from %s", line)
+		}
+	}
+	if len(empty) > 0 {
+		t.Logf("%d of %d expressions returned no series (alert conditions are expected to be false):\n  %s",
+			len(empty), len(queries), strings.Join(empty, "\n  "))
+	}
+	var never []string
+	for _, q := range queries {
+		never = append(never, monitoringtest.Unscraped(q.Expr, scraped)...)
+	}
+	slices.Sort(never)
+	if never = slices.Compact(never); len(never) > 0 {
+		t.Logf("metrics used by the dashboard or the rules that the exporter did not expose: %s", strings.Join(never, ", "))
+	}
+}
