@@ -21,6 +21,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/geoexport/exporter/internal/auth"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/testenv"
 	"github.com/geoexport/exporter/trigger"
@@ -626,11 +627,11 @@ func contractMain(t *testing.T, k *contract) {
 // not know.
 func foreignToken(t *testing.T) string {
 	t.Helper()
-	key, err := trigger.NewHS256Key([]byte("another secret of thirty-two bytes!"))
+	key, err := auth.NewHS256Key([]byte("another secret of thirty-two bytes!"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := trigger.Mint(key, trigger.MintClaims{Subject: "mallory", Role: "operator", TTL: time.Hour})
+	tok, err := auth.Mint(key, auth.MintClaims{Subject: "mallory", Role: "operator", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -640,11 +641,11 @@ func foreignToken(t *testing.T) string {
 // expiredToken is a token of alice that expired an hour ago.
 func expiredToken(t *testing.T) string {
 	t.Helper()
-	key, err := trigger.NewHS256Key(testSecret)
+	key, err := auth.NewHS256Key(testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := trigger.Mint(key, trigger.MintClaims{Subject: "alice", Role: "client", TTL: time.Hour, Now: time.Now().Add(-2 * time.Hour)})
+	tok, err := auth.Mint(key, auth.MintClaims{Subject: "alice", Role: "client", TTL: time.Hour, Now: time.Now().Add(-2 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,10 @@
 // export: a preview tile is one tile of the layer's source passed through
 // for viewing.
 //
+// Requests are authenticated by [Authenticator], a middleware that takes the
+// token from the request, has internal/auth verify it and check the role,
+// and answers refusals with 401 or 403 and a WWW-Authenticate challenge.
+//
 // It imports internal/* and source (the layers' sources, for
 // preview tiles); it meets the worker and the scheduler in internal/job.
 package trigger

@@ -128,7 +128,8 @@ type Deps struct {
 	// Tasks stops the tasks of cancelled jobs; *asynq.Inspector is one.
 	Tasks Tasks
 	Files Files
-	// Auth verifies tokens. Required.
+	// Auth authenticates requests (NewAuthenticator of an *auth.Verifier).
+	// Required.
 	Auth *Authenticator
 	// Limiter counts requests per subject; nil with RateLimit 0.
 	Limiter *redis_rate.Limiter

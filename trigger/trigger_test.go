@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/geoexport/exporter/internal/auth"
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/grid"
@@ -101,7 +102,7 @@ func setup(t *testing.T, opts ...option) (*trigger.Server, *bundle) {
 	}
 	reg := prometheus.NewRegistry()
 	jobs := job.NewStore(rdb, "test", nil)
-	auth, err := trigger.NewAuthenticator(trigger.AuthConfig{
+	verifier, err := auth.New(auth.Config{
 		HS256Secret: testSecret, RoleClaim: "role", ClientRole: "client", OperatorRole: "operator", Leeway: time.Second,
 	})
 	if err != nil {
@@ -115,7 +116,7 @@ func setup(t *testing.T, opts ...option) (*trigger.Server, *bundle) {
 	}
 	deps := trigger.Deps{
 		Logger: slog.New(slog.DiscardHandler), Registry: reg, Gatherer: reg, Catalog: catalog.Demo(),
-		Jobs: jobs, Queue: client, Tasks: inspector, Files: files, Auth: auth,
+		Jobs: jobs, Queue: client, Tasks: inspector, Files: files, Auth: trigger.NewAuthenticator(verifier),
 		Limiter: redis_rate.NewLimiter(rdb),
 	}
 	for _, o := range opts {

@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/geoexport/exporter/internal/auth"
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/config"
 	"github.com/geoexport/exporter/internal/egress"
@@ -132,7 +133,7 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 		if err != nil {
 			return err
 		}
-		auth, err := trigger.NewAuthenticator(authCfg)
+		verifier, err := auth.New(authCfg)
 		if err != nil {
 			return &usageError{err}
 		}
@@ -155,7 +156,7 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 			PreviewTimeout: cfg.HTTP.PreviewTimeout, PreviewConcurrency: cfg.HTTP.PreviewConcurrency,
 		}, trigger.Deps{
 			Logger: log, Registry: reg, Gatherer: gatherer, Catalog: cat, Jobs: jobs, Queue: queue, Tasks: inspector,
-			Files: files, Auth: auth, Limiter: redis_rate.NewLimiter(rdb), Ready: ready, Redis: redisOpt,
+			Files: files, Auth: trigger.NewAuthenticator(verifier), Limiter: redis_rate.NewLimiter(rdb), Ready: ready, Redis: redisOpt,
 			// Preview tiles read layers as the worker does.
 			Sources: source.StorageDeps(tiles, cfg.Worker.TempDir),
 		})
@@ -300,8 +301,8 @@ func openStorage(ctx context.Context, cfg config.Config) (store, source.Objects,
 // no key configured uses the secret kept in the data directory (created on
 // first start) and returns a function minting a day's operator token for
 // the person who ran it; any other role must be given a key.
-func authConfig(r role, cfg config.Config) (trigger.AuthConfig, func() (string, error), error) {
-	ac := trigger.AuthConfig{
+func authConfig(r role, cfg config.Config) (auth.Config, func() (string, error), error) {
+	ac := auth.Config{
 		HS256Secret: []byte(cfg.Auth.HS256Secret.Reveal()), PublicKeyFile: cfg.Auth.PublicKeyFile, JWKSFile: cfg.Auth.JWKSFile,
 		Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Audience, RoleClaim: cfg.Auth.RoleClaim,
 		ClientRole: cfg.Auth.ClientRole, OperatorRole: cfg.Auth.OperatorRole, Leeway: cfg.Auth.Leeway,
@@ -318,11 +319,11 @@ func authConfig(r role, cfg config.Config) (trigger.AuthConfig, func() (string, 
 	}
 	ac.HS256Secret = secret
 	mint := func() (string, error) {
-		key, err := trigger.LoadSigningKey(secret, "")
+		key, err := auth.LoadSigningKey(secret, "")
 		if err != nil {
 			return "", err
 		}
-		return trigger.Mint(key, trigger.MintClaims{Subject: "local", RoleClaim: cfg.Auth.RoleClaim, Role: cfg.Auth.OperatorRole, TTL: 24 * time.Hour, Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Audience})
+		return auth.Mint(key, auth.MintClaims{Subject: "local", RoleClaim: cfg.Auth.RoleClaim, Role: cfg.Auth.OperatorRole, TTL: 24 * time.Hour, Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Audience})
 	}
 	return ac, mint, nil
 }

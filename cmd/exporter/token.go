@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/geoexport/exporter/internal/auth"
 	"github.com/geoexport/exporter/internal/config"
-	"github.com/geoexport/exporter/trigger"
 )
 
 const tokenUsage = `Usage: exporter token -sub NAME [-role ROLE] [-ttl 24h] [-private-key FILE] [-kid ID] [config flags]
@@ -92,7 +92,7 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	}
 	key.KeyID = tf.kid
 	now := time.Now()
-	tok, err := trigger.Mint(key, trigger.MintClaims{
+	tok, err := auth.Mint(key, auth.MintClaims{
 		Subject: tf.sub, RoleClaim: cfg.Auth.RoleClaim, Role: role, TTL: tf.ttl,
 		Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Audience, Now: now,
 	})
@@ -106,29 +106,29 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 }
 
 // tokenKey picks the signing key and says where it came from.
-func tokenKey(privateKeyFile string, cfg config.Config) (trigger.SigningKey, string, error) {
+func tokenKey(privateKeyFile string, cfg config.Config) (auth.SigningKey, string, error) {
 	switch {
 	case privateKeyFile != "":
-		key, err := trigger.LoadSigningKey(nil, privateKeyFile)
+		key, err := auth.LoadSigningKey(nil, privateKeyFile)
 		if err != nil {
 			return key, "", &usageError{fmt.Errorf("-private-key: %w", err)}
 		}
 		return key, privateKeyFile, nil
 	case cfg.Auth.HS256Secret != "":
-		key, err := trigger.LoadSigningKey([]byte(cfg.Auth.HS256Secret.Reveal()), "")
+		key, err := auth.LoadSigningKey([]byte(cfg.Auth.HS256Secret.Reveal()), "")
 		if err != nil {
 			return key, "", &usageError{fmt.Errorf("auth-hs256-secret: %w", err)}
 		}
 		return key, "auth-hs256-secret", nil
 	case cfg.Auth.PublicKeyFile != "" || cfg.Auth.JWKSFile != "":
-		return trigger.SigningKey{}, "", &usageError{errors.New(
+		return auth.SigningKey{}, "", &usageError{errors.New(
 			"the server verifies tokens with public keys (auth-public-key-file, auth-jwks-file) only: pass -private-key with a matching private key")}
 	}
 	secret, err := dataDirSecret(cfg.Storage.DataDir)
 	if err != nil {
-		return trigger.SigningKey{}, "", err
+		return auth.SigningKey{}, "", err
 	}
-	key, err := trigger.NewHS256Key(secret)
+	key, err := auth.NewHS256Key(secret)
 	if err != nil {
 		return key, "", err
 	}

@@ -19,7 +19,7 @@ import (
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/geoexport/exporter/trigger"
+	"github.com/geoexport/exporter/internal/auth"
 )
 
 const tokenTestSecret = "an-hs256-secret-of-more-than-32-bytes"
@@ -64,7 +64,7 @@ func TestTokenCommand(t *testing.T) {
 		env  map[string]string
 		// verify builds the authenticator the printed token must satisfy;
 		// dataDir is EXPORTER_DATA_DIR.
-		verify    func(t *testing.T, dataDir string) trigger.AuthConfig
+		verify    func(t *testing.T, dataDir string) auth.Config
 		wantSub   string
 		wantRoles []string
 		wantTTL   time.Duration
@@ -73,12 +73,12 @@ func TestTokenCommand(t *testing.T) {
 		{
 			name: "defaults: data-dir secret, client role, 24h",
 			args: []string{"-sub", "alice"},
-			verify: func(t *testing.T, dataDir string) trigger.AuthConfig {
+			verify: func(t *testing.T, dataDir string) auth.Config {
 				secret, err := dataDirSecret(dataDir)
 				if err != nil {
 					t.Fatal(err)
 				}
-				return trigger.AuthConfig{HS256Secret: secret}
+				return auth.Config{HS256Secret: secret}
 			},
 			wantSub: "alice", wantRoles: []string{"client"}, wantTTL: 24 * time.Hour, wantAlg: "HS256",
 		},
@@ -86,8 +86,8 @@ func TestTokenCommand(t *testing.T) {
 			name: "configured secret, role, ttl, iss and aud",
 			args: []string{"-sub=bob", "--role", "operator", "-ttl", "90m", "-auth-issuer", "https://idp.example"},
 			env:  map[string]string{"EXPORTER_AUTH_HS256_SECRET": tokenTestSecret, "EXPORTER_AUTH_AUDIENCE": "exporter-api"},
-			verify: func(*testing.T, string) trigger.AuthConfig {
-				return trigger.AuthConfig{HS256Secret: []byte(tokenTestSecret), Issuer: "https://idp.example", Audience: "exporter-api"}
+			verify: func(*testing.T, string) auth.Config {
+				return auth.Config{HS256Secret: []byte(tokenTestSecret), Issuer: "https://idp.example", Audience: "exporter-api"}
 			},
 			wantSub: "bob", wantRoles: []string{"operator"}, wantTTL: 90 * time.Minute, wantAlg: "HS256",
 		},
@@ -95,8 +95,8 @@ func TestTokenCommand(t *testing.T) {
 			name: "config flags before token flags, custom role claim",
 			args: []string{"-auth-role-claim", "groups", "-auth-client-role", "api", "-sub", "carol"},
 			env:  map[string]string{"EXPORTER_AUTH_HS256_SECRET": tokenTestSecret},
-			verify: func(*testing.T, string) trigger.AuthConfig {
-				return trigger.AuthConfig{HS256Secret: []byte(tokenTestSecret), RoleClaim: "groups", ClientRole: "api"}
+			verify: func(*testing.T, string) auth.Config {
+				return auth.Config{HS256Secret: []byte(tokenTestSecret), RoleClaim: "groups", ClientRole: "api"}
 			},
 			wantSub: "carol", wantRoles: []string{"api"}, wantTTL: 24 * time.Hour, wantAlg: "HS256",
 		},
@@ -104,8 +104,8 @@ func TestTokenCommand(t *testing.T) {
 			name: "private key with kid against the configured JWKS",
 			args: []string{"-sub", "dave", "-private-key", privatePEM, "-kid", "k2", "-ttl", "1h"},
 			env:  map[string]string{"EXPORTER_AUTH_JWKS_FILE": jwks},
-			verify: func(*testing.T, string) trigger.AuthConfig {
-				return trigger.AuthConfig{JWKSFile: jwks}
+			verify: func(*testing.T, string) auth.Config {
+				return auth.Config{JWKSFile: jwks}
 			},
 			wantSub: "dave", wantRoles: []string{"client"}, wantTTL: time.Hour, wantAlg: "ES256",
 		},
@@ -137,9 +137,9 @@ func TestTokenCommand(t *testing.T) {
 			cfg.RoleClaim = stdcmp.Or(cfg.RoleClaim, "role")
 			cfg.ClientRole = stdcmp.Or(cfg.ClientRole, "client")
 			cfg.OperatorRole = "operator"
-			a, err := trigger.NewAuthenticator(cfg)
+			a, err := auth.New(cfg)
 			if err != nil {
-				t.Fatalf("NewAuthenticator() = %v", err)
+				t.Fatalf("auth.New() = %v", err)
 			}
 			p, err := a.Verify(tok)
 			if err != nil {

@@ -1,0 +1,302 @@
+package auth_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/geoexport/exporter/internal/auth"
+)
+
+func TestVerifierKeyFiles(t *testing.T) {
+	t.Parallel()
+	k := testAuthKeys(t)
+	ec384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := selfSigned(t, k.ec1)
+	tests := []struct {
+		name   string
+		cfg    func(t *testing.T) auth.Config
+		tokens []string // all must verify
+	}{
+		{
+			name: "PEM: PKCS#1 RSA PUBLIC KEY and EC CERTIFICATE",
+			cfg: func(t *testing.T) auth.Config {
+				return auth.Config{PublicKeyFile: writePEM(t,
+					&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&k.rsa.PublicKey)},
+					&pem.Block{Type: "CERTIFICATE", Bytes: cert},
+				)}
+			},
+			tokens: []string{
+				joseSign(t, jose.RS256, k.rsa, "", baseClaims()),
+				joseSign(t, jose.ES256, k.ec1, "", baseClaims()),
+				joseSign(t, jose.ES256, k.ec1, "any-kid", baseClaims()),
+			},
+		},
+		{
+			name: "PEM: several keys of one type",
+			cfg: func(t *testing.T) auth.Config {
+				return auth.Config{PublicKeyFile: writePEM(t, pkixBlock(t, &k.rsaOther.PublicKey), pkixBlock(t, &k.rsa.PublicKey))}
+			},
+			tokens: []string{joseSign(t, jose.RS256, k.rsa, "", baseClaims()), joseSign(t, jose.RS256, k.rsaOther, "", baseClaims())},
+		},
+		{
+			name: "JWKS: the only usable key needs no kid; foreign keys are skipped",
+			cfg: func(t *testing.T) auth.Config {
+				return auth.Config{JWKSFile: writeJWKS(t,
+					jose.JSONWebKey{Key: &k.rsa.PublicKey, KeyID: "enc", Algorithm: "RSA-OAEP", Use: "enc"},
+					jose.JSONWebKey{Key: []byte("symmetric-key-symmetric-key-1234"), KeyID: "oct"},
+					jose.JSONWebKey{Key: &ec384.PublicKey, KeyID: "p384"},
+					jose.JSONWebKey{Key: &k.rsaOther.PublicKey, KeyID: "rs384", Algorithm: "RS384"},
+					jose.JSONWebKey{Key: &k.ec2.PublicKey},
+				)}
+			},
+			tokens: []string{joseSign(t, jose.ES256, k.ec2, "", baseClaims())},
+		},
+		{
+			name: "JWKS: keys Go cannot parse are skipped",
+			cfg: func(t *testing.T) auth.Config {
+				ec, err := json.Marshal(jose.JSONWebKey{Key: &k.ec1.PublicKey, KeyID: "e1", Algorithm: "ES256", Use: "sig"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return auth.Config{JWKSFile: writeAuthFile(t, "jwks.json", []byte(`{"keys":[`+
+					`{"kty":"EC","crv":"secp256k1","alg":"ES256K","kid":"k1","x":"AAAA","y":"AAAA"},`+
+					`{"kty":"OKP","crv":"Ed25519","kid":"ed","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},`+
+					`{"kty":"EC","crv":"P-521","kid":"p521","x":"AAAA","y":"AAAA"},`+
+					string(ec)+`]}`))}
+			},
+			tokens: []string{joseSign(t, jose.ES256, k.ec1, "e1", baseClaims()), joseSign(t, jose.ES256, k.ec1, "", baseClaims())},
+		},
+		{
+			name: "JWKS: RSA key without alg, selected by kid",
+			cfg: func(t *testing.T) auth.Config {
+				return auth.Config{JWKSFile: writeJWKS(t,
+					jose.JSONWebKey{Key: &k.rsa.PublicKey, KeyID: "r1"},
+					jose.JSONWebKey{Key: &k.ec1.PublicKey, KeyID: "e1"},
+				)}
+			},
+			tokens: []string{joseSign(t, jose.RS256, k.rsa, "r1", baseClaims()), joseSign(t, jose.ES256, k.ec1, "e1", baseClaims())},
+		},
+		{
+			name: "JWKS with a private key uses its public half",
+			cfg: func(t *testing.T) auth.Config {
+				return auth.Config{JWKSFile: writeJWKS(t, jose.JSONWebKey{Key: k.ec1, KeyID: "e1", Algorithm: "ES256"})}
+			},
+			tokens: []string{joseSign(t, jose.ES256, k.ec1, "e1", baseClaims())},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := tc.cfg(t)
+			cfg.RoleClaim, cfg.ClientRole, cfg.OperatorRole = "role", "client", "operator"
+			cfg.Now = func() time.Time { return authNow }
+			a, err := auth.New(cfg)
+			if err != nil {
+				t.Fatalf("New() = %v", err)
+			}
+			for i, tok := range tc.tokens {
+				p, err := a.Verify(tok)
+				if err != nil || p.Subject != "alice" {
+					t.Errorf("Verify(token %d) = %+v, %v, want alice", i, p, err)
+				}
+			}
+		})
+	}
+}
+
+func selfSigned(t testing.TB, key *ecdsa.PrivateKey) []byte {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "issuer"},
+		NotBefore: time.Unix(0, 0), NotAfter: time.Unix(1, 0), // expired: dates are not checked
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func TestNewKeyAndConfigErrors(t *testing.T) {
+	t.Parallel()
+	k := testAuthKeys(t)
+	rsa1024, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "absent.pem")
+	tests := []struct {
+		name    string
+		cfg     auth.Config
+		wantIs  error
+		wantIn  []string
+		private []byte // must not appear in the error
+	}{
+		{name: "no key source", cfg: auth.Config{}, wantIs: auth.ErrNoKey, wantIn: []string{"auth-hs256-secret", "auth-public-key-file", "auth-jwks-file"}},
+		{name: "short secret", cfg: auth.Config{HS256Secret: []byte("short-secret")}, wantIn: []string{"12 bytes, want at least 32"}, private: []byte("short-secret")},
+		{name: "public key file missing", cfg: auth.Config{PublicKeyFile: missing}, wantIs: os.ErrNotExist, wantIn: []string{missing}},
+		{name: "jwks file missing", cfg: auth.Config{JWKSFile: missing}, wantIs: os.ErrNotExist, wantIn: []string{missing}},
+		{name: "PEM without blocks", cfg: auth.Config{PublicKeyFile: writeAuthFile(t, "empty.pem", []byte("nothing here"))}, wantIn: []string{"empty.pem", "no PEM block"}},
+		{
+			name:    "PEM private key",
+			cfg:     auth.Config{PublicKeyFile: writePEM(t, pkixBlock(t, &k.rsa.PublicKey), pkcs8Block(t, k.ec1))},
+			wantIn:  []string{"keys.pem", "PEM block 2", `"PRIVATE KEY"`, "want PUBLIC KEY"},
+			private: pkcs8Block(t, k.ec1).Bytes,
+		},
+		{name: "PEM corrupt block", cfg: auth.Config{PublicKeyFile: writePEM(t, &pem.Block{Type: "PUBLIC KEY", Bytes: []byte("junk")})}, wantIn: []string{"keys.pem", "PEM block 1 (PUBLIC KEY)"}},
+		{name: "PEM small RSA key", cfg: auth.Config{PublicKeyFile: writePEM(t, pkixBlock(t, &rsa1024.PublicKey))}, wantIn: []string{"keys.pem", "1024 bits, want at least 2048"}},
+		{name: "PEM P-384 key", cfg: auth.Config{PublicKeyFile: writePEM(t, pkixBlock(t, &ec384.PublicKey))}, wantIn: []string{"keys.pem", "curve P-384, want P-256"}},
+		{name: "JWKS not JSON", cfg: auth.Config{JWKSFile: writeAuthFile(t, "bad.json", []byte("{"))}, wantIn: []string{"bad.json", "not a JSON Web Key Set"}},
+		{
+			name:   "JWKS without a signature key",
+			cfg:    auth.Config{JWKSFile: writeJWKS(t, jose.JSONWebKey{Key: &k.rsa.PublicKey, KeyID: "enc", Use: "enc"})},
+			wantIn: []string{"jwks.json", "no RS256 or ES256 signature key"},
+		},
+		{
+			name:   "JWKS duplicate kid",
+			cfg:    auth.Config{JWKSFile: writeJWKS(t, jose.JSONWebKey{Key: &k.ec1.PublicKey, KeyID: "k"}, jose.JSONWebKey{Key: &k.ec2.PublicKey, KeyID: "k"})},
+			wantIn: []string{"jwks.json", `kid "k" appears twice`},
+		},
+		{
+			name:   "JWKS small RSA key",
+			cfg:    auth.Config{JWKSFile: writeJWKS(t, jose.JSONWebKey{Key: &rsa1024.PublicKey, KeyID: "small"})},
+			wantIn: []string{"jwks.json", `key 1 (kid "small")`, "1024 bits"},
+		},
+		{
+			name:   "JWKS corrupt key",
+			cfg:    auth.Config{JWKSFile: writeAuthFile(t, "corrupt.json", []byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA","kid":"c"}]}`))},
+			wantIn: []string{"corrupt.json", `key 1 (kid "c")`},
+		},
+		{name: "roles required", cfg: auth.Config{HS256Secret: authSecret, RoleClaim: "role"}, wantIn: []string{"role claim, client role and operator role are required"}},
+		{name: "negative leeway", cfg: auth.Config{HS256Secret: authSecret, Leeway: -time.Second}, wantIn: []string{"leeway -1s is negative"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := tc.cfg
+			if cfg.RoleClaim == "" {
+				cfg.RoleClaim, cfg.ClientRole, cfg.OperatorRole = "role", "client", "operator"
+			}
+			a, err := auth.New(cfg)
+			if err == nil {
+				t.Fatalf("New() = %v, nil, want an error", a)
+			}
+			if tc.wantIs != nil && !errors.Is(err, tc.wantIs) {
+				t.Errorf("New() = %v, want errors.Is %v", err, tc.wantIs)
+			}
+			for _, s := range tc.wantIn {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("New() = %q, want it to contain %q", err, s)
+				}
+			}
+			if len(tc.private) > 0 && (strings.Contains(err.Error(), string(tc.private)) ||
+				strings.Contains(err.Error(), base64.StdEncoding.EncodeToString(tc.private)[:8])) {
+				t.Errorf("New() = %q, leaks key material", err)
+			}
+		})
+	}
+}
+
+func TestAuthorize(t *testing.T) {
+	t.Parallel()
+	v, err := auth.New(auth.Config{
+		HS256Secret: authSecret, RoleClaim: "role", ClientRole: "client", OperatorRole: "operator",
+		Now: func() time.Time { return authNow },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	principal := func(roles ...any) auth.Principal {
+		t.Helper()
+		p, err := v.Verify(joseSign(t, jose.HS256, authSecret, "", baseClaims(func(c map[string]any) { c["role"] = roles })))
+		if err != nil {
+			t.Fatalf("Verify(roles %v) = %v", roles, err)
+		}
+		return p
+	}
+	tests := []struct {
+		name      string
+		p         auth.Principal
+		role      string
+		wantLacks string // the role the refusal names; empty: admitted
+	}{
+		{name: "client on a client route", p: principal("client"), role: "client"},
+		{name: "one of several roles", p: principal("viewer", "client"), role: "client"},
+		{name: "operator on a client route", p: principal("operator"), role: "client"},
+		{name: "operator on an operator route", p: principal("operator"), role: "operator"},
+		{name: "operator where only operators pass", p: principal("operator"), role: ""},
+		{name: "other role", p: principal("viewer"), role: "client", wantLacks: "client"},
+		{name: "no role", p: principal(), role: "client", wantLacks: "client"},
+		{name: "client on an operator route", p: principal("client"), role: "operator", wantLacks: "operator"},
+		{name: "client where only operators pass", p: principal("client"), role: "", wantLacks: "operator"},
+		{name: "zero principal", p: auth.Principal{}, role: "client", wantLacks: "client"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := v.Authorize(tc.p, tc.role)
+			if tc.wantLacks == "" {
+				if err != nil {
+					t.Errorf("Authorize(%q) = %v, want nil", tc.role, err)
+				}
+				return
+			}
+			msg := "token lacks role " + tc.wantLacks
+			want := &auth.Error{Kind: auth.Forbidden, Message: msg, Code: "insufficient_scope", Description: msg}
+			var aerr *auth.Error
+			if !errors.As(err, &aerr) || *aerr != *want {
+				t.Errorf("Authorize(%q) = %#v, want %#v", tc.role, err, want)
+			}
+		})
+	}
+}
+
+func TestVerifyErrorKind(t *testing.T) {
+	t.Parallel()
+	v, err := auth.New(auth.Config{
+		HS256Secret: authSecret, RoleClaim: "role", ClientRole: "client", OperatorRole: "operator",
+		Now: func() time.Time { return authNow },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := joseSign(t, jose.HS256, authSecret, "", baseClaims(func(c map[string]any) { c["exp"] = authNow.Add(-time.Hour).Unix() }))
+	for _, tc := range []struct{ token, msg string }{
+		{"not-a-jwt", "token malformed: want a JWT (header.payload.signature)"},
+		{expired, "token expired"},
+		{strings.Repeat("x", auth.MaxTokenBytes+1), "token too large"},
+	} {
+		_, err := v.Verify(tc.token)
+		want := &auth.Error{Kind: auth.Unauthenticated, Message: tc.msg, Code: "invalid_token", Description: tc.msg}
+		var aerr *auth.Error
+		if !errors.As(err, &aerr) || *aerr != *want {
+			t.Errorf("Verify() = %#v, want %#v", err, want)
+		}
+		if err != nil && err.Error() != tc.msg {
+			t.Errorf("Verify().Error() = %q, want %q", err, tc.msg)
+		}
+	}
+}
