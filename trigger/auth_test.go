@@ -1,16 +1,9 @@
 package trigger_test
 
 import (
-	"bytes"
 	stdcmp "cmp"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -18,9 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,121 +21,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/geoexport/exporter/internal/auth"
+	"github.com/geoexport/exporter/internal/auth/authtest"
 	"github.com/geoexport/exporter/trigger"
 )
-
-// authNow is the fixed clock of the auth tests.
-var authNow = time.Unix(1_900_000_000, 0)
-
-// authSecret is the HS256 secret of the auth tests.
-var authSecret = []byte("0123456789abcdef0123456789abcdef-test")
-
-// authKeys are generated once per test binary: RSA generation is slow.
-type authKeys struct {
-	rsa, rsaOther *rsa.PrivateKey
-	ec1, ec2      *ecdsa.PrivateKey
-}
-
-var authKeysOnce = sync.OnceValues(func() (authKeys, error) {
-	var (
-		k   authKeys
-		err error
-	)
-	if k.rsa, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-		return k, err
-	}
-	if k.rsaOther, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-		return k, err
-	}
-	if k.ec1, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-		return k, err
-	}
-	k.ec2, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	return k, err
-})
-
-func testAuthKeys(t testing.TB) authKeys {
-	t.Helper()
-	k, err := authKeysOnce()
-	if err != nil {
-		t.Fatalf("generate keys: %v", err)
-	}
-	return k
-}
-
-// writePEM writes PEM blocks to a new file in a temp dir.
-func writePEM(t testing.TB, blocks ...*pem.Block) string {
-	t.Helper()
-	var b bytes.Buffer
-	for _, bl := range blocks {
-		if err := pem.Encode(&b, bl); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return writeAuthFile(t, "keys.pem", b.Bytes())
-}
-
-func writeAuthFile(t testing.TB, name string, data []byte) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func pkixBlock(t testing.TB, pub any) *pem.Block {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &pem.Block{Type: "PUBLIC KEY", Bytes: der}
-}
-
-// writeJWKS writes a JSON Web Key Set with go-jose, independently of the
-// code under test.
-func writeJWKS(t testing.TB, keys ...jose.JSONWebKey) string {
-	t.Helper()
-	b, err := json.Marshal(jose.JSONWebKeySet{Keys: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writeAuthFile(t, "jwks.json", b)
-}
-
-// joseSign mints a token with go-jose, the independent client.
-func joseSign(t testing.TB, alg jose.SignatureAlgorithm, key any, kid string, claims map[string]any) string {
-	t.Helper()
-	opts := (&jose.SignerOptions{}).WithType("JWT")
-	if kid != "" {
-		opts = opts.WithHeader("kid", kid)
-	}
-	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
-	if err != nil {
-		t.Fatalf("jose.NewSigner(%s): %v", alg, err)
-	}
-	tok, err := josejwt.Signed(sig).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatalf("sign %s token: %v", alg, err)
-	}
-	return tok
-}
-
-// baseClaims are the claims of a valid client token at authNow.
-func baseClaims(edits ...func(map[string]any)) map[string]any {
-	c := map[string]any{
-		"sub":  "alice",
-		"role": "client",
-		"iat":  authNow.Unix(),
-		"nbf":  authNow.Unix(),
-		"exp":  authNow.Add(time.Hour).Unix(),
-	}
-	for _, e := range edits {
-		e(c)
-	}
-	return c
-}
 
 func claimSet(k string, v any) func(map[string]any) { return func(c map[string]any) { c[k] = v } }
 func claimDel(k string) func(map[string]any)        { return func(c map[string]any) { delete(c, k) } }
@@ -238,25 +117,25 @@ func authLacksRole(role string) authResult {
 
 func TestRequire(t *testing.T) {
 	t.Parallel()
-	k := testAuthKeys(t)
-	rsaPEM := writePEM(t, pkixBlock(t, &k.rsa.PublicKey))
-	jwks := writeJWKS(t,
-		jose.JSONWebKey{Key: &k.ec1.PublicKey, KeyID: "ec-1", Algorithm: "ES256", Use: "sig"},
-		jose.JSONWebKey{Key: &k.ec2.PublicKey, KeyID: "ec-2", Algorithm: "ES256", Use: "sig"},
+	k := authtest.TestKeys(t)
+	rsaPEM := authtest.WritePEM(t, authtest.PKIXBlock(t, &k.RSA.PublicKey))
+	jwks := authtest.WriteJWKS(t,
+		jose.JSONWebKey{Key: &k.EC1.PublicKey, KeyID: "ec-1", Algorithm: "ES256", Use: "sig"},
+		jose.JSONWebKey{Key: &k.EC2.PublicKey, KeyID: "ec-2", Algorithm: "ES256", Use: "sig"},
 	)
 	base := auth.Config{
 		RoleClaim: "role", ClientRole: "client", OperatorRole: "operator",
-		Leeway: 30 * time.Second, Now: func() time.Time { return authNow },
+		Leeway: 30 * time.Second, Now: func() time.Time { return authtest.Now },
 	}
 	configs := map[string]func(*auth.Config){
 		"all": func(c *auth.Config) {
-			c.HS256Secret, c.PublicKeyFile, c.JWKSFile = authSecret, rsaPEM, jwks
+			c.HS256Secret, c.PublicKeyFile, c.JWKSFile = authtest.Secret, rsaPEM, jwks
 		},
 		"rsa only": func(c *auth.Config) { c.PublicKeyFile = rsaPEM },
 		"iss and aud": func(c *auth.Config) {
-			c.HS256Secret, c.Issuer, c.Audience = authSecret, "https://idp.example", "exporter-api"
+			c.HS256Secret, c.Issuer, c.Audience = authtest.Secret, "https://idp.example", "exporter-api"
 		},
-		"roles claim": func(c *auth.Config) { c.HS256Secret, c.RoleClaim = authSecret, "groups" },
+		"roles claim": func(c *auth.Config) { c.HS256Secret, c.RoleClaim = authtest.Secret, "groups" },
 	}
 	apps := map[string]*fiber.App{}
 	for name, edit := range configs {
@@ -270,21 +149,21 @@ func TestRequire(t *testing.T) {
 	}
 
 	hs := func(edits ...func(map[string]any)) string {
-		return joseSign(t, jose.HS256, authSecret, "", baseClaims(edits...))
+		return authtest.Sign(t, jose.HS256, authtest.Secret, "", authtest.Claims(edits...))
 	}
-	rs := joseSign(t, jose.RS256, k.rsa, "", baseClaims())
+	rs := authtest.Sign(t, jose.RS256, k.RSA, "", authtest.Claims())
 	rsaPublicPEM, err := os.ReadFile(rsaPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bigToken := hs(claimSet("pad", strings.Repeat("x", 9000)))
 	critical := func() string {
-		opts := (&jose.SignerOptions{}).WithType("JWT").WithCritical("exp").WithHeader("exp", authNow.Unix())
-		sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: authSecret}, opts)
+		opts := (&jose.SignerOptions{}).WithType("JWT").WithCritical("exp").WithHeader("exp", authtest.Now.Unix())
+		sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: authtest.Secret}, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tok, err := josejwt.Signed(sig).Claims(baseClaims()).Serialize()
+		tok, err := josejwt.Signed(sig).Claims(authtest.Claims()).Serialize()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -307,11 +186,11 @@ func TestRequire(t *testing.T) {
 	}{
 		{name: "HS256 valid", token: hs(), want: authOK("alice", false, "client")},
 		{name: "RS256 from PEM public key", token: rs, want: authOK("alice", false, "client")},
-		{name: "ES256 from JWKS by kid", token: joseSign(t, jose.ES256, k.ec2, "ec-2", baseClaims()), want: authOK("alice", false, "client")},
-		{name: "ES256 first JWKS key", token: joseSign(t, jose.ES256, k.ec1, "ec-1", baseClaims()), want: authOK("alice", false, "client")},
-		{name: "ES256 unknown kid", token: joseSign(t, jose.ES256, k.ec1, "ec-9", baseClaims()), want: authDenied("token key id unknown")},
-		{name: "ES256 without kid, two keys in the set", token: joseSign(t, jose.ES256, k.ec1, "", baseClaims()), want: authDenied("token lacks kid: the key set has several keys")},
-		{name: "ES256 kid of another key", token: joseSign(t, jose.ES256, k.ec1, "ec-2", baseClaims()), want: authDenied("token signature invalid")},
+		{name: "ES256 from JWKS by kid", token: authtest.Sign(t, jose.ES256, k.EC2, "ec-2", authtest.Claims()), want: authOK("alice", false, "client")},
+		{name: "ES256 first JWKS key", token: authtest.Sign(t, jose.ES256, k.EC1, "ec-1", authtest.Claims()), want: authOK("alice", false, "client")},
+		{name: "ES256 unknown kid", token: authtest.Sign(t, jose.ES256, k.EC1, "ec-9", authtest.Claims()), want: authDenied("token key id unknown")},
+		{name: "ES256 without kid, two keys in the set", token: authtest.Sign(t, jose.ES256, k.EC1, "", authtest.Claims()), want: authDenied("token lacks kid: the key set has several keys")},
+		{name: "ES256 kid of another key", token: authtest.Sign(t, jose.ES256, k.EC1, "ec-2", authtest.Claims()), want: authDenied("token signature invalid")},
 		{name: "x-api-key", source: apiKey, token: hs(), want: authOK("alice", false, "client")},
 		{name: "query parameter", source: query, token: hs(), want: authOK("alice", false, "client")},
 		{name: "bearer before x-api-key", token: hs(), header: map[string]string{"X-Api-Key": "garbage"}, want: authOK("alice", false, "client")},
@@ -328,13 +207,13 @@ func TestRequire(t *testing.T) {
 		{name: "garbage", token: "not-a-jwt", want: authDenied("token malformed: want a JWT (header.payload.signature)")},
 		{name: "garbage with dots", token: "a.b.c", want: authDenied("token malformed: want a JWT (header.payload.signature)")},
 		{name: "too large", token: bigToken, want: authDenied("token too large")},
-		{name: "expired beyond leeway", token: hs(claimSet("exp", authNow.Add(-31*time.Second).Unix())), want: authDenied("token expired")},
-		{name: "expired within leeway", token: hs(claimSet("exp", authNow.Add(-29*time.Second).Unix())), want: authOK("alice", false, "client")},
+		{name: "expired beyond leeway", token: hs(claimSet("exp", authtest.Now.Add(-31*time.Second).Unix())), want: authDenied("token expired")},
+		{name: "expired within leeway", token: hs(claimSet("exp", authtest.Now.Add(-29*time.Second).Unix())), want: authOK("alice", false, "client")},
 		{name: "exp missing", token: hs(claimDel("exp")), want: authDenied("token lacks exp")},
 		{name: "exp not a number", token: hs(claimSet("exp", "tomorrow")), want: authDenied("token claim exp has the wrong type")},
-		{name: "nbf in the future beyond leeway", token: hs(claimSet("nbf", authNow.Add(5*time.Minute).Unix())), want: authDenied("token not valid yet")},
-		{name: "nbf in the future within leeway", token: hs(claimSet("nbf", authNow.Add(20*time.Second).Unix())), want: authOK("alice", false, "client")},
-		{name: "iat in the future", token: hs(claimSet("iat", authNow.Add(5*time.Minute).Unix())), want: authDenied("token issued in the future")},
+		{name: "nbf in the future beyond leeway", token: hs(claimSet("nbf", authtest.Now.Add(5*time.Minute).Unix())), want: authDenied("token not valid yet")},
+		{name: "nbf in the future within leeway", token: hs(claimSet("nbf", authtest.Now.Add(20*time.Second).Unix())), want: authOK("alice", false, "client")},
+		{name: "iat in the future", token: hs(claimSet("iat", authtest.Now.Add(5*time.Minute).Unix())), want: authDenied("token issued in the future")},
 		{name: "iat and nbf missing", token: hs(claimDel("iat"), claimDel("nbf")), want: authOK("alice", false, "client")},
 		{
 			name: "iss and aud match", config: "iss and aud",
@@ -346,16 +225,16 @@ func TestRequire(t *testing.T) {
 		{name: "wrong aud", config: "iss and aud", token: hs(claimSet("iss", "https://idp.example"), claimSet("aud", "other")), want: authDenied("token audience not accepted")},
 		{name: "aud missing", config: "iss and aud", token: hs(claimSet("iss", "https://idp.example")), want: authDenied("token lacks aud")},
 		{name: "iss and aud not checked unless configured", token: hs(claimSet("iss", "anyone"), claimSet("aud", "anything")), want: authOK("alice", false, "client")},
-		{name: "HS256 signed with another secret", token: joseSign(t, jose.HS256, []byte("another-secret-of-at-least-32-bytes!"), "", baseClaims()), want: authDenied("token signature invalid")},
-		{name: "RS256 signed with another key", token: joseSign(t, jose.RS256, k.rsaOther, "", baseClaims()), want: authDenied("token signature invalid")},
+		{name: "HS256 signed with another secret", token: authtest.Sign(t, jose.HS256, []byte("another-secret-of-at-least-32-bytes!"), "", authtest.Claims()), want: authDenied("token signature invalid")},
+		{name: "RS256 signed with another key", token: authtest.Sign(t, jose.RS256, k.RSAOther, "", authtest.Claims()), want: authDenied("token signature invalid")},
 		{
 			name: "alg confusion: HS256 keyed with the RSA public key", config: "rsa only",
-			token: joseSign(t, jose.HS256, rsaPublicPEM, "", baseClaims()),
+			token: authtest.Sign(t, jose.HS256, rsaPublicPEM, "", authtest.Claims()),
 			want:  authDenied("token algorithm not accepted, want RS256"),
 		},
 		{
 			name: "alg confusion: HS256 keyed with the RSA public key DER", config: "rsa only",
-			token: joseSign(t, jose.HS256, pkixBlock(t, &k.rsa.PublicKey).Bytes, "", baseClaims()),
+			token: authtest.Sign(t, jose.HS256, authtest.PKIXBlock(t, &k.RSA.PublicKey).Bytes, "", authtest.Claims()),
 			want:  authDenied("token algorithm not accepted, want RS256"),
 		},
 		{
@@ -368,7 +247,7 @@ func TestRequire(t *testing.T) {
 			token: authB64(`{"alg":"none"}`) + "." + authB64(`{"sub":"alice","role":"operator","exp":1900003600}`) + ".",
 			want:  authDenied("token algorithm not accepted, want RS256"),
 		},
-		{name: "RS384 not accepted", token: joseSign(t, jose.RS384, k.rsa, "", baseClaims()), want: authDenied("token algorithm not accepted, want HS256 or RS256 or ES256")},
+		{name: "RS384 not accepted", token: authtest.Sign(t, jose.RS384, k.RSA, "", authtest.Claims()), want: authDenied("token algorithm not accepted, want HS256 or RS256 or ES256")},
 		{name: "unknown alg", token: authB64(`{"alg":"XS999"}`) + "." + authB64(`{"sub":"alice"}`) + ".c2ln", want: authDenied("token algorithm not accepted, want HS256 or RS256 or ES256")},
 		{name: "critical header", token: critical, want: authDenied("token has critical header parameters this server does not support")},
 		{name: "no sub", token: hs(claimDel("sub")), want: authDenied("token lacks sub")},
@@ -386,7 +265,7 @@ func TestRequire(t *testing.T) {
 		{name: "operator on a client route", token: hs(claimSet("role", "operator")), want: authOK("alice", true, "operator")},
 		{name: "operator in an array", path: "/operator", token: hs(claimSet("role", []string{"client", "operator"})), want: authOK("alice", true, "client", "operator")},
 		{name: "client on an operator route", path: "/operator", token: hs(), want: authLacksRole("operator")},
-		{name: "role check after expiry", path: "/operator", token: hs(claimSet("exp", authNow.Add(-time.Hour).Unix())), want: authDenied("token expired")},
+		{name: "role check after expiry", path: "/operator", token: hs(claimSet("exp", authtest.Now.Add(-time.Hour).Unix())), want: authDenied("token expired")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

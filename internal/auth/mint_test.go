@@ -21,32 +21,33 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/geoexport/exporter/internal/auth"
+	"github.com/geoexport/exporter/internal/auth/authtest"
 )
 
 // privateKeyFiles writes k's private keys in every PEM encoding
 // LoadSigningKey accepts.
-func privateKeyFiles(t testing.TB, k authKeys) map[string]string {
+func privateKeyFiles(t testing.TB, k authtest.Keys) map[string]string {
 	t.Helper()
-	sec1, err := x509.MarshalECPrivateKey(k.ec1)
+	sec1, err := x509.MarshalECPrivateKey(k.EC1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return map[string]string{
-		"RS256 PKCS#8": writePEM(t, pkcs8Block(t, k.rsa)),
-		"RS256 PKCS#1": writePEM(t, &pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k.rsa)}),
-		"ES256 PKCS#8": writePEM(t, pkcs8Block(t, k.ec1)),
-		"ES256 SEC1":   writePEM(t, &pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1}),
+		"RS256 PKCS#8": authtest.WritePEM(t, authtest.PKCS8Block(t, k.RSA)),
+		"RS256 PKCS#1": authtest.WritePEM(t, &pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k.RSA)}),
+		"ES256 PKCS#8": authtest.WritePEM(t, authtest.PKCS8Block(t, k.EC1)),
+		"ES256 SEC1":   authtest.WritePEM(t, &pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1}),
 	}
 }
 
 func TestMintRoundTrip(t *testing.T) {
 	t.Parallel()
-	k := testAuthKeys(t)
+	k := authtest.TestKeys(t)
 	files := privateKeyFiles(t, k)
-	publicPEM := writePEM(t, pkixBlock(t, &k.rsa.PublicKey), pkixBlock(t, &k.ec1.PublicKey))
-	jwks := writeJWKS(t,
-		jose.JSONWebKey{Key: &k.rsa.PublicKey, KeyID: "r1", Algorithm: "RS256"},
-		jose.JSONWebKey{Key: &k.ec1.PublicKey, KeyID: "e1", Algorithm: "ES256"},
+	publicPEM := authtest.WritePEM(t, authtest.PKIXBlock(t, &k.RSA.PublicKey), authtest.PKIXBlock(t, &k.EC1.PublicKey))
+	jwks := authtest.WriteJWKS(t,
+		jose.JSONWebKey{Key: &k.RSA.PublicKey, KeyID: "r1", Algorithm: "RS256"},
+		jose.JSONWebKey{Key: &k.EC1.PublicKey, KeyID: "e1", Algorithm: "ES256"},
 	)
 	tests := []struct {
 		name    string
@@ -58,41 +59,41 @@ func TestMintRoundTrip(t *testing.T) {
 	}{
 		{
 			name:    "HS256",
-			key:     func(t *testing.T) auth.SigningKey { return mustSigningKey(t, authSecret, "") },
-			verify:  auth.Config{HS256Secret: authSecret},
-			joseKey: authSecret, wantAlg: "HS256",
+			key:     func(t *testing.T) auth.SigningKey { return mustSigningKey(t, authtest.Secret, "") },
+			verify:  auth.Config{HS256Secret: authtest.Secret},
+			joseKey: authtest.Secret, wantAlg: "HS256",
 		},
 		{
 			name:    "RS256 PKCS#8 against PEM",
 			key:     func(t *testing.T) auth.SigningKey { return mustSigningKey(t, nil, files["RS256 PKCS#8"]) },
 			verify:  auth.Config{PublicKeyFile: publicPEM},
-			joseKey: &k.rsa.PublicKey, wantAlg: "RS256",
+			joseKey: &k.RSA.PublicKey, wantAlg: "RS256",
 		},
 		{
 			name:    "RS256 PKCS#1 against JWKS by kid",
 			key:     func(t *testing.T) auth.SigningKey { return mustSigningKey(t, nil, files["RS256 PKCS#1"]) },
 			kid:     "r1",
 			verify:  auth.Config{JWKSFile: jwks},
-			joseKey: &k.rsa.PublicKey, wantAlg: "RS256",
+			joseKey: &k.RSA.PublicKey, wantAlg: "RS256",
 		},
 		{
 			name:    "ES256 SEC1 against PEM",
 			key:     func(t *testing.T) auth.SigningKey { return mustSigningKey(t, nil, files["ES256 SEC1"]) },
 			verify:  auth.Config{PublicKeyFile: publicPEM},
-			joseKey: &k.ec1.PublicKey, wantAlg: "ES256",
+			joseKey: &k.EC1.PublicKey, wantAlg: "ES256",
 		},
 		{
 			name:    "ES256 PKCS#8 against JWKS by kid",
 			key:     func(t *testing.T) auth.SigningKey { return mustSigningKey(t, nil, files["ES256 PKCS#8"]) },
 			kid:     "e1",
 			verify:  auth.Config{JWKSFile: jwks},
-			joseKey: &k.ec1.PublicKey, wantAlg: "ES256",
+			joseKey: &k.EC1.PublicKey, wantAlg: "ES256",
 		},
 		{
 			name:    "private key file wins over the secret",
-			key:     func(t *testing.T) auth.SigningKey { return mustSigningKey(t, authSecret, files["ES256 SEC1"]) },
+			key:     func(t *testing.T) auth.SigningKey { return mustSigningKey(t, authtest.Secret, files["ES256 SEC1"]) },
 			verify:  auth.Config{PublicKeyFile: publicPEM},
-			joseKey: &k.ec1.PublicKey, wantAlg: "ES256",
+			joseKey: &k.EC1.PublicKey, wantAlg: "ES256",
 		},
 	}
 	for _, tc := range tests {
@@ -105,7 +106,7 @@ func TestMintRoundTrip(t *testing.T) {
 			}
 			claims := auth.MintClaims{
 				Subject: "bob", Role: "operator", TTL: 2 * time.Hour,
-				Issuer: "https://idp.example", Audience: "exporter-api", Now: authNow,
+				Issuer: "https://idp.example", Audience: "exporter-api", Now: authtest.Now,
 			}
 			tok, err := auth.Mint(key, claims)
 			if err != nil {
@@ -115,7 +116,7 @@ func TestMintRoundTrip(t *testing.T) {
 			cfg := tc.verify
 			cfg.RoleClaim, cfg.ClientRole, cfg.OperatorRole = "role", "client", "operator"
 			cfg.Issuer, cfg.Audience = "https://idp.example", "exporter-api"
-			cfg.Now = func() time.Time { return authNow.Add(time.Hour) }
+			cfg.Now = func() time.Time { return authtest.Now.Add(time.Hour) }
 			a, err := auth.New(cfg)
 			if err != nil {
 				t.Fatalf("New() = %v", err)
@@ -127,7 +128,7 @@ func TestMintRoundTrip(t *testing.T) {
 			if p.Subject != "bob" || !p.Operator() || !cmp.Equal(p.Roles, []string{"operator"}) {
 				t.Errorf("Verify(Mint()) = %+v (operator %v), want bob with role operator", p, p.Operator())
 			}
-			cfg.Now = func() time.Time { return authNow.Add(2*time.Hour + time.Second) }
+			cfg.Now = func() time.Time { return authtest.Now.Add(2*time.Hour + time.Second) }
 			if a, err = auth.New(cfg); err != nil {
 				t.Fatal(err)
 			}
@@ -151,13 +152,13 @@ func TestMintRoundTrip(t *testing.T) {
 			if err := parsed.Claims(tc.joseKey, &std, &extra); err != nil {
 				t.Fatalf("go-jose verify Mint() = %v", err)
 			}
-			if err := std.Validate(josejwt.Expected{Issuer: "https://idp.example", AnyAudience: josejwt.Audience{"exporter-api"}, Time: authNow.Add(time.Minute)}); err != nil {
+			if err := std.Validate(josejwt.Expected{Issuer: "https://idp.example", AnyAudience: josejwt.Audience{"exporter-api"}, Time: authtest.Now.Add(time.Minute)}); err != nil {
 				t.Errorf("go-jose validate Mint() = %v", err)
 			}
 			want := josejwt.Claims{
 				Subject: "bob", Issuer: "https://idp.example", Audience: josejwt.Audience{"exporter-api"},
-				IssuedAt: josejwt.NewNumericDate(authNow), NotBefore: josejwt.NewNumericDate(authNow),
-				Expiry: josejwt.NewNumericDate(authNow.Add(2 * time.Hour)),
+				IssuedAt: josejwt.NewNumericDate(authtest.Now), NotBefore: josejwt.NewNumericDate(authtest.Now),
+				Expiry: josejwt.NewNumericDate(authtest.Now.Add(2 * time.Hour)),
 			}
 			if diff := cmp.Diff(want, std); diff != "" {
 				t.Errorf("Mint() claims mismatch (-want +got):\n%s", diff)
@@ -180,7 +181,7 @@ func mustSigningKey(t testing.TB, secret []byte, file string) auth.SigningKey {
 
 func TestMintMinimalClaims(t *testing.T) {
 	t.Parallel()
-	key := mustSigningKey(t, authSecret, "")
+	key := mustSigningKey(t, authtest.Secret, "")
 	tok, err := auth.Mint(key, auth.MintClaims{Subject: "carol", Role: "client", RoleClaim: "groups", TTL: time.Minute})
 	if err != nil {
 		t.Fatalf("Mint() = %v", err)
@@ -190,7 +191,7 @@ func TestMintMinimalClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got map[string]any
-	if err := parsed.Claims(authSecret, &got); err != nil {
+	if err := parsed.Claims(authtest.Secret, &got); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"iss", "aud", "role"} {
@@ -209,7 +210,7 @@ func TestMintMinimalClaims(t *testing.T) {
 
 func TestMintErrors(t *testing.T) {
 	t.Parallel()
-	key := mustSigningKey(t, authSecret, "")
+	key := mustSigningKey(t, authtest.Secret, "")
 	valid := auth.MintClaims{Subject: "alice", Role: "client", TTL: time.Hour}
 	tests := []struct {
 		name   string
@@ -238,7 +239,7 @@ func TestMintErrors(t *testing.T) {
 
 func TestLoadSigningKeyErrors(t *testing.T) {
 	t.Parallel()
-	k := testAuthKeys(t)
+	k := authtest.TestKeys(t)
 	ec384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -254,11 +255,11 @@ func TestLoadSigningKeyErrors(t *testing.T) {
 		{name: "nothing configured", wantIs: auth.ErrNoKey},
 		{name: "short secret", secret: []byte("tiny"), wantIn: "4 bytes, want at least 32"},
 		{name: "missing file", file: missing, wantIs: os.ErrNotExist, wantIn: missing},
-		{name: "no PEM", file: writeAuthFile(t, "x.pem", []byte("hello")), wantIn: "no PEM block"},
-		{name: "public key", file: writePEM(t, pkixBlock(t, &k.rsa.PublicKey)), wantIn: `PEM block is "PUBLIC KEY", want PRIVATE KEY`},
-		{name: "encrypted", file: writePEM(t, &pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte("x")}), wantIn: "(unencrypted)"},
-		{name: "corrupt", file: writePEM(t, &pem.Block{Type: "EC PRIVATE KEY", Bytes: []byte("x")}), wantIn: "keys.pem: EC PRIVATE KEY"},
-		{name: "P-384", file: writePEM(t, pkcs8Block(t, ec384)), wantIn: "curve P-384, want P-256"},
+		{name: "no PEM", file: authtest.WriteFile(t, "x.pem", []byte("hello")), wantIn: "no PEM block"},
+		{name: "public key", file: authtest.WritePEM(t, authtest.PKIXBlock(t, &k.RSA.PublicKey)), wantIn: `PEM block is "PUBLIC KEY", want PRIVATE KEY`},
+		{name: "encrypted", file: authtest.WritePEM(t, &pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte("x")}), wantIn: "(unencrypted)"},
+		{name: "corrupt", file: authtest.WritePEM(t, &pem.Block{Type: "EC PRIVATE KEY", Bytes: []byte("x")}), wantIn: "keys.pem: EC PRIVATE KEY"},
+		{name: "P-384", file: authtest.WritePEM(t, authtest.PKCS8Block(t, ec384)), wantIn: "curve P-384, want P-256"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -279,13 +280,13 @@ func TestLoadSigningKeyErrors(t *testing.T) {
 
 func TestSigningKeyRedacted(t *testing.T) {
 	t.Parallel()
-	key := mustSigningKey(t, authSecret, "")
+	key := mustSigningKey(t, authtest.Secret, "")
 	key.KeyID = "k1"
 	var logged bytes.Buffer
-	slog.New(slog.NewJSONHandler(&logged, nil)).Info("key", "key", key, "cfg", auth.Config{HS256Secret: authSecret})
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("key", "key", key, "cfg", auth.Config{HS256Secret: authtest.Secret})
 	outputs := []string{fmt.Sprint(key), fmt.Sprintf("%v %+v %#v %s %q %x", key, key, key, key, key, key), logged.String()}
 	for _, out := range outputs {
-		if strings.Contains(out, string(authSecret)) || strings.Contains(out, fmt.Sprintf("%x", authSecret)) {
+		if strings.Contains(out, string(authtest.Secret)) || strings.Contains(out, fmt.Sprintf("%x", authtest.Secret)) {
 			t.Errorf("output %q leaks the secret", out)
 		}
 		if !strings.Contains(out, "REDACTED") {

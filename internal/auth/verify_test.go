@@ -21,16 +21,17 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/geoexport/exporter/internal/auth"
+	"github.com/geoexport/exporter/internal/auth/authtest"
 )
 
 func TestVerifierKeyFiles(t *testing.T) {
 	t.Parallel()
-	k := testAuthKeys(t)
+	k := authtest.TestKeys(t)
 	ec384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert := selfSigned(t, k.ec1)
+	cert := selfSigned(t, k.EC1)
 	tests := []struct {
 		name   string
 		cfg    func(t *testing.T) auth.Config
@@ -39,68 +40,68 @@ func TestVerifierKeyFiles(t *testing.T) {
 		{
 			name: "PEM: PKCS#1 RSA PUBLIC KEY and EC CERTIFICATE",
 			cfg: func(t *testing.T) auth.Config {
-				return auth.Config{PublicKeyFile: writePEM(t,
-					&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&k.rsa.PublicKey)},
+				return auth.Config{PublicKeyFile: authtest.WritePEM(t,
+					&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&k.RSA.PublicKey)},
 					&pem.Block{Type: "CERTIFICATE", Bytes: cert},
 				)}
 			},
 			tokens: []string{
-				joseSign(t, jose.RS256, k.rsa, "", baseClaims()),
-				joseSign(t, jose.ES256, k.ec1, "", baseClaims()),
-				joseSign(t, jose.ES256, k.ec1, "any-kid", baseClaims()),
+				authtest.Sign(t, jose.RS256, k.RSA, "", authtest.Claims()),
+				authtest.Sign(t, jose.ES256, k.EC1, "", authtest.Claims()),
+				authtest.Sign(t, jose.ES256, k.EC1, "any-kid", authtest.Claims()),
 			},
 		},
 		{
 			name: "PEM: several keys of one type",
 			cfg: func(t *testing.T) auth.Config {
-				return auth.Config{PublicKeyFile: writePEM(t, pkixBlock(t, &k.rsaOther.PublicKey), pkixBlock(t, &k.rsa.PublicKey))}
+				return auth.Config{PublicKeyFile: authtest.WritePEM(t, authtest.PKIXBlock(t, &k.RSAOther.PublicKey), authtest.PKIXBlock(t, &k.RSA.PublicKey))}
 			},
-			tokens: []string{joseSign(t, jose.RS256, k.rsa, "", baseClaims()), joseSign(t, jose.RS256, k.rsaOther, "", baseClaims())},
+			tokens: []string{authtest.Sign(t, jose.RS256, k.RSA, "", authtest.Claims()), authtest.Sign(t, jose.RS256, k.RSAOther, "", authtest.Claims())},
 		},
 		{
 			name: "JWKS: the only usable key needs no kid; foreign keys are skipped",
 			cfg: func(t *testing.T) auth.Config {
-				return auth.Config{JWKSFile: writeJWKS(t,
-					jose.JSONWebKey{Key: &k.rsa.PublicKey, KeyID: "enc", Algorithm: "RSA-OAEP", Use: "enc"},
+				return auth.Config{JWKSFile: authtest.WriteJWKS(t,
+					jose.JSONWebKey{Key: &k.RSA.PublicKey, KeyID: "enc", Algorithm: "RSA-OAEP", Use: "enc"},
 					jose.JSONWebKey{Key: []byte("symmetric-key-symmetric-key-1234"), KeyID: "oct"},
 					jose.JSONWebKey{Key: &ec384.PublicKey, KeyID: "p384"},
-					jose.JSONWebKey{Key: &k.rsaOther.PublicKey, KeyID: "rs384", Algorithm: "RS384"},
-					jose.JSONWebKey{Key: &k.ec2.PublicKey},
+					jose.JSONWebKey{Key: &k.RSAOther.PublicKey, KeyID: "rs384", Algorithm: "RS384"},
+					jose.JSONWebKey{Key: &k.EC2.PublicKey},
 				)}
 			},
-			tokens: []string{joseSign(t, jose.ES256, k.ec2, "", baseClaims())},
+			tokens: []string{authtest.Sign(t, jose.ES256, k.EC2, "", authtest.Claims())},
 		},
 		{
 			name: "JWKS: keys Go cannot parse are skipped",
 			cfg: func(t *testing.T) auth.Config {
-				ec, err := json.Marshal(jose.JSONWebKey{Key: &k.ec1.PublicKey, KeyID: "e1", Algorithm: "ES256", Use: "sig"})
+				ec, err := json.Marshal(jose.JSONWebKey{Key: &k.EC1.PublicKey, KeyID: "e1", Algorithm: "ES256", Use: "sig"})
 				if err != nil {
 					t.Fatal(err)
 				}
-				return auth.Config{JWKSFile: writeAuthFile(t, "jwks.json", []byte(`{"keys":[`+
+				return auth.Config{JWKSFile: authtest.WriteFile(t, "jwks.json", []byte(`{"keys":[`+
 					`{"kty":"EC","crv":"secp256k1","alg":"ES256K","kid":"k1","x":"AAAA","y":"AAAA"},`+
 					`{"kty":"OKP","crv":"Ed25519","kid":"ed","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},`+
 					`{"kty":"EC","crv":"P-521","kid":"p521","x":"AAAA","y":"AAAA"},`+
 					string(ec)+`]}`))}
 			},
-			tokens: []string{joseSign(t, jose.ES256, k.ec1, "e1", baseClaims()), joseSign(t, jose.ES256, k.ec1, "", baseClaims())},
+			tokens: []string{authtest.Sign(t, jose.ES256, k.EC1, "e1", authtest.Claims()), authtest.Sign(t, jose.ES256, k.EC1, "", authtest.Claims())},
 		},
 		{
 			name: "JWKS: RSA key without alg, selected by kid",
 			cfg: func(t *testing.T) auth.Config {
-				return auth.Config{JWKSFile: writeJWKS(t,
-					jose.JSONWebKey{Key: &k.rsa.PublicKey, KeyID: "r1"},
-					jose.JSONWebKey{Key: &k.ec1.PublicKey, KeyID: "e1"},
+				return auth.Config{JWKSFile: authtest.WriteJWKS(t,
+					jose.JSONWebKey{Key: &k.RSA.PublicKey, KeyID: "r1"},
+					jose.JSONWebKey{Key: &k.EC1.PublicKey, KeyID: "e1"},
 				)}
 			},
-			tokens: []string{joseSign(t, jose.RS256, k.rsa, "r1", baseClaims()), joseSign(t, jose.ES256, k.ec1, "e1", baseClaims())},
+			tokens: []string{authtest.Sign(t, jose.RS256, k.RSA, "r1", authtest.Claims()), authtest.Sign(t, jose.ES256, k.EC1, "e1", authtest.Claims())},
 		},
 		{
 			name: "JWKS with a private key uses its public half",
 			cfg: func(t *testing.T) auth.Config {
-				return auth.Config{JWKSFile: writeJWKS(t, jose.JSONWebKey{Key: k.ec1, KeyID: "e1", Algorithm: "ES256"})}
+				return auth.Config{JWKSFile: authtest.WriteJWKS(t, jose.JSONWebKey{Key: k.EC1, KeyID: "e1", Algorithm: "ES256"})}
 			},
-			tokens: []string{joseSign(t, jose.ES256, k.ec1, "e1", baseClaims())},
+			tokens: []string{authtest.Sign(t, jose.ES256, k.EC1, "e1", authtest.Claims())},
 		},
 	}
 	for _, tc := range tests {
@@ -108,7 +109,7 @@ func TestVerifierKeyFiles(t *testing.T) {
 			t.Parallel()
 			cfg := tc.cfg(t)
 			cfg.RoleClaim, cfg.ClientRole, cfg.OperatorRole = "role", "client", "operator"
-			cfg.Now = func() time.Time { return authNow }
+			cfg.Now = func() time.Time { return authtest.Now }
 			a, err := auth.New(cfg)
 			if err != nil {
 				t.Fatalf("New() = %v", err)
@@ -138,7 +139,7 @@ func selfSigned(t testing.TB, key *ecdsa.PrivateKey) []byte {
 
 func TestNewKeyAndConfigErrors(t *testing.T) {
 	t.Parallel()
-	k := testAuthKeys(t)
+	k := authtest.TestKeys(t)
 	rsa1024, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
 		t.Fatal(err)
@@ -159,39 +160,39 @@ func TestNewKeyAndConfigErrors(t *testing.T) {
 		{name: "short secret", cfg: auth.Config{HS256Secret: []byte("short-secret")}, wantIn: []string{"12 bytes, want at least 32"}, private: []byte("short-secret")},
 		{name: "public key file missing", cfg: auth.Config{PublicKeyFile: missing}, wantIs: os.ErrNotExist, wantIn: []string{missing}},
 		{name: "jwks file missing", cfg: auth.Config{JWKSFile: missing}, wantIs: os.ErrNotExist, wantIn: []string{missing}},
-		{name: "PEM without blocks", cfg: auth.Config{PublicKeyFile: writeAuthFile(t, "empty.pem", []byte("nothing here"))}, wantIn: []string{"empty.pem", "no PEM block"}},
+		{name: "PEM without blocks", cfg: auth.Config{PublicKeyFile: authtest.WriteFile(t, "empty.pem", []byte("nothing here"))}, wantIn: []string{"empty.pem", "no PEM block"}},
 		{
 			name:    "PEM private key",
-			cfg:     auth.Config{PublicKeyFile: writePEM(t, pkixBlock(t, &k.rsa.PublicKey), pkcs8Block(t, k.ec1))},
+			cfg:     auth.Config{PublicKeyFile: authtest.WritePEM(t, authtest.PKIXBlock(t, &k.RSA.PublicKey), authtest.PKCS8Block(t, k.EC1))},
 			wantIn:  []string{"keys.pem", "PEM block 2", `"PRIVATE KEY"`, "want PUBLIC KEY"},
-			private: pkcs8Block(t, k.ec1).Bytes,
+			private: authtest.PKCS8Block(t, k.EC1).Bytes,
 		},
-		{name: "PEM corrupt block", cfg: auth.Config{PublicKeyFile: writePEM(t, &pem.Block{Type: "PUBLIC KEY", Bytes: []byte("junk")})}, wantIn: []string{"keys.pem", "PEM block 1 (PUBLIC KEY)"}},
-		{name: "PEM small RSA key", cfg: auth.Config{PublicKeyFile: writePEM(t, pkixBlock(t, &rsa1024.PublicKey))}, wantIn: []string{"keys.pem", "1024 bits, want at least 2048"}},
-		{name: "PEM P-384 key", cfg: auth.Config{PublicKeyFile: writePEM(t, pkixBlock(t, &ec384.PublicKey))}, wantIn: []string{"keys.pem", "curve P-384, want P-256"}},
-		{name: "JWKS not JSON", cfg: auth.Config{JWKSFile: writeAuthFile(t, "bad.json", []byte("{"))}, wantIn: []string{"bad.json", "not a JSON Web Key Set"}},
+		{name: "PEM corrupt block", cfg: auth.Config{PublicKeyFile: authtest.WritePEM(t, &pem.Block{Type: "PUBLIC KEY", Bytes: []byte("junk")})}, wantIn: []string{"keys.pem", "PEM block 1 (PUBLIC KEY)"}},
+		{name: "PEM small RSA key", cfg: auth.Config{PublicKeyFile: authtest.WritePEM(t, authtest.PKIXBlock(t, &rsa1024.PublicKey))}, wantIn: []string{"keys.pem", "1024 bits, want at least 2048"}},
+		{name: "PEM P-384 key", cfg: auth.Config{PublicKeyFile: authtest.WritePEM(t, authtest.PKIXBlock(t, &ec384.PublicKey))}, wantIn: []string{"keys.pem", "curve P-384, want P-256"}},
+		{name: "JWKS not JSON", cfg: auth.Config{JWKSFile: authtest.WriteFile(t, "bad.json", []byte("{"))}, wantIn: []string{"bad.json", "not a JSON Web Key Set"}},
 		{
 			name:   "JWKS without a signature key",
-			cfg:    auth.Config{JWKSFile: writeJWKS(t, jose.JSONWebKey{Key: &k.rsa.PublicKey, KeyID: "enc", Use: "enc"})},
+			cfg:    auth.Config{JWKSFile: authtest.WriteJWKS(t, jose.JSONWebKey{Key: &k.RSA.PublicKey, KeyID: "enc", Use: "enc"})},
 			wantIn: []string{"jwks.json", "no RS256 or ES256 signature key"},
 		},
 		{
 			name:   "JWKS duplicate kid",
-			cfg:    auth.Config{JWKSFile: writeJWKS(t, jose.JSONWebKey{Key: &k.ec1.PublicKey, KeyID: "k"}, jose.JSONWebKey{Key: &k.ec2.PublicKey, KeyID: "k"})},
+			cfg:    auth.Config{JWKSFile: authtest.WriteJWKS(t, jose.JSONWebKey{Key: &k.EC1.PublicKey, KeyID: "k"}, jose.JSONWebKey{Key: &k.EC2.PublicKey, KeyID: "k"})},
 			wantIn: []string{"jwks.json", `kid "k" appears twice`},
 		},
 		{
 			name:   "JWKS small RSA key",
-			cfg:    auth.Config{JWKSFile: writeJWKS(t, jose.JSONWebKey{Key: &rsa1024.PublicKey, KeyID: "small"})},
+			cfg:    auth.Config{JWKSFile: authtest.WriteJWKS(t, jose.JSONWebKey{Key: &rsa1024.PublicKey, KeyID: "small"})},
 			wantIn: []string{"jwks.json", `key 1 (kid "small")`, "1024 bits"},
 		},
 		{
 			name:   "JWKS corrupt key",
-			cfg:    auth.Config{JWKSFile: writeAuthFile(t, "corrupt.json", []byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA","kid":"c"}]}`))},
+			cfg:    auth.Config{JWKSFile: authtest.WriteFile(t, "corrupt.json", []byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA","kid":"c"}]}`))},
 			wantIn: []string{"corrupt.json", `key 1 (kid "c")`},
 		},
-		{name: "roles required", cfg: auth.Config{HS256Secret: authSecret, RoleClaim: "role"}, wantIn: []string{"role claim, client role and operator role are required"}},
-		{name: "negative leeway", cfg: auth.Config{HS256Secret: authSecret, Leeway: -time.Second}, wantIn: []string{"leeway -1s is negative"}},
+		{name: "roles required", cfg: auth.Config{HS256Secret: authtest.Secret, RoleClaim: "role"}, wantIn: []string{"role claim, client role and operator role are required"}},
+		{name: "negative leeway", cfg: auth.Config{HS256Secret: authtest.Secret, Leeway: -time.Second}, wantIn: []string{"leeway -1s is negative"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -223,15 +224,15 @@ func TestNewKeyAndConfigErrors(t *testing.T) {
 func TestAuthorize(t *testing.T) {
 	t.Parallel()
 	v, err := auth.New(auth.Config{
-		HS256Secret: authSecret, RoleClaim: "role", ClientRole: "client", OperatorRole: "operator",
-		Now: func() time.Time { return authNow },
+		HS256Secret: authtest.Secret, RoleClaim: "role", ClientRole: "client", OperatorRole: "operator",
+		Now: func() time.Time { return authtest.Now },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	principal := func(roles ...any) auth.Principal {
 		t.Helper()
-		p, err := v.Verify(joseSign(t, jose.HS256, authSecret, "", baseClaims(func(c map[string]any) { c["role"] = roles })))
+		p, err := v.Verify(authtest.Sign(t, jose.HS256, authtest.Secret, "", authtest.Claims(func(c map[string]any) { c["role"] = roles })))
 		if err != nil {
 			t.Fatalf("Verify(roles %v) = %v", roles, err)
 		}
@@ -277,13 +278,13 @@ func TestAuthorize(t *testing.T) {
 func TestVerifyErrorKind(t *testing.T) {
 	t.Parallel()
 	v, err := auth.New(auth.Config{
-		HS256Secret: authSecret, RoleClaim: "role", ClientRole: "client", OperatorRole: "operator",
-		Now: func() time.Time { return authNow },
+		HS256Secret: authtest.Secret, RoleClaim: "role", ClientRole: "client", OperatorRole: "operator",
+		Now: func() time.Time { return authtest.Now },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	expired := joseSign(t, jose.HS256, authSecret, "", baseClaims(func(c map[string]any) { c["exp"] = authNow.Add(-time.Hour).Unix() }))
+	expired := authtest.Sign(t, jose.HS256, authtest.Secret, "", authtest.Claims(func(c map[string]any) { c["exp"] = authtest.Now.Add(-time.Hour).Unix() }))
 	for _, tc := range []struct{ token, msg string }{
 		{"not-a-jwt", "token malformed: want a JWT (header.payload.signature)"},
 		{expired, "token expired"},
