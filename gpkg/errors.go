@@ -39,6 +39,10 @@ var (
 	// ErrTileFormat means tile data is not a PNG or JPEG image of
 	// grid.TileSize × grid.TileSize pixels.
 	ErrTileFormat = errors.New("gpkg: unsupported tile data")
+	// ErrTileSize means tile data is an image of other dimensions than
+	// grid.TileSize × grid.TileSize; errors that wrap it wrap ErrTileFormat
+	// too.
+	ErrTileSize = errors.New("wrong dimensions")
 	// ErrTooLarge means a tile (or another value in the file) is larger
 	// than MaxTileSize.
 	ErrTooLarge = errors.New("gpkg: value too large")

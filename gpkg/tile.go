@@ -61,32 +61,42 @@ func checkTile(t grid.Tile) error {
 // CheckTileData reports the format of data, or an error if it is not a PNG
 // or JPEG image of grid.TileSize × grid.TileSize pixels of at most
 // MaxTileSize bytes. Only the image header is decoded, so the cost does not
-// depend on the pixel data. Errors wrap ErrTileFormat or ErrTooLarge.
+// depend on the pixel data. Errors wrap ErrTileFormat (and ErrTileSize for
+// an image of other dimensions) or ErrTooLarge.
 func CheckTileData(data []byte) (Format, error) {
 	if len(data) > MaxTileSize {
 		return "", fmt.Errorf("%w: tile data is %d bytes, at most %d allowed", ErrTooLarge, len(data), MaxTileSize)
 	}
+	format, cfg, err := DecodeTileHeader(data)
+	if err != nil {
+		return "", err
+	}
+	if cfg.Width != grid.TileSize || cfg.Height != grid.TileSize {
+		return "", fmt.Errorf("%w: %w: %s image is %d × %d pixels, want %d × %d", ErrTileFormat, ErrTileSize, format, cfg.Width, cfg.Height, grid.TileSize, grid.TileSize)
+	}
+	return format, nil
+}
+
+// DecodeTileHeader detects the format of image data and decodes its
+// header only; errors wrap ErrTileFormat. It does not check the size.
+func DecodeTileHeader(data []byte) (Format, image.Config, error) {
 	var (
-		format Format
-		cfg    image.Config
-		err    error
+		cfg image.Config
+		err error
 	)
-	format, _ = DetectFormat(data)
+	format, _ := DetectFormat(data)
 	switch {
 	case format == PNG:
 		cfg, err = png.DecodeConfig(bytes.NewReader(data))
 	case format == JPEG:
 		cfg, err = jpeg.DecodeConfig(bytes.NewReader(data))
 	case len(data) == 0:
-		return "", fmt.Errorf("%w: empty", ErrTileFormat)
+		return "", cfg, fmt.Errorf("%w: empty", ErrTileFormat)
 	default:
-		return "", fmt.Errorf("%w: neither PNG nor JPEG (starts with % x)", ErrTileFormat, data[:min(len(data), 8)])
+		return "", cfg, fmt.Errorf("%w: neither PNG nor JPEG (starts with % x)", ErrTileFormat, data[:min(len(data), 8)])
 	}
 	if err != nil {
-		return "", fmt.Errorf("%w: bad %s header: %w", ErrTileFormat, format, err)
+		return "", cfg, fmt.Errorf("%w: bad %s header: %w", ErrTileFormat, format, err)
 	}
-	if cfg.Width != grid.TileSize || cfg.Height != grid.TileSize {
-		return "", fmt.Errorf("%w: %s is %d×%d pixels, want %d×%d", ErrTileFormat, format, cfg.Width, cfg.Height, grid.TileSize, grid.TileSize)
-	}
-	return format, nil
+	return format, cfg, nil
 }

@@ -1,12 +1,9 @@
 package source
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"image"
-	"image/jpeg"
-	"image/png"
 
 	"golang.org/x/image/draw"
 
@@ -87,16 +84,16 @@ func cutTile(m image.Image, x0, y0 int) image.Image {
 }
 
 // checkStored validates stored tile bytes for a source that passes them
-// through: a PNG or JPEG of grid.TileSize pixels square. It returns the
-// format and whether the header says the tile is opaque.
+// through: what gpkg writes (gpkg.CheckTileData). It returns the format and
+// whether the header says the tile is opaque; errors wrap ErrInvalidData,
+// and errWrongSize for an image of other dimensions.
 func checkStored(data []byte) (Format, bool, error) {
-	f, cfg, err := readHeader(data)
-	if err != nil {
-		return "", false, err
-	}
-	if cfg.Width != grid.TileSize || cfg.Height != grid.TileSize {
-		return "", false, fmt.Errorf("%w: %w: image is %d × %d pixels, want %d × %d",
-			ErrInvalidData, errWrongSize, cfg.Width, cfg.Height, grid.TileSize, grid.TileSize)
+	f, err := gpkg.CheckTileData(data)
+	switch {
+	case errors.Is(err, gpkg.ErrTileSize):
+		return "", false, fmt.Errorf("%w: %w: %w", ErrInvalidData, errWrongSize, err)
+	case err != nil:
+		return "", false, fmt.Errorf("%w: %w", ErrInvalidData, err)
 	}
 	return f, f == JPEG || pngOpaque(data), nil
 }
@@ -104,17 +101,9 @@ func checkStored(data []byte) (Format, bool, error) {
 // readHeader detects a tile's format and reads its image header; errors
 // wrap ErrInvalidData.
 func readHeader(data []byte) (Format, image.Config, error) {
-	f, ok := gpkg.DetectFormat(data)
-	if !ok {
-		return "", image.Config{}, fmt.Errorf("%w: not a PNG or JPEG image", ErrInvalidData)
-	}
-	decode := jpeg.DecodeConfig
-	if f == PNG {
-		decode = png.DecodeConfig
-	}
-	cfg, err := decode(bytes.NewReader(data))
+	f, cfg, err := gpkg.DecodeTileHeader(data)
 	if err != nil {
-		return "", image.Config{}, fmt.Errorf("%w: %s header: %w", ErrInvalidData, f, err)
+		return "", cfg, fmt.Errorf("%w: %w", ErrInvalidData, err)
 	}
 	return f, cfg, nil
 }
