@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -59,27 +58,28 @@ func binary(t *testing.T) string {
 	return build.path
 }
 
-// proc is an exporter process whose output is kept for failure reports.
+// proc is an exporter process started by testenv.StartProcess; its output
+// (standard output and the log, in one file) is kept for the test to read
+// and for failure reports.
 type proc struct {
-	cmd    *exec.Cmd
-	stdout *syncBuffer
-	logs   *syncBuffer
-	done   chan struct{}
+	*testenv.Process
+	cmd  *exec.Cmd
+	logs output
+	done <-chan struct{}
 	// killed is set by a test that killed the process on purpose.
 	killed bool
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// output is a process's combined standard output and log, read whole.
+type output string
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+func (o output) String() string {
+	b, err := os.ReadFile(string(o))
+	if err != nil {
+		return fmt.Sprintf("(no output: %v)", err)
+	}
+	return string(b)
 }
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // start runs the exporter with args in dir, with only the given EXPORTER_*
 // variables set, and stops it with SIGTERM when the test ends.
@@ -95,14 +95,12 @@ func start(t *testing.T, dir string, env map[string]string, args ...string) *pro
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	out := &syncBuffer{}
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, logs
-	if err := cmd.Start(); err != nil {
+	logPath := filepath.Join(t.TempDir(), "exporter.log")
+	tp, err := testenv.StartProcess("exporter "+strings.Join(args, " "), cmd, logPath)
+	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, stdout: out, logs: logs, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
+	p := &proc{Process: tp, cmd: cmd, logs: output(logPath), done: tp.Exited()}
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -113,9 +111,9 @@ func start(t *testing.T, dir string, env map[string]string, args ...string) *pro
 			t.Errorf("exporter %v did not stop within 20s of SIGTERM", args)
 		}
 		if t.Failed() {
-			t.Logf("exporter %v output:\n%s", args, lastLines(logs.String(), 40))
+			t.Logf("exporter %v output:\n%s", args, lastLines(p.logs.String(), 40))
 		} else if code := cmd.ProcessState.ExitCode(); code != 0 && !p.killed {
-			t.Errorf("exporter %v exited %d after SIGTERM, want 0\n%s", args, code, lastLines(logs.String(), 40))
+			t.Errorf("exporter %v exited %d after SIGTERM, want 0\n%s", args, code, lastLines(p.logs.String(), 40))
 		}
 	})
 	return p
@@ -445,7 +443,7 @@ func waitURL(t *testing.T, p *proc) (url, token string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		sc := bufio.NewScanner(strings.NewReader(p.stdout.String()))
+		sc := bufio.NewScanner(strings.NewReader(p.logs.String()))
 		for sc.Scan() {
 			if _, u, ok := strings.Cut(sc.Text(), "listening on "); ok {
 				url = strings.Replace(u, "localhost", "127.0.0.1", 1)
@@ -459,7 +457,7 @@ func waitURL(t *testing.T, p *proc) (url, token string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("no URL and token printed within 30s; stdout: %q", p.stdout.String())
+	t.Fatalf("no URL and token printed within 30s; stdout: %q", p.logs.String())
 	return "", ""
 }
 

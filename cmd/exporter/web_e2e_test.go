@@ -446,13 +446,13 @@ func withoutQuery(u string) string {
 // 127.0.0.1 for localhost (the browser resolves no other name).
 func openURL(t *testing.T, p *proc) string {
 	t.Helper()
-	sc := bufio.NewScanner(strings.NewReader(p.stdout.String()))
+	sc := bufio.NewScanner(strings.NewReader(p.logs.String()))
 	for sc.Scan() {
 		if u, ok := strings.CutPrefix(sc.Text(), "open "); ok && strings.Contains(u, "/?token=") {
 			return strings.Replace(u, "//localhost:", "//127.0.0.1:", 1)
 		}
 	}
-	t.Fatalf("no open …/?token= line printed; stdout: %q", p.stdout.String())
+	t.Fatalf("no open …/?token= line printed; stdout: %q", p.logs.String())
 	return ""
 }
 
