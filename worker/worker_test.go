@@ -731,7 +731,7 @@ func TestCallbackSignedAndRecorded(t *testing.T) {
 func newS3(t *testing.T) *storage.S3 {
 	t.Helper()
 	env := testenv.MinIO(t)
-	s3, err := storage.NewS3(t.Context(), storage.S3Config{Endpoint: env.Endpoint, Bucket: env.Bucket, AccessKey: env.AccessKey, SecretKey: storage.Secret(env.SecretKey)})
+	s3, err := storage.NewS3(t.Context(), storage.S3Config{Endpoint: env.Endpoint, Bucket: env.Bucket, AccessKey: env.AccessKey, SecretKey: env.SecretKey})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -288,7 +288,7 @@ func openStorage(ctx context.Context, cfg config.Config) (store, source.Objects,
 	}
 	s3, err := storage.NewS3(ctx, storage.S3Config{
 		Endpoint: cfg.Storage.S3Endpoint, Bucket: cfg.Storage.S3Bucket, AccessKey: cfg.Storage.S3AccessKey,
-		SecretKey: cfg.Storage.S3SecretKey, Region: cfg.Storage.S3Region,
+		SecretKey: cfg.Storage.S3SecretKey.Reveal(), Region: cfg.Storage.S3Region,
 		UseTLS: cfg.Storage.S3TLS, CreateBucket: true,
 	})
 	if err != nil {

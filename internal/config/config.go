@@ -6,7 +6,7 @@
 // mechanically: the flag -redis-url is the variable EXPORTER_REDIS_URL.
 // Nothing outside cmd and this package reads the environment or flags.
 //
-// It imports internal/storage only, for its Secret type.
+// It imports no other package of the exporter.
 package config
 
 import (
@@ -21,8 +21,6 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
-
-	"github.com/geoexport/exporter/internal/storage"
 )
 
 // EnvPrefix starts every environment variable the exporter reads.
@@ -57,7 +55,7 @@ type Redis struct {
 	// URL is a redis:// or rediss:// URL. Empty runs an embedded Redis,
 	// which only the "all" role accepts: a redis-server child process with
 	// its files under DataDir/redis.
-	URL storage.Secret
+	URL Secret
 	// Prefix starts every key the exporter writes. Default "exporter".
 	Prefix string
 	// Server is the redis-server executable of the embedded Redis: a path,
@@ -76,7 +74,7 @@ type Storage struct {
 	S3Bucket string
 	// S3AccessKey and S3SecretKey are the credentials.
 	S3AccessKey string
-	S3SecretKey storage.Secret
+	S3SecretKey Secret
 	// S3Region is optional.
 	S3Region string
 	// S3TLS turns on HTTPS to the endpoint. Default false.
@@ -134,7 +132,7 @@ type HTTP struct {
 // all, which generates a secret in the data directory when none is set.
 type Auth struct {
 	// HS256Secret verifies (and `exporter token` signs) HS256 tokens.
-	HS256Secret storage.Secret
+	HS256Secret Secret
 	// PublicKeyFile is a PEM file of RSA or EC public keys (RS256, ES256).
 	PublicKeyFile string
 	// JWKSFile is a JSON Web Key Set file of public keys, selected by kid.
@@ -184,7 +182,7 @@ type Jobs struct {
 	BatchMinTiles int64
 	// CallbackSecret, when set, signs each callback body with HMAC-SHA256
 	// in the X-Exporter-Signature header.
-	CallbackSecret storage.Secret
+	CallbackSecret Secret
 }
 
 // Queues maps priorities to queues: priority ≥ UrgentFrom goes to the
@@ -365,7 +363,7 @@ func Load(name string, args []string, getenv func(string) string, out io.Writer)
 		fmt.Fprintf(out, "Usage: %s [flags]\n\nEvery flag can also be set by its environment variable.\n\n", name)
 		fs.VisitAll(func(f *flag.Flag) {
 			fmt.Fprintf(out, "  -%s (%s)\n    \t%s", f.Name, EnvName(f.Name), f.Usage)
-			_, secret := f.Value.(*storage.Secret)
+			_, secret := f.Value.(*Secret)
 			if !secret && f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
 				fmt.Fprintf(out, " (default %s)", f.DefValue)
 			}
