@@ -1,6 +1,7 @@
 package grid
 
 import (
+	"encoding/binary"
 	"slices"
 )
 
@@ -294,4 +295,23 @@ func (c Coverage) Pyramid() (extent BBox, zoom Zoom, ok bool) {
 		}
 	}
 	return extent, zoom, true
+}
+
+// AppendBinary appends c's normal form to b: per zoom, its rows and their
+// spans as varints. Equal sets of tiles give equal bytes, so a digest of
+// them identifies the tiles whatever geometry they came from.
+func (c Coverage) AppendBinary(b []byte) ([]byte, error) {
+	b = binary.AppendUvarint(b, uint64(len(c.Levels)))
+	for _, l := range c.Levels {
+		b = binary.AppendUvarint(b, uint64(len(l.Rows)))
+		for _, r := range l.Rows {
+			b = binary.AppendVarint(b, r.Row)
+			b = binary.AppendUvarint(b, uint64(len(r.Spans)))
+			for _, s := range r.Spans {
+				b = binary.AppendVarint(b, s.Min)
+				b = binary.AppendVarint(b, s.Max)
+			}
+		}
+	}
+	return b, nil
 }
