@@ -51,18 +51,23 @@ func TestDecode(t *testing.T) {
 	if !got[1].Geometry.IsMultiPolygon() || got[1].Geometry.CoordinatesType() != 0 {
 		t.Errorf("feature 1 = %s %v, want a 2D MultiPolygon", got[1].Geometry.Type(), got[1].Geometry.CoordinatesType())
 	}
-	// Encoding and decoding again gives the same features.
-	enc, err := area.Encode(got)
+	checkRoundTrip(t, got, all)
+}
+
+// checkRoundTrip checks that Encode and Decode give features back.
+func checkRoundTrip(t *testing.T, features []area.Feature, lim area.Limits) {
+	t.Helper()
+	enc, err := area.Encode(features)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := area.Decode(enc, all)
+	again, err := area.Decode(enc, lim)
 	if err != nil {
 		t.Fatalf("Decode(Encode()) error = %v", err)
 	}
-	for i := range got {
-		if again[i].Geometry.AsText() != got[i].Geometry.AsText() || again[i].MinZoom != got[i].MinZoom || again[i].MaxZoom != got[i].MaxZoom {
-			t.Errorf("feature %d after a round trip = %v, want %v", i, again[i], got[i])
+	for i := range features {
+		if again[i].Geometry.AsText() != features[i].Geometry.AsText() || again[i].MinZoom != features[i].MinZoom || again[i].MaxZoom != features[i].MaxZoom {
+			t.Errorf("feature %d changed in a round trip: %v, want %v", i, again[i], features[i])
 		}
 	}
 }

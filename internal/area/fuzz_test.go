@@ -55,19 +55,7 @@ func FuzzDecode(f *testing.F) {
 		if vertices > lim.MaxVertices {
 			t.Errorf("Decode() accepted %d vertices, limit %d", vertices, lim.MaxVertices)
 		}
-		enc, err := area.Encode(features)
-		if err != nil {
-			t.Fatal(err)
-		}
-		again, err := area.Decode(enc, lim)
-		if err != nil {
-			t.Fatalf("Decode(Encode()) error = %v", err)
-		}
-		for i := range features {
-			if again[i].Geometry.AsText() != features[i].Geometry.AsText() || again[i].MinZoom != features[i].MinZoom || again[i].MaxZoom != features[i].MaxZoom {
-				t.Errorf("feature %d changed in a round trip", i)
-			}
-		}
+		checkRoundTrip(t, features, lim)
 		fp := area.BBoxFootprint(grid.World)
 		if area.Bound(features, fp) > 1_000_000 {
 			return

@@ -1,6 +1,7 @@
 package grid
 
 import (
+	"cmp"
 	"encoding/binary"
 	"slices"
 )
@@ -48,23 +49,13 @@ func (l Level) Empty() bool { return len(l.Rows) == 0 }
 
 // Contains reports whether l holds the tile (col, row).
 func (l Level) Contains(col, row int64) bool {
-	i, ok := slices.BinarySearchFunc(l.Rows, row, func(r Row, row int64) int { return cmpInt(r.Row, row) })
+	i, ok := slices.BinarySearchFunc(l.Rows, row, func(r Row, row int64) int { return cmp.Compare(r.Row, row) })
 	if !ok {
 		return false
 	}
 	spans := l.Rows[i].Spans
-	j, _ := slices.BinarySearchFunc(spans, col, func(s Span, col int64) int { return cmpInt(s.Max, col+1) })
+	j, _ := slices.BinarySearchFunc(spans, col, func(s Span, col int64) int { return cmp.Compare(s.Max, col+1) })
 	return j < len(spans) && spans[j].Min <= col && col < spans[j].Max
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Bounds is the smallest tile range holding every tile of l; an empty
@@ -125,7 +116,7 @@ func (l Level) Tiles(yield func(Tile) bool) {
 // Clip returns the tiles of l inside r (which must be at l's zoom).
 func (l Level) Clip(r TileRange) Level {
 	out := Level{Zoom: l.Zoom}
-	lo, _ := slices.BinarySearchFunc(l.Rows, r.MinRow, func(row Row, v int64) int { return cmpInt(row.Row, v) })
+	lo, _ := slices.BinarySearchFunc(l.Rows, r.MinRow, func(row Row, v int64) int { return cmp.Compare(row.Row, v) })
 	for _, row := range l.Rows[lo:] {
 		if row.Row >= r.MaxRow {
 			break
@@ -192,7 +183,7 @@ func (l Level) Parent() Level {
 
 // mergeSpans sorts spans and joins those that overlap or touch, in place.
 func mergeSpans(spans []Span) []Span {
-	slices.SortFunc(spans, func(a, b Span) int { return cmpInt(a.Min, b.Min) })
+	slices.SortFunc(spans, func(a, b Span) int { return cmp.Compare(a.Min, b.Min) })
 	out := spans[:0]
 	for _, s := range spans {
 		if s.Max <= s.Min {

@@ -1,6 +1,7 @@
 package grid
 
 import (
+	"cmp"
 	"math"
 	"slices"
 )
@@ -57,7 +58,7 @@ func (z Zoom) CoverRings(rings []Ring, clip BBox) Level {
 	if !(top < bottom) || !(cu0 < cu1) {
 		return out
 	}
-	slices.SortFunc(edges, func(a, b edge) int { return cmpFloat(a.v0, b.v0) })
+	slices.SortFunc(edges, func(a, b edge) int { return cmp.Compare(a.v0, b.v0) })
 	slices.Sort(events)
 	events = slices.Compact(events)
 
@@ -120,7 +121,7 @@ func (e edge) at(v float64) float64 {
 // their position in the slab; pairs of them bound the area's trapezoids.
 func slabSpans(spans []Span, active []edge, ya, yb, cu0, cu1 float64) []Span {
 	mid := (ya + yb) / 2
-	slices.SortFunc(active, func(a, b edge) int { return cmpFloat(a.at(mid), b.at(mid)) })
+	slices.SortFunc(active, func(a, b edge) int { return cmp.Compare(a.at(mid), b.at(mid)) })
 	for i := 0; i+1 < len(active); i += 2 {
 		l, r := active[i], active[i+1]
 		a := max(min(l.at(ya), l.at(yb)), cu0)
@@ -134,14 +135,4 @@ func slabSpans(spans []Span, active []edge, ya, yb, cu0, cu1 float64) []Span {
 		}
 	}
 	return spans
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

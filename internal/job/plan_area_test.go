@@ -11,9 +11,9 @@ import (
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
 
-// TestPlanCoverage checks the invariants of irregular plans: every tile of
-// the coverage is in exactly one batch, batches count their tiles right,
-// keep below the cap, and the same coverage gives the same plan.
+// TestPlanCoverage checks the invariants of irregular plans
+// (checkPartition, and no tile outside the coverage), and that the same
+// coverage gives the same plan.
 func TestPlanCoverage(t *testing.T) {
 	t.Parallel()
 	for name, c := range areaCases(t) {
@@ -26,41 +26,17 @@ func TestPlanCoverage(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
 				plan := job.PlanCoverage(c, b)
-				seen := make(map[grid.Tile]int, c.Count())
-				for i, batch := range plan {
-					if batch.Index != i {
-						t.Errorf("batch %d has index %d", i, batch.Index)
-					}
-					var n int64
-					prev := grid.Zoom(0)
-					for _, r := range batch.CoverageRanges(c) {
-						if r.Zoom < prev {
-							t.Errorf("%s: range at zoom %d after zoom %d", batch, r.Zoom, prev)
-						}
-						prev = r.Zoom
+				checkPartition(t, plan, func(batch job.Batch) []grid.TileRange {
+					ranges := batch.CoverageRanges(c)
+					for _, r := range ranges {
 						for tile := range r.Tiles {
 							if !c.Level(tile.Zoom).Contains(tile.Col, tile.Row) {
 								t.Fatalf("%s renders %s, outside the coverage", batch, tile)
 							}
-							seen[tile]++
-							n++
 						}
 					}
-					if n != batch.Tiles {
-						t.Errorf("%s renders %d tiles, says %d", batch, n, batch.Tiles)
-					}
-					if len(plan) > 1 && batch.Tiles > b.MaxTiles && len(batch.Pivot) > 1 {
-						t.Errorf("%s exceeds the limit %d with more than one pivot tile", batch, b.MaxTiles)
-					}
-				}
-				if int64(len(seen)) != c.Count() {
-					t.Errorf("plan covers %d distinct tiles, want %d", len(seen), c.Count())
-				}
-				for tile, k := range seen {
-					if k != 1 {
-						t.Errorf("tile %s is in %d batches", tile, k)
-					}
-				}
+					return ranges
+				}, c.Count(), b.MaxTiles)
 				again := job.PlanCoverage(c, b)
 				if !slices.EqualFunc(again, plan, func(x, y job.Batch) bool { return x.String() == y.String() && x.Last == y.Last }) {
 					t.Error("PlanCoverage is not deterministic")
@@ -119,47 +95,27 @@ func TestPlanCoverageKeepsPartsApart(t *testing.T) {
 	}
 }
 
-// TestPlanCoverageBatchesAreEven is TestPlanBatchesAreEven for areas: one
-// part is cut as evenly as a rectangle; parts are planned apart, so their
-// batches may differ a little more.
+// TestPlanCoverageBatchesAreEven is TestPlanBatchesAreEven for areas:
+// holes, far-apart parts, islands and zoom ranges are cut as evenly as a
+// rectangle.
 func TestPlanCoverageBatchesAreEven(t *testing.T) {
 	t.Parallel()
 	cases := areaCases(t)
 	tests := []struct {
 		name     string
 		batching job.Batching
-		ratio    float64
 	}{
-		{name: "L-shape", batching: job.Batching{MaxTiles: 10_000, Spread: 16, MinTiles: 1000}, ratio: 1.5},
-		{name: "hole", batching: job.Batching{MaxTiles: 10_000, Spread: 16, MinTiles: 1000}, ratio: 1.5},
-		{name: "hole", batching: job.Batching{MaxTiles: 3000}, ratio: 1.5},
-		{name: "zoom ranges", batching: job.Batching{MaxTiles: 10_000, Spread: 16, MinTiles: 1000}, ratio: 1.5},
-		{name: "far apart", batching: job.Batching{MaxTiles: 10_000, Spread: 16, MinTiles: 1000}, ratio: 1.5},
-		{name: "islands", batching: job.Batching{MaxTiles: 10_000, Spread: 16, MinTiles: 1000}, ratio: 1.5},
+		{name: "L-shape", batching: job.Batching{MaxTiles: 10_000, Spread: 16, MinTiles: 1000}},
+		{name: "hole", batching: job.Batching{MaxTiles: 10_000, Spread: 16, MinTiles: 1000}},
+		{name: "hole", batching: job.Batching{MaxTiles: 3000}},
+		{name: "zoom ranges", batching: job.Batching{MaxTiles: 10_000, Spread: 16, MinTiles: 1000}},
+		{name: "far apart", batching: job.Batching{MaxTiles: 10_000, Spread: 16, MinTiles: 1000}},
+		{name: "islands", batching: job.Batching{MaxTiles: 10_000, Spread: 16, MinTiles: 1000}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			plan := job.PlanCoverage(cases[tc.name], tc.batching)
-			var lo, hi int64 = 1 << 62, 0
-			n := 0
-			for _, b := range plan {
-				if b.Top {
-					continue
-				}
-				n++
-				lo, hi = min(lo, b.Tiles), max(hi, b.Tiles)
-				if b.Tiles > tc.batching.MaxTiles {
-					t.Errorf("%s is above the cap %d", b, tc.batching.MaxTiles)
-				}
-			}
-			if n < 2 {
-				t.Fatalf("%d batches below the pivot, want several", n)
-			}
-			if float64(hi) > tc.ratio*float64(lo) {
-				t.Errorf("batches range from %d to %d tiles: uneven", lo, hi)
-			}
-			t.Logf("%d batches of %d to %d tiles", len(plan), lo, hi)
+			checkEven(t, job.PlanCoverage(cases[tc.name], tc.batching), tc.batching.MaxTiles, 2)
 		})
 	}
 }
@@ -173,18 +129,10 @@ func TestPlanCoverageBatchesAreCompact(t *testing.T) {
 		if name == "islands" {
 			continue // its islands, too small for a batch, join one of the large part
 		}
-		for _, b := range job.PlanCoverage(c, job.Batching{MaxTiles: 5000}) {
-			if b.Top || len(b.Pivot) < 2 {
-				continue
-			}
-			minC, maxC, minR, maxR := b.Pivot[0].Col, b.Pivot[0].Col, b.Pivot[0].Row, b.Pivot[0].Row
-			for _, p := range b.Pivot {
-				minC, maxC, minR, maxR = min(minC, p.Col), max(maxC, p.Col), min(minR, p.Row), max(maxR, p.Row)
-			}
-			if area := (maxC - minC + 1) * (maxR - minR + 1); area > int64(4*len(b.Pivot)+8) {
-				t.Errorf("%s: %s spans %d pivot cells for %d tiles: not compact", name, b, area, len(b.Pivot))
-			}
-		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			checkCompact(t, job.PlanCoverage(c, job.Batching{MaxTiles: 5000}))
+		})
 	}
 }
 
