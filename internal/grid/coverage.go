@@ -138,7 +138,7 @@ func (l Level) Clip(r TileRange) Level {
 	return out
 }
 
-// Union returns the tiles in a or b (both at the same zoom).
+// Union returns the tiles in l or o (both at the same zoom).
 func (l Level) Union(o Level) Level {
 	out := Level{Zoom: l.Zoom, Rows: make([]Row, 0, max(len(l.Rows), len(o.Rows)))}
 	i, j := 0, 0
