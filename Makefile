@@ -11,7 +11,7 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 GOLANGCI_VERSION := v2.15.0
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help build run test test-short lint fuzz bench bench-e2e web web-check tools tidy clean
+.PHONY: help build run test test-short lint fuzz bench bench-e2e bench-api web web-check tools tidy clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -53,13 +53,16 @@ bench: ## run every benchmark once, to keep them compiling (BENCHTIME=1s for num
 bench-e2e: ## end-to-end throughput and memory against mapproxy-seed, loopback only (BENCH_LARGE=1: 1M tiles)
 	scripts/bench-e2e.sh
 
+bench-api: ## the API under load: requests/s, p50, p99 per route against /healthz with wrk, real Redis, loopback only (about 1.5 min)
+	scripts/bench-api.sh
+
 web: ## rebuild the web tool's bundle (trigger/web/dist, committed and embedded)
 	cd trigger/web && npm ci --no-audit --no-fund && npm run build
 
 web-check: ## type-check the web tool and fail if the committed bundle is not what its sources build
 	cd trigger/web && npm ci --no-audit --no-fund && npm run verify
 
-tools: ## install redis-server, the MinIO server and GDAL where missing
+tools: ## install redis-server, the MinIO server, GDAL and wrk where missing
 	@MINIO_VERSION=$(MINIO_VERSION) BIN=$(BIN) GO=$(GO) scripts/tools.sh
 
 tidy: ## go mod tidy

@@ -8,6 +8,7 @@
 #                       (AGPL: it only ever runs as a separate process)
 #   gdalinfo, python3 osgeo.gdal   Debian packages gdal-bin and python3-gdal
 #   chromium            Debian package chromium (the asynqmon browser test)
+#   wrk                 Debian package wrk (make bench-api)
 set -euo pipefail
 BIN=${BIN:-$(pwd)/bin}
 GO=${GO:-go}
@@ -51,6 +52,7 @@ command -v mapproxy-util >/dev/null || missing+=(mapproxy)
 /usr/bin/python3 -c 'import PIL' 2>/dev/null || missing+=(python3-pil) # make bench-e2e draws its tiles with it
 command -v chromium >/dev/null || missing+=(chromium)
 { command -v prometheus && command -v promtool; } >/dev/null || missing+=(prometheus)
+command -v wrk >/dev/null || missing+=(wrk)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 if ! command -v minio >/dev/null && [ ! -x "$BIN/minio" ]; then
@@ -58,4 +60,4 @@ if ! command -v minio >/dev/null && [ ! -x "$BIN/minio" ]; then
   mkdir -p "$BIN"
   (cd "$(mktemp -d)" && GOBIN="$BIN" GOFLAGS=-mod=mod "$GO" install "github.com/minio/minio@$MINIO_VERSION")
 fi
-echo "tools: redis-server, minio, gdal ready"
+echo "tools: redis-server, minio, gdal, wrk ready"
