@@ -16,9 +16,10 @@
 # BENCH_API_DURATION   time per route and connection count (5s)
 # BENCH_API_CONNECTIONS  connection counts ("2 16 64")
 # BENCH_API_TIMEOUT    bound on the whole run in seconds (600)
-# BENCH_API_PROFILE=FILE  also writes a 5 s CPU profile of the trigger under
-#                      the cache-hit POST /create at the largest connection
-#                      count (the trigger's EXPORTER_HTTP_PPROF)
+# BENCH_API_PROFILE=DIR  also writes 5 s CPU profiles of the trigger under
+#                      the cache-hit POST /create and GET /jobs/{id} at the
+#                      largest connection count (EXPORTER_HTTP_PPROF=true)
+#                      into DIR: create.pprof, job.pprof
 # BENCH_KEEP=1         keeps the temp dir (logs of redis, trigger, worker)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -182,16 +183,23 @@ for conns in $connections; do
   run_routes "$conns"
 done
 if [ -n "${BENCH_API_PROFILE:-}" ]; then
+  # A CPU profile of the trigger under each route that reads Redis, at the
+  # largest connection count.
+  mkdir -p "$BENCH_API_PROFILE"
   largest=${connections##* }
-  curl -sf -o "$BENCH_API_PROFILE" "http://$metrics/debug/pprof/profile?seconds=5" &
-  pprof_pid=$!
-  sleep 0.2
-  BENCH_METHOD=POST BENCH_BODY=$body BENCH_TOKEN=$token \
-    wrk -t 2 -c "$largest" -d 6s --timeout 2s -s "$root/scripts/bench_api.lua" "http://$api/create" >/dev/null
-  wait "$pprof_pid" || fail "no CPU profile from the trigger"
-  echo "bench-api: CPU profile of POST /create (cache hit) at $largest connections in $BENCH_API_PROFILE"
+  for r in "create POST /create" "job GET /jobs/$id"; do
+    read -r name method path <<<"$r"
+    payload=
+    if [ "$method" = POST ]; then payload=$body; fi
+    curl -sf -o "$BENCH_API_PROFILE/$name.pprof" "http://$metrics/debug/pprof/profile?seconds=5" &
+    profiler=$!
+    sleep 0.2
+    BENCH_METHOD=$method BENCH_BODY=$payload BENCH_TOKEN=$token \
+      wrk -t 2 -c "$largest" -d 6s --timeout 2s -s "$root/scripts/bench_api.lua" "http://$api$path" >/dev/null
+    wait "$profiler" || fail "no CPU profile from the trigger"
+  done
+  echo "bench-api: CPU profiles of the trigger at $largest connections: $BENCH_API_PROFILE/create.pprof (cache-hit POST /create), $BENCH_API_PROFILE/job.pprof (GET /jobs/{id})"
 fi
-
 echo
 echo "$("$exporter" version 2>/dev/null | head -1), $(redis-server --version | awk '{ print $1, $2, $3 }'), $(wrk --version 2>&1 | head -1 | awk '{ print $1, $2 }'), $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo))"
 echo "wrk for $duration per row on 127.0.0.1; CPU in cores used by the trigger, Redis, wrk and everything else on the machine; POST /create outcomes: $(created cache_hit) cache hits, $(created created) created"

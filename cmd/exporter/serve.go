@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"time"
 
@@ -118,7 +119,7 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 	g, gctx := errgroup.WithContext(ctx)
 	var runs []func() error
 	if cfg.HTTP.MetricsAddr != "" {
-		if err := serveOps(gctx, g, cfg.HTTP.MetricsAddr, reg, nil, log); err != nil {
+		if err := serveOps(gctx, g, cfg.HTTP.MetricsAddr, reg, nil, cfg.HTTP.Pprof, log); err != nil {
 			return err
 		}
 	}
@@ -216,7 +217,7 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 	if !r.has("trigger") {
 		// Workers and schedulers serve no API: their address has health
 		// and metrics only, without a token.
-		if err := serveOps(gctx, g, cfg.HTTP.Addr, reg, ready, log); err != nil {
+		if err := serveOps(gctx, g, cfg.HTTP.Addr, reg, ready, cfg.HTTP.Pprof, log); err != nil {
 			return err
 		}
 	}
@@ -328,15 +329,23 @@ func authConfig(r role, cfg config.Config) (auth.Config, func() (string, error),
 	return ac, mint, nil
 }
 
-// serveOps serves /metrics, and with ready also /healthz and /readyz,
-// without a token on addr.
-func serveOps(ctx context.Context, g *errgroup.Group, addr string, reg *prometheus.Registry, ready func(context.Context) error, log *slog.Logger) error {
+// serveOps serves /metrics, with ready also /healthz and /readyz, and
+// with profiles Go's runtime profiles at /debug/pprof/, without a token on
+// addr.
+func serveOps(ctx context.Context, g *errgroup.Group, addr string, reg *prometheus.Registry, ready func(context.Context) error, profiles bool, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if profiles {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	if ready != nil {
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")

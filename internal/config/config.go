@@ -103,6 +103,10 @@ type HTTP struct {
 	// MetricsAddr, when set, serves /metrics without authentication on
 	// this separate address; otherwise /metrics on Addr needs a token.
 	MetricsAddr string
+	// Pprof serves Go's runtime profiles at /debug/pprof/ without a token
+	// where /metrics is served without one: on MetricsAddr, and on a
+	// worker's or scheduler's Addr. Default false.
+	Pprof bool
 	// RateLimit is the requests per minute one subject may make; 0 turns
 	// the limit off. Default 600.
 	RateLimit int
@@ -298,6 +302,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.HTTP.BodyLimit, "http-body-limit", c.HTTP.BodyLimit, "largest accepted request body in bytes")
 	fs.DurationVar(&c.HTTP.ShutdownTimeout, "http-shutdown-timeout", c.HTTP.ShutdownTimeout, "time open requests get to finish on shutdown")
 	fs.StringVar(&c.HTTP.MetricsAddr, "http-metrics-addr", c.HTTP.MetricsAddr, "separate listen address serving /metrics without a token (default: /metrics on http-addr, with a token)")
+	fs.BoolVar(&c.HTTP.Pprof, "http-pprof", c.HTTP.Pprof, "serve Go's runtime profiles at /debug/pprof/ without a token beside /metrics on http-metrics-addr (and on a worker's or scheduler's http-addr)")
 	fs.IntVar(&c.HTTP.RateLimit, "http-rate-limit", c.HTTP.RateLimit, "requests per minute one subject may make; 0 turns the limit off")
 	fs.IntVar(&c.HTTP.RateBurst, "http-rate-burst", c.HTTP.RateBurst, "requests above the rate one subject may make at once")
 	fs.StringVar(&c.HTTP.CallbackAllow, "http-callback-allow", c.HTTP.CallbackAllow, "comma-separated CIDRs and host names callbacks may reach although private, loopback or link-local")
