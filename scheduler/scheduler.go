@@ -23,7 +23,7 @@ const (
 	TypeOrphans   = "maintenance:orphans"
 	TypeClean     = "maintenance:clean"
 	TypeReconcile = "maintenance:reconcile"
-	Queue         = "maintenance"
+	Queue         = job.QueueMaintenance
 )
 
 // Config configures the scheduler. Zero fields take the defaults below.
@@ -45,15 +45,6 @@ type Config struct {
 	// StuckAfter is how old an In-Progress job must be before reconcile
 	// looks at it. Default 10m.
 	StuckAfter time.Duration
-	// UrgentFrom and DefaultFrom pick a job's queue (job.QueueFor), for the
-	// tasks reconcile enqueues.
-	UrgentFrom, DefaultFrom int
-	// RenderTimeout and RenderMaxRetry are set on re-enqueued tasks;
-	// CallbackTimeout and CallbackMaxRetry on callbacks of failed jobs.
-	RenderTimeout    time.Duration
-	RenderMaxRetry   int
-	CallbackTimeout  time.Duration
-	CallbackMaxRetry int
 }
 
 func (c Config) withDefaults() Config {
@@ -66,8 +57,6 @@ func (c Config) withDefaults() Config {
 	c.OrphanAge = cmp.Or(c.OrphanAge, time.Hour)
 	c.CleanAfter = cmp.Or(c.CleanAfter, 7*24*time.Hour)
 	c.StuckAfter = cmp.Or(c.StuckAfter, 10*time.Minute)
-	c.RenderTimeout = cmp.Or(c.RenderTimeout, 2*time.Hour)
-	c.CallbackTimeout = cmp.Or(c.CallbackTimeout, 15*time.Second)
 	return c
 }
 
@@ -99,13 +88,31 @@ type Tasks interface {
 	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
 }
 
+// Enqueuer queues the tasks reconcile moves stuck jobs on with, and the
+// maintenance slots; *job.Enqueuer is one. Each method is idempotent: a
+// task that exists already is not queued again, and added says whether
+// one was.
+type Enqueuer interface {
+	// Queue is the queue of j's tasks.
+	Queue(j job.Job) string
+	// Render queues the render task of one of j's batches.
+	Render(ctx context.Context, j job.Job, batch int) (added bool, err error)
+	// Finalize queues the merge of j's parts.
+	Finalize(ctx context.Context, j job.Job) (added bool, err error)
+	// Callbacks queues the callbacks of the ended job j.
+	Callbacks(ctx context.Context, j job.Job) error
+	// Maintenance queues the maintenance task typ of slot, bounded by
+	// timeout.
+	Maintenance(ctx context.Context, typ string, slot time.Time, timeout time.Duration) (added bool, err error)
+}
+
 // Deps are the scheduler's collaborators.
 type Deps struct {
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 	Jobs     *job.Store
 	Files    Files
-	Queue    job.Enqueuer
+	Enqueuer Enqueuer
 	Tasks    Tasks
 	// Redis serves the maintenance queue in Run.
 	Redis asynq.RedisConnOpt
@@ -138,8 +145,8 @@ func New(cfg Config, deps Deps) (*Scheduler, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	if deps.Logger == nil || deps.Registry == nil || deps.Jobs == nil || deps.Files == nil || deps.Queue == nil || deps.Tasks == nil {
-		return nil, errors.New("scheduler: logger, registry, jobs, files, queue and tasks are required")
+	if deps.Logger == nil || deps.Registry == nil || deps.Jobs == nil || deps.Files == nil || deps.Enqueuer == nil || deps.Tasks == nil {
+		return nil, errors.New("scheduler: logger, registry, jobs, files, enqueuer and tasks are required")
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
@@ -216,11 +223,8 @@ func (s *Scheduler) EnqueueDue(ctx context.Context, since, now time.Time) error 
 		if slot.IsZero() {
 			continue
 		}
-		_, err := s.deps.Queue.EnqueueContext(ctx, asynq.NewTask(e.typ, nil),
-			asynq.TaskID(fmt.Sprintf("%s@%d", e.typ, slot.Unix())), asynq.Queue(Queue),
-			asynq.Timeout(s.cfg.RunTimeout), asynq.MaxRetry(0), asynq.Retention(24*time.Hour))
-		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-			errs = append(errs, fmt.Errorf("enqueue %s: %w", e.typ, err))
+		if _, err := s.deps.Enqueuer.Maintenance(ctx, e.typ, slot, s.cfg.RunTimeout); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

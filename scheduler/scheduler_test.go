@@ -74,12 +74,25 @@ func setup(t *testing.T) (*scheduler.Scheduler, *bundle, *prometheus.Registry) {
 	return s, b, reg
 }
 
+// taskOptions are the options of the tasks queued in these tests;
+// finalize's differ from render's, so a test can tell them apart.
+var taskOptions = job.TaskOptions{
+	UrgentFrom: 100_000_000, DefaultFrom: 1000,
+	RenderTimeout: 2 * time.Hour, RenderMaxRetry: 5,
+	FinalizeTimeout: 3 * time.Hour, FinalizeMaxRetry: 7,
+	CallbackTimeout: 10 * time.Second, CallbackMaxRetry: 10,
+}
+
 func newScheduler(t *testing.T, b *bundle) (*scheduler.Scheduler, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	s, err := scheduler.New(scheduler.Config{BatchSize: 3, UrgentFrom: 100_000_000, DefaultFrom: 1000},
+	enqueuer, err := job.NewEnqueuer(b.queue, b.jobs, taskOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := scheduler.New(scheduler.Config{BatchSize: 3},
 		scheduler.Deps{Logger: slog.New(slog.DiscardHandler), Registry: reg, Jobs: b.jobs, Files: b.files,
-			Queue: b.queue, Tasks: b.inspector, Now: b.clock.now})
+			Enqueuer: enqueuer, Tasks: b.inspector, Now: b.clock.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,6 +423,30 @@ func TestReconcile(t *testing.T) {
 	runTask(t, s, scheduler.TypeReconcile)
 	if n := counter(t, reg, "exporter_scheduler_jobs_reconciled_total"); n != 3 {
 		t.Errorf("second reconcile changed %v jobs, want none", n-3)
+	}
+}
+
+// TestReconcileQueuesFinalizeWithItsOptions: the merge reconcile queues
+// for a job whose batches are all stored has finalize's retries and
+// timeout, not render's.
+func TestReconcileQueuesFinalizeWithItsOptions(t *testing.T) {
+	t.Parallel()
+	s, b, _ := setup(t)
+	j := newJob(t, b, 1, 10)
+	for i := range j.TaskIDs {
+		if _, err := b.jobs.BatchDone(t.Context(), j.ID, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.clock.advance(time.Hour)
+	runTask(t, s, scheduler.TypeReconcile)
+	info, err := b.inspector.GetTaskInfo(job.QueueLow, job.FinalizeTaskID(j.ID))
+	if err != nil {
+		t.Fatalf("merge of a job with every batch stored not queued: %v", err)
+	}
+	if info.Type != job.TypeFinalize || info.MaxRetry != taskOptions.FinalizeMaxRetry || info.Timeout != taskOptions.FinalizeTimeout {
+		t.Errorf("finalize task = %s, max retry %d, timeout %v; want %s, %d, %v", info.Type, info.MaxRetry, info.Timeout,
+			job.TypeFinalize, taskOptions.FinalizeMaxRetry, taskOptions.FinalizeTimeout)
 	}
 }
 

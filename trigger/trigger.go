@@ -38,15 +38,6 @@ type Config struct {
 	PackageTTL time.Duration
 	// MaxTiles caps the tiles of one export.
 	MaxTiles int64
-	// UrgentFrom and DefaultFrom map priorities to queues (job.QueueFor).
-	UrgentFrom, DefaultFrom int
-	// RenderTimeout and RenderMaxRetry are set on every render task.
-	RenderTimeout  time.Duration
-	RenderMaxRetry int
-	// CallbackTimeout and CallbackMaxRetry are set on the callbacks of
-	// cancelled jobs.
-	CallbackTimeout  time.Duration
-	CallbackMaxRetry int
 	// TileSizes are the average tile sizes of size estimates.
 	TileSizes job.TileSizes
 	// Batching cuts exports into render tasks.
@@ -86,8 +77,8 @@ func (c Config) Validate() error {
 	if c.PublicURL == "" {
 		errs = append(errs, errors.New("trigger: public url is required"))
 	}
-	if c.PackageTTL <= 0 || c.RenderTimeout <= 0 {
-		errs = append(errs, errors.New("trigger: package ttl and render timeout must be positive"))
+	if c.PackageTTL <= 0 {
+		errs = append(errs, errors.New("trigger: package ttl must be positive"))
 	}
 	if c.MaxTiles < 1 {
 		errs = append(errs, errors.New("trigger: max tiles must be at least 1"))
@@ -105,8 +96,19 @@ type Files interface {
 	Open(ctx context.Context, key string) (storage.Object, error)
 }
 
-// Enqueuer puts tasks on the queue; *asynq.Client is one.
-type Enqueuer = job.Enqueuer
+// Enqueuer queues the tasks of jobs; *job.Enqueuer is one. Each method
+// is idempotent: a task that exists already is not queued again.
+type Enqueuer interface {
+	// Queue is the queue of j's tasks.
+	Queue(j job.Job) string
+	// Render queues the render task of one of j's batches.
+	Render(ctx context.Context, j job.Job, batch int) (added bool, err error)
+	// Finalize queues the merge of j's parts, which also removes the
+	// parts of a job that no longer runs.
+	Finalize(ctx context.Context, j job.Job) (added bool, err error)
+	// Callbacks queues the callbacks of the ended job j.
+	Callbacks(ctx context.Context, j job.Job) error
+}
 
 // Tasks removes queued tasks and stops running ones.
 type Tasks interface {
@@ -124,7 +126,8 @@ type Deps struct {
 	Gatherer prometheus.Gatherer
 	Catalog  *catalog.Catalog
 	Jobs     *job.Store
-	Queue    Enqueuer
+	// Enqueuer queues render, finalize and callback tasks.
+	Enqueuer Enqueuer
 	// Tasks stops the tasks of cancelled jobs; *asynq.Inspector is one.
 	Tasks Tasks
 	Files Files
@@ -197,7 +200,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Logger == nil || deps.Registry == nil || deps.Catalog == nil || deps.Jobs == nil || deps.Queue == nil ||
+	if deps.Logger == nil || deps.Registry == nil || deps.Catalog == nil || deps.Jobs == nil || deps.Enqueuer == nil ||
 		deps.Tasks == nil || deps.Files == nil || deps.Auth == nil {
 		return nil, errors.New("trigger: logger, registry, catalog, jobs, queue, tasks, files and auth are required")
 	}

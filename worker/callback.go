@@ -20,14 +20,6 @@ import (
 	"github.com/geoexport/exporter/internal/job"
 )
 
-// notify queues the callbacks of an ended job.
-func (w *Worker) notify(ctx context.Context, j job.Job) error {
-	return w.deps.Jobs.Notify(ctx, w.deps.Queue, j, job.CallbackOptions{
-		UrgentFrom: w.cfg.UrgentFrom, DefaultFrom: w.cfg.DefaultFrom,
-		MaxRetry: w.cfg.CallbackMaxRetry, Timeout: w.cfg.CallbackTimeout + 5*time.Second,
-	})
-}
-
 // SignatureHeader carries the HMAC-SHA256 of a callback's body, as
 // "sha256=<hex>", when a callback secret is configured.
 const SignatureHeader = "X-Exporter-Signature"

@@ -37,7 +37,7 @@ func (w *Worker) finalize(ctx context.Context, id string) error {
 	switch j.Status {
 	case job.StatusInProgress:
 	case job.StatusCompleted:
-		if err := w.notify(ctx, j); err != nil {
+		if err := w.deps.Enqueuer.Callbacks(ctx, j); err != nil {
 			return err
 		}
 		return w.deleteParts(ctx, j)

@@ -79,7 +79,7 @@ func (w *Worker) endOnFailure(ctx context.Context, jobID string, err error) erro
 		}
 	}
 	if j.Status == job.StatusFailed {
-		if cerr := w.notify(wctx, j); cerr != nil {
+		if cerr := w.deps.Enqueuer.Callbacks(wctx, j); cerr != nil {
 			return errors.Join(err, cerr)
 		}
 	}
@@ -112,7 +112,7 @@ func (w *Worker) render(ctx context.Context, p job.RenderPayload) error {
 	case job.StatusCompleted:
 		// A re-delivery after the job was finished: make sure its callers
 		// were told, which is idempotent.
-		return w.notify(ctx, j)
+		return w.deps.Enqueuer.Callbacks(ctx, j)
 	default:
 		return nil
 	}
@@ -172,17 +172,8 @@ func (w *Worker) batchStored(ctx context.Context, j job.Job, batch, batches int)
 	if int(n) < batches {
 		return nil
 	}
-	payload, err := job.Encode(job.FinalizePayload{JobID: j.ID})
-	if err != nil {
-		return err
-	}
-	_, err = w.deps.Queue.EnqueueContext(ctx, asynq.NewTask(job.TypeFinalize, payload),
-		asynq.TaskID(job.FinalizeTaskID(j.ID)), asynq.Queue(job.QueueFor(j.Spec.Priority, w.cfg.UrgentFrom, w.cfg.DefaultFrom)),
-		asynq.MaxRetry(w.cfg.FinalizeMaxRetry), asynq.Timeout(w.cfg.FinalizeTimeout))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue finalize of job %s: %w", j.ID, err)
-	}
-	return nil
+	_, err = w.deps.Enqueuer.Finalize(ctx, j)
+	return err
 }
 
 // build renders one batch of the job into a new GeoPackage at path and
@@ -268,7 +259,7 @@ func (w *Worker) store(ctx context.Context, j job.Job, path string, tiles int64)
 		}
 		return nil
 	}
-	return w.notify(ctx, j)
+	return w.deps.Enqueuer.Callbacks(ctx, j)
 }
 
 var notIdent = regexp.MustCompile(`[^A-Za-z0-9_]+`)

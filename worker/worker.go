@@ -33,9 +33,6 @@ type Config struct {
 	Fetchers int
 	// QueueWeights are the shares of the urgent, default and low queues.
 	QueueWeights [3]int
-	// UrgentFrom and DefaultFrom map priorities to queues (job.QueueFor);
-	// callbacks go to their job's queue.
-	UrgentFrom, DefaultFrom int
 	// TempDir holds packages while they are built; empty is the system's.
 	TempDir string
 	// ShutdownTimeout is how long running tasks may finish on shutdown
@@ -49,17 +46,13 @@ type Config struct {
 	PublicURL string
 	// PackageTTL is how long a finished package is kept.
 	PackageTTL time.Duration
-	// FinalizeTimeout and FinalizeMaxRetry are set on every merge task.
-	FinalizeTimeout  time.Duration
-	FinalizeMaxRetry int
 	// Encoders is the number of tiles encoded at once in one render task.
 	Encoders int
 	// CallbackSecret, when set, signs callback bodies (HMAC-SHA256).
 	CallbackSecret []byte
-	// CallbackTimeout bounds one callback POST; CallbackMaxRetry is set on
-	// every callback task.
-	CallbackTimeout  time.Duration
-	CallbackMaxRetry int
+	// CallbackTimeout bounds one callback POST (of the default HTTP
+	// client); the callback task's options are the Enqueuer's.
+	CallbackTimeout time.Duration
 }
 
 // Validate reports every problem of c.
@@ -67,9 +60,6 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Concurrency < 1 || c.Fetchers < 1 || c.Encoders < 1 || c.ReservedConcurrency < 0 {
 		errs = append(errs, errors.New("worker: concurrency, fetchers and encoders must be at least 1, reserved concurrency not negative"))
-	}
-	if c.FinalizeTimeout <= 0 || c.FinalizeMaxRetry < 0 {
-		errs = append(errs, errors.New("worker: finalize timeout must be positive, finalize retries not negative"))
 	}
 	for _, w := range c.QueueWeights {
 		if w < 1 {
@@ -99,12 +89,22 @@ type Deps struct {
 	// Tiles reads tile-store layers kept under an S3 prefix; nil when
 	// packages are kept on local disk.
 	Tiles source.Objects
-	// Queue enqueues callbacks; *asynq.Client is one.
-	Queue job.Enqueuer
+	// Enqueuer queues the finalize and callback tasks a worker starts.
+	Enqueuer Enqueuer
 	// HTTP posts callbacks; nil is an egress client that reaches public
 	// addresses only, with CallbackTimeout. New uses a copy that never
 	// follows redirects, whatever CheckRedirect is set.
 	HTTP *http.Client
+}
+
+// Enqueuer queues the tasks that follow a worker's; *job.Enqueuer is one.
+// Each method is idempotent: a task that exists already is not queued
+// again.
+type Enqueuer interface {
+	// Finalize queues the merge of j's parts.
+	Finalize(ctx context.Context, j job.Job) (added bool, err error)
+	// Callbacks queues the callbacks of the ended job j.
+	Callbacks(ctx context.Context, j job.Job) error
 }
 
 // Worker runs the export task handlers.
@@ -133,8 +133,8 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Logger == nil || deps.Registry == nil || deps.Jobs == nil || deps.Files == nil || deps.Queue == nil {
-		return nil, errors.New("worker: logger, registry, jobs, files and queue are required")
+	if deps.Logger == nil || deps.Registry == nil || deps.Jobs == nil || deps.Files == nil || deps.Enqueuer == nil {
+		return nil, errors.New("worker: logger, registry, jobs, files and enqueuer are required")
 	}
 	if cfg.TempDir != "" {
 		if err := os.MkdirAll(cfg.TempDir, 0o750); err != nil {

@@ -19,7 +19,10 @@ const (
 	QueueLow     = "export-low"
 )
 
-// Queues lists every queue, most urgent first.
+// QueueMaintenance is the queue of the scheduler's maintenance tasks.
+const QueueMaintenance = "maintenance"
+
+// Queues lists every queue of export tasks, most urgent first.
 var Queues = []string{QueueUrgent, QueueDefault, QueueLow}
 
 // DefaultPriority is the priority of a request that names none.
