@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,11 +59,11 @@ func (s *Scheduler) orphans(ctx context.Context) (int, error) {
 	n := 0
 	var errs []error
 	for _, o := range []struct {
-		prefix  string
+		root    string
 		keep    func(job.Status) bool
 		deleted prometheus.Counter
 	}{
-		{"parts/", func(st job.Status) bool { return st == job.StatusInProgress }, s.metrics.orphans},
+		{job.PartsRoot, func(st job.Status) bool { return st == job.StatusInProgress }, s.metrics.orphans},
 		{job.PackagesPrefix, func(st job.Status) bool {
 			return st == job.StatusInProgress || st == job.StatusCompleted || st == job.StatusExpired
 		}, s.metrics.orphanPackages},
@@ -72,7 +71,7 @@ func (s *Scheduler) orphans(ctx context.Context) (int, error) {
 		if int64(n) >= s.cfg.BatchSize {
 			break
 		}
-		deleted, err := s.orphansUnder(ctx, o.prefix, o.keep, o.deleted, s.cfg.BatchSize-int64(n))
+		deleted, err := s.orphansUnder(ctx, o.root, o.keep, o.deleted, s.cfg.BatchSize-int64(n))
 		n += deleted
 		if err != nil {
 			errs = append(errs, err)
@@ -81,23 +80,23 @@ func (s *Scheduler) orphans(ctx context.Context) (int, error) {
 	return n, errors.Join(errs...)
 }
 
-// orphansUnder deletes at most limit files under prefix+<job id>/ whose
+// orphansUnder deletes at most limit files under root+<job id>/ whose
 // job's status keep refuses (a job that is gone has the empty status).
-// Files directly under prefix, such as packages stored before per-job
+// Files directly under root, such as packages stored before per-job
 // keys, belong to no job and are left alone.
-func (s *Scheduler) orphansUnder(ctx context.Context, prefix string, keep func(job.Status) bool, deleted prometheus.Counter, limit int64) (int, error) {
+func (s *Scheduler) orphansUnder(ctx context.Context, root string, keep func(job.Status) bool, deleted prometheus.Counter, limit int64) (int, error) {
 	cutoff := s.deps.Now().Add(-s.cfg.OrphanAge)
 	kept := map[string]bool{}
 	n := 0
 	var errs []error
-	for info, err := range s.deps.Files.List(ctx, prefix) {
+	for info, err := range s.deps.Files.List(ctx, root) {
 		if err != nil {
 			return n, errors.Join(append(errs, err)...)
 		}
 		if int64(n) >= limit {
 			break
 		}
-		id, _, ok := strings.Cut(strings.TrimPrefix(info.Key, prefix), "/")
+		id, ok := job.KeyJobID(root, info.Key)
 		if !ok || info.ModTime.After(cutoff) {
 			continue
 		}
