@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/source"
 )
 
@@ -84,7 +86,7 @@ type Deps struct {
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 	Redis    asynq.RedisConnOpt
-	Jobs     *job.Store
+	Jobs     Jobs
 	Files    Files
 	// Tiles reads tile-store layers kept under an S3 prefix; nil when
 	// packages are kept on local disk.
@@ -95,6 +97,45 @@ type Deps struct {
 	// addresses only, with CallbackTimeout. New uses a copy that never
 	// follows redirects, whatever CheckRedirect is set.
 	HTTP *http.Client
+}
+
+// Files is the package storage the worker writes.
+type Files interface {
+	// PutFile uploads the local file at path under key, replacing any
+	// object there; readers never see a partial object.
+	PutFile(ctx context.Context, key, path, contentType string) error
+	// GetFile downloads the object at key to path; storage.ErrNotFound
+	// when it does not exist.
+	GetFile(ctx context.Context, key, path string) error
+	// Delete removes the object at key; a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+	// List yields the objects under prefix.
+	List(ctx context.Context, prefix string) iter.Seq2[storage.Info, error]
+}
+
+// Jobs is the job store a worker reads and moves jobs on with; *job.Store
+// is one. Every method returns job.ErrNotFound for an unknown job id.
+type Jobs interface {
+	// Get returns a job record.
+	Get(ctx context.Context, id string) (job.Job, error)
+	// Status returns a job's status.
+	Status(ctx context.Context, id string) (job.Status, error)
+	// SetProgress records how many tiles of a batch are done; it never
+	// goes back.
+	SetProgress(ctx context.Context, id, batch string, done int64) error
+	// IsBatchDone reports whether a batch is in the job's done-set.
+	IsBatchDone(ctx context.Context, id string, batch int) (bool, error)
+	// BatchDone adds a batch to the job's done-set (a set: a re-run
+	// counts once) and returns how many batches are done.
+	BatchDone(ctx context.Context, id string, batch int) (int64, error)
+	// Complete marks an In-Progress job Completed with its package;
+	// changed is false, and j the job as it is, for any other job.
+	Complete(ctx context.Context, id string, r job.Result, ttl time.Duration) (j job.Job, changed bool, err error)
+	// Fail marks an In-Progress job Failed with reason; changed is false,
+	// and j the job as it is, for any other job.
+	Fail(ctx context.Context, id, reason string) (j job.Job, changed bool, err error)
+	// RecordDelivery stores the outcome of a callback attempt.
+	RecordDelivery(ctx context.Context, id string, d job.Delivery) error
 }
 
 // Enqueuer queues the tasks that follow a worker's; *job.Enqueuer is one.
@@ -114,10 +155,10 @@ type Worker struct {
 	log     *slog.Logger
 	metrics *metrics
 	running atomic.Bool
-	// sources keeps layers' sources open across render tasks: the batches
-	// of one export share connections, metatile cache and a downloaded
-	// GeoPackage.
-	sources *source.Pool
+	// The steps of an export, each calling forward only:
+	// render → (finalize's task) → finalize → publish, any → failure.
+	render   *renderer
+	finalize *finalizer
 }
 
 // Ready reports whether the worker's asynq servers are serving.
@@ -153,21 +194,33 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	fail := &failures{jobs: deps.Jobs, files: deps.Files, enqueuer: deps.Enqueuer, log: deps.Logger, metrics: m}
+	publish := &publisher{jobs: deps.Jobs, files: deps.Files, enqueuer: deps.Enqueuer, log: deps.Logger, metrics: m, ttl: cfg.PackageTTL}
 	return &Worker{cfg: cfg, deps: deps, log: deps.Logger, metrics: m,
-		sources: source.NewPool(source.StorageDeps(deps.Tiles, cfg.TempDir), source.DefaultPoolIdle)}, nil
+		render: &renderer{
+			jobs: deps.Jobs, files: deps.Files, enqueuer: deps.Enqueuer, log: deps.Logger, metrics: m,
+			tempDir: cfg.TempDir, fetchers: cfg.Fetchers, encoders: cfg.Encoders,
+			sources: source.NewPool(source.StorageDeps(deps.Tiles, cfg.TempDir), source.DefaultPoolIdle),
+			publish: publish, fail: fail,
+		},
+		finalize: &finalizer{
+			jobs: deps.Jobs, files: deps.Files, enqueuer: deps.Enqueuer, log: deps.Logger,
+			tempDir: cfg.TempDir, publish: publish, fail: fail,
+		},
+	}, nil
 }
 
 // Close closes the layer sources the worker keeps open. Run calls it when
 // it returns; callers that use Handler alone call it when done.
-func (w *Worker) Close() error { return w.sources.Close() }
+func (w *Worker) Close() error { return w.render.sources.Close() }
 
-// Handler returns the task mux: export:render and export:callback, with
-// metrics and logging around each.
+// Handler returns the task mux: export:render, export:finalize and
+// export:callback, with metrics around each.
 func (w *Worker) Handler() asynq.Handler {
 	mux := asynq.NewServeMux()
 	mux.Use(w.observe)
-	mux.HandleFunc(job.TypeRender, w.handleRender)
-	mux.HandleFunc(job.TypeFinalize, w.handleFinalize)
+	mux.HandleFunc(job.TypeRender, w.render.handle)
+	mux.HandleFunc(job.TypeFinalize, w.finalize.handle)
 	mux.HandleFunc(job.TypeCallback, w.handleCallback)
 	return mux
 }
@@ -259,15 +312,4 @@ func (w *Worker) observe(next asynq.Handler) asynq.Handler {
 		w.metrics.taskDuration.WithLabelValues(t.Type()).Observe(time.Since(start).Seconds())
 		return err
 	})
-}
-
-// lastAttempt reports whether err ends the task for good: it skips
-// retries, or no retry is left.
-func lastAttempt(ctx context.Context, err error) bool {
-	if errors.Is(err, asynq.SkipRetry) {
-		return true
-	}
-	retried, ok1 := asynq.GetRetryCount(ctx)
-	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
-	return ok1 && ok2 && retried >= maxRetry
 }
