@@ -83,6 +83,39 @@ type Files interface {
 	List(ctx context.Context, prefix string) iter.Seq2[storage.Info, error]
 }
 
+// Jobs is the job store maintenance reads and moves jobs on with;
+// *job.Store is one. Get and Status return job.ErrNotFound for an unknown
+// job id.
+type Jobs interface {
+	// Get returns a job record.
+	Get(ctx context.Context, id string) (job.Job, error)
+	// Status returns a job's status.
+	Status(ctx context.Context, id string) (job.Status, error)
+	// DueForExpiry returns up to limit ids of jobs whose expiry has come,
+	// oldest first.
+	DueForExpiry(ctx context.Context, limit int64) ([]string, error)
+	// Expire marks a due Completed job Expired and returns the key of its
+	// package to delete; empty when a cache hit extended it meanwhile.
+	// Expiring an Expired job again returns the key again.
+	Expire(ctx context.Context, id string) (fileKey string, err error)
+	// ForgetExpiry drops a job from the expiry index, once its package is
+	// gone.
+	ForgetExpiry(ctx context.Context, id string) error
+	// Oldest returns up to limit job ids created more than age ago,
+	// oldest first, starting after the one at offset.
+	Oldest(ctx context.Context, age time.Duration, offset, limit int64) ([]string, error)
+	// Delete removes the records of an ended job; deleted is false for an
+	// In-Progress or Completed job.
+	Delete(ctx context.Context, j job.Job) (deleted bool, err error)
+	// DoneBatches returns how many of a job's batches are stored.
+	DoneBatches(ctx context.Context, id string) (int64, error)
+	// IsBatchDone reports whether a batch is stored.
+	IsBatchDone(ctx context.Context, id string, batch int) (bool, error)
+	// Fail marks an In-Progress job Failed with reason; changed is false
+	// for any other job.
+	Fail(ctx context.Context, id, reason string) (j job.Job, changed bool, err error)
+}
+
 // Tasks looks up the asynq tasks of jobs; *asynq.Inspector is one.
 type Tasks interface {
 	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
@@ -110,7 +143,7 @@ type Enqueuer interface {
 type Deps struct {
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
-	Jobs     *job.Store
+	Jobs     Jobs
 	Files    Files
 	Enqueuer Enqueuer
 	Tasks    Tasks
