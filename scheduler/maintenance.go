@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
 )
 
 // expire marks due jobs Expired and deletes their packages. A job a cache
@@ -237,7 +238,7 @@ func (s *Scheduler) ensureTask(ctx context.Context, j job.Job, typ, tid string, 
 		if err != nil || !changed {
 			return false, err
 		}
-		s.log.WarnContext(ctx, "stuck job failed", "job_id", j.ID, "reason", reason)
+		s.log.WarnContext(ctx, "stuck job failed", logattr.JobID, j.ID, logattr.Reason, reason)
 		return true, s.deps.Enqueuer.Callbacks(ctx, failed)
 	case err == nil:
 		return false, nil // pending, scheduled, retrying, running or done
@@ -248,6 +249,6 @@ func (s *Scheduler) ensureTask(ctx context.Context, j job.Job, typ, tid string, 
 	if err != nil || !added {
 		return false, err
 	}
-	s.log.WarnContext(ctx, "lost task queued again", "job_id", j.ID, "task_id", tid, "task_type", typ)
+	s.log.WarnContext(ctx, "lost task queued again", logattr.JobID, j.ID, logattr.TaskID, tid, logattr.TaskType, typ)
 	return true, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
 	"github.com/geoexport/exporter/internal/storage"
 )
 
@@ -241,7 +242,7 @@ func (s *Scheduler) run(typ string, step func(context.Context) (int, error)) asy
 		if n > 0 {
 			level = slog.LevelInfo
 		}
-		s.log.Log(ctx, level, "maintenance run", "task_type", typ, "handled", n, "error", err)
+		s.log.Log(ctx, level, "maintenance run", logattr.TaskType, typ, "handled", n, logattr.Error, err)
 		return err
 	}
 }
@@ -319,7 +320,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 		now := s.deps.Now()
 		if err := s.EnqueueDue(ctx, last, now); err != nil {
-			s.log.ErrorContext(ctx, "enqueue maintenance", "error", err)
+			s.log.ErrorContext(ctx, "enqueue maintenance", logattr.Error, err)
 			continue // try the same slots again
 		}
 		last = now

@@ -12,6 +12,7 @@ import (
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
 )
 
 // createdResponse is the contract's createGpkgJobResponse.
@@ -58,7 +59,7 @@ func (s *Server) create(c *fiber.Ctx) error {
 		return unavailable(err)
 	}
 	s.metrics.created.WithLabelValues(string(outcome)).Inc()
-	log := s.deps.Logger.With("job_id", j.ID, "outcome", string(outcome))
+	log := s.deps.Logger.With(logattr.JobID, j.ID, logattr.Outcome, string(outcome))
 	switch outcome {
 	case job.OutcomeCacheHit:
 		log.InfoContext(ctx, "export served from cache")
@@ -82,7 +83,7 @@ func (s *Server) create(c *fiber.Ctx) error {
 		}
 		return unavailable(err)
 	}
-	log.InfoContext(ctx, "export job created", "zoom", int(spec.Zoom), "tiles", spec.TilesTotal, "priority", spec.Priority)
+	log.InfoContext(ctx, "export job created", "zoom", int(spec.Zoom), logattr.Tiles, spec.TilesTotal, "priority", spec.Priority)
 	return c.JSON(createdResponse{Status: job.StatusInProgress, ID: j.ID, TaskIDs: j.TaskIDs})
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
 )
 
 // jobResponse is GET /jobs/{id}.
@@ -233,7 +234,7 @@ func (s *Server) cancelJob(c *fiber.Ctx) error {
 		// stops by itself at its next status check if the signal is lost.
 		if err := s.deps.Tasks.DeleteTask(queue, tid); err != nil {
 			if err := s.deps.Tasks.CancelProcessing(tid); err != nil {
-				s.deps.Logger.WarnContext(ctx, "stop cancelled task", "job_id", j.ID, "task_id", tid, "error", err)
+				s.deps.Logger.WarnContext(ctx, "stop cancelled task", logattr.JobID, j.ID, logattr.TaskID, tid, logattr.Error, err)
 			}
 		}
 	}
@@ -246,7 +247,7 @@ func (s *Server) cancelJob(c *fiber.Ctx) error {
 	if err := s.deps.Enqueuer.Callbacks(ctx, j); err != nil {
 		return unavailable(err)
 	}
-	s.deps.Logger.InfoContext(ctx, "export cancelled", "job_id", j.ID, "subject", p.Subject)
+	s.deps.Logger.InfoContext(ctx, "export cancelled", logattr.JobID, j.ID, logattr.Subject, p.Subject)
 	return c.JSON(s.jobResponse(j))
 }
 

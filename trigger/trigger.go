@@ -20,6 +20,7 @@ import (
 
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
 	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/source"
 )
@@ -378,7 +379,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		return c.Status(herr.status).JSON(fiber.Map{"message": herr.message})
 	case errors.As(err, &pverr):
 		status, msg := pverr.status()
-		s.deps.Logger.WarnContext(c.UserContext(), "preview tile failed", "route", routeOf(c), "status", status, "error", err)
+		s.deps.Logger.WarnContext(c.UserContext(), "preview tile failed", logattr.Route, routeOf(c), logattr.Status, status, logattr.Error, err)
 		return c.Status(status).JSON(fiber.Map{"message": msg})
 	case errors.As(err, &ferr):
 		msg := ferr.Message
@@ -390,19 +391,19 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		}
 		return c.Status(ferr.Code).JSON(fiber.Map{"message": msg})
 	case errors.Is(err, errUnavailable):
-		s.deps.Logger.WarnContext(c.UserContext(), "request failed", "route", routeOf(c), "error", err)
+		s.deps.Logger.WarnContext(c.UserContext(), "request failed", logattr.Route, routeOf(c), logattr.Error, err)
 		c.Set(fiber.HeaderRetryAfter, "5")
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"message": "the job queue is unavailable, retry later"})
 	}
 	stack := ""
 	var perr *panicError
 	if errors.As(err, &perr) {
-		s.deps.Logger.ErrorContext(c.UserContext(), "handler panic", "route", routeOf(c), "error", err, "stack", string(perr.stack))
+		s.deps.Logger.ErrorContext(c.UserContext(), "handler panic", logattr.Route, routeOf(c), logattr.Error, err, "stack", string(perr.stack))
 		if s.cfg.Debug {
 			stack = string(perr.stack)
 		}
 	} else {
-		s.deps.Logger.ErrorContext(c.UserContext(), "request failed", "route", routeOf(c), "error", err)
+		s.deps.Logger.ErrorContext(c.UserContext(), "request failed", logattr.Route, routeOf(c), logattr.Error, err)
 		if s.cfg.Debug {
 			stack = err.Error()
 		}
@@ -422,7 +423,7 @@ func (s *Server) ready(c *fiber.Ctx) error {
 		ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
 		defer cancel()
 		if err := s.deps.Ready(ctx); err != nil {
-			s.deps.Logger.WarnContext(ctx, "not ready", "error", err)
+			s.deps.Logger.WarnContext(ctx, "not ready", logattr.Error, err)
 			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "message": "a dependency does not answer"})
 		}
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
 )
 
 // SignatureHeader carries the HMAC-SHA256 of a callback's body, as
@@ -48,7 +49,7 @@ func (w *Worker) handleCallback(ctx context.Context, t *asynq.Task) error {
 	switch {
 	case err == nil:
 		w.metrics.callbacks.WithLabelValues("delivered").Inc()
-		w.log.InfoContext(ctx, "callback delivered", "job_id", j.ID, "callback", redactURL(p.Callback.URL), "status", code)
+		w.log.InfoContext(ctx, "callback delivered", logattr.JobID, j.ID, "callback", redactURL(p.Callback.URL), logattr.Status, code)
 	case lastAttempt(ctx, err):
 		d.Outcome, d.Error = job.DeliveryFailed, failureReason(err)
 		w.metrics.callbacks.WithLabelValues("failed").Inc()

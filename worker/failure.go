@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
 )
 
 // errCancelled stops a task whose job is no longer running: for good, so
@@ -32,7 +33,7 @@ type failures struct {
 // errCancelled and fails nothing; an error with retries left is returned
 // as it is, for asynq to retry.
 func (f *failures) end(ctx context.Context, jobID string, err error) error {
-	log := f.log.With("job_id", jobID)
+	log := f.log.With(logattr.JobID, jobID)
 	if errors.Is(err, errCancelled) || (err != nil && ctx.Err() != nil && f.cancelled(ctx, jobID)) {
 		log.InfoContext(ctx, "task stopped: job no longer running")
 		return errCancelled
@@ -47,9 +48,9 @@ func (f *failures) end(ctx context.Context, jobID string, err error) error {
 	}
 	if changed {
 		f.metrics.jobsFinished.WithLabelValues(string(job.StatusFailed)).Inc()
-		log.ErrorContext(ctx, "export failed", "error", err)
+		log.ErrorContext(ctx, "export failed", logattr.Error, err)
 		if cerr := deleteParts(wctx, f.files, j); cerr != nil {
-			log.WarnContext(ctx, "delete parts of failed job", "error", cerr)
+			log.WarnContext(ctx, "delete parts of failed job", logattr.Error, cerr)
 		}
 	}
 	if j.Status == job.StatusFailed {

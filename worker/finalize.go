@@ -12,6 +12,7 @@ import (
 
 	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
 )
 
 // finalizer is the export:finalize step: it merges the parts of a job
@@ -81,7 +82,7 @@ func (f *finalizer) finalize(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	f.log.InfoContext(ctx, "parts merged", "job_id", j.ID, "parts", len(parts), "tiles", res.Tiles,
+	f.log.InfoContext(ctx, "parts merged", logattr.JobID, j.ID, "parts", len(parts), logattr.Tiles, res.Tiles,
 		"fetch_seconds", fetched.Sub(start).Seconds(), "merge_seconds", merged.Sub(fetched).Seconds(),
 		"metadata_seconds", took.metadata.Seconds(), "store_seconds", took.store.Seconds())
 	return deleteParts(ctx, f.files, j)

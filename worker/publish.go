@@ -13,6 +13,7 @@ import (
 
 	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
 )
 
 // publisher is the step that ends a successful export, after render (a
@@ -63,7 +64,7 @@ func (p *publisher) store(ctx context.Context, j job.Job, path string, tiles int
 	}
 	if changed {
 		p.metrics.jobsFinished.WithLabelValues(string(job.StatusCompleted)).Inc()
-		p.log.InfoContext(ctx, "export completed", "job_id", j.ID, "package_id", j.Spec.PackageName, "tiles", tiles, "bytes", size)
+		p.log.InfoContext(ctx, "export completed", logattr.JobID, j.ID, logattr.PackageID, j.Spec.PackageName, logattr.Tiles, tiles, "bytes", size)
 	}
 	if j.Status != job.StatusCompleted {
 		// Cancelled while the package was stored: it is nobody's.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
 	"github.com/geoexport/exporter/source"
 )
 
@@ -68,7 +69,7 @@ func (r *renderer) render(ctx context.Context, p job.RenderPayload) error {
 		return fmt.Errorf("render: job %s has no batch %d: %w", j.ID, p.Batch, asynq.SkipRetry)
 	}
 	batch := plan[p.Batch]
-	log := r.log.With("job_id", j.ID, "batch", p.Batch)
+	log := r.log.With(logattr.JobID, j.ID, logattr.Batch, p.Batch)
 	if len(plan) > 1 {
 		done, err := r.jobs.IsBatchDone(ctx, j.ID, p.Batch)
 		if err != nil {
@@ -89,7 +90,7 @@ func (r *renderer) render(ctx context.Context, p job.RenderPayload) error {
 	if err != nil {
 		return err
 	}
-	log.InfoContext(ctx, "batch rendered", "tiles", written, "of", batch.Tiles)
+	log.InfoContext(ctx, "batch rendered", logattr.Tiles, written, "of", batch.Tiles)
 	if len(plan) == 1 {
 		_, err := r.publish.publish(ctx, j, path, written)
 		return err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
 	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/source"
 )
@@ -280,8 +281,8 @@ func (w *Worker) server(n int, queues map[string]int) *asynq.Server {
 			retried, _ := asynq.GetRetryCount(ctx)
 			maxRetry, _ := asynq.GetMaxRetry(ctx)
 			id, _ := asynq.GetTaskID(ctx)
-			w.log.WarnContext(ctx, "task failed", "task_type", task.Type(), "task_id", id,
-				"retried", retried, "max_retry", maxRetry, "error", err)
+			w.log.WarnContext(ctx, "task failed", logattr.TaskType, task.Type(), logattr.TaskID, id,
+				"retried", retried, "max_retry", maxRetry, logattr.Error, err)
 		}),
 		RetryDelayFunc: retryDelay,
 	})
