@@ -3,6 +3,9 @@ package job
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
+
+	"github.com/hibiken/asynq"
 )
 
 // Task types, colon-namespaced so a mux can route a family by prefix.
@@ -78,3 +81,14 @@ func Decode(b []byte, v any) error {
 	}
 	return nil
 }
+
+// AsynqLogger routes asynq's own log lines into l, marked as asynq's.
+func AsynqLogger(l *slog.Logger) asynq.Logger { return asynqLogger{l.With("component", "asynq")} }
+
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...), "fatal", true) }

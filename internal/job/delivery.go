@@ -4,12 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/hibiken/asynq"
 )
 
 // Delivery is the latest outcome of one callback of a job.
@@ -63,14 +60,3 @@ func (s *Store) Deliveries(ctx context.Context, jobID string) ([]Delivery, error
 	slices.SortFunc(out, func(a, b Delivery) int { return strings.Compare(a.Callback.URL, b.Callback.URL) })
 	return out, nil
 }
-
-// AsynqLogger routes asynq's own log lines into l, marked as asynq's.
-func AsynqLogger(l *slog.Logger) asynq.Logger { return asynqLogger{l.With("component", "asynq")} }
-
-type asynqLogger struct{ l *slog.Logger }
-
-func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
-func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
-func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
-func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
-func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...), "fatal", true) }
