@@ -6,10 +6,7 @@ package scheduler_test
 // same runs end to end.
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
 	"slices"
 	"strings"
@@ -25,185 +22,19 @@ import (
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
-	"github.com/geoexport/exporter/internal/storage"
+	"github.com/geoexport/exporter/internal/job/jobtest"
+	"github.com/geoexport/exporter/internal/storage/storagetest"
 	"github.com/geoexport/exporter/scheduler"
 )
 
 var (
 	_ scheduler.Jobs     = (*job.Store)(nil)
 	_ scheduler.Enqueuer = (*job.Enqueuer)(nil)
-	_ scheduler.Jobs     = (*fakeJobs)(nil)
-	_ scheduler.Files    = (*fakeFiles)(nil)
+	_ scheduler.Jobs     = (*jobtest.Store)(nil)
+	_ scheduler.Files    = (*storagetest.Files)(nil)
 	_ scheduler.Tasks    = (*fakeTasks)(nil)
-	_ scheduler.Enqueuer = (*fakeEnqueuer)(nil)
+	_ scheduler.Enqueuer = (*jobtest.Enqueuer)(nil)
 )
-
-// fakeJobs is an in-memory job store: jobs by id, in creation order, with
-// their done-sets, the ids due for expiry and the keys Expire answers.
-type fakeJobs struct {
-	mu      sync.Mutex
-	order   []string
-	jobs    map[string]job.Job
-	done    map[string]map[int]bool
-	due     []string
-	expires map[string]string // id → key Expire returns
-	now     func() time.Time
-}
-
-func newFakeJobs(now func() time.Time) *fakeJobs {
-	return &fakeJobs{jobs: map[string]job.Job{}, done: map[string]map[int]bool{}, expires: map[string]string{}, now: now}
-}
-
-func (f *fakeJobs) add(j job.Job) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.order = append(f.order, j.ID)
-	f.jobs[j.ID] = j
-}
-
-func (f *fakeJobs) Get(_ context.Context, id string) (job.Job, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	j, ok := f.jobs[id]
-	if !ok {
-		return job.Job{}, fmt.Errorf("%w: %s", job.ErrNotFound, id)
-	}
-	return j, nil
-}
-
-func (f *fakeJobs) Status(ctx context.Context, id string) (job.Status, error) {
-	j, err := f.Get(ctx, id)
-	return j.Status, err
-}
-
-func (f *fakeJobs) DueForExpiry(_ context.Context, limit int64) ([]string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.due[:min(int(limit), len(f.due))]), nil
-}
-
-func (f *fakeJobs) Expire(_ context.Context, id string) (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	key := f.expires[id]
-	if j, ok := f.jobs[id]; ok && key != "" {
-		j.Status = job.StatusExpired
-		f.jobs[id] = j
-	}
-	return key, nil
-}
-
-func (f *fakeJobs) ForgetExpiry(_ context.Context, id string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.due = slices.DeleteFunc(f.due, func(d string) bool { return d == id })
-	return nil
-}
-
-func (f *fakeJobs) Oldest(_ context.Context, age time.Duration, offset, limit int64) ([]string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var ids []string
-	for _, id := range f.order {
-		// A gone job's id stays in the order: the index may outlive it.
-		if j, ok := f.jobs[id]; !ok || !j.CreatedAt.After(f.now().Add(-age)) {
-			ids = append(ids, id)
-		}
-	}
-	ids = ids[min(int(offset), len(ids)):]
-	return ids[:min(int(limit), len(ids))], nil
-}
-
-func (f *fakeJobs) Delete(_ context.Context, j job.Job) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if st := f.jobs[j.ID].Status; st == job.StatusInProgress || st == job.StatusCompleted {
-		return false, nil
-	}
-	delete(f.jobs, j.ID)
-	return true, nil
-}
-
-func (f *fakeJobs) DoneBatches(_ context.Context, id string) (int64, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return int64(len(f.done[id])), nil
-}
-
-func (f *fakeJobs) IsBatchDone(_ context.Context, id string, batch int) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.done[id][batch], nil
-}
-
-func (f *fakeJobs) Fail(_ context.Context, id, reason string) (job.Job, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	j, ok := f.jobs[id]
-	if !ok {
-		return job.Job{}, false, fmt.Errorf("%w: %s", job.ErrNotFound, id)
-	}
-	if j.Status != job.StatusInProgress {
-		return j, false, nil
-	}
-	j.Status, j.Reason = job.StatusFailed, reason
-	f.jobs[id] = j
-	return j, true, nil
-}
-
-// fakeFiles is an in-memory storage of keys and their modification times;
-// deleting a key in failing fails.
-type fakeFiles struct {
-	mu      sync.Mutex
-	files   map[string]time.Time
-	failing map[string]bool
-}
-
-func (f *fakeFiles) put(key string, mod time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.files[key] = mod
-}
-
-func (f *fakeFiles) Delete(_ context.Context, key string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.failing[key] {
-		return errors.New("storage refused")
-	}
-	delete(f.files, key)
-	return nil
-}
-
-func (f *fakeFiles) List(_ context.Context, prefix string) iter.Seq2[storage.Info, error] {
-	f.mu.Lock()
-	var infos []storage.Info
-	for k, mod := range f.files {
-		if strings.HasPrefix(k, prefix) {
-			infos = append(infos, storage.Info{Key: k, ModTime: mod, Size: 4})
-		}
-	}
-	f.mu.Unlock()
-	slices.SortFunc(infos, func(a, b storage.Info) int { return strings.Compare(a.Key, b.Key) })
-	return func(yield func(storage.Info, error) bool) {
-		for _, info := range infos {
-			if !yield(info, nil) {
-				return
-			}
-		}
-	}
-}
-
-func (f *fakeFiles) keys() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for k := range f.files {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
 
 // fakeTasks answers GetTaskInfo from the tasks it holds by id.
 type fakeTasks struct {
@@ -221,51 +52,12 @@ func (f *fakeTasks) GetTaskInfo(_, id string) (*asynq.TaskInfo, error) {
 	return info, nil
 }
 
-// fakeEnqueuer records the tasks queued, as "render <job> <batch>",
-// "finalize <job>", "callbacks <job> <status>" and "<type>@<unix>".
-type fakeEnqueuer struct {
-	mu     sync.Mutex
-	queued []string
-}
-
-func (f *fakeEnqueuer) add(s string) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.queued = append(f.queued, s)
-	return true, nil
-}
-
-func (f *fakeEnqueuer) Queue(job.Job) string { return job.QueueLow }
-
-func (f *fakeEnqueuer) Render(_ context.Context, j job.Job, batch int) (bool, error) {
-	return f.add(fmt.Sprintf("render %s %d", j.ID, batch))
-}
-
-func (f *fakeEnqueuer) Finalize(_ context.Context, j job.Job) (bool, error) {
-	return f.add("finalize " + j.ID)
-}
-
-func (f *fakeEnqueuer) Callbacks(_ context.Context, j job.Job) error {
-	_, err := f.add("callbacks " + j.ID + " " + string(j.Status))
-	return err
-}
-
-func (f *fakeEnqueuer) Maintenance(_ context.Context, typ string, slot time.Time, _ time.Duration) (bool, error) {
-	return f.add(job.MaintenanceTaskID(typ, slot))
-}
-
-func (f *fakeEnqueuer) tasks() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.queued)
-}
-
 type fakes struct {
 	clock    *clock
-	jobs     *fakeJobs
-	files    *fakeFiles
+	jobs     *jobtest.Store
+	files    *storagetest.Files
 	tasks    *fakeTasks
-	enqueuer *fakeEnqueuer
+	enqueuer *jobtest.Enqueuer
 }
 
 // setupFake builds a scheduler over fakes; it runs maintenance through
@@ -276,10 +68,10 @@ func setupFake(t *testing.T) (*scheduler.Scheduler, *fakes, *prometheus.Registry
 	c.ms.Store(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC).UnixMilli())
 	f := &fakes{
 		clock:    c,
-		jobs:     newFakeJobs(c.now),
-		files:    &fakeFiles{files: map[string]time.Time{}, failing: map[string]bool{}},
+		jobs:     jobtest.NewStore(c.now),
+		files:    storagetest.New(),
 		tasks:    &fakeTasks{tasks: map[string]*asynq.TaskInfo{}},
-		enqueuer: &fakeEnqueuer{},
+		enqueuer: &jobtest.Enqueuer{},
 	}
 	reg := prometheus.NewRegistry()
 	s, err := scheduler.New(scheduler.Config{BatchSize: 3},
@@ -304,7 +96,7 @@ func (f *fakes) fakeJob(t *testing.T, st job.Status, batchTiles int64) job.Job {
 	spec.BatchTiles = batchTiles
 	id := uuid.NewString()
 	j := job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, len(spec.Plan())), Status: st, CreatedAt: f.clock.now().Add(-time.Hour)}
-	f.jobs.add(j)
+	f.jobs.Put(j)
 	return j
 }
 
@@ -357,10 +149,7 @@ func TestReconcileDecisions(t *testing.T) {
 			if tc.batchTiles > 0 && len(j.TaskIDs) != 2 {
 				t.Fatalf("job of %d batches, want 2", len(j.TaskIDs))
 			}
-			f.jobs.done[j.ID] = map[int]bool{}
-			for _, b := range tc.done {
-				f.jobs.done[j.ID][b] = true
-			}
+			f.jobs.MarkDone(j.ID, tc.done...)
 			for name, info := range tc.tasks {
 				id := job.FinalizeTaskID(j.ID)
 				if b, ok := strings.CutPrefix(name, "render "); ok {
@@ -373,9 +162,7 @@ func TestReconcileDecisions(t *testing.T) {
 			for _, q := range tc.queued {
 				want = append(want, fmt.Sprintf(q, j.ID))
 			}
-			if diff := cmp.Diff(want, f.enqueuer.tasks()); diff != "" {
-				t.Errorf("tasks queued (-want +got):\n%s", diff)
-			}
+			f.enqueuer.CheckQueued(t, want...)
 			got, _ := f.jobs.Get(t.Context(), j.ID)
 			if got.Status != tc.wantStatus {
 				t.Errorf("job = %s, want %s", got.Status, tc.wantStatus)
@@ -397,13 +184,11 @@ func TestReconcileLeavesYoungAndGoneJobs(t *testing.T) {
 	s, f, reg := setupFake(t)
 	young := f.fakeJob(t, job.StatusInProgress, 0)
 	young.CreatedAt = f.clock.now()
-	f.jobs.jobs[young.ID] = young
+	f.jobs.Put(young)
 	gone := f.fakeJob(t, job.StatusInProgress, 0)
-	delete(f.jobs.jobs, gone.ID)
+	f.jobs.Remove(gone.ID)
 	runTask(t, s, scheduler.TypeReconcile)
-	if q := f.enqueuer.tasks(); len(q) != 0 {
-		t.Errorf("tasks queued: %v", q)
-	}
+	f.enqueuer.CheckQueued(t)
 	if n := counter(t, reg, "exporter_scheduler_jobs_reconciled_total"); n != 0 {
 		t.Errorf("reconciled = %v, want 0", n)
 	}
@@ -421,23 +206,23 @@ func TestExpireDecisions(t *testing.T) {
 	stuck := f.fakeJob(t, job.StatusCompleted, 0)
 	for _, j := range []job.Job{expired, extended, stuck} {
 		key := job.PackageKey(j.ID, j.Spec.PackageName)
-		f.files.put(key, f.clock.now())
-		f.jobs.due = append(f.jobs.due, j.ID)
-		if j.ID != extended.ID {
-			f.jobs.expires[j.ID] = key
+		f.files.Add(key, f.clock.now())
+		if j.ID == extended.ID {
+			key = "" // a cache hit extended it meanwhile
 		}
+		f.jobs.MarkDue(j.ID, key)
 	}
-	f.files.failing[job.PackageKey(stuck.ID, stuck.Spec.PackageName)] = true
+	f.files.FailDelete(job.PackageKey(stuck.ID, stuck.Spec.PackageName))
 	err := s.Handler().ProcessTask(t.Context(), asynq.NewTask(scheduler.TypeExpire, nil))
 	if err == nil || !strings.Contains(err.Error(), stuck.ID) {
 		t.Errorf("expire with a package that cannot be deleted = %v, want an error naming its job", err)
 	}
 	want := []string{job.PackageKey(extended.ID, extended.Spec.PackageName), job.PackageKey(stuck.ID, stuck.Spec.PackageName)}
 	slices.Sort(want)
-	if diff := cmp.Diff(want, f.files.keys()); diff != "" {
+	if diff := cmp.Diff(want, f.files.Keys()); diff != "" {
 		t.Errorf("packages left (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{extended.ID, stuck.ID}, f.jobs.due); diff != "" {
+	if diff := cmp.Diff([]string{extended.ID, stuck.ID}, f.jobs.Due()); diff != "" {
 		t.Errorf("jobs still due (-want +got):\n%s", diff)
 	}
 	if n := counter(t, reg, "exporter_scheduler_packages_expired_total"); n != 1 {
@@ -465,10 +250,10 @@ func TestOrphanDecisions(t *testing.T) {
 	} {
 		j := f.fakeJob(t, tc.status, 0)
 		if tc.status == "" {
-			delete(f.jobs.jobs, j.ID)
+			f.jobs.Remove(j.ID)
 		}
 		for key, keep := range map[string]bool{job.PartKey(j.ID, 0): tc.keepPart, job.PackageKey(j.ID, "p"): tc.keepFile} {
-			f.files.put(key, old)
+			f.files.Add(key, old)
 			if keep {
 				kept = append(kept, key)
 			} else {
@@ -477,16 +262,16 @@ func TestOrphanDecisions(t *testing.T) {
 		}
 	}
 	legacy := job.PackageFileKey("", "legacy.gpkg")
-	f.files.put(legacy, old)
+	f.files.Add(legacy, old)
 	fresh := job.PartKey(uuid.NewString(), 0)
-	f.files.put(fresh, young)
+	f.files.Add(fresh, young)
 	kept = append(kept, legacy, fresh)
 	// The batch size (3) bounds a run: three runs delete all eight.
 	for range 3 {
 		runTask(t, s, scheduler.TypeOrphans)
 	}
 	slices.Sort(kept)
-	if diff := cmp.Diff(kept, f.files.keys()); diff != "" {
+	if diff := cmp.Diff(kept, f.files.Keys()); diff != "" {
 		t.Errorf("files left (-want +got):\n%s\ndeleted should have been %v", diff, deleted)
 	}
 }
@@ -506,7 +291,7 @@ func TestEnqueueDueQueuesEachSlot(t *testing.T) {
 		job.MaintenanceTaskID(scheduler.TypeExpire, time.Date(2026, 11, 1, 12, 2, 0, 0, time.UTC)),
 		job.MaintenanceTaskID(scheduler.TypeReconcile, time.Date(2026, 11, 1, 12, 2, 0, 0, time.UTC)),
 	}
-	got := f.enqueuer.tasks()
+	got := f.enqueuer.Queued()
 	slices.Sort(got)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("slots queued (-want +got):\n%s", diff)

@@ -21,6 +21,7 @@ import (
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/job/jobtest"
 	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/internal/testenv"
 	"github.com/geoexport/exporter/scheduler"
@@ -140,6 +141,17 @@ func newJob(t *testing.T, b *bundle, i int, batchTiles int64) job.Job {
 		t.Fatal(err)
 	}
 	return j
+}
+
+// storeEveryBatch adds every batch of j to its done-set, as if each had
+// stored its part.
+func storeEveryBatch(t *testing.T, b *bundle, j job.Job) {
+	t.Helper()
+	for i := range j.TaskIDs {
+		if _, err := b.jobs.BatchDone(t.Context(), j.ID, i); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // completed stores a Completed job with a package file, expiring after ttl.
@@ -384,11 +396,7 @@ func TestReconcile(t *testing.T) {
 	// A split job whose batches are all stored, but whose merge was never
 	// queued (the last worker died in between).
 	merged := newJob(t, b, 1, 10)
-	for i := range merged.TaskIDs {
-		if _, err := b.jobs.BatchDone(t.Context(), merged.ID, i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	storeEveryBatch(t, b, merged)
 	// A job whose render task was lost.
 	lost := newJob(t, b, 2, 0)
 	// A job whose render task asynq archived after its retries.
@@ -433,21 +441,10 @@ func TestReconcileQueuesFinalizeWithItsOptions(t *testing.T) {
 	t.Parallel()
 	s, b, _ := setup(t)
 	j := newJob(t, b, 1, 10)
-	for i := range j.TaskIDs {
-		if _, err := b.jobs.BatchDone(t.Context(), j.ID, i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	storeEveryBatch(t, b, j)
 	b.clock.advance(time.Hour)
 	runTask(t, s, scheduler.TypeReconcile)
-	info, err := b.inspector.GetTaskInfo(job.QueueLow, job.FinalizeTaskID(j.ID))
-	if err != nil {
-		t.Fatalf("merge of a job with every batch stored not queued: %v", err)
-	}
-	if info.Type != job.TypeFinalize || info.MaxRetry != taskOptions.FinalizeMaxRetry || info.Timeout != taskOptions.FinalizeTimeout {
-		t.Errorf("finalize task = %s, max retry %d, timeout %v; want %s, %d, %v", info.Type, info.MaxRetry, info.Timeout,
-			job.TypeFinalize, taskOptions.FinalizeMaxRetry, taskOptions.FinalizeTimeout)
-	}
+	jobtest.CheckFinalizeTask(t, b.inspector, job.QueueLow, j.ID, taskOptions)
 }
 
 // TestEnqueueDueAskedEverySecond drives EnqueueDue as Run does, a second

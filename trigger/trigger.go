@@ -203,7 +203,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if deps.Logger == nil || deps.Registry == nil || deps.Catalog == nil || deps.Jobs == nil || deps.Enqueuer == nil ||
 		deps.Tasks == nil || deps.Files == nil || deps.Auth == nil {
-		return nil, errors.New("trigger: logger, registry, catalog, jobs, queue, tasks, files and auth are required")
+		return nil, errors.New("trigger: logger, registry, catalog, jobs, enqueuer, tasks, files and auth are required")
 	}
 	if cfg.RateLimit > 0 && deps.Limiter == nil {
 		return nil, errors.New("trigger: a rate limit needs a limiter")

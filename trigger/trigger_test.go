@@ -29,6 +29,7 @@ import (
 	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/job/jobtest"
 	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/internal/testenv"
 	"github.com/geoexport/exporter/trigger"
@@ -127,6 +128,8 @@ func setup(t *testing.T, opts ...option) (*trigger.Server, *bundle) {
 	}
 	return srv, &bundle{rdb: rdb, jobs: jobs, inspector: inspector, files: files, registry: reg}
 }
+
+var _ trigger.Enqueuer = (*job.Enqueuer)(nil)
 
 // taskOptions are the options of the tasks the trigger queues in these
 // tests; finalize's differ from render's, so a test can tell them apart.
@@ -880,14 +883,7 @@ func TestCancelQueuesFinalizeWithItsOptions(t *testing.T) {
 	if r, body := as(t, srv, "alice", "client", "DELETE", "/jobs/"+c.ID, ""); r.StatusCode != 200 {
 		t.Fatalf("alice cancels = %d %s", r.StatusCode, body)
 	}
-	info, err := b.inspector.GetTaskInfo(job.QueueLow, job.FinalizeTaskID(c.ID))
-	if err != nil {
-		t.Fatalf("finalize task of the cancelled job: %v", err)
-	}
-	if info.Type != job.TypeFinalize || info.MaxRetry != taskOptions.FinalizeMaxRetry || info.Timeout != taskOptions.FinalizeTimeout {
-		t.Errorf("finalize task = %s, max retry %d, timeout %v; want %s, %d, %v", info.Type, info.MaxRetry, info.Timeout,
-			job.TypeFinalize, taskOptions.FinalizeMaxRetry, taskOptions.FinalizeTimeout)
-	}
+	jobtest.CheckFinalizeTask(t, b.inspector, job.QueueLow, c.ID, taskOptions)
 }
 
 func TestEstimate(t *testing.T) {

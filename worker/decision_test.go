@@ -9,11 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,194 +22,31 @@ import (
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/job/jobtest"
 	"github.com/geoexport/exporter/internal/storage"
+	"github.com/geoexport/exporter/internal/storage/storagetest"
 	"github.com/geoexport/exporter/worker"
 )
 
 var (
 	_ worker.Jobs     = (*job.Store)(nil)
 	_ worker.Enqueuer = (*job.Enqueuer)(nil)
-	_ worker.Jobs     = (*fakeJobs)(nil)
-	_ worker.Files    = (*fakeFiles)(nil)
-	_ worker.Enqueuer = (*fakeEnqueuer)(nil)
+	_ worker.Jobs     = (*jobtest.Store)(nil)
+	_ worker.Files    = (*storagetest.Files)(nil)
+	_ worker.Enqueuer = (*jobtest.Enqueuer)(nil)
 )
 
-// fakeJobs is an in-memory job store: jobs by id and their done-sets.
-type fakeJobs struct {
-	mu   sync.Mutex
-	jobs map[string]job.Job
-	done map[string]map[int]bool
-	// cancelOnGet cancels a running job once a task has read it, as a
-	// DELETE /jobs/{id} racing the task would.
-	cancelOnGet bool
-}
-
-func (f *fakeJobs) Get(_ context.Context, id string) (job.Job, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	j, ok := f.jobs[id]
-	if !ok {
-		return job.Job{}, fmt.Errorf("%w: %s", job.ErrNotFound, id)
-	}
-	if f.cancelOnGet && j.Status == job.StatusInProgress {
-		c := j
-		c.Status = job.StatusCancelled
-		f.jobs[id] = c
-	}
-	return j, nil
-}
-
-func (f *fakeJobs) Status(_ context.Context, id string) (job.Status, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	j, ok := f.jobs[id]
-	if !ok {
-		return "", fmt.Errorf("%w: %s", job.ErrNotFound, id)
-	}
-	return j.Status, nil
-}
-
-func (f *fakeJobs) SetProgress(context.Context, string, string, int64) error { return nil }
-
-func (f *fakeJobs) IsBatchDone(_ context.Context, id string, batch int) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.done[id][batch], nil
-}
-
-func (f *fakeJobs) BatchDone(_ context.Context, id string, batch int) (int64, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.done[id] == nil {
-		f.done[id] = map[int]bool{}
-	}
-	f.done[id][batch] = true
-	return int64(len(f.done[id])), nil
-}
-
-// end moves an In-Progress job to st, as the store's scripts do.
-func (f *fakeJobs) end(id string, st job.Status, change func(*job.Job)) (job.Job, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	j, ok := f.jobs[id]
-	if !ok {
-		return job.Job{}, false, fmt.Errorf("%w: %s", job.ErrNotFound, id)
-	}
-	if j.Status != job.StatusInProgress {
-		return j, false, nil
-	}
-	j.Status = st
-	change(&j)
-	f.jobs[id] = j
-	return j, true, nil
-}
-
-func (f *fakeJobs) Complete(_ context.Context, id string, r job.Result, _ time.Duration) (job.Job, bool, error) {
-	return f.end(id, job.StatusCompleted, func(j *job.Job) { j.FileKey, j.FileSize, j.TilesStored = r.FileKey, r.FileSize, r.TilesStored })
-}
-
-func (f *fakeJobs) Fail(_ context.Context, id, reason string) (job.Job, bool, error) {
-	return f.end(id, job.StatusFailed, func(j *job.Job) { j.Reason = reason })
-}
-
-func (f *fakeJobs) RecordDelivery(context.Context, string, job.Delivery) error { return nil }
-
-// fakeFiles is an in-memory storage of keys.
-type fakeFiles struct {
-	mu   sync.Mutex
-	keys map[string]bool
-}
-
-func (f *fakeFiles) PutFile(_ context.Context, key, _, _ string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.keys[key] = true
-	return nil
-}
-
-func (f *fakeFiles) GetFile(_ context.Context, key, _ string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.keys[key] {
-		return storage.ErrNotFound
-	}
-	return nil
-}
-
-func (f *fakeFiles) Delete(_ context.Context, key string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.keys, key)
-	return nil
-}
-
-func (f *fakeFiles) List(_ context.Context, prefix string) iter.Seq2[storage.Info, error] {
-	return func(yield func(storage.Info, error) bool) {
-		for _, k := range f.list(prefix) {
-			if !yield(storage.Info{Key: k}, nil) {
-				return
-			}
-		}
-	}
-}
-
-func (f *fakeFiles) list(prefix string) []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for k := range f.keys {
-		if strings.HasPrefix(k, prefix) {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-// fakeEnqueuer records the tasks queued, as "finalize <job>" and
-// "callbacks <job> <status>".
-type fakeEnqueuer struct {
-	mu     sync.Mutex
-	queued []string
-}
-
-func (f *fakeEnqueuer) add(s string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.queued = append(f.queued, s)
-}
-
-func (f *fakeEnqueuer) Finalize(_ context.Context, j job.Job) (bool, error) {
-	f.add("finalize " + j.ID)
-	return true, nil
-}
-
-func (f *fakeEnqueuer) Callbacks(_ context.Context, j job.Job) error {
-	f.add("callbacks " + j.ID + " " + string(j.Status))
-	return nil
-}
-
-func (f *fakeEnqueuer) tasks() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.queued)
-}
-
 type fakes struct {
-	jobs     *fakeJobs
-	files    *fakeFiles
-	enqueuer *fakeEnqueuer
+	jobs     *jobtest.Store
+	files    *storagetest.Files
+	enqueuer *jobtest.Enqueuer
 }
 
 // setupFake builds a worker over fakes; it runs tasks through Handler
 // only, so it needs no Redis.
 func setupFake(t *testing.T) (*worker.Worker, *fakes) {
 	t.Helper()
-	f := &fakes{
-		jobs:     &fakeJobs{jobs: map[string]job.Job{}, done: map[string]map[int]bool{}},
-		files:    &fakeFiles{keys: map[string]bool{}},
-		enqueuer: &fakeEnqueuer{},
-	}
+	f := &fakes{jobs: jobtest.NewStore(time.Now), files: storagetest.New(), enqueuer: &jobtest.Enqueuer{}}
 	w, err := worker.New(worker.Config{
 		Concurrency: 1, Fetchers: 1, Encoders: 1, QueueWeights: [3]int{6, 3, 1},
 		TempDir: t.TempDir(), ShutdownTimeout: time.Second, PublicURL: "http://exporter.test",
@@ -239,9 +73,7 @@ func (f *fakes) fakeJob(t *testing.T, st job.Status, batchTiles int64) job.Job {
 	spec.BatchTiles = batchTiles
 	id := uuid.NewString()
 	j := job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, len(spec.Plan())), Status: st}
-	f.jobs.mu.Lock()
-	f.jobs.jobs[id] = j
-	f.jobs.mu.Unlock()
+	f.jobs.Put(j)
 	return j
 }
 
@@ -266,10 +98,8 @@ func TestRenderOfJobNoLongerRunning(t *testing.T) {
 			if err := w.Handler().ProcessTask(t.Context(), batchTask(t, j, 0)); err != nil {
 				t.Fatalf("render of a %s job = %v, want nil", tc.status, err)
 			}
-			if diff := cmp.Diff(tc.queued(j), f.enqueuer.tasks()); diff != "" {
-				t.Errorf("tasks queued (-want +got):\n%s", diff)
-			}
-			if keys := f.files.list(""); len(keys) != 0 {
+			f.enqueuer.CheckQueued(t, tc.queued(j)...)
+			if keys := f.files.Keys(); len(keys) != 0 {
 				t.Errorf("render of a %s job stored %v", tc.status, keys)
 			}
 			if got, _ := f.jobs.Get(t.Context(), j.ID); got.Status != tc.status {
@@ -285,9 +115,7 @@ func TestRenderOfJobNoLongerRunning(t *testing.T) {
 		if err := w.Handler().ProcessTask(t.Context(), renderTask(t, j)); !errors.Is(err, asynq.SkipRetry) || !errors.Is(err, job.ErrNotFound) {
 			t.Errorf("render of an unknown job = %v, want SkipRetry and job.ErrNotFound", err)
 		}
-		if q := f.enqueuer.tasks(); len(q) != 0 {
-			t.Errorf("tasks queued for an unknown job: %v", q)
-		}
+		f.enqueuer.CheckQueued(t)
 	})
 }
 
@@ -307,9 +135,7 @@ func TestRenderOfStoredBatch(t *testing.T) {
 	if err := w.Handler().ProcessTask(t.Context(), batchTask(t, j, 0)); err != nil {
 		t.Fatal(err)
 	}
-	if q := f.enqueuer.tasks(); len(q) != 0 {
-		t.Errorf("a stored batch of an unfinished set queued %v", q)
-	}
+	f.enqueuer.CheckQueued(t)
 	for i := 1; i < len(j.TaskIDs); i++ {
 		if _, err := f.jobs.BatchDone(t.Context(), j.ID, i); err != nil {
 			t.Fatal(err)
@@ -318,10 +144,8 @@ func TestRenderOfStoredBatch(t *testing.T) {
 	if err := w.Handler().ProcessTask(t.Context(), batchTask(t, j, 0)); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"finalize " + j.ID}, f.enqueuer.tasks()); diff != "" {
-		t.Errorf("tasks queued (-want +got):\n%s", diff)
-	}
-	if keys := f.files.list(""); len(keys) != 0 {
+	f.enqueuer.CheckQueued(t, "finalize "+j.ID)
+	if keys := f.files.Keys(); len(keys) != 0 {
 		t.Errorf("a stored batch was rendered again: %v", keys)
 	}
 }
@@ -347,12 +171,10 @@ func TestRenderPermanentFailureFailsJob(t *testing.T) {
 		strings.Contains(got.Reason, asynq.SkipRetry.Error()) {
 		t.Errorf("job = %s %q, want Failed naming the batch, without asynq's marker", got.Status, got.Reason)
 	}
-	if keys := f.files.list(""); len(keys) != 0 {
+	if keys := f.files.Keys(); len(keys) != 0 {
 		t.Errorf("parts of the failed job left: %v", keys)
 	}
-	if diff := cmp.Diff([]string{"callbacks " + j.ID + " Failed"}, f.enqueuer.tasks()); diff != "" {
-		t.Errorf("tasks queued (-want +got):\n%s", diff)
-	}
+	f.enqueuer.CheckQueued(t, "callbacks "+j.ID+" Failed")
 }
 
 // TestRenderStoppedByShutdown: a task whose context ends while its job
@@ -371,9 +193,7 @@ func TestRenderStoppedByShutdown(t *testing.T) {
 	if got, _ := f.jobs.Get(t.Context(), j.ID); got.Status != job.StatusInProgress {
 		t.Errorf("render stopped by shutdown left the job %s, want In-Progress", got.Status)
 	}
-	if q := f.enqueuer.tasks(); len(q) != 0 {
-		t.Errorf("tasks queued: %v", q)
-	}
+	f.enqueuer.CheckQueued(t)
 }
 
 // TestRenderRacingCancel: a job cancelled while its batch renders keeps
@@ -399,7 +219,8 @@ func TestRenderRacingCancel(t *testing.T) {
 			t.Parallel()
 			w, f := setupFake(t)
 			j := f.fakeJob(t, job.StatusInProgress, tc.batchTiles)
-			f.jobs.cancelOnGet = true
+			// The cancel lands once the task has read the job.
+			f.jobs.OnGet = func(id string) { _, _, _ = f.jobs.End(id, job.StatusCancelled, nil) }
 			err := w.Handler().ProcessTask(t.Context(), batchTask(t, j, 0))
 			if err == nil && !tc.nilOK || err != nil && !errors.Is(err, asynq.SkipRetry) {
 				t.Errorf("render racing a cancel = %v, want SkipRetry", err)
@@ -407,12 +228,10 @@ func TestRenderRacingCancel(t *testing.T) {
 			if got, _ := f.jobs.Get(t.Context(), j.ID); got.Status != job.StatusCancelled {
 				t.Errorf("job = %s, want Cancelled", got.Status)
 			}
-			if keys := f.files.list(""); len(keys) != 0 {
+			if keys := f.files.Keys(); len(keys) != 0 {
 				t.Errorf("files of the cancelled job left: %v", keys)
 			}
-			if q := f.enqueuer.tasks(); len(q) != 0 {
-				t.Errorf("tasks queued: %v", q)
-			}
+			f.enqueuer.CheckQueued(t)
 		})
 	}
 }
@@ -447,16 +266,14 @@ func TestFinalizeOfJobNoLongerRunning(t *testing.T) {
 			if err := w.Handler().ProcessTask(t.Context(), finalizeTask(t, j)); err != nil {
 				t.Fatalf("finalize of a %s job = %v", tc.status, err)
 			}
-			if diff := cmp.Diff([]string{other}, f.files.list("")); diff != "" {
+			if diff := cmp.Diff([]string{other}, f.files.Keys()); diff != "" {
 				t.Errorf("files left (-want +got):\n%s", diff)
 			}
 			var want []string
 			if tc.tellsTo {
 				want = []string{"callbacks " + j.ID + " " + string(tc.status)}
 			}
-			if diff := cmp.Diff(want, f.enqueuer.tasks()); diff != "" {
-				t.Errorf("tasks queued (-want +got):\n%s", diff)
-			}
+			f.enqueuer.CheckQueued(t, want...)
 		})
 	}
 	t.Run("unknown", func(t *testing.T) {
@@ -483,7 +300,5 @@ func TestFinalizeMissingPartIsRetried(t *testing.T) {
 	if got, _ := f.jobs.Get(t.Context(), j.ID); got.Status != job.StatusInProgress {
 		t.Errorf("job = %s, want In-Progress", got.Status)
 	}
-	if q := f.enqueuer.tasks(); len(q) != 0 {
-		t.Errorf("tasks queued: %v", q)
-	}
+	f.enqueuer.CheckQueued(t)
 }

@@ -115,7 +115,8 @@ type Files interface {
 }
 
 // Jobs is the job store a worker reads and moves jobs on with; *job.Store
-// is one. Every method returns job.ErrNotFound for an unknown job id.
+// is one. Get, Status, BatchDone, Complete and Fail return
+// job.ErrNotFound for an unknown job id.
 type Jobs interface {
 	// Get returns a job record.
 	Get(ctx context.Context, id string) (job.Job, error)

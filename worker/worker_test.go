@@ -37,6 +37,7 @@ import (
 	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/job/jobtest"
 	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/internal/testenv"
 	"github.com/geoexport/exporter/source"
@@ -719,14 +720,7 @@ func TestLastBatchQueuesFinalizeWithItsOptions(t *testing.T) {
 	if err := w.Handler().ProcessTask(t.Context(), batchTask(t, j, 0)); err != nil {
 		t.Fatal(err)
 	}
-	info, err := b.inspector.GetTaskInfo(job.QueueDefault, job.FinalizeTaskID(j.ID))
-	if err != nil {
-		t.Fatalf("finalize not queued by the last batch: %v", err)
-	}
-	if info.Type != job.TypeFinalize || info.MaxRetry != taskOptions.FinalizeMaxRetry || info.Timeout != taskOptions.FinalizeTimeout {
-		t.Errorf("finalize task = %s, max retry %d, timeout %v; want %s, %d, %v", info.Type, info.MaxRetry, info.Timeout,
-			job.TypeFinalize, taskOptions.FinalizeMaxRetry, taskOptions.FinalizeTimeout)
-	}
+	jobtest.CheckFinalizeTask(t, b.inspector, job.QueueDefault, j.ID, taskOptions)
 }
 
 func TestCallbackSignedAndRecorded(t *testing.T) {
