@@ -100,8 +100,9 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 	enqueuer, err := job.NewEnqueuer(queue, jobs, job.TaskOptions{
 		UrgentFrom: cfg.Queues.UrgentFrom, DefaultFrom: cfg.Queues.DefaultFrom,
 		RenderTimeout: cfg.Jobs.RenderTimeout, RenderMaxRetry: cfg.Jobs.RenderMaxRetry,
-		FinalizeTimeout: cfg.Jobs.RenderTimeout, FinalizeMaxRetry: cfg.Jobs.RenderMaxRetry,
+		FinalizeTimeout: cfg.Jobs.FinalizeTimeout, FinalizeMaxRetry: cfg.Jobs.FinalizeMaxRetry,
 		CallbackTimeout: cfg.Jobs.CallbackTimeout, CallbackMaxRetry: cfg.Jobs.CallbackMaxRetry,
+		CallbackRetention: cfg.Jobs.CallbackRetention, MaintenanceRetention: cfg.Scheduler.SlotRetention,
 	})
 	if err != nil {
 		return &usageError{err}
@@ -210,6 +211,7 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 			ExpireSpec: cfg.Scheduler.ExpireSchedule, OrphansSpec: cfg.Scheduler.OrphansSchedule,
 			CleanSpec: cfg.Scheduler.CleanSchedule, ReconcileSpec: cfg.Scheduler.ReconcileSchedule,
 			OrphanAge: cfg.Scheduler.OrphanAge, CleanAfter: cfg.Scheduler.CleanAfter, StuckAfter: cfg.Scheduler.StuckAfter,
+			BatchSize: cfg.Scheduler.BatchSize, RunTimeout: cfg.Scheduler.RunTimeout,
 		}, scheduler.Deps{Logger: log, Registry: reg, Jobs: jobs, Files: files, Enqueuer: enqueuer, Tasks: inspector, Redis: redisOpt})
 		if err != nil {
 			return err
