@@ -78,9 +78,12 @@ func TestValidate(t *testing.T) {
 	c.Worker.PollInterval = time.Millisecond
 	c.Jobs.BatchSpread = 0
 	c.Jobs.BatchMinTiles = 0
+	c.Jobs.FinalizeMaxRetry = -1
+	c.Scheduler.BatchSize = 0
+	c.Scheduler.SlotRetention = 0
 	err := c.Validate()
 	for _, want := range []string{"auth-hs256-secret", "log-level", "redis-url", "s3-endpoint", "s3-access-key", "http-public-url", "jobs-package-ttl", "queues-urgent-from", "queues-weights", "worker-concurrency", "http-preview-timeout", "http-preview-concurrency",
-		"worker-poll-interval", "jobs-batch-spread", "jobs-batch-min-tiles"} {
+		"worker-poll-interval", "jobs-batch-spread", "jobs-batch-min-tiles", "jobs-finalize-max-retry", "scheduler-batch-size", "scheduler-slot-retention"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want a problem with %s", err, want)
 		}

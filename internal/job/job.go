@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -126,7 +127,10 @@ func PartKey(jobID string, batch int) string {
 }
 
 // PartsPrefix is the storage prefix of a job's part packages.
-func PartsPrefix(jobID string) string { return "parts/" + jobID + "/" }
+func PartsPrefix(jobID string) string { return PartsRoot + jobID + "/" }
+
+// PartsRoot is the storage prefix of every job's part packages.
+const PartsRoot = "parts/"
 
 // TileSizes are the average encoded tile sizes used for estimates.
 type TileSizes struct{ PNG, JPEG int64 }
@@ -234,7 +238,34 @@ func PackageName(layer catalog.Layer, z grid.Zoom, extent grid.BBox) string {
 // the job id keeps its file apart from an earlier job's, which the
 // scheduler deletes when that job expires.
 func PackageKey(jobID, packageName string) string {
-	return PackagePrefix(jobID) + packageName + ".gpkg"
+	return PackageFileKey(jobID, packageName+".gpkg")
+}
+
+// PackageFileKey is the storage key of the package file named file (with
+// its extension) of job jobID, as its download link names it. An empty
+// jobID names a package stored before packages had per-job keys, which
+// lies directly under PackagesPrefix.
+func PackageFileKey(jobID, file string) string {
+	if jobID == "" {
+		return PackagesPrefix + file
+	}
+	return PackagePrefix(jobID) + file
+}
+
+// KeyJobID returns the job whose file key is, for a key below root
+// (PartsRoot or PackagesPrefix) and a job's own prefix there. ok is false
+// for a key directly below root, such as a package stored before
+// packages had per-job keys, which belongs to no job.
+func KeyJobID(root, key string) (id string, ok bool) {
+	rest, found := strings.CutPrefix(key, root)
+	if !found {
+		return "", false
+	}
+	id, _, ok = strings.Cut(rest, "/")
+	if !ok {
+		return "", false
+	}
+	return id, true
 }
 
 // PackagePrefix is the storage prefix of the files a job publishes.

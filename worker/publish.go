@@ -1,0 +1,130 @@
+package worker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/geoexport/exporter/gpkg"
+	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
+)
+
+// publisher is the step that ends a successful export, after render (a
+// one-batch job) or finalize: it records the metadata and digest in the
+// package, stores it under the job's key, completes the job and queues
+// its callbacks. It calls no other step.
+type publisher struct {
+	jobs     Jobs
+	files    Files
+	enqueuer Enqueuer
+	log      *slog.Logger
+	metrics  *metrics
+	// ttl is how long a finished package is kept.
+	ttl time.Duration
+}
+
+// published says how long the steps of a publish took: the metadata
+// (with the content digest) and the rest (file digest, upload, complete).
+type published struct{ metadata, store time.Duration }
+
+// publish writes the metadata into the finished package at path, which
+// holds tiles tiles, uploads it and completes the job. A job cancelled
+// meanwhile keeps no package. Idempotent: the key is the job's, and only
+// an In-Progress job is completed.
+func (p *publisher) publish(ctx context.Context, j job.Job, path string, tiles int64) (published, error) {
+	start := time.Now()
+	if err := writeMetadata(ctx, j, path, tiles); err != nil {
+		return published{}, err
+	}
+	described := time.Now()
+	err := p.store(ctx, j, path, tiles)
+	return published{metadata: described.Sub(start), store: time.Since(described)}, err
+}
+
+// store uploads the package and completes the job.
+func (p *publisher) store(ctx context.Context, j job.Job, path string, tiles int64) error {
+	sum, size, err := fileDigest(path)
+	if err != nil {
+		return err
+	}
+	key := job.PackageKey(j.ID, j.Spec.PackageName)
+	if err := p.files.PutFile(ctx, key, path, ContentTypeGeoPackage); err != nil {
+		return fmt.Errorf("store package %s: %w", key, err)
+	}
+	j, changed, err := p.jobs.Complete(ctx, j.ID, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles}, p.ttl)
+	if err != nil {
+		return err
+	}
+	if changed {
+		p.metrics.jobsFinished.WithLabelValues(string(job.StatusCompleted)).Inc()
+		p.log.InfoContext(ctx, "export completed", logattr.JobID, j.ID, logattr.PackageID, j.Spec.PackageName, logattr.Tiles, tiles, "bytes", size)
+	}
+	if j.Status != job.StatusCompleted {
+		// Cancelled while the package was stored: it is nobody's.
+		if err := p.files.Delete(ctx, key); err != nil {
+			return fmt.Errorf("delete package of cancelled job %s: %w", j.ID, err)
+		}
+		return nil
+	}
+	return p.enqueuer.Callbacks(ctx, j)
+}
+
+// metadata is the JSON document stored in every package.
+type metadata struct {
+	JobID         string          `json:"jobId"`
+	Layer         json.RawMessage `json:"layer"`
+	BBox          []float64       `json:"bbox"`
+	CRS           string          `json:"crs"`
+	Zooms         [2]int          `json:"zooms"`
+	Tiles         int64           `json:"tiles"`
+	ContentSHA256 string          `json:"contentSha256"`
+	CreatedAt     string          `json:"createdAt"`
+	Generator     string          `json:"generator"`
+}
+
+// writeMetadata records the request, layer, zooms, tile count and a digest
+// of the tiles inside the package.
+func writeMetadata(ctx context.Context, j job.Job, path string, tiles int64) error {
+	table := tableName(j.Spec.Layer.ProductID)
+	digest, err := gpkg.ContentDigest(ctx, path, table)
+	if err != nil {
+		return fmt.Errorf("digest package: %w", err)
+	}
+	layer, err := json.Marshal(j.Spec.Layer)
+	if err != nil {
+		return fmt.Errorf("encode layer: %w", err)
+	}
+	md, err := json.Marshal(metadata{
+		JobID: j.ID, Layer: layer, BBox: j.Spec.BBox.Slice(), CRS: j.Spec.CRS, Zooms: [2]int{0, int(j.Spec.Zoom)},
+		Tiles: tiles, ContentSHA256: digest, CreatedAt: j.CreatedAt.Format("2006-01-02T15:04:05Z07:00"), Generator: "exporter",
+	})
+	if err != nil {
+		return fmt.Errorf("encode metadata: %w", err)
+	}
+	if err := gpkg.WriteMetadata(ctx, path, gpkg.Metadata{Document: md}); err != nil {
+		return fmt.Errorf("write metadata: %w", err)
+	}
+	return nil
+}
+
+// fileDigest returns the sha256 and size of a file.
+func fileDigest(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, fmt.Errorf("digest package: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, fmt.Errorf("digest package: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
