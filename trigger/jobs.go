@@ -47,32 +47,23 @@ type jobResponse struct {
 
 // visibleJob loads the job named by the route parameter param if the
 // caller may see it: it asked for the job, or it is an operator. Anything
-// else is 404, so ids of other subjects' jobs are not confirmed.
-func (s *Server) visibleJob(c *fiber.Ctx, param string) (job.Job, error) {
+// else is 404, so ids of other subjects' jobs are not confirmed. The view
+// also says whether the caller was served the job from the cache and, with
+// deliveries, holds the job's callback outcomes: one round trip to Redis.
+func (s *Server) visibleJob(c *fiber.Ctx, param string, deliveries bool) (job.View, error) {
 	id := c.Params(param)
 	if _, err := uuid.Parse(id); err != nil {
-		return job.Job{}, invalid(param, "%q is not a uuid", id)
-	}
-	notFound := errorf(fiber.StatusNotFound, "no job with id %s", id)
-	j, err := s.deps.Jobs.Get(c.UserContext(), id)
-	if errors.Is(err, job.ErrNotFound) {
-		return job.Job{}, notFound
-	}
-	if err != nil {
-		return job.Job{}, unavailable(err)
+		return job.View{}, invalid(param, "%q is not a uuid", id)
 	}
 	p, _ := PrincipalFrom(c)
-	if p.Operator() {
-		return j, nil
+	v, err := s.deps.Jobs.Look(c.UserContext(), id, p.Subject, deliveries)
+	if errors.Is(err, job.ErrNotFound) || err == nil && !v.Requested && !p.Operator() {
+		return job.View{}, errorf(fiber.StatusNotFound, "no job with id %s", id)
 	}
-	ok, err := s.deps.Jobs.Requested(c.UserContext(), id, p.Subject)
 	if err != nil {
-		return job.Job{}, unavailable(err)
+		return job.View{}, unavailable(err)
 	}
-	if !ok {
-		return job.Job{}, notFound
-	}
-	return j, nil
+	return v, nil
 }
 
 func (s *Server) jobResponse(j job.Job) jobResponse {
@@ -116,21 +107,13 @@ func (s *Server) jobResponses(ctx context.Context, subject string, jobs ...job.J
 
 // getJob is GET /jobs/{id}, with the outcome of each callback.
 func (s *Server) getJob(c *fiber.Ctx) error {
-	j, err := s.visibleJob(c, "id")
+	v, err := s.visibleJob(c, "id", true)
 	if err != nil {
 		return err
 	}
-	p, _ := PrincipalFrom(c)
-	rs, err := s.jobResponses(c.UserContext(), p.Subject, j)
-	if err != nil {
-		return err
-	}
-	r := rs[0]
-	ds, err := s.deps.Jobs.Deliveries(c.UserContext(), j.ID)
-	if err != nil {
-		return unavailable(err)
-	}
-	for _, d := range ds {
+	r := s.jobResponse(v.Job)
+	r.FromCache = v.FromCache
+	for _, d := range v.Deliveries {
 		r.Callbacks = append(r.Callbacks, deliveryResponse{
 			URL: d.Callback.URL, BBox: d.Callback.BBox, Outcome: d.Outcome, Code: d.Code, Error: d.Error, Attempts: d.Attempts, At: d.At,
 		})
@@ -152,11 +135,11 @@ type deliveryResponse struct {
 // taskStatus is GET /taskStatus/{jobId}, for clients of the reference
 // service: just the percentage and the status.
 func (s *Server) taskStatus(c *fiber.Ctx) error {
-	j, err := s.visibleJob(c, "jobId")
+	v, err := s.visibleJob(c, "jobId", false)
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"percentage": j.Percentage(), "status": j.Status})
+	return c.JSON(fiber.Map{"percentage": v.Job.Percentage(), "status": v.Job.Status})
 }
 
 // listResponse is GET /jobs.
@@ -213,10 +196,11 @@ func (s *Server) listJobs(c *fiber.Ctx) error {
 // success false.
 func (s *Server) cancelJob(c *fiber.Ctx) error {
 	ctx := c.UserContext()
-	j, err := s.visibleJob(c, "id")
+	v, err := s.visibleJob(c, "id", false)
 	if err != nil {
 		return err
 	}
+	j := v.Job
 	p, _ := PrincipalFrom(c)
 	if !p.Operator() && j.Owner != p.Subject {
 		return errorf(fiber.StatusForbidden, "only the job's creator or an operator may cancel job %s", j.ID)

@@ -37,7 +37,7 @@ func (s *Store) RecordDelivery(ctx context.Context, jobID string, d Delivery) er
 		return fmt.Errorf("encode delivery: %w", err)
 	}
 	field := CallbackTaskID(jobID, "", d.Callback)
-	if err := s.rdb.HSet(ctx, s.jobKey(jobID)+":deliveries", field, b).Err(); err != nil {
+	if err := s.rdb.HSet(ctx, s.deliveriesKey(jobID), field, b).Err(); err != nil {
 		return fmt.Errorf("record delivery of job %s: %w", jobID, err)
 	}
 	return nil
@@ -45,10 +45,18 @@ func (s *Store) RecordDelivery(ctx context.Context, jobID string, d Delivery) er
 
 // Deliveries returns the recorded callback outcomes of a job.
 func (s *Store) Deliveries(ctx context.Context, jobID string) ([]Delivery, error) {
-	m, err := s.rdb.HGetAll(ctx, s.jobKey(jobID)+":deliveries").Result()
+	m, err := s.rdb.HGetAll(ctx, s.deliveriesKey(jobID)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("get deliveries of job %s: %w", jobID, err)
 	}
+	return decodeDeliveries(jobID, m)
+}
+
+func (s *Store) deliveriesKey(jobID string) string { return s.jobKey(jobID) + ":deliveries" }
+
+// decodeDeliveries decodes the deliveries hash m of a job, ordered by
+// callback URL.
+func decodeDeliveries(jobID string, m map[string]string) ([]Delivery, error) {
 	out := make([]Delivery, 0, len(m))
 	for _, v := range m {
 		var d Delivery

@@ -76,7 +76,9 @@ func (s *Store) reservedKey() string { return s.prefix + "quota:reserved" }
 
 // getOrCreate: KEYS cache, new job, expiry, jobs, subject's jobs, stored,
 // reserved, subject's cache hits; ARGV prefix, id, now, ttl, spec, task
-// ids, subject, quota, estimate, callbacks...
+// ids, subject, quota, estimate, callbacks... It answers the outcome, the
+// job's id and its record as it left it (HGETALL), so that the caller
+// needs no second round trip.
 var getOrCreate = redis.NewScript(`
 local now = tonumber(ARGV[3])
 local function seen(id)
@@ -97,12 +99,12 @@ if id then
       end
       seen(id)
       redis.call('SADD', KEYS[8], id)
-      return {'cache_hit', id}
+      return {'cache_hit', id, redis.call('HGETALL', jk)}
     end
   elseif st == 'In-Progress' then
     for i = 10, #ARGV do redis.call('SADD', jk .. ':callbacks', ARGV[i]) end
     seen(id)
-    return {'joined', id}
+    return {'joined', id, redis.call('HGETALL', jk)}
   end
 end
 local quota, estimate = tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -117,7 +119,7 @@ for i = 10, #ARGV do redis.call('SADD', KEYS[2] .. ':callbacks', ARGV[i]) end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[4], now, ARGV[2])
 seen(ARGV[2])
-return {'created', ARGV[2]}
+return {'created', ARGV[2], redis.call('HGETALL', KEYS[2])}
 `)
 
 // Request is who asks for a job and how it is to be kept.
@@ -174,19 +176,36 @@ func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outco
 	}
 	keys := []string{s.cacheKey(j.Spec.CacheKey()), s.jobKey(j.ID), s.expiryKey(), s.jobsKey(),
 		s.subjectKey(req.Subject), s.storedKey(), s.reservedKey(), s.subjectCachedKey(req.Subject)}
-	res, err := getOrCreate.Run(ctx, s.rdb, keys, args...).StringSlice()
+	res, err := getOrCreate.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return Job{}, "", fmt.Errorf("get or create job: %w", err)
 	}
-	if res[0] == "over_quota" {
-		used, _ := strconv.ParseInt(res[1], 10, 64)
+	outcome, _ := res[0].(string)
+	id, _ := res[1].(string)
+	if outcome == "over_quota" {
+		used, _ := strconv.ParseInt(id, 10, 64)
 		return Job{}, "", &QuotaError{Estimate: j.Spec.EstimatedBytes, Used: used, Quota: req.QuotaBytes}
 	}
-	got, err := s.Get(ctx, res[1])
+	if len(res) < 3 {
+		return Job{}, "", fmt.Errorf("get or create job: reply %v has no record", res)
+	}
+	got, err := decodeJob(id, hashReply(res[2]))
 	if err != nil {
 		return Job{}, "", err
 	}
-	return got, Outcome(res[0]), nil
+	return got, Outcome(outcome), nil
+}
+
+// hashReply is a hash as a script returns HGETALL's reply: a flat list of
+// fields and values.
+func hashReply(v any) map[string]string {
+	list, _ := v.([]any)
+	m := make(map[string]string, len(list)/2)
+	for i := 0; i+1 < len(list); i += 2 {
+		k, _ := list[i].(string)
+		m[k], _ = list[i+1].(string)
+	}
+	return m
 }
 
 // Usage returns the bytes of stored packages and the estimates of
@@ -210,13 +229,15 @@ func (s *Store) Get(ctx context.Context, id string) (Job, error) {
 	if err != nil {
 		return Job{}, fmt.Errorf("get job %s: %w", id, err)
 	}
+	return decodeJob(id, m)
+}
+
+// decodeJob decodes the record m of job id; an empty record is
+// ErrNotFound.
+func decodeJob(id string, m map[string]string) (Job, error) {
 	if len(m) == 0 {
 		return Job{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	return decodeJob(m)
-}
-
-func decodeJob(m map[string]string) (Job, error) {
 	j := Job{ID: m["id"], Status: Status(m["status"]), Reason: m["reason"], FileKey: m["file_key"], SHA256: m["sha256"], Owner: m["owner"]}
 	if err := json.Unmarshal([]byte(m["spec"]), &j.Spec); err != nil {
 		return Job{}, fmt.Errorf("decode job %s spec: %w", j.ID, err)
@@ -342,14 +363,53 @@ func (s *Store) Status(ctx context.Context, id string) (Status, error) {
 	return Status(st), nil
 }
 
-// Requested reports whether subject asked for the job (created, joined or
-// was served it from the cache).
-func (s *Store) Requested(ctx context.Context, id, subject string) (bool, error) {
-	ok, err := s.rdb.SIsMember(ctx, s.jobKey(id)+":subjects", subject).Result()
+// View is what Look reads of one job for one subject.
+type View struct {
+	Job Job
+	// Requested: the subject asked for the job (created, joined or was
+	// served it from the cache).
+	Requested bool
+	// FromCache: a request of the subject for the job was answered from
+	// its finished package (FromCache).
+	FromCache bool
+	// Deliveries are the job's callback outcomes (Deliveries), when asked
+	// for.
+	Deliveries []Delivery
+}
+
+// Look reads, in one round trip to Redis, the job with id (ErrNotFound
+// when there is none), whether subject requested it and was served it from
+// the cache, and with deliveries also its callback outcomes: what Get,
+// FromCache and Deliveries would read one after the other.
+func (s *Store) Look(ctx context.Context, id, subject string, deliveries bool) (View, error) {
+	var (
+		rec              *redis.MapStringStringCmd
+		requested, cache *redis.BoolCmd
+		dels             *redis.MapStringStringCmd
+	)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		rec = p.HGetAll(ctx, s.jobKey(id))
+		requested = p.SIsMember(ctx, s.jobKey(id)+":subjects", subject)
+		cache = p.SIsMember(ctx, s.subjectCachedKey(subject), id)
+		if deliveries {
+			dels = p.HGetAll(ctx, s.deliveriesKey(id))
+		}
+		return nil
+	})
 	if err != nil {
-		return false, fmt.Errorf("get job %s subjects: %w", id, err)
+		return View{}, fmt.Errorf("get job %s: %w", id, err)
 	}
-	return ok, nil
+	var v View
+	if v.Job, err = decodeJob(id, rec.Val()); err != nil {
+		return View{}, err
+	}
+	v.Requested, v.FromCache = requested.Val(), cache.Val()
+	if deliveries {
+		if v.Deliveries, err = decodeDeliveries(id, dels.Val()); err != nil {
+			return View{}, err
+		}
+	}
+	return v, nil
 }
 
 // FromCache reports, for each of ids, whether a request of subject for that

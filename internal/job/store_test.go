@@ -388,3 +388,70 @@ func TestFromCache(t *testing.T) {
 		t.Errorf("cache-hit sets left after the only hit job was deleted: %d (%v), want none", n, err)
 	}
 }
+
+// TestLook checks that Look reads in one step what Get, FromCache and
+// Deliveries read one after the other, and what GetOrCreate answers is the
+// record as stored.
+func TestLook(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := t.Context()
+	cb := job.Callback{URL: "http://example.com/done", BBox: []float64{34.81, 31.95, 34.82, 31.96}}
+	first, _, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour, Callbacks: []job.Callback{cb}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Complete(ctx, first.ID, job.Result{FileKey: "packages/x.gpkg", FileSize: 42}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 1, 12, 0, 1, 0, time.UTC)
+	if err := s.RecordDelivery(ctx, first.ID, job.Delivery{Callback: cb, Outcome: job.DeliveryDelivered, Code: 200, Attempts: 1, At: at}); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.advance(time.Minute)
+	hit, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "bob", TTL: time.Hour})
+	if err != nil || outcome != job.OutcomeCacheHit {
+		t.Fatalf("bob's request = %v, %v; want a cache hit", outcome, err)
+	}
+	stored, err := s.Get(ctx, first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(stored, hit); diff != "" {
+		t.Errorf("GetOrCreate's cache hit differs from the stored job (-want +got):\n%s", diff)
+	}
+	if !hit.ExpiresAt.Equal(b.clock.now().Add(time.Hour)) {
+		t.Errorf("cache hit ExpiresAt = %v, want the pushed-out %v", hit.ExpiresAt, b.clock.now().Add(time.Hour))
+	}
+	wantDeliveries, err := s.Deliveries(ctx, first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, subject        string
+		deliveries           bool
+		requested, fromCache bool
+	}{
+		{name: "creator", subject: "alice", deliveries: true, requested: true},
+		{name: "served from the cache", subject: "bob", deliveries: true, requested: true, fromCache: true},
+		{name: "without deliveries", subject: "bob", requested: true, fromCache: true},
+		{name: "never asked", subject: "carol", deliveries: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.Look(ctx, first.ID, tc.subject, tc.deliveries)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := job.View{Job: stored, Requested: tc.requested, FromCache: tc.fromCache}
+			if tc.deliveries {
+				want.Deliveries = wantDeliveries
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Look(%s, %v) mismatch (-want +got):\n%s", tc.subject, tc.deliveries, diff)
+			}
+		})
+	}
+	if _, err := s.Look(ctx, uuid.NewString(), "alice", true); !errors.Is(err, job.ErrNotFound) {
+		t.Errorf("Look(unknown) = %v, want ErrNotFound", err)
+	}
+}
