@@ -211,14 +211,16 @@ awk -v hz="$(getconf CLK_TCK)" '
     if ($1 == "GET_/healthz") health[$2] = rps[NR]
     if ($2 > max_conns) max_conns = $2 }
   END {
-    print "| request | connections | requests/s | ÷ /healthz | p50 ms | p99 ms | errors | non-2xx | CPU trigger | Redis | wrk | others |"
-    print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    print "| request | connections | requests/s | ÷ /healthz | p50 ms | p99 ms | errors | non-2xx | CPU trigger | Redis | wrk | others | µs CPU per request, trigger + Redis |"
+    print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     for (i = 1; i <= NR; i++) {
       n = name[i]; gsub("_", " ", n)
       ratio = health[conns[i]] > 0 ? sprintf("%.0f%%", 100 * rps[i] / health[conns[i]]) : "–"
       s = us[i] / 1e6
-      printf "| %s | %d | %.0f | %s | %.2f | %.2f | %d | %d | %.2f | %.2f | %.2f | %.2f |\n", n, conns[i], rps[i], ratio,
-        p50[i] / 1000, p99[i] / 1000, errs[i], bad[i], tcpu[i] / hz / s, rcpu[i] / hz / s, wcpu[i] / hz / s, (ocpu[i] > 0 ? ocpu[i] : 0) / hz / s
+      per = req[i] > 0 ? 1e6 / hz / req[i] : 0
+      printf "| %s | %d | %.0f | %s | %.2f | %.2f | %d | %d | %.2f | %.2f | %.2f | %.2f | %.0f + %.0f |\n", n, conns[i], rps[i], ratio,
+        p50[i] / 1000, p99[i] / 1000, errs[i], bad[i], tcpu[i] / hz / s, rcpu[i] / hz / s, wcpu[i] / hz / s, (ocpu[i] > 0 ? ocpu[i] : 0) / hz / s,
+        tcpu[i] * per, rcpu[i] * per
     }
     print ""
     print "Targets at " max_conns " connections: requests/s at least 25% of /healthz, p99 under 10 ms, no error or non-2xx."

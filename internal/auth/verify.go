@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -24,7 +25,25 @@ type Verifier struct {
 	jwksKid map[string]verificationKey // the JWKS keys that have a kid
 	methods []string
 	parser  *jwt.Parser
+	// verified remembers tokens that passed, by their text.
+	mu       sync.Mutex
+	verified map[string]verifiedToken
 }
+
+// verifiedToken is a token that passed every check, with the times
+// between which its time checks pass without any leeway.
+type verifiedToken struct {
+	principal   Principal
+	from, until time.Time
+}
+
+// Bounds of the memory of verified tokens: a client sends the same token
+// with every request, and parsing and checking it again is much of the
+// cost of a cheap request.
+const (
+	verifiedEntries  = 1024
+	verifiedMaxBytes = 4 << 10
+)
 
 // New validates cfg and loads its key files. Errors name the file and the
 // PEM block or JWK at fault, never key material.
@@ -114,10 +133,17 @@ func (v *Verifier) Authorize(p Principal, role string) error {
 
 // Verify checks a raw token: size, signature, algorithm, exp (required),
 // nbf, iat, iss and aud when configured, a non-empty sub and the role
-// claim's type. Every error is an *Error of Kind Unauthenticated.
+// claim's type. Every error is an *Error of Kind Unauthenticated. A token
+// that passed is remembered (at most 1,024 tokens of up to 4 KiB): while
+// the clock lies where its exp, nbf and iat pass without leeway, the same
+// token is not parsed and checked again, since nothing else about it can
+// change; outside that window it is checked afresh.
 func (v *Verifier) Verify(raw string) (Principal, error) {
 	if len(raw) > MaxTokenBytes {
 		return Principal{}, unauthorized("token too large")
+	}
+	if p, ok := v.recall(raw); ok {
+		return p, nil
 	}
 	claims := jwt.MapClaims{}
 	tok, err := v.parser.ParseWithClaims(raw, claims, v.keyFor)
@@ -135,7 +161,55 @@ func (v *Verifier) Verify(raw string) (Principal, error) {
 	if err != nil {
 		return Principal{}, unauthorized("token claim %s is not a string or an array of strings", v.cfg.RoleClaim)
 	}
-	return Principal{Subject: sub, Roles: roles, operator: slices.Contains(roles, v.cfg.OperatorRole)}, nil
+	p := Principal{Subject: sub, Roles: roles, operator: slices.Contains(roles, v.cfg.OperatorRole)}
+	v.remember(raw, p, claims)
+	return p, nil
+}
+
+// recall returns the principal of raw if raw verified before and now lies
+// where its exp, nbf and iat pass without leeway. Outside that, Verify
+// checks the token afresh and says why it fails, with the leeway.
+func (v *Verifier) recall(raw string) (Principal, bool) {
+	v.mu.Lock()
+	t, ok := v.verified[raw]
+	v.mu.Unlock()
+	if !ok {
+		return Principal{}, false
+	}
+	now := v.cfg.Now()
+	if now.Before(t.from) || !now.Before(t.until) {
+		return Principal{}, false
+	}
+	p := t.principal
+	p.Roles = slices.Clone(p.Roles)
+	return p, true
+}
+
+// remember keeps a token that verified, within the memory's bounds; when
+// it is full, an arbitrary token makes room.
+func (v *Verifier) remember(raw string, p Principal, claims jwt.MapClaims) {
+	exp, err := claims.GetExpirationTime()
+	if err != nil || exp == nil || len(raw) > verifiedMaxBytes {
+		return
+	}
+	t := verifiedToken{principal: p, until: exp.Time}
+	for _, get := range []func() (*jwt.NumericDate, error){claims.GetNotBefore, claims.GetIssuedAt} {
+		if d, err := get(); err == nil && d != nil && d.After(t.from) {
+			t.from = d.Time
+		}
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.verified == nil {
+		v.verified = make(map[string]verifiedToken, verifiedEntries)
+	}
+	if len(v.verified) >= verifiedEntries {
+		for k := range v.verified {
+			delete(v.verified, k)
+			break
+		}
+	}
+	v.verified[raw] = t
 }
 
 // rolesOf reads a role claim: absent, a string or an array of strings.

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -298,6 +299,47 @@ func TestVerifyErrorKind(t *testing.T) {
 		}
 		if err != nil && err.Error() != tc.msg {
 			t.Errorf("Verify().Error() = %q, want %q", err, tc.msg)
+		}
+	}
+}
+
+// TestVerifyRemembersWithinTimeChecks: a token that verified is not
+// checked afresh while its time claims pass, and is refused as before
+// once they no longer do; near its edges the leeway applies as before.
+func TestVerifyRemembersWithinTimeChecks(t *testing.T) {
+	t.Parallel()
+	var now atomic.Int64
+	at := func(d time.Duration) { now.Store(authtest.Now.Add(d).UnixNano()) }
+	v, err := auth.New(auth.Config{
+		HS256Secret: authtest.Secret, RoleClaim: "role", ClientRole: "client", OperatorRole: "operator",
+		Leeway: 30 * time.Second, Now: func() time.Time { return time.Unix(0, now.Load()) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := authtest.Sign(t, jose.HS256, authtest.Secret, "", authtest.Claims(func(c map[string]any) {
+		c["nbf"] = authtest.Now.Add(10 * time.Second).Unix() // valid from Now thanks to the leeway
+	}))
+	for _, tc := range []struct {
+		name    string
+		at      time.Duration
+		wantErr string
+	}{
+		{name: "before nbf, within the leeway", at: 0},
+		{name: "after nbf", at: time.Minute},
+		{name: "again, remembered", at: 2 * time.Minute},
+		{name: "after exp, within the leeway", at: time.Hour + 20*time.Second},
+		{name: "after exp and the leeway", at: time.Hour + 31*time.Second, wantErr: "token expired"},
+		{name: "before nbf and the leeway", at: -time.Minute, wantErr: "token not valid yet"},
+		{name: "valid again", at: 30 * time.Minute},
+	} {
+		at(tc.at)
+		p, err := v.Verify(tok)
+		switch {
+		case tc.wantErr == "" && (err != nil || p.Subject != "alice" || len(p.Roles) != 1 || p.Roles[0] != "client"):
+			t.Errorf("%s: Verify = %+v, %v; want alice, client", tc.name, p, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: Verify = %+v, %v; want %q", tc.name, p, err, tc.wantErr)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -40,7 +39,9 @@ type Callback struct {
 	BBox []float64 `json:"bbox"`
 }
 
-// Spec is what a job was asked to make. It never changes after creation.
+// Spec is what a job was asked to make. It never changes after creation:
+// the Specs of jobs read from the Store may share slices, maps and
+// pointers with each other, so none is ever modified in place.
 type Spec struct {
 	Layer       catalog.Layer `json:"layer"`
 	Zoom        grid.Zoom     `json:"zoom"`
@@ -221,15 +222,33 @@ func (s Spec) digest(tiles []byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
-
 // PackageName names the package file of an export, without extension: product
 // type, product id, version, zoom and sanitised bbox, safe as a file name.
 func PackageName(layer catalog.Layer, z grid.Zoom, extent grid.BBox) string {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	name := fmt.Sprintf("%s_%s_%s_z%d_%s_%s_%s_%s", layer.ProductType, layer.ProductID, layer.Version, z,
 		f(extent.MinX), f(extent.MinY), f(extent.MaxX), f(extent.MaxY))
-	return unsafeName.ReplaceAllString(name, "-")
+	return safeName(name)
+}
+
+// safeName replaces each run of bytes other than A-Z, a-z, 0-9, '.', '_'
+// and '-' in name with one '-'. (Every byte of a multi-byte UTF-8
+// character is outside that set, so a run of such characters becomes one
+// '-' too.)
+func safeName(name string) string {
+	b := make([]byte, 0, len(name))
+	inRun := false
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-' {
+			b = append(b, c)
+			inRun = false
+		} else if !inRun {
+			b = append(b, '-')
+			inRun = true
+		}
+	}
+	return string(b)
 }
 
 // PackageKey is the storage key of a job's finished package. It lies under

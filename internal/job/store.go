@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -51,6 +52,9 @@ type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
 	now    func() time.Time
+	// specs and taskIDs remember decoded specs and task ids.
+	specs   memo[Spec]
+	taskIDs memo[[]string]
 }
 
 // NewStore returns a store over rdb. now is the clock; nil means time.Now.
@@ -189,7 +193,7 @@ func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outco
 	if len(res) < 3 {
 		return Job{}, "", fmt.Errorf("get or create job: reply %v has no record", res)
 	}
-	got, err := decodeJob(id, hashReply(res[2]))
+	got, err := s.decodeJob(id, hashReply(res[2]))
 	if err != nil {
 		return Job{}, "", err
 	}
@@ -229,22 +233,26 @@ func (s *Store) Get(ctx context.Context, id string) (Job, error) {
 	if err != nil {
 		return Job{}, fmt.Errorf("get job %s: %w", id, err)
 	}
-	return decodeJob(id, m)
+	return s.decodeJob(id, m)
 }
 
 // decodeJob decodes the record m of job id; an empty record is
-// ErrNotFound.
-func decodeJob(id string, m map[string]string) (Job, error) {
+// ErrNotFound. The job's Spec may share slices, maps and pointers with
+// other jobs the store returned (it never changes after creation, and
+// must not be modified).
+func (s *Store) decodeJob(id string, m map[string]string) (Job, error) {
 	if len(m) == 0 {
 		return Job{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	j := Job{ID: m["id"], Status: Status(m["status"]), Reason: m["reason"], FileKey: m["file_key"], SHA256: m["sha256"], Owner: m["owner"]}
-	if err := json.Unmarshal([]byte(m["spec"]), &j.Spec); err != nil {
+	if err := s.specs.decode(m["spec"], &j.Spec); err != nil {
 		return Job{}, fmt.Errorf("decode job %s spec: %w", j.ID, err)
 	}
-	if err := json.Unmarshal([]byte(m["task_ids"]), &j.TaskIDs); err != nil {
+	var tasks []string
+	if err := s.taskIDs.decode(m["task_ids"], &tasks); err != nil {
 		return Job{}, fmt.Errorf("decode job %s task ids: %w", j.ID, err)
 	}
+	j.TaskIDs = slices.Clone(tasks)
 	num := func(k string) int64 { n, _ := strconv.ParseInt(m[k], 10, 64); return n }
 	ms := func(k string) time.Time {
 		if n := num(k); n > 0 {
@@ -400,7 +408,7 @@ func (s *Store) Look(ctx context.Context, id, subject string, deliveries bool) (
 		return View{}, fmt.Errorf("get job %s: %w", id, err)
 	}
 	var v View
-	if v.Job, err = decodeJob(id, rec.Val()); err != nil {
+	if v.Job, err = s.decodeJob(id, rec.Val()); err != nil {
 		return View{}, err
 	}
 	v.Requested, v.FromCache = requested.Val(), cache.Val()

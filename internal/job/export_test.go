@@ -1,0 +1,4 @@
+package job
+
+// SafeName is safeName, for the tests.
+var SafeName = safeName
