@@ -4,14 +4,14 @@
 # `exporter trigger` with the rate limit off, and one small export of the
 # demo layer rendered by a real `exporter worker` (stopped once the job is
 # Completed), so that the same POST /create is a cache hit. Then wrk loads
-# GET /healthz, the cache-hit POST /create, POST /estimate and
+# GET /healthz, GET /readyz, the cache-hit POST /create, POST /estimate and
 # GET /jobs/{id} at each connection count for a fixed time, and the script
 # prints requests/s, p50 and p99, each route's requests/s as a ratio to
 # /healthz's at the same connection count, errors, non-2xx answers (counted
 # by the trigger's exporter_http_requests_total) and the CPU the trigger and
 # Redis used, as a Markdown table.
 #
-#   scripts/bench-api.sh          about 1 min 30 s with the build
+#   scripts/bench-api.sh          about 1 min 40 s with the build
 #
 # BENCH_API_DURATION   time per route and connection count (5s)
 # BENCH_API_CONNECTIONS  connection counts ("2 16 64")
@@ -20,6 +20,8 @@
 #                      the cache-hit POST /create and GET /jobs/{id} at the
 #                      largest connection count (EXPORTER_HTTP_PPROF=true)
 #                      into DIR: create.pprof, job.pprof
+# BENCH_API_EXPORTER=PATH  loads that exporter binary instead of building
+#                      bin/exporter (to compare two builds on one machine)
 # BENCH_KEEP=1         keeps the temp dir (logs of redis, trigger, worker)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,8 +37,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "bench-api: missing ${missing[*]}: run make tools" >&2
   exit 1
 fi
-make -s -C "$root" build
-exporter=$root/bin/exporter
+exporter=${BENCH_API_EXPORTER:-}
+if [ -z "$exporter" ]; then
+  make -s -C "$root" build
+  exporter=$root/bin/exporter
+fi
 
 tmp=$(mktemp -d -t bench-api.XXXXXX)
 pids=()
@@ -160,6 +165,7 @@ point() {
 
 routes=(
   "GET_/healthz GET /healthz"
+  "GET_/readyz GET /readyz"
   "POST_/create_(cache_hit) POST /create"
   "POST_/estimate POST /estimate"
   "GET_/jobs/{id} GET /jobs/$id"
