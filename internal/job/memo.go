@@ -10,47 +10,61 @@ import (
 // spec and task ids never change after it is created, and reads of a job
 // (a cache-hit POST /create, GET /jobs/{id}, a worker's status checks)
 // outnumber its changes. Keying by the text itself, not by the job id,
-// means a value is never stale. It holds at most memoEntries texts of at
-// most memoMaxText bytes; when it is full, an arbitrary entry makes room.
+// means a value is never stale. Texts longer than memoMaxText bytes are
+// decoded every time.
 type memo[T any] struct {
-	mu sync.Mutex
-	m  map[string]T
+	values bounded[T]
 }
 
-const (
-	memoEntries = 1024
-	memoMaxText = 8 << 10
-)
+// memoMaxText is the longest text a memo keeps.
+const memoMaxText = 8 << 10
 
 // decode sets v to the value of text, decoding it only if it is not
 // remembered. The value may share slices, maps and pointers with the
 // values decode gave and gives for the same text: callers must not modify
 // what they reach through it.
 func (c *memo[T]) decode(text string, v *T) error {
-	c.mu.Lock()
-	got, ok := c.m[text]
-	c.mu.Unlock()
-	if ok {
+	if got, ok := c.values.get(text); ok {
 		*v = got
 		return nil
 	}
 	if err := json.Unmarshal([]byte(text), v); err != nil {
 		return err
 	}
-	if len(text) > memoMaxText {
-		return nil
+	if len(text) <= memoMaxText {
+		c.values.put(text, *v)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = make(map[string]T, memoEntries)
+	return nil
+}
+
+// bounded is a map safe for concurrent use that holds at most
+// boundedEntries entries; when it is full, an arbitrary entry makes room.
+type bounded[V any] struct {
+	mu sync.Mutex
+	m  map[string]V
+}
+
+// boundedEntries is the most entries a bounded map holds.
+const boundedEntries = 1024
+
+func (b *bounded[V]) get(k string) (V, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	v, ok := b.m[k]
+	return v, ok
+}
+
+func (b *bounded[V]) put(k string, v V) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = make(map[string]V, boundedEntries)
 	}
-	if len(c.m) >= memoEntries {
-		for k := range c.m {
-			delete(c.m, k)
+	if _, ok := b.m[k]; !ok && len(b.m) >= boundedEntries {
+		for old := range b.m {
+			delete(b.m, old)
 			break
 		}
 	}
-	c.m[text] = *v
-	return nil
+	b.m[k] = v
 }

@@ -30,15 +30,15 @@ func TestMemo(t *testing.T) {
 	if err := c.decode(long, &v); err != nil || len(v) != 1 {
 		t.Fatalf("decode(long text) = %v, %v", v, err)
 	}
-	if _, ok := c.m[long]; ok {
+	if _, ok := c.values.m[long]; ok {
 		t.Errorf("a text of %d bytes was remembered, want at most %d", len(long), memoMaxText)
 	}
-	for i := range 3 * memoEntries {
+	for i := range 3 * boundedEntries {
 		if err := c.decode(fmt.Sprintf(`["%d"]`, i), &v); err != nil || v[0] != fmt.Sprint(i) {
 			t.Fatalf("decode(%d) = %v, %v", i, v, err)
 		}
 	}
-	if n := len(c.m); n > memoEntries {
-		t.Errorf("memo holds %d texts, want at most %d", n, memoEntries)
+	if n := len(c.values.m); n > boundedEntries {
+		t.Errorf("memo holds %d texts, want at most %d", n, boundedEntries)
 	}
 }

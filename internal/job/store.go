@@ -55,6 +55,8 @@ type Store struct {
 	// specs and taskIDs remember decoded specs and task ids.
 	specs   memo[Spec]
 	taskIDs memo[[]string]
+	// lastJobs remembers the job id each cache key named last.
+	lastJobs bounded[string]
 }
 
 // NewStore returns a store over rdb. now is the clock; nil means time.Now.
@@ -78,12 +80,13 @@ func (s *Store) subjectCachedKey(sub string) string {
 func (s *Store) storedKey() string   { return s.prefix + "quota:stored" }
 func (s *Store) reservedKey() string { return s.prefix + "quota:reserved" }
 
-// getOrCreate: KEYS cache, new job, expiry, jobs, subject's jobs, stored,
-// reserved, subject's cache hits; ARGV prefix, id, now, ttl, spec, task
-// ids, subject, quota, estimate, callbacks... It answers the outcome, the
-// job's id and its record as it left it (HGETALL), so that the caller
-// needs no second round trip.
-var getOrCreate = redis.NewScript(`
+// reuseLua is the first half of the get-or-create scripts: it answers a
+// Completed, unexpired job of the cache key as a cache hit (pushing its
+// expiry out) and joins an In-Progress one (adding the callbacks). KEYS
+// cache, new job, expiry, jobs, subject's jobs, stored, reserved,
+// subject's cache hits; ARGV prefix, id, now, ttl, spec, task ids,
+// subject, quota, estimate, callbacks...
+const reuseLua = `
 local now = tonumber(ARGV[3])
 local function seen(id)
   redis.call('SADD', ARGV[1] .. 'job:' .. id .. ':subjects', ARGV[7])
@@ -103,14 +106,23 @@ if id then
       end
       seen(id)
       redis.call('SADD', KEYS[8], id)
-      return {'cache_hit', id, redis.call('HGETALL', jk)}
+      return {'cache_hit', id}
     end
   elseif st == 'In-Progress' then
     for i = 10, #ARGV do redis.call('SADD', jk .. ':callbacks', ARGV[i]) end
     seen(id)
-    return {'joined', id, redis.call('HGETALL', jk)}
+    return {'joined', id}
   end
 end
+`
+
+// reuse answers 'miss' where getOrCreate would create a job; it needs
+// neither the new job's spec nor its task ids.
+var reuse = redis.NewScript(reuseLua + "return {'miss'}\n")
+
+// getOrCreate stores the new job where reuse finds nothing to reuse, in
+// the same atomic step, and answers its record too (HGETALL).
+var getOrCreate = redis.NewScript(reuseLua + `
 local quota, estimate = tonumber(ARGV[8]), tonumber(ARGV[9])
 if quota > 0 then
   local used = tonumber(redis.call('GET', KEYS[6]) or '0') + tonumber(redis.call('GET', KEYS[7]) or '0')
@@ -151,9 +163,12 @@ func (e *QuotaError) Error() string {
 // Available is the quota left.
 func (e *QuotaError) Available() int64 { return max(0, e.Quota-e.Used) }
 
-// GetOrCreate is the one atomic step of POST /create: it returns the
+// GetOrCreate is the atomic get-or-create of POST /create: it returns the
 // reusable job for j's cache key, or stores j (which must carry a fresh ID,
-// its TaskIDs and its estimate) if there is none. A Completed, unexpired
+// its TaskIDs and its estimate) if there is none. Reusing is one script,
+// which needs neither j's spec nor its task ids; only when it finds
+// nothing to reuse does a second script check again and store j, in one
+// atomic step, so two requests never make two jobs. A Completed, unexpired
 // job is a cache hit and its expiry moves to now+TTL; an In-Progress job
 // is joined and callbacks are added to it, each distinct callback once.
 // Failed, Cancelled and Expired jobs are never reused. A new job whose
@@ -162,15 +177,10 @@ func (e *QuotaError) Available() int64 { return max(0, e.Quota-e.Used) }
 // in the same step, that the subject was served the finished package
 // (FromCache).
 func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outcome, error) {
-	spec, err := json.Marshal(j.Spec)
-	if err != nil {
-		return Job{}, "", fmt.Errorf("encode spec: %w", err)
-	}
-	tasks, err := json.Marshal(j.TaskIDs)
-	if err != nil {
-		return Job{}, "", fmt.Errorf("encode task ids: %w", err)
-	}
-	args := []any{s.prefix, j.ID, s.now().UnixMilli(), req.TTL.Milliseconds(), spec, tasks, req.Subject, req.QuotaBytes, j.Spec.EstimatedBytes}
+	cacheKey := s.cacheKey(j.Spec.CacheKey())
+	keys := []string{cacheKey, s.jobKey(j.ID), s.expiryKey(), s.jobsKey(),
+		s.subjectKey(req.Subject), s.storedKey(), s.reservedKey(), s.subjectCachedKey(req.Subject)}
+	args := []any{s.prefix, j.ID, s.now().UnixMilli(), req.TTL.Milliseconds(), "", "", req.Subject, req.QuotaBytes, j.Spec.EstimatedBytes}
 	for _, cb := range req.Callbacks {
 		b, err := json.Marshal(cb)
 		if err != nil {
@@ -178,11 +188,24 @@ func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outco
 		}
 		args = append(args, b)
 	}
-	keys := []string{s.cacheKey(j.Spec.CacheKey()), s.jobKey(j.ID), s.expiryKey(), s.jobsKey(),
-		s.subjectKey(req.Subject), s.storedKey(), s.reservedKey(), s.subjectCachedKey(req.Subject)}
-	res, err := getOrCreate.Run(ctx, s.rdb, keys, args...).Slice()
+	// Most requests reuse a job: first try that alone, without the new
+	// job's spec, and read in the same round trip the record of the job
+	// this cache key named last time, which is most often the one reused.
+	res, guess, rec, err := s.reuse(ctx, cacheKey, keys, args)
 	if err != nil {
 		return Job{}, "", fmt.Errorf("get or create job: %w", err)
+	}
+	if res[0] == "miss" {
+		if args[4], err = json.Marshal(j.Spec); err != nil {
+			return Job{}, "", fmt.Errorf("encode spec: %w", err)
+		}
+		if args[5], err = json.Marshal(j.TaskIDs); err != nil {
+			return Job{}, "", fmt.Errorf("encode task ids: %w", err)
+		}
+		if res, err = getOrCreate.Run(ctx, s.rdb, keys, args...).Slice(); err != nil {
+			return Job{}, "", fmt.Errorf("get or create job: %w", err)
+		}
+		rec = nil // read before this step
 	}
 	outcome, _ := res[0].(string)
 	id, _ := res[1].(string)
@@ -190,14 +213,53 @@ func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outco
 		used, _ := strconv.ParseInt(id, 10, 64)
 		return Job{}, "", &QuotaError{Estimate: j.Spec.EstimatedBytes, Used: used, Quota: req.QuotaBytes}
 	}
-	if len(res) < 3 {
-		return Job{}, "", fmt.Errorf("get or create job: reply %v has no record", res)
+	s.lastJobs.put(cacheKey, id)
+	var got Job
+	switch {
+	case len(res) > 2:
+		got, err = s.decodeJob(id, hashReply(res[2]))
+	case id == guess && rec != nil:
+		got, err = s.decodeJob(id, rec)
+	default:
+		got, err = s.Get(ctx, id)
 	}
-	got, err := s.decodeJob(id, hashReply(res[2]))
 	if err != nil {
 		return Job{}, "", err
 	}
 	return got, Outcome(outcome), nil
+}
+
+// reuse runs the reuse script and, in the same round trip, reads the
+// record of the job that cacheKey named last time (guess; rec is nil when
+// there is none). When Redis does not have the script yet (a new or
+// flushed script cache), it is run without the pipeline, which loads it.
+func (s *Store) reuse(ctx context.Context, cacheKey string, keys []string, args []any) (res []any, guess string, rec map[string]string, err error) {
+	guess, _ = s.lastJobs.get(cacheKey)
+	var (
+		probe *redis.Cmd
+		read  *redis.MapStringStringCmd
+	)
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		probe = reuse.EvalSha(ctx, p, keys, args...)
+		if guess != "" {
+			read = p.HGetAll(ctx, s.jobKey(guess))
+		}
+		return nil
+	})
+	if err != nil && redis.HasErrorPrefix(probe.Err(), "NOSCRIPT") {
+		res, err = reuse.Run(ctx, s.rdb, keys, args...).Slice()
+		return res, "", nil, err
+	}
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if res, err = probe.Slice(); err != nil {
+		return nil, "", nil, err
+	}
+	if read != nil {
+		rec = read.Val()
+	}
+	return res, guess, rec, nil
 }
 
 // hashReply is a hash as a script returns HGETALL's reply: a flat list of

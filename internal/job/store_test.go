@@ -455,3 +455,52 @@ func TestLook(t *testing.T) {
 		t.Errorf("Look(unknown) = %v, want ErrNotFound", err)
 	}
 }
+
+// TestGetOrCreateReusesTheRightJob: the record answered with a reuse is
+// the reused job's, also after the cache key named another job before, and
+// after Redis forgot the scripts.
+func TestGetOrCreateReusesTheRightJob(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := t.Context()
+	request := func(want job.Outcome) job.Job {
+		t.Helper()
+		j, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
+		if err != nil || outcome != want {
+			t.Fatalf("GetOrCreate = %v, %v; want %v", outcome, err, want)
+		}
+		stored, err := s.Get(ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(stored, j); diff != "" {
+			t.Errorf("GetOrCreate (%v) answered another record than the stored one (-want +got):\n%s", want, diff)
+		}
+		return j
+	}
+	first := request(job.OutcomeCreated)
+	request(job.OutcomeJoined)
+	if _, _, err := s.Complete(ctx, first.ID, job.Result{FileKey: "packages/x.gpkg", FileSize: 42}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if hit := request(job.OutcomeCacheHit); hit.ID != first.ID || hit.Status != job.StatusCompleted {
+		t.Errorf("cache hit after SCRIPT FLUSH = %s %s, want %s Completed", hit.ID, hit.Status, first.ID)
+	}
+	b.clock.advance(2 * time.Hour)
+	if _, err := s.Expire(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	second := request(job.OutcomeCreated)
+	if second.ID == first.ID {
+		t.Fatalf("the request after expiry reused %s", first.ID)
+	}
+	if _, _, err := s.Complete(ctx, second.ID, job.Result{FileKey: "packages/y.gpkg", FileSize: 43}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if hit := request(job.OutcomeCacheHit); hit.ID != second.ID {
+		t.Errorf("cache hit = %s, want the new job %s", hit.ID, second.ID)
+	}
+}
