@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -69,12 +70,17 @@ var fields = []string{"dbId", "bbox", "targetResolution", "callbackURLs", "crs",
 // resolution limit, footprint) come later.
 func DecodeExportRequest(body []byte) (ExportRequest, error) {
 	var m map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&m); err != nil {
-		return ExportRequest{}, decodeError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return ExportRequest{}, invalid("", "malformed JSON: unexpected data after the request object")
+	// A body that is one JSON value decodes as a decoder would decode it;
+	// only a body that is not says why through the decoder.
+	if json.Unmarshal(body, &m) != nil {
+		m = nil
+		dec := json.NewDecoder(bytes.NewReader(body))
+		if err := dec.Decode(&m); err != nil {
+			return ExportRequest{}, decodeError(err)
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return ExportRequest{}, invalid("", "malformed JSON: unexpected data after the request object")
+		}
 	}
 	if m == nil {
 		return ExportRequest{}, invalid("", "the request must be a JSON object")
@@ -238,8 +244,9 @@ func number(raw json.RawMessage) (float64, string) {
 	if t := jsonType(raw); t != "a number" {
 		return 0, "must be a number, got " + t
 	}
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil {
+	// raw is a JSON number, which ParseFloat reads as encoding/json does.
+	f, err := strconv.ParseFloat(string(bytes.TrimSpace(raw)), 64)
+	if err != nil {
 		return 0, fmt.Sprintf("must be a number within ±%v, got one beyond it", math.MaxFloat64)
 	}
 	return f, ""

@@ -209,9 +209,8 @@ func (s Spec) CacheKey() string {
 
 // bboxKey is the key of a /create export's tiles.
 func (s Spec) bboxKey(z grid.Zoom, extent grid.BBox) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s|%s|%d|%s|%s", s.Layer.ID, s.Layer.Version, z, s.CRS, extent)
-	return hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256([]byte(s.Layer.ID + "|" + s.Layer.Version + "|" + strconv.Itoa(int(z)) + "|" + s.CRS + "|" + extent.String()))
+	return hex.EncodeToString(sum[:])
 }
 
 // digest is the key of any other set of tiles, described by tiles.
@@ -226,8 +225,8 @@ func (s Spec) digest(tiles []byte) string {
 // type, product id, version, zoom and sanitised bbox, safe as a file name.
 func PackageName(layer catalog.Layer, z grid.Zoom, extent grid.BBox) string {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-	name := fmt.Sprintf("%s_%s_%s_z%d_%s_%s_%s_%s", layer.ProductType, layer.ProductID, layer.Version, z,
-		f(extent.MinX), f(extent.MinY), f(extent.MaxX), f(extent.MaxY))
+	name := layer.ProductType + "_" + layer.ProductID + "_" + layer.Version + "_z" + strconv.Itoa(int(z)) + "_" +
+		f(extent.MinX) + "_" + f(extent.MinY) + "_" + f(extent.MaxX) + "_" + f(extent.MaxY)
 	return safeName(name)
 }
 
