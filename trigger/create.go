@@ -45,7 +45,7 @@ func (s *Server) create(c *fiber.Ctx) error {
 		callbacks[i] = job.Callback{URL: u, BBox: req.BBox.Slice()}
 	}
 	id := uuid.NewString()
-	fresh := job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, len(spec.Plan()))}
+	fresh := job.Job{ID: id, Spec: spec} // task ids are planned if it is stored
 	p, _ := PrincipalFrom(c)
 	j, outcome, err := s.deps.Jobs.GetOrCreate(ctx, fresh, job.Request{
 		Subject: p.Subject, Callbacks: callbacks, TTL: s.cfg.PackageTTL, QuotaBytes: s.cfg.QuotaBytes,

@@ -164,8 +164,10 @@ func (e *QuotaError) Error() string {
 func (e *QuotaError) Available() int64 { return max(0, e.Quota-e.Used) }
 
 // GetOrCreate is the atomic get-or-create of POST /create: it returns the
-// reusable job for j's cache key, or stores j (which must carry a fresh ID,
-// its TaskIDs and its estimate) if there is none. Reusing is one script,
+// reusable job for j's cache key, or stores j (which must carry a fresh ID
+// and its estimate) if there is none. A nil j.TaskIDs is derived from the
+// plan (TaskIDs of j.Spec.Plan()), and only when j is stored: planning a
+// large export costs more than answering a cache hit. Reusing is one script,
 // which needs neither j's spec nor its task ids; only when it finds
 // nothing to reuse does a second script check again and store j, in one
 // atomic step, so two requests never make two jobs. A Completed, unexpired
@@ -196,6 +198,9 @@ func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outco
 		return Job{}, "", fmt.Errorf("get or create job: %w", err)
 	}
 	if res[0] == "miss" {
+		if j.TaskIDs == nil {
+			j.TaskIDs = TaskIDs(j.ID, len(j.Spec.Plan()))
+		}
 		if args[4], err = json.Marshal(j.Spec); err != nil {
 			return Job{}, "", fmt.Errorf("encode spec: %w", err)
 		}

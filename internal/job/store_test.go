@@ -504,3 +504,18 @@ func TestGetOrCreateReusesTheRightJob(t *testing.T) {
 		t.Errorf("cache hit = %s, want the new job %s", hit.ID, second.ID)
 	}
 }
+
+// TestGetOrCreatePlansTaskIDs: a job given without task ids gets those of
+// its plan when it is stored.
+func TestGetOrCreatePlansTaskIDs(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	id := uuid.NewString()
+	j, outcome, err := s.GetOrCreate(t.Context(), job.Job{ID: id, Spec: b.spec}, job.Request{Subject: "alice", TTL: time.Hour})
+	if err != nil || outcome != job.OutcomeCreated {
+		t.Fatalf("GetOrCreate = %v, %v; want created", outcome, err)
+	}
+	if diff := cmp.Diff(job.TaskIDs(id, len(b.spec.Plan())), j.TaskIDs); diff != "" {
+		t.Errorf("task ids mismatch (-want +got):\n%s", diff)
+	}
+}
