@@ -49,14 +49,14 @@ var testSecret = []byte("0123456789abcdef0123456789abcdef")
 
 // mint makes a token with go-jose, a JWT library the service does not use,
 // so the tests check interoperability, not a round trip through our code.
-func mint(t *testing.T, sub, role string) string {
+func mint(t testing.TB, sub, role string) string {
 	t.Helper()
 	return mintPadded(t, sub, role, "")
 }
 
 // mintPadded is mint with a claim "pad" holding pad, to make large tokens
 // such as identity providers issue with many groups.
-func mintPadded(t *testing.T, sub, role, pad string) string {
+func mintPadded(t testing.TB, sub, role, pad string) string {
 	t.Helper()
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: testSecret}, (&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
@@ -90,7 +90,7 @@ func (f faultyFiles) Open(context.Context, string) (storage.Object, error) { ret
 
 type option func(*trigger.Config, *trigger.Deps)
 
-func setup(t *testing.T, opts ...option) (*trigger.Server, *bundle) {
+func setup(t testing.TB, opts ...option) (*trigger.Server, *bundle) {
 	t.Helper()
 	redisOpt := testenv.Redis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: redisOpt.Addr})
@@ -140,7 +140,7 @@ var taskOptions = job.TaskOptions{
 	CallbackTimeout: time.Second, CallbackMaxRetry: 1,
 }
 
-func newEnqueuer(t *testing.T, q job.TaskQueue, jobs *job.Store) *job.Enqueuer {
+func newEnqueuer(t testing.TB, q job.TaskQueue, jobs *job.Store) *job.Enqueuer {
 	t.Helper()
 	e, err := job.NewEnqueuer(q, jobs, taskOptions)
 	if err != nil {
@@ -175,7 +175,7 @@ func do(t *testing.T, srv *trigger.Server, method, path, body string, header ...
 	return resp, b
 }
 
-func decode[T any](t *testing.T, b []byte) T {
+func decode[T any](t testing.TB, b []byte) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(b, &v); err != nil {
