@@ -11,11 +11,13 @@
 # by the trigger's exporter_http_requests_total) and the CPU the trigger and
 # Redis used, as a Markdown table.
 #
-#   scripts/bench-api.sh          about 1 min 30 s with the build
+#   scripts/bench-api.sh          1.5 to 3.5 min with the build, as busy as the machine is
 #
 # BENCH_API_DURATION   time per route and connection count (5s)
 # BENCH_API_CONNECTIONS  connection counts ("2 16 64")
 # BENCH_API_TIMEOUT    bound on the whole run in seconds (600)
+# BENCH_API_QUIET_WAIT  seconds each row waits at most for the machine to go
+#                      idle first (10; the machine may be shared)
 # BENCH_API_PROFILE=DIR  also writes 5 s CPU profiles of the trigger under
 #                      the cache-hit POST /create and GET /jobs/{id} at the
 #                      largest connection count (EXPORTER_HTTP_PPROF=true)
@@ -143,10 +145,24 @@ created() {
     awk -v o="$1" '$0 ~ "^exporter_jobs_created_total\\{outcome=\"" o "\"" { n += $NF } END { printf "%d\n", n }'
 }
 
+# quiet: wait up to BENCH_API_QUIET_WAIT seconds (10) for the machine to
+# go idle (under 0.2 of a core busy over half a second): the machine may be
+# shared, and wrk, the trigger and Redis need both cores.
+quiet() {
+  local deadline=$((SECONDS + ${BENCH_API_QUIET_WAIT:-10})) b ticks
+  ticks=$(($(getconf CLK_TCK) / 10)) # 0.2 cores for 0.5 s
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    b=$(busy_ticks)
+    sleep 0.5
+    if [ $(($(busy_ticks) - b)) -le "$ticks" ]; then return; fi
+  done
+}
+
 # point NAME METHOD PATH BODY CONNECTIONS: one wrk run, appended to results.
 results=$tmp/results
 point() {
   local name=$1 method=$2 path=$3 payload=$4 conns=$5 out t r w b e
+  quiet
   e=$(non2xx)
   t=$(cpu_ticks "$trigger_pid")
   r=$(cpu_ticks "$redis_pid")
