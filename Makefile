@@ -53,7 +53,7 @@ bench: ## run every benchmark once, to keep them compiling (BENCHTIME=1s for num
 bench-e2e: ## end-to-end throughput and memory against mapproxy-seed, loopback only (BENCH_LARGE=1: 1M tiles)
 	scripts/bench-e2e.sh
 
-bench-api: ## the API under load: requests/s, p50, p99 per route against /healthz with wrk, real Redis, loopback only (about 1.5 min)
+bench-api: ## the API under load: requests/s, p50, p99 per route against /healthz with wrk, real Redis, loopback only (1.5 to 3.5 min)
 	scripts/bench-api.sh
 
 web: ## rebuild the web tool's bundle (trigger/web/dist, committed and embedded)
