@@ -349,10 +349,19 @@ func (c Config) Validate() error {
 			for _, field := range fe.Fields {
 				flags = append(flags, names.of(sec.cfg, field))
 			}
-			add("%s: %v", strings.Join(flags, ", "), fe.Err)
+			add("%s: %s", strings.Join(flags, ", "), withoutPackage(fe.Err.Error()))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// withoutPackage drops the "worker: " that starts a component's message:
+// the flag names the setting.
+func withoutPackage(msg string) string {
+	if pkg, rest, ok := strings.Cut(msg, ": "); ok && !strings.Contains(pkg, " ") {
+		return rest
+	}
+	return msg
 }
 
 // flagSet maps the address of each field of one Config to the flag bound
