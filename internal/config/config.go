@@ -6,7 +6,9 @@
 // mechanically: the flag -redis-url is the variable EXPORTER_REDIS_URL.
 // Nothing outside cmd and this package reads the environment or flags.
 //
-// It imports internal/storage only, for its Secret type.
+// It imports internal/storage, for its Secret type, and
+// internal/redisconn, which reads the Redis URL exactly as cmd connects
+// with it.
 package config
 
 import (
@@ -22,6 +24,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/geoexport/exporter/internal/redisconn"
 	"github.com/geoexport/exporter/internal/storage"
 )
 
@@ -54,9 +57,10 @@ type Log struct {
 
 // Redis configures the broker and job store.
 type Redis struct {
-	// URL is a redis:// or rediss:// URL. Empty runs an embedded Redis,
-	// which only the "all" role accepts: a redis-server child process with
-	// its files under DataDir/redis.
+	// URL is a redis://, rediss:// or redis-sentinel:// URL (the forms of
+	// redisconn.Parse); Redis Cluster is refused. Empty runs an embedded
+	// Redis, which only the "all" role accepts: a redis-server child
+	// process with its files under DataDir/redis.
 	URL storage.Secret
 	// Prefix starts every key the exporter writes. Default "exporter".
 	Prefix string
@@ -283,7 +287,7 @@ func Default() Config {
 func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "log level: debug, info, warn or error")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log format: text, json or auto (text on a terminal)")
-	fs.Var(&c.Redis.URL, "redis-url", "Redis URL (redis://[:password@]host:port/db); empty runs an embedded redis-server with its files in <data-dir>/redis (role all only)")
+	fs.Var(&c.Redis.URL, "redis-url", "Redis URL: redis://[:password@]host:port[/db], or redis-sentinel://[:password@]host:port[,host:port…]/<master>[/db] for Sentinel failover (no Redis Cluster); empty runs an embedded redis-server with its files in <data-dir>/redis (role all only)")
 	fs.StringVar(&c.Redis.Prefix, "redis-prefix", c.Redis.Prefix, "prefix of every Redis key the exporter writes")
 	fs.StringVar(&c.Redis.Server, "redis-server", c.Redis.Server, "redis-server executable of the embedded Redis: a path, or a name looked up on PATH")
 	fs.StringVar(&c.Storage.DataDir, "data-dir", c.Storage.DataDir, "local package directory, used when no S3 endpoint is set")
@@ -415,8 +419,8 @@ func (c Config) Validate() error {
 		add("log-format: %q is not text, json or auto", c.Log.Format)
 	}
 	if u := c.Redis.URL.Reveal(); u != "" {
-		if p, err := url.Parse(u); err != nil || (p.Scheme != "redis" && p.Scheme != "rediss") {
-			add("redis-url: want redis://host:port or rediss://host:port")
+		if _, err := redisconn.Parse(u); err != nil {
+			add("redis-url (%s): %v; accepted forms: %s", EnvName("redis-url"), err, redisconn.Forms)
 		}
 	}
 	if c.Redis.Prefix == "" || strings.ContainsAny(c.Redis.Prefix, " {}") {
