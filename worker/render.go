@@ -180,7 +180,7 @@ func (w *Worker) batchStored(ctx context.Context, j job.Job, batch, batches int)
 		asynq.TaskID(job.FinalizeTaskID(j.ID)), asynq.Queue(job.QueueFor(j.Spec.Priority, w.cfg.UrgentFrom, w.cfg.DefaultFrom)),
 		asynq.MaxRetry(w.cfg.FinalizeMaxRetry), asynq.Timeout(w.cfg.FinalizeTimeout))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue finalize of job %s: %w", j.ID, err)
+		return fmt.Errorf("enqueue finalize of job %s: %w", j.ID, job.Unavailable(err))
 	}
 	return nil
 }

@@ -231,6 +231,10 @@ func (w *Worker) server(n int, queues map[string]int) *asynq.Server {
 				"retried", retried, "max_retry", maxRetry, "error", err)
 		}),
 		RetryDelayFunc: retryDelay,
+		// A task that found Redis unavailable (a failover, say) is
+		// retried without using up one of its attempts: the outage is
+		// no fault of the task, and a job must not fail for it.
+		IsFailure: func(err error) bool { return !errors.Is(err, job.ErrUnavailable) },
 	})
 }
 
@@ -262,10 +266,13 @@ func (w *Worker) observe(next asynq.Handler) asynq.Handler {
 }
 
 // lastAttempt reports whether err ends the task for good: it skips
-// retries, or no retry is left.
+// retries, or no retry is left. Redis being unavailable never does.
 func lastAttempt(ctx context.Context, err error) bool {
 	if errors.Is(err, asynq.SkipRetry) {
 		return true
+	}
+	if errors.Is(err, job.ErrUnavailable) {
+		return false // not counted as an attempt: see IsFailure in server
 	}
 	retried, ok1 := asynq.GetRetryCount(ctx)
 	maxRetry, ok2 := asynq.GetMaxRetry(ctx)

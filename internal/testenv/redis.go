@@ -127,6 +127,9 @@ func startRedis(bin, dir string, attempt int, extra []string) (*Process, string,
 		"--appendonly", "no",
 		"--dir", dir,
 		"--daemonize", "no",
+		// A replica syncs at once rather than after the default 5 s wait
+		// for more replicas.
+		"--repl-diskless-sync-delay", "0",
 	)
 	cmd.Args = append(cmd.Args, extra...)
 	cmd.Dir = dir
