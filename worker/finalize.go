@@ -12,12 +12,14 @@ import (
 
 	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/storage"
 )
 
 // handleFinalize merges the parts of a job whose batches are all stored
 // into its package, records what it holds, stores it, completes the job
 // and deletes the parts. Idempotent: a Completed job only has its callers
-// told and its parts removed again.
+// told and its parts removed again, and an In-Progress job whose package
+// is already stored completes with that package (adopt).
 func (w *Worker) handleFinalize(ctx context.Context, t *asynq.Task) error {
 	var p job.FinalizePayload
 	if err := job.Decode(t.Payload(), &p); err != nil {
@@ -50,6 +52,9 @@ func (w *Worker) finalize(ctx context.Context, id string) error {
 		return fmt.Errorf("finalize temp dir: %w", err)
 	}
 	defer release()
+	if adopted, err := w.adopt(ctx, j, dir); adopted || err != nil {
+		return err
+	}
 	start := time.Now()
 	parts := make([]string, len(plan))
 	for i := range plan {
@@ -75,6 +80,57 @@ func (w *Worker) finalize(ctx context.Context, id string) error {
 		"fetch_seconds", fetched.Sub(start).Seconds(), "merge_seconds", merged.Sub(fetched).Seconds(),
 		"metadata_seconds", described.Sub(merged).Seconds(), "store_seconds", time.Since(described).Seconds())
 	return w.deleteParts(ctx, j)
+}
+
+// adopt completes an In-Progress job whose package an earlier run stored
+// without the job being marked Completed: a worker died between the two
+// steps, or a Redis failover lost the Completed write (replication is
+// asynchronous) after the parts had been deleted. The stored package is
+// whole (objects appear whole), so its digest, size and tiles are read
+// from it and the job completes as the earlier run would have. adopted is
+// false when no package is stored.
+func (w *Worker) adopt(ctx context.Context, j job.Job, dir string) (adopted bool, err error) {
+	key := job.PackageKey(j.ID, j.Spec.PackageName)
+	for info, err := range w.deps.Files.List(ctx, job.PackagePrefix(j.ID)) {
+		if err != nil {
+			return false, fmt.Errorf("look for stored package: %w", err)
+		}
+		adopted = adopted || info.Key == key
+	}
+	if !adopted {
+		return false, nil
+	}
+	path := filepath.Join(dir, j.Spec.PackageName+".gpkg")
+	if err := w.deps.Files.GetFile(ctx, key, path); errors.Is(err, storage.ErrNotFound) {
+		return false, nil // deleted meanwhile
+	} else if err != nil {
+		return false, fmt.Errorf("fetch stored package %s: %w", key, err)
+	}
+	sum, size, err := fileDigest(path)
+	if err != nil {
+		return false, err
+	}
+	tiles, err := countTiles(ctx, path, tableName(j.Spec.Layer.ProductID))
+	if err != nil {
+		return false, err
+	}
+	w.log.WarnContext(ctx, "stored package adopted: the job was not marked Completed when it was stored",
+		"job_id", j.ID, "package_id", j.Spec.PackageName, "tiles", tiles)
+	return true, w.complete(ctx, j, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles})
+}
+
+// countTiles counts the tiles of a package's table.
+func countTiles(ctx context.Context, path, table string) (int64, error) {
+	r, err := gpkg.Open(ctx, path)
+	if err != nil {
+		return 0, fmt.Errorf("open stored package: %w", err)
+	}
+	defer r.Close()
+	n, err := r.Count(ctx, table)
+	if err != nil {
+		return 0, fmt.Errorf("count tiles of stored package: %w", err)
+	}
+	return n, nil
 }
 
 // localFiles is implemented by a storage that keeps objects as local files

@@ -253,7 +253,14 @@ func (w *Worker) store(ctx context.Context, j job.Job, path string, tiles int64)
 	if err := w.deps.Files.PutFile(ctx, key, path, ContentTypeGeoPackage); err != nil {
 		return fmt.Errorf("store package %s: %w", key, err)
 	}
-	j, changed, err := w.deps.Jobs.Complete(ctx, j.ID, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles}, w.cfg.PackageTTL)
+	return w.complete(ctx, j, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles})
+}
+
+// complete marks the job Completed with its stored package and tells its
+// callers; a job cancelled meanwhile has the package deleted instead.
+func (w *Worker) complete(ctx context.Context, j job.Job, r job.Result) error {
+	key, tiles, size := r.FileKey, r.TilesStored, r.FileSize
+	j, changed, err := w.deps.Jobs.Complete(ctx, j.ID, r, w.cfg.PackageTTL)
 	if err != nil {
 		return err
 	}
