@@ -7,23 +7,8 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/job/jobtest"
 )
-
-// undoComplete puts a Completed job back as the Complete script found it:
-// what a Redis failover that lost the Completed write leaves behind.
-func undoComplete(t *testing.T, b *bundle, j job.Job) {
-	t.Helper()
-	const undo = `
-redis.call('DECRBY', KEYS[3], tonumber(redis.call('HGET', KEYS[1], 'file_size')))
-redis.call('INCRBY', KEYS[4], tonumber(redis.call('HGET', KEYS[1], 'estimate')))
-redis.call('HDEL', KEYS[1], 'file_key', 'file_size', 'sha256', 'tiles_stored', 'completed_at', 'expires_at')
-redis.call('HSET', KEYS[1], 'status', 'In-Progress')
-redis.call('ZREM', KEYS[2], ARGV[1])
-return 1`
-	if err := b.rdb.Eval(t.Context(), undo, []string{"test:job:" + j.ID, "test:expiry", "test:quota:stored", "test:quota:reserved"}, j.ID).Err(); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestFinalizeAdoptsStoredPackage: the Completed write of a finalize is
 // lost after its package was stored and its parts deleted; the finalize
@@ -49,7 +34,7 @@ func TestFinalizeAdoptsStoredPackage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	undoComplete(t, b, done)
+	jobtest.LoseComplete(t, b.rdb, "test", done.ID)
 	if got, _ := b.jobs.Get(t.Context(), j.ID); got.Status != job.StatusInProgress {
 		t.Fatalf("job after the lost write = %s, want In-Progress", got.Status)
 	}

@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/geoexport/exporter/internal/job/jobtest"
 	"github.com/geoexport/exporter/internal/testenv"
 )
 
@@ -147,4 +151,78 @@ func (p *poller) waitCompleted(t *testing.T, a api, id string, timeout time.Dura
 	}
 	t.Fatalf("job %s not Completed within %v of the failover", id, timeout)
 	return nil
+}
+
+// TestLostWritesRepaired drops, in the real Redis of a running cluster,
+// writes that a failover can lose (the promoted replica lacks the
+// primary's last writes), and shows the service repair each: a lost
+// done-set entry renders its batch again, and a lost Completed write is
+// redone by the finalize that reconcile queues, with the package already
+// stored. docs/architecture.md lists every such write.
+func TestLostWritesRepaired(t *testing.T) {
+	t.Parallel()
+	c := newClusterOn(t, storeLocal, 150, map[string]string{
+		"EXPORTER_SCHEDULER_RECONCILE_SCHEDULE": "@every 1s",
+		"EXPORTER_SCHEDULER_STUCK_AFTER":        "2s",
+	})
+	w := c.worker(nil)
+	c.start("scheduler", nil)
+	rdb := redis.NewClient(&redis.Options{Addr: strings.TrimPrefix(c.env["EXPORTER_REDIS_URL"], "redis://")})
+	t.Cleanup(func() { rdb.Close() })
+	ctx := t.Context()
+
+	// A batch's done-set entry is lost once its task has ended: nothing
+	// would run it again, so the job could never complete.
+	id := c.export(crashBBox, crashZoom)
+	batch := -1
+	waitUntil(t, "a batch stored", 60*time.Second, func() bool {
+		m, err := rdb.SRandMember(ctx, "exporter:job:"+id+":done").Result()
+		if err != nil {
+			return false
+		}
+		batch, err = strconv.Atoi(m)
+		return err == nil
+	})
+	jobtest.LoseBatchDone(t, rdb, "exporter", id, batch)
+	j := waitCompleted(t, c.api, id)
+	c.checkPackage(j)
+	if batches, rendered := len(j["taskIds"].([]any)), batchesBy(w); rendered != batches+1 {
+		t.Errorf("%d batches rendered for a job of %d whose batch %d lost its done-set entry, want %d: that batch once more",
+			rendered, batches, batch, batches+1)
+	}
+	if j["tilesDone"] != j["tilesTotal"] {
+		t.Errorf("tiles done %v of %v: the batch rendered again counted twice or not at all", j["tilesDone"], j["tilesTotal"])
+	}
+	c.expectCallback(true)
+
+	// The Completed write is lost after the package was stored and the
+	// parts deleted.
+	jobtest.LoseComplete(t, rdb, "exporter", id)
+	if st := c.api.getJSON(t, "/jobs/"+id)["status"]; st != "In-Progress" {
+		t.Fatalf("job after its Completed write was lost = %v, want In-Progress", st)
+	}
+	again := waitCompletedWithin(t, c.api, id, 30*time.Second)
+	first, second := j["result"].(map[string]any), again["result"].(map[string]any)
+	for _, k := range []string{"fileUri", "fileSize", "packageName"} {
+		if first[k] != second[k] {
+			t.Errorf("result %s = %v after the repair, want the stored package's %v", k, second[k], first[k])
+		}
+	}
+	c.checkPackage(again)
+	if stored, err := rdb.Get(ctx, "exporter:quota:stored").Int64(); err != nil || float64(stored) != first["fileSize"] {
+		t.Errorf("quota's stored bytes after the repair = %d (%v), want the package's %v", stored, err, first["fileSize"])
+	}
+	if reserved, err := rdb.Get(ctx, "exporter:quota:reserved").Int64(); err != nil || reserved != 0 {
+		t.Errorf("quota's reserved bytes after the repair = %d (%v), want 0", reserved, err)
+	}
+	if !strings.Contains(w.logs.String(), "stored package adopted") {
+		t.Error("the worker did not log the adopted package")
+	}
+	// Callers were told once, before the loss: the callback's task id is
+	// kept after delivery, so the repair does not deliver it again.
+	select {
+	case body := <-c.cb.got:
+		t.Errorf("callback delivered again after the repair: %v", body)
+	case <-time.After(3 * time.Second):
+	}
 }
