@@ -36,6 +36,28 @@ func LoseComplete(t testing.TB, rdb redis.Scripter, prefix, id string) {
 	}
 }
 
+// undoExpire reverses the job store's expire script and the expiry
+// index's removal: KEYS job, expiry, stored; ARGV id.
+var undoExpire = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'status') ~= 'Expired' then return 0 end
+redis.call('INCRBY', KEYS[3], tonumber(redis.call('HGET', KEYS[1], 'file_size') or '0'))
+redis.call('HSET', KEYS[1], 'status', 'Completed')
+redis.call('ZADD', KEYS[2], tonumber(redis.call('HGET', KEYS[1], 'expires_at')), ARGV[1])
+return 1
+`)
+
+// LoseExpire puts the Expired job id back as the expire run found it:
+// Completed, in the expiry index, its bytes counted as stored. Its package
+// stays deleted.
+func LoseExpire(t testing.TB, rdb redis.Scripter, prefix, id string) {
+	t.Helper()
+	p := prefix + ":"
+	n, err := undoExpire.Run(t.Context(), rdb, []string{p + "job:" + id, p + "expiry", p + "quota:stored"}, id).Int()
+	if err != nil || n != 1 {
+		t.Fatalf("jobtest: undo the expiry of job %s: %d, %v (is it Expired?)", id, n, err)
+	}
+}
+
 // LoseBatchDone removes batch from the done-set of job id, as if the
 // write recording its stored part was lost.
 func LoseBatchDone(t testing.TB, rdb redis.Cmdable, prefix, id string, batch int) {
