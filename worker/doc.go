@@ -5,7 +5,11 @@
 // and export:callback tells callers a job ended. Inside a render task
 // tiles flow through a pipeline of stages joined by bounded channels: one
 // planner, fetcher goroutines, encoder goroutines, and one SQLite writer.
-// A starting worker removes the temp dirs of dead processes.
+// A starting worker removes the temp dirs of dead processes. Every step is
+// idempotent: a finalize that finds its job's package already stored (its
+// Completed write lost to a crash or a Redis failover) completes the job
+// with it, and a task that finds Redis unavailable (job.ErrUnavailable) is
+// retried without using up an attempt.
 //
 // It imports internal/*, gpkg and source; it meets the trigger and
 // the scheduler in internal/job.

@@ -17,6 +17,7 @@ import (
 	asynqmetrics "github.com/hibiken/asynq/x/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/geoexport/exporter/internal/auth"
@@ -70,6 +71,7 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 	log = log.With("role", string(r))
 	log.InfoContext(ctx, "starting", "version", Version(), "config", cfg)
 	reg := monitoring.NewRegistry(Version(), string(r))
+	redis.SetLogger(redisconn.Logger(log))
 
 	redisOpt, embedded, err := connectRedis(ctx, r, cfg, log)
 	if err != nil {

@@ -4,6 +4,8 @@
 // that both always reach the same Redis: one primary by address, or the
 // primary that Redis Sentinel names.
 //
+// Logger routes go-redis's own log lines into the process's log.
+//
 // Redis Cluster is refused: the job store's Lua scripts build job keys
 // from ids they read, and its steps touch several keys of a job and the
 // shared indexes at once, which Cluster allows only within one hash slot.
@@ -12,9 +14,11 @@
 package redisconn
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"slices"
@@ -186,4 +190,20 @@ func onlyParams(q url.Values, allowed ...string) error {
 	}
 	slices.Sort(unknown)
 	return fmt.Errorf("redisconn: unknown query parameters %s", strings.Join(unknown, ", "))
+}
+
+// Logger is go-redis's logging interface (redis.SetLogger) over l: its
+// messages (a sentinel naming a new primary, a pool failing to dial) go
+// to the process's log, marked as go-redis's, rather than to standard
+// error.
+func Logger(l *slog.Logger) interface {
+	Printf(ctx context.Context, format string, v ...any)
+} {
+	return goRedisLogger{l.With("component", "go-redis")}
+}
+
+type goRedisLogger struct{ l *slog.Logger }
+
+func (g goRedisLogger) Printf(ctx context.Context, format string, v ...any) {
+	g.l.InfoContext(ctx, fmt.Sprintf(format, v...))
 }

@@ -3,6 +3,7 @@ package redisconn
 import (
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -132,5 +133,14 @@ func TestNewClient(t *testing.T) {
 	}
 	if _, err := NewClient(asynq.RedisClusterClientOpt{Addrs: []string{"h1:7000"}}); !errors.Is(err, ErrCluster) {
 		t.Errorf("NewClient(cluster options) = %v, want ErrCluster", err)
+	}
+}
+
+func TestLogger(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	Logger(slog.New(slog.NewJSONHandler(&b, nil))).Printf(t.Context(), "sentinel: new master=%q addr=%q", "exporter", "10.0.0.2:6379")
+	if got := b.String(); !strings.Contains(got, `"component":"go-redis"`) || !strings.Contains(got, `new master=\"exporter\" addr=\"10.0.0.2:6379\"`) {
+		t.Errorf("logged %s", got)
 	}
 }
