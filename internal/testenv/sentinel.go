@@ -55,10 +55,9 @@ func Sentinel(t testing.TB) *SentinelSet {
 	s.Primary = StartRedis(t)
 	host, port, _ := net.SplitHostPort(s.Primary.Addr)
 	s.Replica = StartRedis(t, "--replicaof", host, port)
-	ctx, cancel := context.WithTimeout(t.Context(), sentinelReadyTimeout)
-	defer cancel()
-	if err := waitFor(ctx, func() error { return linkUp(ctx, s.Replica.Addr) }); err != nil {
-		t.Fatalf("testenv: replica %s did not sync with %s: %v\n%s", s.Replica.Addr, s.Primary.Addr, err, s.Replica.LogTail())
+	ctx := t.Context()
+	if err := s.Replica.WaitReady(sentinelReadyTimeout, func() error { return linkUp(ctx, s.Replica.Addr) }); err != nil {
+		t.Fatalf("testenv: replica %s did not sync with %s: %v", s.Replica.Addr, s.Primary.Addr, err)
 	}
 	bin, err := findBinary("redis-server", EnvRedisServer)
 	if err != nil {
@@ -70,8 +69,8 @@ func Sentinel(t testing.TB) *SentinelSet {
 		s.SentinelAddrs = append(s.SentinelAddrs, addr)
 	}
 	for i, addr := range s.SentinelAddrs {
-		if err := waitFor(ctx, func() error { return sentinelKnowsAll(ctx, addr) }); err != nil {
-			t.Fatalf("testenv: sentinel %s not ready: %v\n%s", addr, err, s.Sentinels[i].LogTail())
+		if err := s.Sentinels[i].WaitReady(sentinelReadyTimeout, func() error { return sentinelKnowsAll(ctx, addr) }); err != nil {
+			t.Fatalf("testenv: sentinel %s not ready: %v", addr, err)
 		}
 	}
 	return s
@@ -109,9 +108,8 @@ func (s *SentinelSet) KillPrimary() {
 // and the replica has taken the role, and returns its address.
 func (s *SentinelSet) WaitPromoted(timeout time.Duration) string {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(s.t.Context(), timeout)
-	defer cancel()
-	err := waitFor(ctx, func() error {
+	ctx := s.t.Context()
+	err := s.Replica.WaitReady(timeout, func() error {
 		addr, err := s.PrimaryAddr(ctx)
 		if err != nil {
 			return err
@@ -188,23 +186,6 @@ sentinel failover-timeout %s %d
 sentinel parallel-syncs %s 1
 `, port, dir, SentinelMaster, host, pport, sentinelQuorum,
 		SentinelMaster, SentinelDownAfter.Milliseconds(), SentinelMaster, SentinelFailoverTimeout.Milliseconds(), SentinelMaster)
-}
-
-// waitFor calls check every 50ms until it returns nil or ctx is done.
-func waitFor(ctx context.Context, check func() error) error {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := check()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-tick.C:
-		}
-	}
 }
 
 // replicationInfo returns the fields of INFO replication of the server at
