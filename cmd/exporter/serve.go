@@ -93,7 +93,7 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 		return err
 	}
 	defer rdb.Close()
-	jobs := job.NewStore(rdb, cfg.Redis.Prefix, nil)
+	jobs := job.NewStore(rdb, cfg.Redis.Prefix, nil).WithWait(cfg.Redis.WaitReplicas, cfg.Redis.WaitTimeout)
 	files, tiles, err := openStorage(ctx, cfg)
 	if err != nil {
 		return err

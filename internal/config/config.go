@@ -67,6 +67,15 @@ type Redis struct {
 	// Server is the redis-server executable of the embedded Redis: a path,
 	// or a name looked up on PATH. Default "redis-server".
 	Server string
+	// WaitReplicas, when positive, is how many replicas must have each
+	// change of a job's state (new, Completed, Failed, Cancelled) before
+	// it counts as made (Redis WAIT), so that a failover cannot lose it.
+	// Default 0: no waiting.
+	WaitReplicas int
+	// WaitTimeout bounds each such wait; a change that fewer replicas
+	// acknowledged is retried (503 from the trigger, a task run again).
+	// At most 2s. Default 1s.
+	WaitTimeout time.Duration
 }
 
 // Storage configures where packages are kept: an S3 bucket when S3Endpoint
@@ -260,7 +269,7 @@ type Scheduler struct {
 func Default() Config {
 	return Config{
 		Log:     Log{Level: "info", Format: "auto"},
-		Redis:   Redis{Prefix: "exporter", Server: "redis-server"},
+		Redis:   Redis{Prefix: "exporter", Server: "redis-server", WaitTimeout: time.Second},
 		Storage: Storage{DataDir: "./data", S3Bucket: "exporter"},
 		HTTP: HTTP{
 			Addr: ":8080", BodyLimit: 1 << 20, ShutdownTimeout: 10 * time.Second, RateLimit: 600, RateBurst: 60, MonitoringReadOnly: true,
@@ -290,6 +299,8 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.Var(&c.Redis.URL, "redis-url", "Redis URL: redis://[:password@]host:port[/db], or redis-sentinel://[:password@]host:port[,host:port…]/<master>[/db] for Sentinel failover (no Redis Cluster); empty runs an embedded redis-server with its files in <data-dir>/redis (role all only)")
 	fs.StringVar(&c.Redis.Prefix, "redis-prefix", c.Redis.Prefix, "prefix of every Redis key the exporter writes")
 	fs.StringVar(&c.Redis.Server, "redis-server", c.Redis.Server, "redis-server executable of the embedded Redis: a path, or a name looked up on PATH")
+	fs.IntVar(&c.Redis.WaitReplicas, "redis-wait-replicas", c.Redis.WaitReplicas, "replicas that must have each change of a job's state before it counts (Redis WAIT); 0 waits for none")
+	fs.DurationVar(&c.Redis.WaitTimeout, "redis-wait-timeout", c.Redis.WaitTimeout, "longest wait for redis-wait-replicas, at most 2s")
 	fs.StringVar(&c.Storage.DataDir, "data-dir", c.Storage.DataDir, "local package directory, used when no S3 endpoint is set")
 	fs.StringVar(&c.Storage.S3Endpoint, "s3-endpoint", c.Storage.S3Endpoint, "S3/MinIO endpoint host:port; empty keeps packages in the data dir")
 	fs.StringVar(&c.Storage.S3Bucket, "s3-bucket", c.Storage.S3Bucket, "S3 bucket for packages, created if missing")
@@ -422,6 +433,14 @@ func (c Config) Validate() error {
 		if _, err := redisconn.Parse(u); err != nil {
 			add("redis-url (%s): %v; accepted forms: %s", EnvName("redis-url"), err, redisconn.Forms)
 		}
+	}
+	if c.Redis.WaitReplicas < 0 {
+		add("redis-wait-replicas: %d must not be negative", c.Redis.WaitReplicas)
+	}
+	if c.Redis.WaitReplicas > 0 && (c.Redis.WaitTimeout <= 0 || c.Redis.WaitTimeout > 2*time.Second) {
+		// go-redis reads a reply for 3s: a longer WAIT would time out the
+		// connection instead.
+		add("redis-wait-timeout: %v must be within 0..2s", c.Redis.WaitTimeout)
 	}
 	if c.Redis.Prefix == "" || strings.ContainsAny(c.Redis.Prefix, " {}") {
 		add("redis-prefix: %q must be non-empty without spaces or braces", c.Redis.Prefix)

@@ -79,8 +79,9 @@ func TestValidate(t *testing.T) {
 	c.Worker.PollInterval = time.Millisecond
 	c.Jobs.BatchSpread = 0
 	c.Jobs.BatchMinTiles = 0
+	c.Redis.WaitReplicas, c.Redis.WaitTimeout = 1, 5*time.Second
 	err := c.Validate()
-	for _, want := range []string{"auth-hs256-secret", "log-level", "redis-url", "s3-endpoint", "s3-access-key", "http-public-url", "jobs-package-ttl", "queues-urgent-from", "queues-weights", "worker-concurrency", "http-preview-timeout", "http-preview-concurrency",
+	for _, want := range []string{"redis-wait-timeout", "auth-hs256-secret", "log-level", "redis-url", "s3-endpoint", "s3-access-key", "http-public-url", "jobs-package-ttl", "queues-urgent-from", "queues-weights", "worker-concurrency", "http-preview-timeout", "http-preview-concurrency",
 		"worker-poll-interval", "jobs-batch-spread", "jobs-batch-min-tiles"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want a problem with %s", err, want)

@@ -51,6 +51,10 @@ type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
 	now    func() time.Time
+	// waitReplicas, when positive, is how many replicas must have a job's
+	// state change within waitTimeout (WithWait).
+	waitReplicas int
+	waitTimeout  time.Duration
 }
 
 // NewStore returns a store over rdb. now is the clock; nil means time.Now.
@@ -59,6 +63,43 @@ func NewStore(rdb redis.UniversalClient, prefix string, now func() time.Time) *S
 		now = time.Now
 	}
 	return &Store{rdb: rdb, prefix: prefix + ":", now: now}
+}
+
+// WithWait returns a store that makes each change of a job's state (a new
+// job; Completed, Failed, Cancelled) wait until replicas replicas have it,
+// for at most timeout: Redis replicates asynchronously, and a failover
+// loses what the promoted replica had not received. A change that fewer
+// replicas acknowledged in time is still made on the primary, but returns
+// an error wrapping ErrUnavailable, so the caller retries rather than
+// report it (the trigger answers 503, a task runs again; both steps are
+// idempotent). replicas 0 waits for nothing. A timeout must stay below the
+// client's read timeout (go-redis: 3 s).
+func (s *Store) WithWait(replicas int, timeout time.Duration) *Store {
+	c := *s
+	c.waitReplicas, c.waitTimeout = replicas, timeout
+	return &c
+}
+
+// change runs a script that changes a job's state; with WithWait, WAIT
+// follows it on the same connection (a pipeline), since WAIT counts the
+// writes of its own connection.
+func (s *Store) change(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	if s.waitReplicas <= 0 {
+		return script.Run(ctx, s.rdb, keys, args...)
+	}
+	pipe := s.rdb.Pipeline()
+	cmd := script.Eval(ctx, pipe, keys, args...)
+	wait := pipe.Do(ctx, "wait", s.waitReplicas, s.waitTimeout.Milliseconds())
+	if _, err := pipe.Exec(ctx); err != nil {
+		if cmd.Err() == nil {
+			cmd.SetErr(err)
+		}
+		return cmd
+	}
+	if n, _ := wait.Int64(); n < int64(s.waitReplicas) {
+		cmd.SetErr(fmt.Errorf("%w: the write reached %d of %d replicas within %v", ErrUnavailable, n, s.waitReplicas, s.waitTimeout))
+	}
+	return cmd
 }
 
 func (s *Store) jobKey(id string) string  { return s.prefix + "job:" + id }
@@ -174,7 +215,7 @@ func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outco
 	}
 	keys := []string{s.cacheKey(j.Spec.CacheKey()), s.jobKey(j.ID), s.expiryKey(), s.jobsKey(),
 		s.subjectKey(req.Subject), s.storedKey(), s.reservedKey(), s.subjectCachedKey(req.Subject)}
-	res, err := getOrCreate.Run(ctx, s.rdb, keys, args...).StringSlice()
+	res, err := s.change(ctx, getOrCreate, keys, args...).StringSlice()
 	if err != nil {
 		return Job{}, "", fmt.Errorf("get or create job: %w", Unavailable(err))
 	}
@@ -410,7 +451,7 @@ func (s *Store) List(ctx context.Context, subject string, status Status, offset,
 }
 
 func (s *Store) transition(ctx context.Context, id string, script *redis.Script, keys []string, args ...any) (Job, bool, error) {
-	res, err := script.Run(ctx, s.rdb, keys, args...).Slice()
+	res, err := s.change(ctx, script, keys, args...).Slice()
 	if err != nil {
 		return Job{}, false, fmt.Errorf("update job %s: %w", id, Unavailable(err))
 	}

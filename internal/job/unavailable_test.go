@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -121,5 +122,70 @@ func TestStoreUnavailable(t *testing.T) {
 	defer cancel()
 	if _, err := stalledStore.Get(tctx, "x"); !errors.Is(err, job.ErrUnavailable) {
 		t.Errorf("Get on a stalled server = %v, want ErrUnavailable", err)
+	}
+}
+
+// TestStoreWaitsForReplicas: with WithWait, a job's state changes are on
+// the replica when they return, and a change fewer replicas acknowledged
+// in time is ErrUnavailable, although the primary has it.
+func TestStoreWaitsForReplicas(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("needs redis-server; skipped under -short")
+	}
+	_, b := setup(t)
+	primary := testenv.StartRedis(t)
+	host, port, _ := net.SplitHostPort(primary.Addr)
+	replica := testenv.StartRedis(t, "--replicaof", host, port)
+	client := func(addr string) *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	onPrimary, onReplica := client(primary.Addr), client(replica.Addr)
+	ctx := t.Context()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := onReplica.Info(ctx, "replication").Result()
+		if err == nil && strings.Contains(info, "master_link_status:up") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica not in sync: %v %s", err, info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stored := func(id string) bool {
+		n, err := onReplica.Exists(ctx, "test:job:"+id).Result()
+		return err == nil && n == 1
+	}
+
+	s := job.NewStore(onPrimary, "test", nil).WithWait(1, time.Second)
+	j, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
+	if err != nil || outcome != job.OutcomeCreated {
+		t.Fatalf("GetOrCreate waiting for 1 replica = %v, %v", outcome, err)
+	}
+	if !stored(j.ID) {
+		t.Error("new job not on the replica when GetOrCreate returned")
+	}
+	done, _, err := s.Complete(ctx, j.ID, job.Result{FileKey: "packages/x.gpkg", FileSize: 1}, time.Hour)
+	if err != nil || done.Status != job.StatusCompleted {
+		t.Fatalf("Complete waiting for 1 replica = %+v, %v", done, err)
+	}
+	if st, err := onReplica.HGet(ctx, "test:job:"+j.ID, "status").Result(); err != nil || st != "Completed" {
+		t.Errorf("status on the replica when Complete returned = %q, %v; want Completed", st, err)
+	}
+
+	// Two replicas asked for, one there: the change is made, and reported.
+	strict := job.NewStore(onPrimary, "test", nil).WithWait(2, 100*time.Millisecond)
+	spec := b.spec
+	spec.Zoom-- // another export
+	other := newJob(spec)
+	_, _, err = strict.GetOrCreate(ctx, other, job.Request{Subject: "alice", TTL: time.Hour})
+	if !errors.Is(err, job.ErrUnavailable) || !strings.Contains(err.Error(), "1 of 2 replicas") {
+		t.Errorf("GetOrCreate waiting for 2 of 1 replicas = %v, want ErrUnavailable naming 1 of 2", err)
+	}
+	if _, err := strict.Get(ctx, other.ID); err != nil {
+		t.Errorf("the job the primary took is missing: %v", err)
 	}
 }
