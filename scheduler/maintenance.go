@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
 )
 
 // expire marks due jobs Expired and deletes their packages. A job a cache
@@ -60,11 +60,11 @@ func (s *Scheduler) orphans(ctx context.Context) (int, error) {
 	n := 0
 	var errs []error
 	for _, o := range []struct {
-		prefix  string
+		root    string
 		keep    func(job.Status) bool
 		deleted prometheus.Counter
 	}{
-		{"parts/", func(st job.Status) bool { return st == job.StatusInProgress }, s.metrics.orphans},
+		{job.PartsRoot, func(st job.Status) bool { return st == job.StatusInProgress }, s.metrics.orphans},
 		{job.PackagesPrefix, func(st job.Status) bool {
 			return st == job.StatusInProgress || st == job.StatusCompleted || st == job.StatusExpired
 		}, s.metrics.orphanPackages},
@@ -72,7 +72,7 @@ func (s *Scheduler) orphans(ctx context.Context) (int, error) {
 		if int64(n) >= s.cfg.BatchSize {
 			break
 		}
-		deleted, err := s.orphansUnder(ctx, o.prefix, o.keep, o.deleted, s.cfg.BatchSize-int64(n))
+		deleted, err := s.orphansUnder(ctx, o.root, o.keep, o.deleted, s.cfg.BatchSize-int64(n))
 		n += deleted
 		if err != nil {
 			errs = append(errs, err)
@@ -81,23 +81,23 @@ func (s *Scheduler) orphans(ctx context.Context) (int, error) {
 	return n, errors.Join(errs...)
 }
 
-// orphansUnder deletes at most limit files under prefix+<job id>/ whose
+// orphansUnder deletes at most limit files under root+<job id>/ whose
 // job's status keep refuses (a job that is gone has the empty status).
-// Files directly under prefix, such as packages stored before per-job
+// Files directly under root, such as packages stored before per-job
 // keys, belong to no job and are left alone.
-func (s *Scheduler) orphansUnder(ctx context.Context, prefix string, keep func(job.Status) bool, deleted prometheus.Counter, limit int64) (int, error) {
+func (s *Scheduler) orphansUnder(ctx context.Context, root string, keep func(job.Status) bool, deleted prometheus.Counter, limit int64) (int, error) {
 	cutoff := s.deps.Now().Add(-s.cfg.OrphanAge)
 	kept := map[string]bool{}
 	n := 0
 	var errs []error
-	for info, err := range s.deps.Files.List(ctx, prefix) {
+	for info, err := range s.deps.Files.List(ctx, root) {
 		if err != nil {
 			return n, errors.Join(append(errs, err)...)
 		}
 		if int64(n) >= limit {
 			break
 		}
-		id, _, ok := strings.Cut(strings.TrimPrefix(info.Key, prefix), "/")
+		id, ok := job.KeyJobID(root, info.Key)
 		if !ok || info.ModTime.After(cutoff) {
 			continue
 		}
@@ -200,7 +200,6 @@ func (s *Scheduler) reconcileJob(ctx context.Context, id string) (bool, error) {
 	if j.Status != job.StatusInProgress {
 		return false, nil
 	}
-	queue := job.QueueFor(j.Spec.Priority, s.cfg.UrgentFrom, s.cfg.DefaultFrom)
 	plan := j.Spec.Plan()
 	if len(plan) > 1 {
 		done, err := s.deps.Jobs.DoneBatches(ctx, id)
@@ -208,7 +207,7 @@ func (s *Scheduler) reconcileJob(ctx context.Context, id string) (bool, error) {
 			return false, err
 		}
 		if int(done) == len(plan) {
-			return s.ensureTask(ctx, j, queue, job.FinalizeTaskID(id), job.TypeFinalize, job.FinalizePayload{JobID: id})
+			return s.ensureTask(ctx, j, job.TypeFinalize, job.FinalizeTaskID(id), func() (bool, error) { return s.deps.Enqueuer.Finalize(ctx, j) })
 		}
 	}
 	revived := false
@@ -218,7 +217,7 @@ func (s *Scheduler) reconcileJob(ctx context.Context, id string) (bool, error) {
 				continue
 			}
 		}
-		ok, err := s.ensureTask(ctx, j, queue, tid, job.TypeRender, job.RenderPayload{JobID: id, Batch: i, Priority: j.Spec.Priority})
+		ok, err := s.ensureTask(ctx, j, job.TypeRender, tid, func() (bool, error) { return s.deps.Enqueuer.Render(ctx, j, i) })
 		if err != nil {
 			return revived, err
 		}
@@ -227,10 +226,11 @@ func (s *Scheduler) reconcileJob(ctx context.Context, id string) (bool, error) {
 	return revived, nil
 }
 
-// ensureTask makes sure a job's task exists: an archived one fails the
-// job, a missing one is enqueued again. changed reports either.
-func (s *Scheduler) ensureTask(ctx context.Context, j job.Job, queue, tid, typ string, payload any) (changed bool, err error) {
-	info, err := s.deps.Tasks.GetTaskInfo(queue, tid)
+// ensureTask makes sure the job's task tid of type typ exists: an
+// archived one fails the job, a missing one is queued again by enqueue.
+// changed reports either.
+func (s *Scheduler) ensureTask(ctx context.Context, j job.Job, typ, tid string, enqueue func() (bool, error)) (changed bool, err error) {
+	info, err := s.deps.Tasks.GetTaskInfo(s.deps.Enqueuer.Queue(j), tid)
 	switch {
 	case err == nil && info.State == asynq.TaskStateArchived:
 		reason := fmt.Sprintf("%s task gave up after %d retries: %s", typ, info.Retried, info.LastErr)
@@ -238,28 +238,17 @@ func (s *Scheduler) ensureTask(ctx context.Context, j job.Job, queue, tid, typ s
 		if err != nil || !changed {
 			return false, err
 		}
-		s.log.WarnContext(ctx, "stuck job failed", "job_id", j.ID, "reason", reason)
-		return true, s.deps.Jobs.Notify(ctx, s.deps.Queue, failed, job.CallbackOptions{
-			UrgentFrom: s.cfg.UrgentFrom, DefaultFrom: s.cfg.DefaultFrom,
-			MaxRetry: s.cfg.CallbackMaxRetry, Timeout: s.cfg.CallbackTimeout,
-		})
+		s.log.WarnContext(ctx, "stuck job failed", logattr.JobID, j.ID, logattr.Reason, reason)
+		return true, s.deps.Enqueuer.Callbacks(ctx, failed)
 	case err == nil:
 		return false, nil // pending, scheduled, retrying, running or done
 	case !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound):
 		return false, err
 	}
-	b, err := job.Encode(payload)
-	if err != nil {
+	added, err := enqueue()
+	if err != nil || !added {
 		return false, err
 	}
-	_, err = s.deps.Queue.EnqueueContext(ctx, asynq.NewTask(typ, b), asynq.TaskID(tid), asynq.Queue(queue),
-		asynq.MaxRetry(s.cfg.RenderMaxRetry), asynq.Timeout(s.cfg.RenderTimeout))
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	s.log.WarnContext(ctx, "lost task queued again", "job_id", j.ID, "task_id", tid, "task_type", typ)
+	s.log.WarnContext(ctx, "lost task queued again", logattr.JobID, j.ID, logattr.TaskID, tid, logattr.TaskType, typ)
 	return true, nil
 }

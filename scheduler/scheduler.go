@@ -14,6 +14,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
 	"github.com/geoexport/exporter/internal/storage"
 )
 
@@ -23,7 +24,7 @@ const (
 	TypeOrphans   = "maintenance:orphans"
 	TypeClean     = "maintenance:clean"
 	TypeReconcile = "maintenance:reconcile"
-	Queue         = "maintenance"
+	Queue         = job.QueueMaintenance
 )
 
 // Config configures the scheduler. Zero fields take the defaults below.
@@ -45,15 +46,6 @@ type Config struct {
 	// StuckAfter is how old an In-Progress job must be before reconcile
 	// looks at it. Default 10m.
 	StuckAfter time.Duration
-	// UrgentFrom and DefaultFrom pick a job's queue (job.QueueFor), for the
-	// tasks reconcile enqueues.
-	UrgentFrom, DefaultFrom int
-	// RenderTimeout and RenderMaxRetry are set on re-enqueued tasks;
-	// CallbackTimeout and CallbackMaxRetry on callbacks of failed jobs.
-	RenderTimeout    time.Duration
-	RenderMaxRetry   int
-	CallbackTimeout  time.Duration
-	CallbackMaxRetry int
 }
 
 func (c Config) withDefaults() Config {
@@ -66,8 +58,6 @@ func (c Config) withDefaults() Config {
 	c.OrphanAge = cmp.Or(c.OrphanAge, time.Hour)
 	c.CleanAfter = cmp.Or(c.CleanAfter, 7*24*time.Hour)
 	c.StuckAfter = cmp.Or(c.StuckAfter, 10*time.Minute)
-	c.RenderTimeout = cmp.Or(c.RenderTimeout, 2*time.Hour)
-	c.CallbackTimeout = cmp.Or(c.CallbackTimeout, 15*time.Second)
 	return c
 }
 
@@ -94,18 +84,69 @@ type Files interface {
 	List(ctx context.Context, prefix string) iter.Seq2[storage.Info, error]
 }
 
+// Jobs is the job store maintenance reads and moves jobs on with;
+// *job.Store is one. Get and Status return job.ErrNotFound for an unknown
+// job id.
+type Jobs interface {
+	// Get returns a job record.
+	Get(ctx context.Context, id string) (job.Job, error)
+	// Status returns a job's status.
+	Status(ctx context.Context, id string) (job.Status, error)
+	// DueForExpiry returns up to limit ids of jobs whose expiry has come,
+	// oldest first.
+	DueForExpiry(ctx context.Context, limit int64) ([]string, error)
+	// Expire marks a due Completed job Expired and returns the key of its
+	// package to delete; empty when a cache hit extended it meanwhile.
+	// Expiring an Expired job again returns the key again.
+	Expire(ctx context.Context, id string) (fileKey string, err error)
+	// ForgetExpiry drops a job from the expiry index, once its package is
+	// gone.
+	ForgetExpiry(ctx context.Context, id string) error
+	// Oldest returns up to limit job ids created more than age ago,
+	// oldest first, starting after the one at offset.
+	Oldest(ctx context.Context, age time.Duration, offset, limit int64) ([]string, error)
+	// Delete removes the records of an ended job; deleted is false for an
+	// In-Progress or Completed job.
+	Delete(ctx context.Context, j job.Job) (deleted bool, err error)
+	// DoneBatches returns how many of a job's batches are stored.
+	DoneBatches(ctx context.Context, id string) (int64, error)
+	// IsBatchDone reports whether a batch is stored.
+	IsBatchDone(ctx context.Context, id string, batch int) (bool, error)
+	// Fail marks an In-Progress job Failed with reason; changed is false
+	// for any other job.
+	Fail(ctx context.Context, id, reason string) (j job.Job, changed bool, err error)
+}
+
 // Tasks looks up the asynq tasks of jobs; *asynq.Inspector is one.
 type Tasks interface {
 	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
+}
+
+// Enqueuer queues the tasks reconcile moves stuck jobs on with, and the
+// maintenance slots; *job.Enqueuer is one. Each method is idempotent: a
+// task that exists already is not queued again, and added says whether
+// one was.
+type Enqueuer interface {
+	// Queue is the queue of j's tasks.
+	Queue(j job.Job) string
+	// Render queues the render task of one of j's batches.
+	Render(ctx context.Context, j job.Job, batch int) (added bool, err error)
+	// Finalize queues the merge of j's parts.
+	Finalize(ctx context.Context, j job.Job) (added bool, err error)
+	// Callbacks queues the callbacks of the ended job j.
+	Callbacks(ctx context.Context, j job.Job) error
+	// Maintenance queues the maintenance task typ of slot, bounded by
+	// timeout.
+	Maintenance(ctx context.Context, typ string, slot time.Time, timeout time.Duration) (added bool, err error)
 }
 
 // Deps are the scheduler's collaborators.
 type Deps struct {
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
-	Jobs     *job.Store
+	Jobs     Jobs
 	Files    Files
-	Queue    job.Enqueuer
+	Enqueuer Enqueuer
 	Tasks    Tasks
 	// Redis serves the maintenance queue in Run.
 	Redis asynq.RedisConnOpt
@@ -138,8 +179,8 @@ func New(cfg Config, deps Deps) (*Scheduler, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	if deps.Logger == nil || deps.Registry == nil || deps.Jobs == nil || deps.Files == nil || deps.Queue == nil || deps.Tasks == nil {
-		return nil, errors.New("scheduler: logger, registry, jobs, files, queue and tasks are required")
+	if deps.Logger == nil || deps.Registry == nil || deps.Jobs == nil || deps.Files == nil || deps.Enqueuer == nil || deps.Tasks == nil {
+		return nil, errors.New("scheduler: logger, registry, jobs, files, enqueuer and tasks are required")
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
@@ -201,7 +242,7 @@ func (s *Scheduler) run(typ string, step func(context.Context) (int, error)) asy
 		if n > 0 {
 			level = slog.LevelInfo
 		}
-		s.log.Log(ctx, level, "maintenance run", "task_type", typ, "handled", n, "error", err)
+		s.log.Log(ctx, level, "maintenance run", logattr.TaskType, typ, "handled", n, logattr.Error, err)
 		return err
 	}
 }
@@ -216,11 +257,8 @@ func (s *Scheduler) EnqueueDue(ctx context.Context, since, now time.Time) error 
 		if slot.IsZero() {
 			continue
 		}
-		_, err := s.deps.Queue.EnqueueContext(ctx, asynq.NewTask(e.typ, nil),
-			asynq.TaskID(fmt.Sprintf("%s@%d", e.typ, slot.Unix())), asynq.Queue(Queue),
-			asynq.Timeout(s.cfg.RunTimeout), asynq.MaxRetry(0), asynq.Retention(24*time.Hour))
-		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-			errs = append(errs, fmt.Errorf("enqueue %s: %w", e.typ, err))
+		if _, err := s.deps.Enqueuer.Maintenance(ctx, e.typ, slot, s.cfg.RunTimeout); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -282,7 +320,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 		now := s.deps.Now()
 		if err := s.EnqueueDue(ctx, last, now); err != nil {
-			s.log.ErrorContext(ctx, "enqueue maintenance", "error", err)
+			s.log.ErrorContext(ctx, "enqueue maintenance", logattr.Error, err)
 			continue // try the same slots again
 		}
 		last = now

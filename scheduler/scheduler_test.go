@@ -75,12 +75,25 @@ func setup(t *testing.T) (*scheduler.Scheduler, *bundle, *prometheus.Registry) {
 	return s, b, reg
 }
 
+// taskOptions are the options of the tasks queued in these tests;
+// finalize's differ from render's, so a test can tell them apart.
+var taskOptions = job.TaskOptions{
+	UrgentFrom: 100_000_000, DefaultFrom: 1000,
+	RenderTimeout: 2 * time.Hour, RenderMaxRetry: 5,
+	FinalizeTimeout: 3 * time.Hour, FinalizeMaxRetry: 7,
+	CallbackTimeout: 10 * time.Second, CallbackMaxRetry: 10,
+}
+
 func newScheduler(t *testing.T, b *bundle) (*scheduler.Scheduler, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	s, err := scheduler.New(scheduler.Config{BatchSize: 3, UrgentFrom: 100_000_000, DefaultFrom: 1000},
+	enqueuer, err := job.NewEnqueuer(b.queue, b.jobs, taskOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := scheduler.New(scheduler.Config{BatchSize: 3},
 		scheduler.Deps{Logger: slog.New(slog.DiscardHandler), Registry: reg, Jobs: b.jobs, Files: b.files,
-			Queue: b.queue, Tasks: b.inspector, Now: b.clock.now})
+			Enqueuer: enqueuer, Tasks: b.inspector, Now: b.clock.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +141,17 @@ func newJob(t *testing.T, b *bundle, i int, batchTiles int64) job.Job {
 		t.Fatal(err)
 	}
 	return j
+}
+
+// storeEveryBatch adds every batch of j to its done-set, as if each had
+// stored its part.
+func storeEveryBatch(t *testing.T, b *bundle, j job.Job) {
+	t.Helper()
+	for i := range j.TaskIDs {
+		if _, err := b.jobs.BatchDone(t.Context(), j.ID, i); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // completed stores a Completed job with a package file, expiring after ttl.
@@ -400,11 +424,7 @@ func TestReconcile(t *testing.T) {
 	// A split job whose batches are all stored, but whose merge was never
 	// queued (the last worker died in between).
 	merged := newJob(t, b, 1, 10)
-	for i := range merged.TaskIDs {
-		if _, err := b.jobs.BatchDone(t.Context(), merged.ID, i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	storeEveryBatch(t, b, merged)
 	// A job whose render task was lost.
 	lost := newJob(t, b, 2, 0)
 	// A job whose render task asynq archived after its retries.
@@ -440,6 +460,19 @@ func TestReconcile(t *testing.T) {
 	if n := counter(t, reg, "exporter_scheduler_jobs_reconciled_total"); n != 3 {
 		t.Errorf("second reconcile changed %v jobs, want none", n-3)
 	}
+}
+
+// TestReconcileQueuesFinalizeWithItsOptions: the merge reconcile queues
+// for a job whose batches are all stored has finalize's retries and
+// timeout, not render's.
+func TestReconcileQueuesFinalizeWithItsOptions(t *testing.T) {
+	t.Parallel()
+	s, b, _ := setup(t)
+	j := newJob(t, b, 1, 10)
+	storeEveryBatch(t, b, j)
+	b.clock.advance(time.Hour)
+	runTask(t, s, scheduler.TypeReconcile)
+	jobtest.CheckFinalizeTask(t, b.inspector, job.QueueLow, j.ID, taskOptions)
 }
 
 // TestEnqueueDueAskedEverySecond drives EnqueueDue as Run does, a second

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"image"
 	"image/jpeg"
-	"image/png"
 	"strings"
 	"sync"
 )
@@ -54,8 +53,9 @@ func (p FormatPolicy) Validate() error {
 // Encode encodes img under policy and returns the bytes and their format.
 // jpegQuality is 1..100, or 0 for DefaultJPEGQuality; it is checked even
 // when the tile ends up as PNG, so a bad setting shows on the first tile.
-// PNG uses the fastest compression level: tiles are written once and the
-// package is compressed no further. Encode is safe for concurrent use and
+// PNG tiles are written as libpng's defaults would write them (see
+// encodePNG): a palette when a tile has at most 256 colours, no alpha
+// channel when it is opaque. Encode is safe for concurrent use and
 // the returned slice belongs to the caller.
 func Encode(img image.Image, policy FormatPolicy, jpegQuality int) ([]byte, Format, error) {
 	if err := policy.Validate(); err != nil {
@@ -97,26 +97,13 @@ func Encode(img image.Image, policy FormatPolicy, jpegQuality int) ([]byte, Form
 	if f == JPEG {
 		err = jpeg.Encode(buf, view, &jpeg.Options{Quality: jpegQuality})
 	} else {
-		err = pngEncoder.Encode(buf, img)
+		err = encodePNG(buf, img)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("source: encode %s: %w", f, err)
 	}
 	return bytes.Clone(buf.Bytes()), f, nil
 }
-
-// pngEncoder is shared: png.Encoder holds no per-call state of its own, and
-// its buffer pool is safe for concurrent use.
-var pngEncoder = png.Encoder{CompressionLevel: png.BestSpeed, BufferPool: &pngBufferPool{}}
-
-type pngBufferPool struct{ p sync.Pool }
-
-func (p *pngBufferPool) Get() *png.EncoderBuffer {
-	b, _ := p.p.Get().(*png.EncoderBuffer)
-	return b
-}
-
-func (p *pngBufferPool) Put(b *png.EncoderBuffer) { p.p.Put(b) }
 
 // bufPool holds output buffers; the result is copied out, so a buffer sized
 // for one tile serves the next without growing again.

@@ -8,11 +8,11 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
-	"github.com/hibiken/asynq"
 
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
 )
 
 // createdResponse is the contract's createGpkgJobResponse.
@@ -59,7 +59,7 @@ func (s *Server) create(c *fiber.Ctx) error {
 		return unavailable(err)
 	}
 	s.metrics.created.WithLabelValues(string(outcome)).Inc()
-	log := s.deps.Logger.With("job_id", j.ID, "outcome", string(outcome))
+	log := s.deps.Logger.With(logattr.JobID, j.ID, logattr.Outcome, string(outcome))
 	switch outcome {
 	case job.OutcomeCacheHit:
 		log.InfoContext(ctx, "export served from cache")
@@ -83,7 +83,7 @@ func (s *Server) create(c *fiber.Ctx) error {
 		}
 		return unavailable(err)
 	}
-	log.InfoContext(ctx, "export job created", "zoom", int(spec.Zoom), "tiles", spec.TilesTotal, "priority", spec.Priority)
+	log.InfoContext(ctx, "export job created", "zoom", int(spec.Zoom), logattr.Tiles, spec.TilesTotal, "priority", spec.Priority)
 	return c.JSON(createdResponse{Status: job.StatusInProgress, ID: j.ID, TaskIDs: j.TaskIDs})
 }
 
@@ -147,16 +147,9 @@ func fmtBBox(b grid.BBox) string { return "[" + strings.ReplaceAll(b.String(), "
 // enqueue puts the job's render tasks on the queue of its priority. Task
 // ids are the job's task ids, so a repeated enqueue adds nothing.
 func (s *Server) enqueue(c *fiber.Ctx, j job.Job) error {
-	queue := job.QueueFor(j.Spec.Priority, s.cfg.UrgentFrom, s.cfg.DefaultFrom)
-	for i, tid := range j.TaskIDs {
-		payload, err := job.Encode(job.RenderPayload{JobID: j.ID, Batch: i, Priority: j.Spec.Priority})
-		if err != nil {
+	for i := range j.TaskIDs {
+		if _, err := s.deps.Enqueuer.Render(c.UserContext(), j, i); err != nil {
 			return err
-		}
-		_, err = s.deps.Queue.EnqueueContext(c.UserContext(), asynq.NewTask(job.TypeRender, payload),
-			asynq.TaskID(tid), asynq.Queue(queue), asynq.MaxRetry(s.cfg.RenderMaxRetry), asynq.Timeout(s.cfg.RenderTimeout))
-		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-			return fmt.Errorf("enqueue render %s: %w", tid, err)
 		}
 	}
 	return nil

@@ -1,6 +1,6 @@
 // Package trigger is the HTTP API of the exporter: it decodes, validates
 // and looks up export requests, creates or reuses jobs through the job
-// store, enqueues their render tasks, and serves job status, layers,
+// store, enqueues their render tasks through internal/job's Enqueuer, and serves job status, layers,
 // preview tiles of the layers and package downloads. It never renders an
 // export: a preview tile is one tile of the layer's source passed through
 // for viewing.

@@ -29,13 +29,13 @@ func (s *Server) download(c *fiber.Ctx) error {
 	if !packageFile.MatchString(name) || strings.HasPrefix(name, ".") {
 		return errorf(fiber.StatusNotFound, "no package named %q", name)
 	}
-	key := job.PackagesPrefix + name
-	if id := c.Params("jobId"); id != "" {
+	id := c.Params("jobId")
+	if id != "" {
 		if u, err := uuid.Parse(id); err != nil || u.String() != id {
 			return errorf(fiber.StatusNotFound, "no job %q", id)
 		}
-		key = job.PackagePrefix(id) + name
 	}
+	key := job.PackageFileKey(id, name)
 	obj, err := s.deps.Files.Open(c.UserContext(), key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return errorf(fiber.StatusNotFound, "no package named %q; it may have expired", name)

@@ -11,9 +11,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
-	"github.com/hibiken/asynq"
 
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
 )
 
 // jobResponse is GET /jobs/{id}.
@@ -228,35 +228,26 @@ func (s *Server) cancelJob(c *fiber.Ctx) error {
 	if !changed {
 		return errorf(fiber.StatusConflict, "job %s is %s; only In-Progress jobs can be cancelled", j.ID, j.Status)
 	}
-	queue := job.QueueFor(j.Spec.Priority, s.cfg.UrgentFrom, s.cfg.DefaultFrom)
+	queue := s.deps.Enqueuer.Queue(j)
 	for _, tid := range j.TaskIDs {
 		// A queued task is deleted; a running one is told to stop, and
 		// stops by itself at its next status check if the signal is lost.
 		if err := s.deps.Tasks.DeleteTask(queue, tid); err != nil {
 			if err := s.deps.Tasks.CancelProcessing(tid); err != nil {
-				s.deps.Logger.WarnContext(ctx, "stop cancelled task", "job_id", j.ID, "task_id", tid, "error", err)
+				s.deps.Logger.WarnContext(ctx, "stop cancelled task", logattr.JobID, j.ID, logattr.TaskID, tid, logattr.Error, err)
 			}
 		}
 	}
 	if len(j.TaskIDs) > 1 {
 		// The merge task of a stopped job removes its parts.
-		payload, err := job.Encode(job.FinalizePayload{JobID: j.ID})
-		if err != nil {
-			return err
-		}
-		_, err = s.deps.Queue.EnqueueContext(ctx, asynq.NewTask(job.TypeFinalize, payload), asynq.TaskID(job.FinalizeTaskID(j.ID)),
-			asynq.Queue(queue), asynq.MaxRetry(s.cfg.RenderMaxRetry), asynq.Timeout(s.cfg.RenderTimeout))
-		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		if _, err := s.deps.Enqueuer.Finalize(ctx, j); err != nil {
 			return unavailable(err)
 		}
 	}
-	if err := s.deps.Jobs.Notify(ctx, s.deps.Queue, j, job.CallbackOptions{
-		UrgentFrom: s.cfg.UrgentFrom, DefaultFrom: s.cfg.DefaultFrom,
-		MaxRetry: s.cfg.CallbackMaxRetry, Timeout: s.cfg.CallbackTimeout + 5*time.Second,
-	}); err != nil {
+	if err := s.deps.Enqueuer.Callbacks(ctx, j); err != nil {
 		return unavailable(err)
 	}
-	s.deps.Logger.InfoContext(ctx, "export cancelled", "job_id", j.ID, "subject", p.Subject)
+	s.deps.Logger.InfoContext(ctx, "export cancelled", logattr.JobID, j.ID, logattr.Subject, p.Subject)
 	return c.JSON(s.jobResponse(j))
 }
 

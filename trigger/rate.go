@@ -6,6 +6,8 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/geoexport/exporter/internal/logattr"
 )
 
 // rateLimit allows each subject RateLimit requests a minute with bursts of
@@ -20,7 +22,7 @@ func (s *Server) rateLimit(c *fiber.Ctx) error {
 	limit := redis_rate.Limit{Rate: s.cfg.RateLimit, Burst: s.cfg.RateBurst, Period: time.Minute}
 	res, err := s.deps.Limiter.Allow(c.UserContext(), "rate:"+p.Subject, limit)
 	if err != nil {
-		s.deps.Logger.WarnContext(c.UserContext(), "rate limiter unavailable; request allowed", "error", err)
+		s.deps.Logger.WarnContext(c.UserContext(), "rate limiter unavailable; request allowed", logattr.Error, err)
 		return c.Next()
 	}
 	c.Set("X-RateLimit-Remaining", strconv.Itoa(res.Remaining))

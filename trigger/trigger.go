@@ -20,6 +20,7 @@ import (
 
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
 	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/source"
 )
@@ -38,15 +39,6 @@ type Config struct {
 	PackageTTL time.Duration
 	// MaxTiles caps the tiles of one export.
 	MaxTiles int64
-	// UrgentFrom and DefaultFrom map priorities to queues (job.QueueFor).
-	UrgentFrom, DefaultFrom int
-	// RenderTimeout and RenderMaxRetry are set on every render task.
-	RenderTimeout  time.Duration
-	RenderMaxRetry int
-	// CallbackTimeout and CallbackMaxRetry are set on the callbacks of
-	// cancelled jobs.
-	CallbackTimeout  time.Duration
-	CallbackMaxRetry int
 	// TileSizes are the average tile sizes of size estimates.
 	TileSizes job.TileSizes
 	// Batching cuts exports into render tasks.
@@ -86,8 +78,8 @@ func (c Config) Validate() error {
 	if c.PublicURL == "" {
 		errs = append(errs, errors.New("trigger: public url is required"))
 	}
-	if c.PackageTTL <= 0 || c.RenderTimeout <= 0 {
-		errs = append(errs, errors.New("trigger: package ttl and render timeout must be positive"))
+	if c.PackageTTL <= 0 {
+		errs = append(errs, errors.New("trigger: package ttl must be positive"))
 	}
 	if c.MaxTiles < 1 {
 		errs = append(errs, errors.New("trigger: max tiles must be at least 1"))
@@ -105,8 +97,19 @@ type Files interface {
 	Open(ctx context.Context, key string) (storage.Object, error)
 }
 
-// Enqueuer puts tasks on the queue; *asynq.Client is one.
-type Enqueuer = job.Enqueuer
+// Enqueuer queues the tasks of jobs; *job.Enqueuer is one. Each method
+// is idempotent: a task that exists already is not queued again.
+type Enqueuer interface {
+	// Queue is the queue of j's tasks.
+	Queue(j job.Job) string
+	// Render queues the render task of one of j's batches.
+	Render(ctx context.Context, j job.Job, batch int) (added bool, err error)
+	// Finalize queues the merge of j's parts, which also removes the
+	// parts of a job that no longer runs.
+	Finalize(ctx context.Context, j job.Job) (added bool, err error)
+	// Callbacks queues the callbacks of the ended job j.
+	Callbacks(ctx context.Context, j job.Job) error
+}
 
 // Tasks removes queued tasks and stops running ones.
 type Tasks interface {
@@ -124,7 +127,8 @@ type Deps struct {
 	Gatherer prometheus.Gatherer
 	Catalog  *catalog.Catalog
 	Jobs     *job.Store
-	Queue    Enqueuer
+	// Enqueuer queues render, finalize and callback tasks.
+	Enqueuer Enqueuer
 	// Tasks stops the tasks of cancelled jobs; *asynq.Inspector is one.
 	Tasks Tasks
 	Files Files
@@ -197,9 +201,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Logger == nil || deps.Registry == nil || deps.Catalog == nil || deps.Jobs == nil || deps.Queue == nil ||
+	if deps.Logger == nil || deps.Registry == nil || deps.Catalog == nil || deps.Jobs == nil || deps.Enqueuer == nil ||
 		deps.Tasks == nil || deps.Files == nil || deps.Auth == nil {
-		return nil, errors.New("trigger: logger, registry, catalog, jobs, queue, tasks, files and auth are required")
+		return nil, errors.New("trigger: logger, registry, catalog, jobs, enqueuer, tasks, files and auth are required")
 	}
 	if cfg.RateLimit > 0 && deps.Limiter == nil {
 		return nil, errors.New("trigger: a rate limit needs a limiter")
@@ -379,7 +383,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		return c.Status(herr.status).JSON(fiber.Map{"message": herr.message})
 	case errors.As(err, &pverr):
 		status, msg := pverr.status()
-		s.deps.Logger.WarnContext(c.UserContext(), "preview tile failed", "route", routeOf(c), "status", status, "error", err)
+		s.deps.Logger.WarnContext(c.UserContext(), "preview tile failed", logattr.Route, routeOf(c), logattr.Status, status, logattr.Error, err)
 		return c.Status(status).JSON(fiber.Map{"message": msg})
 	case errors.As(err, &ferr):
 		msg := ferr.Message
@@ -391,19 +395,19 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		}
 		return c.Status(ferr.Code).JSON(fiber.Map{"message": msg})
 	case errors.Is(err, errUnavailable), errors.Is(err, job.ErrUnavailable):
-		s.deps.Logger.WarnContext(c.UserContext(), "request failed", "route", routeOf(c), "error", err)
+		s.deps.Logger.WarnContext(c.UserContext(), "request failed", logattr.Route, routeOf(c), logattr.Error, err)
 		c.Set(fiber.HeaderRetryAfter, "5")
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"message": "the job queue is unavailable, retry later"})
 	}
 	stack := ""
 	var perr *panicError
 	if errors.As(err, &perr) {
-		s.deps.Logger.ErrorContext(c.UserContext(), "handler panic", "route", routeOf(c), "error", err, "stack", string(perr.stack))
+		s.deps.Logger.ErrorContext(c.UserContext(), "handler panic", logattr.Route, routeOf(c), logattr.Error, err, "stack", string(perr.stack))
 		if s.cfg.Debug {
 			stack = string(perr.stack)
 		}
 	} else {
-		s.deps.Logger.ErrorContext(c.UserContext(), "request failed", "route", routeOf(c), "error", err)
+		s.deps.Logger.ErrorContext(c.UserContext(), "request failed", logattr.Route, routeOf(c), logattr.Error, err)
 		if s.cfg.Debug {
 			stack = err.Error()
 		}
@@ -423,7 +427,7 @@ func (s *Server) ready(c *fiber.Ctx) error {
 		ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
 		defer cancel()
 		if err := s.deps.Ready(ctx); err != nil {
-			s.deps.Logger.WarnContext(ctx, "not ready", "error", err)
+			s.deps.Logger.WarnContext(ctx, "not ready", logattr.Error, err)
 			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "message": "a dependency does not answer"})
 		}
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/job/jobtest"
 	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/internal/testenv"
 	"github.com/geoexport/exporter/trigger"
@@ -110,13 +111,12 @@ func setup(t *testing.T, opts ...option) (*trigger.Server, *bundle) {
 	}
 	cfg := trigger.Config{
 		PublicURL: "http://exporter.test", BodyLimit: 1 << 20, ShutdownTimeout: time.Second,
-		PackageTTL: 24 * time.Hour, MaxTiles: 1000, UrgentFrom: 100_000_000, DefaultFrom: 1000,
-		RenderTimeout: time.Minute, RenderMaxRetry: 2, CallbackTimeout: time.Second, CallbackMaxRetry: 1,
+		PackageTTL: 24 * time.Hour, MaxTiles: 1000,
 		TileSizes: job.TileSizes{PNG: 40_000, JPEG: 12_000},
 	}
 	deps := trigger.Deps{
 		Logger: slog.New(slog.DiscardHandler), Registry: reg, Gatherer: reg, Catalog: catalog.Demo(),
-		Jobs: jobs, Queue: client, Tasks: inspector, Files: files, Auth: trigger.NewAuthenticator(verifier),
+		Jobs: jobs, Enqueuer: newEnqueuer(t, client, jobs), Tasks: inspector, Files: files, Auth: trigger.NewAuthenticator(verifier),
 		Limiter: redis_rate.NewLimiter(rdb),
 	}
 	for _, o := range opts {
@@ -127,6 +127,26 @@ func setup(t *testing.T, opts ...option) (*trigger.Server, *bundle) {
 		t.Fatal(err)
 	}
 	return srv, &bundle{rdb: rdb, jobs: jobs, inspector: inspector, files: files, registry: reg}
+}
+
+var _ trigger.Enqueuer = (*job.Enqueuer)(nil)
+
+// taskOptions are the options of the tasks the trigger queues in these
+// tests; finalize's differ from render's, so a test can tell them apart.
+var taskOptions = job.TaskOptions{
+	UrgentFrom: 100_000_000, DefaultFrom: 1000,
+	RenderTimeout: time.Minute, RenderMaxRetry: 2,
+	FinalizeTimeout: 3 * time.Minute, FinalizeMaxRetry: 4,
+	CallbackTimeout: time.Second, CallbackMaxRetry: 1,
+}
+
+func newEnqueuer(t *testing.T, q job.TaskQueue, jobs *job.Store) *job.Enqueuer {
+	t.Helper()
+	e, err := job.NewEnqueuer(q, jobs, taskOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 // do sends a request as the client alice; headers given replace hers
@@ -464,7 +484,7 @@ func (failingQueue) EnqueueContext(context.Context, *asynq.Task, ...asynq.Option
 
 func TestCreateEnqueueFailureEndsJob(t *testing.T) {
 	t.Parallel()
-	srv, b := setup(t, func(_ *trigger.Config, d *trigger.Deps) { d.Queue = failingQueue{} })
+	srv, b := setup(t, func(_ *trigger.Config, d *trigger.Deps) { d.Enqueuer = newEnqueuer(t, failingQueue{}, d.Jobs) })
 	resp, body := do(t, srv, "POST", "/create", seedBody)
 	if resp.StatusCode != 503 {
 		t.Fatalf("POST /create with the queue down = %d %s, want 503", resp.StatusCode, body)
@@ -847,6 +867,23 @@ func TestCancelJob(t *testing.T) {
 	if r, body := as(t, srv, "ops", "operator", "DELETE", "/jobs/"+bobs.ID, ""); r.StatusCode != 200 {
 		t.Errorf("operator cancels bob's job = %d %s", r.StatusCode, body)
 	}
+}
+
+// TestCancelQueuesFinalizeWithItsOptions: the merge that removes a
+// cancelled job's parts is a finalize task, with finalize's retries and
+// timeout rather than render's.
+func TestCancelQueuesFinalizeWithItsOptions(t *testing.T) {
+	t.Parallel()
+	srv, b := setup(t, func(c *trigger.Config, _ *trigger.Deps) { c.Batching = job.Batching{MaxTiles: 5} })
+	_, resp := as(t, srv, "alice", "client", "POST", "/create", seedBody)
+	c := decode[created](t, resp)
+	if len(c.TaskIDs) < 2 {
+		t.Fatalf("job of %d batches, want several", len(c.TaskIDs))
+	}
+	if r, body := as(t, srv, "alice", "client", "DELETE", "/jobs/"+c.ID, ""); r.StatusCode != 200 {
+		t.Fatalf("alice cancels = %d %s", r.StatusCode, body)
+	}
+	jobtest.CheckFinalizeTask(t, b.inspector, job.QueueLow, c.ID, taskOptions)
 }
 
 func TestEstimate(t *testing.T) {

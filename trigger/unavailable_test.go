@@ -30,8 +30,9 @@ func TestRedisDownAnswers503(t *testing.T) {
 	}
 	queue, inspector := asynq.NewClient(opt), asynq.NewInspector(opt)
 	t.Cleanup(func() { rdb.Close(); queue.Close(); inspector.Close() })
+	jobs := job.NewStore(rdb, "test", nil)
 	srv, _ := setup(t, func(_ *trigger.Config, d *trigger.Deps) {
-		d.Jobs, d.Queue, d.Tasks, d.Limiter = job.NewStore(rdb, "test", nil), queue, inspector, redis_rate.NewLimiter(rdb)
+		d.Jobs, d.Enqueuer, d.Tasks, d.Limiter = jobs, newEnqueuer(t, queue, jobs), inspector, redis_rate.NewLimiter(rdb)
 	})
 	resp, body := do(t, srv, "POST", "/create", seedBody)
 	if resp.StatusCode != 200 {

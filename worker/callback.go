@@ -18,15 +18,8 @@ import (
 
 	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
 )
-
-// notify queues the callbacks of an ended job.
-func (w *Worker) notify(ctx context.Context, j job.Job) error {
-	return w.deps.Jobs.Notify(ctx, w.deps.Queue, j, job.CallbackOptions{
-		UrgentFrom: w.cfg.UrgentFrom, DefaultFrom: w.cfg.DefaultFrom,
-		MaxRetry: w.cfg.CallbackMaxRetry, Timeout: w.cfg.CallbackTimeout + 5*time.Second,
-	})
-}
 
 // SignatureHeader carries the HMAC-SHA256 of a callback's body, as
 // "sha256=<hex>", when a callback secret is configured.
@@ -56,7 +49,7 @@ func (w *Worker) handleCallback(ctx context.Context, t *asynq.Task) error {
 	switch {
 	case err == nil:
 		w.metrics.callbacks.WithLabelValues("delivered").Inc()
-		w.log.InfoContext(ctx, "callback delivered", "job_id", j.ID, "callback", redactURL(p.Callback.URL), "status", code)
+		w.log.InfoContext(ctx, "callback delivered", logattr.JobID, j.ID, "callback", redactURL(p.Callback.URL), logattr.Status, code)
 	case lastAttempt(ctx, err):
 		d.Outcome, d.Error = job.DeliveryFailed, failureReason(err)
 		w.metrics.callbacks.WithLabelValues("failed").Inc()

@@ -11,7 +11,6 @@ import (
 
 	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/internal/grid"
-	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/source"
 )
 
@@ -42,7 +41,9 @@ type encoded struct {
 // each progress update) stops every stage; pipeline returns once all have
 // exited. It returns how many tiles were written.
 type pipeline struct {
-	w        *Worker
+	fetchers int // tiles fetched at once
+	encoders int // tiles encoded at once
+	metrics  *metrics
 	layer    string // product id, the metrics' layer label
 	src      source.Source
 	metatile [2]int // cols and rows a source fetches at once; zero when it fetches tiles
@@ -55,9 +56,9 @@ type pipeline struct {
 
 func (p *pipeline) run(ctx context.Context) (int64, error) {
 	g, ctx := errgroup.WithContext(ctx)
-	tiles := make(chan grid.Tile, 2*p.w.cfg.Fetchers)
-	raw := make(chan fetched, 2*p.w.cfg.Encoders)
-	out := make(chan encoded, 2*p.w.cfg.Encoders)
+	tiles := make(chan grid.Tile, 2*p.fetchers)
+	raw := make(chan fetched, 2*p.encoders)
+	out := make(chan encoded, 2*p.encoders)
 
 	// A metatiled source is asked block by block, so each of its requests
 	// serves all the tiles it covers however wide the export is.
@@ -78,7 +79,7 @@ func (p *pipeline) run(ctx context.Context) (int64, error) {
 		}
 		return nil
 	})
-	stage(g, p.w.cfg.Fetchers, raw, func() error {
+	stage(g, p.fetchers, raw, func() error {
 		for t := range tiles {
 			st, err := p.src.Tile(ctx, t)
 			if errors.Is(err, source.ErrNoData) {
@@ -98,7 +99,7 @@ func (p *pipeline) run(ctx context.Context) (int64, error) {
 		}
 		return nil
 	})
-	stage(g, p.w.cfg.Encoders, out, func() error {
+	stage(g, p.encoders, out, func() error {
 		for f := range raw {
 			e, ok, err := p.encode(f)
 			if err != nil {
@@ -123,8 +124,8 @@ func (p *pipeline) run(ctx context.Context) (int64, error) {
 				return fmt.Errorf("write tile %s: %w", e.tile, err)
 			}
 			written++
-			p.w.metrics.tiles.WithLabelValues(p.layer, string(e.format)).Inc()
-			p.w.metrics.tileBytes.WithLabelValues(p.layer, string(e.format)).Add(float64(len(e.data)))
+			p.metrics.tiles.WithLabelValues(p.layer, string(e.format)).Inc()
+			p.metrics.tileBytes.WithLabelValues(p.layer, string(e.format)).Add(float64(len(e.data)))
 			if written%progressEvery == 0 || time.Since(last) > time.Second {
 				last = time.Now()
 				if err := p.progress(ctx, written); err != nil {
@@ -167,20 +168,6 @@ func (p *pipeline) encode(f fetched) (encoded, bool, error) {
 	if err != nil {
 		return encoded{}, false, fmt.Errorf("encode tile %s: %w", f.tile, err)
 	}
-	p.w.metrics.encode.WithLabelValues(string(format)).Observe(time.Since(start).Seconds())
+	p.metrics.encode.WithLabelValues(string(format)).Observe(time.Since(start).Seconds())
 	return encoded{tile: f.tile, data: data, format: format}, true, nil
-}
-
-// checkRunning is the progress hook's second half: it stops the pipeline
-// for good once the job is no longer In-Progress (cancelled or failed by
-// another batch).
-func (w *Worker) checkRunning(ctx context.Context, id string) error {
-	st, err := w.deps.Jobs.Status(ctx, id)
-	if err != nil {
-		return err
-	}
-	if st != job.StatusInProgress {
-		return errCancelled
-	}
-	return nil
 }

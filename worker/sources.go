@@ -6,15 +6,8 @@ import (
 	"time"
 
 	"github.com/geoexport/exporter/internal/grid"
-	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/source"
 )
-
-// sourceFor returns the tile source of a job's layer from the worker's
-// pool, and the function that hands it back.
-func (w *Worker) sourceFor(spec job.Spec) (source.Source, func(), error) {
-	return w.sources.Acquire(spec.Layer)
-}
 
 // measured times a source's tiles and counts its failures by source kind.
 type measured struct {

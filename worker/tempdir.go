@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/geoexport/exporter/internal/filelock"
+	"github.com/geoexport/exporter/internal/logattr"
 )
 
 // A render or finalize task builds its files in a temporary directory of
@@ -184,6 +185,6 @@ func (w *Worker) sweep(ctx context.Context) {
 		w.log.InfoContext(ctx, "removed temp dirs of ended processes", "count", len(removed), "dirs", removed)
 	}
 	if err != nil {
-		w.log.WarnContext(ctx, "sweep temp dirs", "error", err)
+		w.log.WarnContext(ctx, "sweep temp dirs", logattr.Error, err)
 	}
 }

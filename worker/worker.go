@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"net/http"
 	"os"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
+	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/source"
 )
 
@@ -33,9 +36,6 @@ type Config struct {
 	Fetchers int
 	// QueueWeights are the shares of the urgent, default and low queues.
 	QueueWeights [3]int
-	// UrgentFrom and DefaultFrom map priorities to queues (job.QueueFor);
-	// callbacks go to their job's queue.
-	UrgentFrom, DefaultFrom int
 	// TempDir holds packages while they are built; empty is the system's.
 	TempDir string
 	// ShutdownTimeout is how long running tasks may finish on shutdown
@@ -49,17 +49,13 @@ type Config struct {
 	PublicURL string
 	// PackageTTL is how long a finished package is kept.
 	PackageTTL time.Duration
-	// FinalizeTimeout and FinalizeMaxRetry are set on every merge task.
-	FinalizeTimeout  time.Duration
-	FinalizeMaxRetry int
 	// Encoders is the number of tiles encoded at once in one render task.
 	Encoders int
 	// CallbackSecret, when set, signs callback bodies (HMAC-SHA256).
 	CallbackSecret []byte
-	// CallbackTimeout bounds one callback POST; CallbackMaxRetry is set on
-	// every callback task.
-	CallbackTimeout  time.Duration
-	CallbackMaxRetry int
+	// CallbackTimeout bounds one callback POST (of the default HTTP
+	// client); the callback task's options are the Enqueuer's.
+	CallbackTimeout time.Duration
 }
 
 // Validate reports every problem of c.
@@ -67,9 +63,6 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Concurrency < 1 || c.Fetchers < 1 || c.Encoders < 1 || c.ReservedConcurrency < 0 {
 		errs = append(errs, errors.New("worker: concurrency, fetchers and encoders must be at least 1, reserved concurrency not negative"))
-	}
-	if c.FinalizeTimeout <= 0 || c.FinalizeMaxRetry < 0 {
-		errs = append(errs, errors.New("worker: finalize timeout must be positive, finalize retries not negative"))
 	}
 	for _, w := range c.QueueWeights {
 		if w < 1 {
@@ -94,17 +87,67 @@ type Deps struct {
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 	Redis    asynq.RedisConnOpt
-	Jobs     *job.Store
+	Jobs     Jobs
 	Files    Files
 	// Tiles reads tile-store layers kept under an S3 prefix; nil when
 	// packages are kept on local disk.
 	Tiles source.Objects
-	// Queue enqueues callbacks; *asynq.Client is one.
-	Queue job.Enqueuer
+	// Enqueuer queues the finalize and callback tasks a worker starts.
+	Enqueuer Enqueuer
 	// HTTP posts callbacks; nil is an egress client that reaches public
 	// addresses only, with CallbackTimeout. New uses a copy that never
 	// follows redirects, whatever CheckRedirect is set.
 	HTTP *http.Client
+}
+
+// Files is the package storage the worker writes.
+type Files interface {
+	// PutFile uploads the local file at path under key, replacing any
+	// object there; readers never see a partial object.
+	PutFile(ctx context.Context, key, path, contentType string) error
+	// GetFile downloads the object at key to path; storage.ErrNotFound
+	// when it does not exist.
+	GetFile(ctx context.Context, key, path string) error
+	// Delete removes the object at key; a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+	// List yields the objects under prefix.
+	List(ctx context.Context, prefix string) iter.Seq2[storage.Info, error]
+}
+
+// Jobs is the job store a worker reads and moves jobs on with; *job.Store
+// is one. Get, Status, BatchDone, Complete and Fail return
+// job.ErrNotFound for an unknown job id.
+type Jobs interface {
+	// Get returns a job record.
+	Get(ctx context.Context, id string) (job.Job, error)
+	// Status returns a job's status.
+	Status(ctx context.Context, id string) (job.Status, error)
+	// SetProgress records how many tiles of a batch are done; it never
+	// goes back.
+	SetProgress(ctx context.Context, id, batch string, done int64) error
+	// IsBatchDone reports whether a batch is in the job's done-set.
+	IsBatchDone(ctx context.Context, id string, batch int) (bool, error)
+	// BatchDone adds a batch to the job's done-set (a set: a re-run
+	// counts once) and returns how many batches are done.
+	BatchDone(ctx context.Context, id string, batch int) (int64, error)
+	// Complete marks an In-Progress job Completed with its package;
+	// changed is false, and j the job as it is, for any other job.
+	Complete(ctx context.Context, id string, r job.Result, ttl time.Duration) (j job.Job, changed bool, err error)
+	// Fail marks an In-Progress job Failed with reason; changed is false,
+	// and j the job as it is, for any other job.
+	Fail(ctx context.Context, id, reason string) (j job.Job, changed bool, err error)
+	// RecordDelivery stores the outcome of a callback attempt.
+	RecordDelivery(ctx context.Context, id string, d job.Delivery) error
+}
+
+// Enqueuer queues the tasks that follow a worker's; *job.Enqueuer is one.
+// Each method is idempotent: a task that exists already is not queued
+// again.
+type Enqueuer interface {
+	// Finalize queues the merge of j's parts.
+	Finalize(ctx context.Context, j job.Job) (added bool, err error)
+	// Callbacks queues the callbacks of the ended job j.
+	Callbacks(ctx context.Context, j job.Job) error
 }
 
 // Worker runs the export task handlers.
@@ -114,10 +157,10 @@ type Worker struct {
 	log     *slog.Logger
 	metrics *metrics
 	running atomic.Bool
-	// sources keeps layers' sources open across render tasks: the batches
-	// of one export share connections, metatile cache and a downloaded
-	// GeoPackage.
-	sources *source.Pool
+	// The steps of an export, each calling forward only:
+	// render → (finalize's task) → finalize → publish, any → failure.
+	render   *renderer
+	finalize *finalizer
 }
 
 // Ready reports whether the worker's asynq servers are serving.
@@ -133,8 +176,8 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Logger == nil || deps.Registry == nil || deps.Jobs == nil || deps.Files == nil || deps.Queue == nil {
-		return nil, errors.New("worker: logger, registry, jobs, files and queue are required")
+	if deps.Logger == nil || deps.Registry == nil || deps.Jobs == nil || deps.Files == nil || deps.Enqueuer == nil {
+		return nil, errors.New("worker: logger, registry, jobs, files and enqueuer are required")
 	}
 	if cfg.TempDir != "" {
 		if err := os.MkdirAll(cfg.TempDir, 0o750); err != nil {
@@ -153,21 +196,33 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	fail := &failures{jobs: deps.Jobs, files: deps.Files, enqueuer: deps.Enqueuer, log: deps.Logger, metrics: m}
+	publish := &publisher{jobs: deps.Jobs, files: deps.Files, enqueuer: deps.Enqueuer, log: deps.Logger, metrics: m, ttl: cfg.PackageTTL}
 	return &Worker{cfg: cfg, deps: deps, log: deps.Logger, metrics: m,
-		sources: source.NewPool(source.StorageDeps(deps.Tiles, cfg.TempDir), source.DefaultPoolIdle)}, nil
+		render: &renderer{
+			jobs: deps.Jobs, files: deps.Files, enqueuer: deps.Enqueuer, log: deps.Logger, metrics: m,
+			tempDir: cfg.TempDir, fetchers: cfg.Fetchers, encoders: cfg.Encoders,
+			sources: source.NewPool(source.StorageDeps(deps.Tiles, cfg.TempDir), source.DefaultPoolIdle),
+			publish: publish, fail: fail,
+		},
+		finalize: &finalizer{
+			jobs: deps.Jobs, files: deps.Files, enqueuer: deps.Enqueuer, log: deps.Logger,
+			tempDir: cfg.TempDir, publish: publish, fail: fail,
+		},
+	}, nil
 }
 
 // Close closes the layer sources the worker keeps open. Run calls it when
 // it returns; callers that use Handler alone call it when done.
-func (w *Worker) Close() error { return w.sources.Close() }
+func (w *Worker) Close() error { return w.render.sources.Close() }
 
-// Handler returns the task mux: export:render and export:callback, with
-// metrics and logging around each.
+// Handler returns the task mux: export:render, export:finalize and
+// export:callback, with metrics around each.
 func (w *Worker) Handler() asynq.Handler {
 	mux := asynq.NewServeMux()
 	mux.Use(w.observe)
-	mux.HandleFunc(job.TypeRender, w.handleRender)
-	mux.HandleFunc(job.TypeFinalize, w.handleFinalize)
+	mux.HandleFunc(job.TypeRender, w.render.handle)
+	mux.HandleFunc(job.TypeFinalize, w.finalize.handle)
 	mux.HandleFunc(job.TypeCallback, w.handleCallback)
 	return mux
 }
@@ -227,8 +282,8 @@ func (w *Worker) server(n int, queues map[string]int) *asynq.Server {
 			retried, _ := asynq.GetRetryCount(ctx)
 			maxRetry, _ := asynq.GetMaxRetry(ctx)
 			id, _ := asynq.GetTaskID(ctx)
-			w.log.WarnContext(ctx, "task failed", "task_type", task.Type(), "task_id", id,
-				"retried", retried, "max_retry", maxRetry, "error", err)
+			w.log.WarnContext(ctx, "task failed", logattr.TaskType, task.Type(), logattr.TaskID, id,
+				"retried", retried, "max_retry", maxRetry, logattr.Error, err)
 		}),
 		RetryDelayFunc: retryDelay,
 		// A task that found Redis unavailable (a failover, say) is
@@ -263,18 +318,4 @@ func (w *Worker) observe(next asynq.Handler) asynq.Handler {
 		w.metrics.taskDuration.WithLabelValues(t.Type()).Observe(time.Since(start).Seconds())
 		return err
 	})
-}
-
-// lastAttempt reports whether err ends the task for good: it skips
-// retries, or no retry is left. Redis being unavailable never does.
-func lastAttempt(ctx context.Context, err error) bool {
-	if errors.Is(err, asynq.SkipRetry) {
-		return true
-	}
-	if errors.Is(err, job.ErrUnavailable) {
-		return false // not counted as an attempt: see IsFailure in server
-	}
-	retried, ok1 := asynq.GetRetryCount(ctx)
-	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
-	return ok1 && ok2 && retried >= maxRetry
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/job/jobtest"
 	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/internal/testenv"
 	"github.com/geoexport/exporter/source"
@@ -76,6 +77,15 @@ type bundle struct {
 	registry  *prometheus.Registry
 }
 
+// taskOptions are the options of the tasks queued in these tests;
+// finalize's differ from render's, so a test can tell them apart.
+var taskOptions = job.TaskOptions{
+	UrgentFrom: 100_000_000, DefaultFrom: 1000,
+	RenderTimeout: time.Minute, RenderMaxRetry: 1,
+	FinalizeTimeout: 3 * time.Minute, FinalizeMaxRetry: 2,
+	CallbackTimeout: 2 * time.Second, CallbackMaxRetry: 3,
+}
+
 func setup(t *testing.T, opts ...func(*worker.Config, *worker.Deps)) (*worker.Worker, *bundle) {
 	t.Helper()
 	redisOpt := testenv.Redis(t)
@@ -94,13 +104,17 @@ func setup(t *testing.T, opts ...func(*worker.Config, *worker.Deps)) (*worker.Wo
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := worker.Deps{Logger: slog.New(slog.DiscardHandler), Registry: reg, Redis: redisOpt, Jobs: jobs, Files: files, Queue: queue,
+	enqueuer, err := job.NewEnqueuer(queue, jobs, taskOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := worker.Deps{Logger: slog.New(slog.DiscardHandler), Registry: reg, Redis: redisOpt, Jobs: jobs, Files: files, Enqueuer: enqueuer,
 		HTTP: policy.Client(2 * time.Second)}
 	cfg := worker.Config{
-		Concurrency: 2, Fetchers: 4, Encoders: 2, FinalizeTimeout: time.Minute, FinalizeMaxRetry: 2,
-		QueueWeights: [3]int{6, 3, 1}, UrgentFrom: 100_000_000, DefaultFrom: 1000,
-		TempDir: t.TempDir(), ShutdownTimeout: 5 * time.Second, PublicURL: "http://exporter.test",
-		PackageTTL: time.Hour, CallbackTimeout: 2 * time.Second, CallbackMaxRetry: 3,
+		Concurrency: 2, Fetchers: 4, Encoders: 2,
+		QueueWeights: [3]int{6, 3, 1},
+		TempDir:      t.TempDir(), ShutdownTimeout: 5 * time.Second, PublicURL: "http://exporter.test",
+		PackageTTL: time.Hour, CallbackTimeout: 2 * time.Second,
 	}
 	for _, o := range opts {
 		o(&cfg, &deps)
@@ -692,6 +706,24 @@ func TestRenderBatchesAndMerge(t *testing.T) {
 	}
 }
 
+// TestLastBatchQueuesFinalizeWithItsOptions: the merge the last stored
+// batch queues has finalize's retries and timeout, not render's.
+func TestLastBatchQueuesFinalizeWithItsOptions(t *testing.T) {
+	t.Parallel()
+	w, b := setup(t)
+	j := createBatched(t, b, seedBBox, 14, 10)
+	for i := range j.TaskIDs {
+		if _, err := b.jobs.BatchDone(t.Context(), j.ID, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A re-delivered batch that finds every part stored queues the merge.
+	if err := w.Handler().ProcessTask(t.Context(), batchTask(t, j, 0)); err != nil {
+		t.Fatal(err)
+	}
+	jobtest.CheckFinalizeTask(t, b.inspector, job.QueueDefault, j.ID, taskOptions)
+}
+
 func TestCallbackSignedAndRecorded(t *testing.T) {
 	t.Parallel()
 	secret := []byte("callback-secret")
@@ -732,7 +764,7 @@ func TestCallbackSignedAndRecorded(t *testing.T) {
 func newS3(t *testing.T) *storage.S3 {
 	t.Helper()
 	env := testenv.MinIO(t)
-	s3, err := storage.NewS3(t.Context(), storage.S3Config{Endpoint: env.Endpoint, Bucket: env.Bucket, AccessKey: env.AccessKey, SecretKey: storage.Secret(env.SecretKey)})
+	s3, err := storage.NewS3(t.Context(), storage.S3Config{Endpoint: env.Endpoint, Bucket: env.Bucket, AccessKey: env.AccessKey, SecretKey: env.SecretKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -834,10 +866,10 @@ func TestGeoPackageSourceSharedByBatches(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
 	good := worker.Config{
-		Concurrency: 2, Fetchers: 4, Encoders: 2, FinalizeTimeout: time.Minute, FinalizeMaxRetry: 2,
-		QueueWeights: [3]int{6, 3, 1}, UrgentFrom: 100_000_000, DefaultFrom: 1000,
+		Concurrency: 2, Fetchers: 4, Encoders: 2,
+		QueueWeights:    [3]int{6, 3, 1},
 		ShutdownTimeout: 5 * time.Second, PublicURL: "http://exporter.test",
-		PackageTTL: time.Hour, CallbackTimeout: 2 * time.Second, CallbackMaxRetry: 3,
+		PackageTTL: time.Hour, CallbackTimeout: 2 * time.Second,
 	}
 	if err := good.Validate(); err != nil {
 		t.Fatalf("Validate() = %v", err)

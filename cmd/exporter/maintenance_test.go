@@ -193,7 +193,7 @@ func (c *cluster) files() packageFiles {
 		return l
 	}
 	s3, err := storage.NewS3(c.t.Context(), storage.S3Config{
-		Endpoint: c.s3.Endpoint, Bucket: c.s3.Bucket, AccessKey: c.s3.AccessKey, SecretKey: storage.Secret(c.s3.SecretKey),
+		Endpoint: c.s3.Endpoint, Bucket: c.s3.Bucket, AccessKey: c.s3.AccessKey, SecretKey: c.s3.SecretKey,
 	})
 	if err != nil {
 		c.t.Fatal(err)

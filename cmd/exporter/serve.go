@@ -100,6 +100,18 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 	}
 	queue := asynq.NewClient(redisOpt)
 	defer queue.Close()
+	// One enqueue API, so that every role gives a task the same options.
+	// Finalize has no settings of its own: it takes render's.
+	enqueuer, err := job.NewEnqueuer(queue, jobs, job.TaskOptions{
+		UrgentFrom: cfg.Queues.UrgentFrom, DefaultFrom: cfg.Queues.DefaultFrom,
+		RenderTimeout: cfg.Jobs.RenderTimeout, RenderMaxRetry: cfg.Jobs.RenderMaxRetry,
+		FinalizeTimeout: cfg.Jobs.FinalizeTimeout, FinalizeMaxRetry: cfg.Jobs.FinalizeMaxRetry,
+		CallbackTimeout: cfg.Jobs.CallbackTimeout, CallbackMaxRetry: cfg.Jobs.CallbackMaxRetry,
+		CallbackRetention: cfg.Jobs.CallbackRetention, MaintenanceRetention: cfg.Scheduler.SlotRetention,
+	})
+	if err != nil {
+		return &usageError{err}
+	}
 	// Readiness: Redis and storage answer, and every part of the role that
 	// reports readiness (appended below) is ready.
 	checks := []func(context.Context) error{
@@ -151,16 +163,13 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 		srv, err := trigger.New(trigger.Config{
 			PublicURL: cfg.PublicURL(), Debug: cfg.HTTP.Debug, BodyLimit: cfg.HTTP.BodyLimit,
 			ShutdownTimeout: cfg.HTTP.ShutdownTimeout, PackageTTL: cfg.Jobs.PackageTTL, MaxTiles: cfg.Jobs.MaxTiles,
-			UrgentFrom: cfg.Queues.UrgentFrom, DefaultFrom: cfg.Queues.DefaultFrom,
-			RenderTimeout: cfg.Jobs.RenderTimeout, RenderMaxRetry: cfg.Jobs.RenderMaxRetry,
-			CallbackTimeout: cfg.Jobs.CallbackTimeout, CallbackMaxRetry: cfg.Jobs.CallbackMaxRetry,
 			TileSizes:  job.TileSizes{PNG: cfg.Jobs.EstimatePNGBytes, JPEG: cfg.Jobs.EstimateJPEGBytes},
 			Batching:   job.Batching{MaxTiles: cfg.Jobs.BatchTiles, Spread: cfg.Jobs.BatchSpread, MinTiles: cfg.Jobs.BatchMinTiles},
 			QuotaBytes: cfg.Jobs.QuotaBytes, RateLimit: cfg.HTTP.RateLimit, RateBurst: cfg.HTTP.RateBurst,
 			CallbackPolicy: callbacks, MonitoringWritable: !cfg.HTTP.MonitoringReadOnly, PrometheusURL: cfg.HTTP.PrometheusURL,
 			PreviewTimeout: cfg.HTTP.PreviewTimeout, PreviewConcurrency: cfg.HTTP.PreviewConcurrency,
 		}, trigger.Deps{
-			Logger: log, Registry: reg, Gatherer: gatherer, Catalog: cat, Jobs: jobs, Queue: queue, Tasks: inspector,
+			Logger: log, Registry: reg, Gatherer: gatherer, Catalog: cat, Jobs: jobs, Enqueuer: enqueuer, Tasks: inspector,
 			Files: files, Auth: trigger.NewAuthenticator(verifier), Limiter: redis_rate.NewLimiter(rdb), Ready: ready, Redis: redisOpt,
 			// Preview tiles read layers as the worker does.
 			Sources: source.StorageDeps(tiles, cfg.Worker.TempDir),
@@ -186,12 +195,10 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 	if r.has("worker") {
 		w, err := worker.New(worker.Config{
 			Concurrency: cfg.Worker.Concurrency, ReservedConcurrency: cfg.Worker.ReservedConcurrency, Encoders: cfg.Worker.Encoders,
-			FinalizeTimeout: cfg.Jobs.RenderTimeout, FinalizeMaxRetry: cfg.Jobs.RenderMaxRetry,
 			CallbackSecret: []byte(cfg.Jobs.CallbackSecret.Reveal()), Fetchers: cfg.Worker.Fetchers, QueueWeights: weights,
-			UrgentFrom: cfg.Queues.UrgentFrom, DefaultFrom: cfg.Queues.DefaultFrom,
 			TempDir: cfg.Worker.TempDir, ShutdownTimeout: cfg.Worker.ShutdownTimeout, PollInterval: cfg.Worker.PollInterval, PublicURL: cfg.PublicURL(),
-			PackageTTL: cfg.Jobs.PackageTTL, CallbackTimeout: cfg.Jobs.CallbackTimeout, CallbackMaxRetry: cfg.Jobs.CallbackMaxRetry,
-		}, worker.Deps{Logger: log, Registry: reg, Redis: redisOpt, Jobs: jobs, Files: files, Tiles: tiles, Queue: queue,
+			PackageTTL: cfg.Jobs.PackageTTL, CallbackTimeout: cfg.Jobs.CallbackTimeout,
+		}, worker.Deps{Logger: log, Registry: reg, Redis: redisOpt, Jobs: jobs, Files: files, Tiles: tiles, Enqueuer: enqueuer,
 			HTTP: callbacks.Client(cfg.Jobs.CallbackTimeout)})
 		if err != nil {
 			return err
@@ -209,10 +216,8 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 			ExpireSpec: cfg.Scheduler.ExpireSchedule, OrphansSpec: cfg.Scheduler.OrphansSchedule,
 			CleanSpec: cfg.Scheduler.CleanSchedule, ReconcileSpec: cfg.Scheduler.ReconcileSchedule,
 			OrphanAge: cfg.Scheduler.OrphanAge, CleanAfter: cfg.Scheduler.CleanAfter, StuckAfter: cfg.Scheduler.StuckAfter,
-			UrgentFrom: cfg.Queues.UrgentFrom, DefaultFrom: cfg.Queues.DefaultFrom,
-			RenderTimeout: cfg.Jobs.RenderTimeout, RenderMaxRetry: cfg.Jobs.RenderMaxRetry,
-			CallbackTimeout: cfg.Jobs.CallbackTimeout + 5*time.Second, CallbackMaxRetry: cfg.Jobs.CallbackMaxRetry,
-		}, scheduler.Deps{Logger: log, Registry: reg, Jobs: jobs, Files: files, Queue: queue, Tasks: inspector, Redis: redisOpt})
+			BatchSize: cfg.Scheduler.BatchSize, RunTimeout: cfg.Scheduler.RunTimeout,
+		}, scheduler.Deps{Logger: log, Registry: reg, Jobs: jobs, Files: files, Enqueuer: enqueuer, Tasks: inspector, Redis: redisOpt})
 		if err != nil {
 			return err
 		}
@@ -294,7 +299,7 @@ func openStorage(ctx context.Context, cfg config.Config) (store, source.Objects,
 	}
 	s3, err := storage.NewS3(ctx, storage.S3Config{
 		Endpoint: cfg.Storage.S3Endpoint, Bucket: cfg.Storage.S3Bucket, AccessKey: cfg.Storage.S3AccessKey,
-		SecretKey: cfg.Storage.S3SecretKey, Region: cfg.Storage.S3Region,
+		SecretKey: cfg.Storage.S3SecretKey.Reveal(), Region: cfg.Storage.S3Region,
 		UseTLS: cfg.Storage.S3TLS, CreateBucket: true,
 	})
 	if err != nil {

@@ -6,9 +6,8 @@
 // mechanically: the flag -redis-url is the variable EXPORTER_REDIS_URL.
 // Nothing outside cmd and this package reads the environment or flags.
 //
-// It imports internal/storage, for its Secret type, and
-// internal/redisconn, which reads the Redis URL exactly as cmd connects
-// with it.
+// It imports internal/redisconn only, which reads the Redis URL exactly
+// as cmd connects with it.
 package config
 
 import (
@@ -25,7 +24,6 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/geoexport/exporter/internal/redisconn"
-	"github.com/geoexport/exporter/internal/storage"
 )
 
 // EnvPrefix starts every environment variable the exporter reads.
@@ -61,7 +59,7 @@ type Redis struct {
 	// redisconn.Parse); Redis Cluster is refused. Empty runs an embedded
 	// Redis, which only the "all" role accepts: a redis-server child
 	// process with its files under DataDir/redis.
-	URL storage.Secret
+	URL Secret
 	// Prefix starts every key the exporter writes. Default "exporter".
 	Prefix string
 	// Server is the redis-server executable of the embedded Redis: a path,
@@ -89,7 +87,7 @@ type Storage struct {
 	S3Bucket string
 	// S3AccessKey and S3SecretKey are the credentials.
 	S3AccessKey string
-	S3SecretKey storage.Secret
+	S3SecretKey Secret
 	// S3Region is optional.
 	S3Region string
 	// S3TLS turns on HTTPS to the endpoint. Default false.
@@ -147,7 +145,7 @@ type HTTP struct {
 // all, which generates a secret in the data directory when none is set.
 type Auth struct {
 	// HS256Secret verifies (and `exporter token` signs) HS256 tokens.
-	HS256Secret storage.Secret
+	HS256Secret Secret
 	// PublicKeyFile is a PEM file of RSA or EC public keys (RS256, ES256).
 	PublicKeyFile string
 	// JWKSFile is a JSON Web Key Set file of public keys, selected by kid.
@@ -176,10 +174,18 @@ type Jobs struct {
 	RenderTimeout time.Duration
 	// RenderMaxRetry is how often a failed render is retried. Default 5.
 	RenderMaxRetry int
+	// FinalizeTimeout bounds one finalize task (merge, digest, store).
+	// Default 2h.
+	FinalizeTimeout time.Duration
+	// FinalizeMaxRetry is how often a failed finalize is retried. Default 5.
+	FinalizeMaxRetry int
 	// CallbackTimeout bounds one callback POST. Default 10s.
 	CallbackTimeout time.Duration
 	// CallbackMaxRetry is how often a failed callback is retried. Default 10.
 	CallbackMaxRetry int
+	// CallbackRetention is how long a delivered callback's task is kept, so
+	// that the same notification is not delivered twice. Default 24h.
+	CallbackRetention time.Duration
 	// EstimatePNGBytes and EstimateJPEGBytes are the average tile sizes
 	// used to estimate a package's size. Defaults 40000 and 12000.
 	EstimatePNGBytes  int64
@@ -197,7 +203,7 @@ type Jobs struct {
 	BatchMinTiles int64
 	// CallbackSecret, when set, signs each callback body with HMAC-SHA256
 	// in the X-Exporter-Signature header.
-	CallbackSecret storage.Secret
+	CallbackSecret Secret
 }
 
 // Queues maps priorities to queues: priority ≥ UrgentFrom goes to the
@@ -263,6 +269,14 @@ type Scheduler struct {
 	// StuckAfter is how old an In-Progress job must be before reconcile
 	// looks at it. Default 10m.
 	StuckAfter time.Duration
+	// BatchSize is the most items (jobs, packages, parts) one maintenance
+	// run handles; the next run takes the rest. Default 200.
+	BatchSize int64
+	// RunTimeout bounds one maintenance run. Default 2m.
+	RunTimeout time.Duration
+	// SlotRetention is how long a maintenance slot's task is kept, so that
+	// no replica runs the slot again. Default 24h.
+	SlotRetention time.Duration
 }
 
 // Default returns the configuration with every default filled in.
@@ -278,8 +292,8 @@ func Default() Config {
 		Auth: Auth{RoleClaim: "role", ClientRole: "client", OperatorRole: "operator", Leeway: 30 * time.Second},
 		Jobs: Jobs{
 			PackageTTL: 30 * 24 * time.Hour, MaxTiles: 5_000_000,
-			RenderTimeout: 2 * time.Hour, RenderMaxRetry: 5,
-			CallbackTimeout: 10 * time.Second, CallbackMaxRetry: 10,
+			RenderTimeout: 2 * time.Hour, RenderMaxRetry: 5, FinalizeTimeout: 2 * time.Hour, FinalizeMaxRetry: 5,
+			CallbackTimeout: 10 * time.Second, CallbackMaxRetry: 10, CallbackRetention: 24 * time.Hour,
 			EstimatePNGBytes: 40_000, EstimateJPEGBytes: 12_000, BatchTiles: 10_000, BatchSpread: 16, BatchMinTiles: 1000,
 		},
 		Queues: Queues{UrgentFrom: 100_000_000, DefaultFrom: 1000, Weights: "6,3,1"},
@@ -287,6 +301,7 @@ func Default() Config {
 		Scheduler: Scheduler{
 			ExpireSchedule: "@every 1m", OrphansSchedule: "@every 15m", CleanSchedule: "@hourly", ReconcileSchedule: "@every 2m",
 			OrphanAge: time.Hour, CleanAfter: 7 * 24 * time.Hour, StuckAfter: 10 * time.Minute,
+			BatchSize: 200, RunTimeout: 2 * time.Minute, SlotRetention: 24 * time.Hour,
 		},
 	}
 }
@@ -335,6 +350,9 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.Int64Var(&c.Jobs.MaxTiles, "jobs-max-tiles", c.Jobs.MaxTiles, "largest number of tiles one export may hold")
 	fs.DurationVar(&c.Jobs.RenderTimeout, "jobs-render-timeout", c.Jobs.RenderTimeout, "time limit of one render task")
 	fs.IntVar(&c.Jobs.RenderMaxRetry, "jobs-render-max-retry", c.Jobs.RenderMaxRetry, "retries of a failed render task before the job fails")
+	fs.DurationVar(&c.Jobs.FinalizeTimeout, "jobs-finalize-timeout", c.Jobs.FinalizeTimeout, "time limit of one finalize task (merge, digest, store)")
+	fs.IntVar(&c.Jobs.FinalizeMaxRetry, "jobs-finalize-max-retry", c.Jobs.FinalizeMaxRetry, "retries of a failed finalize task before the job fails")
+	fs.DurationVar(&c.Jobs.CallbackRetention, "jobs-callback-retention", c.Jobs.CallbackRetention, "how long a delivered callback's task is kept, so the same notification is not delivered twice")
 	fs.DurationVar(&c.Jobs.CallbackTimeout, "jobs-callback-timeout", c.Jobs.CallbackTimeout, "time limit of one callback POST")
 	fs.IntVar(&c.Jobs.CallbackMaxRetry, "jobs-callback-max-retry", c.Jobs.CallbackMaxRetry, "retries of a failed callback")
 	fs.Int64Var(&c.Jobs.EstimatePNGBytes, "jobs-estimate-png-bytes", c.Jobs.EstimatePNGBytes, "average PNG tile size used for size estimates")
@@ -360,6 +378,9 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Scheduler.ReconcileSchedule, "scheduler-reconcile-schedule", c.Scheduler.ReconcileSchedule, "when stuck jobs are moved on (cron spec or @every)")
 	fs.DurationVar(&c.Scheduler.OrphanAge, "scheduler-orphan-age", c.Scheduler.OrphanAge, "age at which parts of jobs no longer running are deleted")
 	fs.DurationVar(&c.Scheduler.CleanAfter, "scheduler-clean-after", c.Scheduler.CleanAfter, "how long records of Failed, Cancelled and Expired jobs are kept")
+	fs.Int64Var(&c.Scheduler.BatchSize, "scheduler-batch-size", c.Scheduler.BatchSize, "most jobs, packages or parts one maintenance run handles; the next run takes the rest")
+	fs.DurationVar(&c.Scheduler.RunTimeout, "scheduler-run-timeout", c.Scheduler.RunTimeout, "time limit of one maintenance run")
+	fs.DurationVar(&c.Scheduler.SlotRetention, "scheduler-slot-retention", c.Scheduler.SlotRetention, "how long a maintenance slot's task is kept, so no replica runs the slot again")
 	fs.DurationVar(&c.Scheduler.StuckAfter, "scheduler-stuck-after", c.Scheduler.StuckAfter, "age at which reconcile looks at an In-Progress job")
 }
 
@@ -380,7 +401,7 @@ func Load(name string, args []string, getenv func(string) string, out io.Writer)
 		fmt.Fprintf(out, "Usage: %s [flags]\n\nEvery flag can also be set by its environment variable.\n\n", name)
 		fs.VisitAll(func(f *flag.Flag) {
 			fmt.Fprintf(out, "  -%s (%s)\n    \t%s", f.Name, EnvName(f.Name), f.Usage)
-			_, secret := f.Value.(*storage.Secret)
+			_, secret := f.Value.(*Secret)
 			if !secret && f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
 				fmt.Fprintf(out, " (default %s)", f.DefValue)
 			}
@@ -479,6 +500,10 @@ func (c Config) Validate() error {
 		{"jobs-package-ttl", c.Jobs.PackageTTL},
 		{"jobs-render-timeout", c.Jobs.RenderTimeout},
 		{"jobs-callback-timeout", c.Jobs.CallbackTimeout},
+		{"jobs-finalize-timeout", c.Jobs.FinalizeTimeout},
+		{"jobs-callback-retention", c.Jobs.CallbackRetention},
+		{"scheduler-run-timeout", c.Scheduler.RunTimeout},
+		{"scheduler-slot-retention", c.Scheduler.SlotRetention},
 		{"worker-shutdown-timeout", c.Worker.ShutdownTimeout},
 		{"scheduler-orphan-age", c.Scheduler.OrphanAge},
 		{"scheduler-clean-after", c.Scheduler.CleanAfter},
@@ -495,8 +520,11 @@ func (c Config) Validate() error {
 	if c.Jobs.MaxTiles < 1 {
 		add("jobs-max-tiles: %d must be at least 1", c.Jobs.MaxTiles)
 	}
-	if c.Jobs.RenderMaxRetry < 0 || c.Jobs.CallbackMaxRetry < 0 {
-		add("jobs-render-max-retry, jobs-callback-max-retry: must not be negative")
+	if c.Jobs.RenderMaxRetry < 0 || c.Jobs.FinalizeMaxRetry < 0 || c.Jobs.CallbackMaxRetry < 0 {
+		add("jobs-render-max-retry, jobs-finalize-max-retry, jobs-callback-max-retry: must not be negative")
+	}
+	if c.Scheduler.BatchSize < 1 {
+		add("scheduler-batch-size: %d must be at least 1", c.Scheduler.BatchSize)
 	}
 	if c.Queues.DefaultFrom < 0 || c.Queues.UrgentFrom <= c.Queues.DefaultFrom || c.Queues.UrgentFrom > 999_999_999 {
 		add("queues-default-from, queues-urgent-from: want 0 ≤ default-from < urgent-from ≤ 999999999, got %d and %d", c.Queues.DefaultFrom, c.Queues.UrgentFrom)

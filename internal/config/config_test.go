@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/geoexport/exporter/internal/config"
-	"github.com/geoexport/exporter/internal/storage"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -79,10 +78,13 @@ func TestValidate(t *testing.T) {
 	c.Worker.PollInterval = time.Millisecond
 	c.Jobs.BatchSpread = 0
 	c.Jobs.BatchMinTiles = 0
+	c.Jobs.FinalizeMaxRetry = -1
+	c.Scheduler.BatchSize = 0
+	c.Scheduler.SlotRetention = 0
 	c.Redis.WaitReplicas, c.Redis.WaitTimeout = 1, 5*time.Second
 	err := c.Validate()
 	for _, want := range []string{"redis-wait-timeout", "auth-hs256-secret", "log-level", "redis-url", "s3-endpoint", "s3-access-key", "http-public-url", "jobs-package-ttl", "queues-urgent-from", "queues-weights", "worker-concurrency", "http-preview-timeout", "http-preview-concurrency",
-		"worker-poll-interval", "jobs-batch-spread", "jobs-batch-min-tiles"} {
+		"worker-poll-interval", "jobs-batch-spread", "jobs-batch-min-tiles", "jobs-finalize-max-retry", "scheduler-batch-size", "scheduler-slot-retention"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want a problem with %s", err, want)
 		}
@@ -103,7 +105,7 @@ func TestValidateRedisURL(t *testing.T) {
 		{url: "redis-sentinel://s1:26379", want: []string{"EXPORTER_REDIS_URL", "names no master", "redis-sentinel://"}},
 	} {
 		c := config.Default()
-		c.Redis.URL = storage.Secret(tc.url)
+		c.Redis.URL = config.Secret(tc.url)
 		err := c.Validate()
 		if len(tc.want) == 0 {
 			if err != nil {

@@ -10,6 +10,11 @@
 //   - A [TileRange] is half-open: it holds columns MinCol ≤ col < MaxCol and
 //     rows MinRow ≤ row < MaxRow, so its width is MaxCol-MinCol and an empty
 //     range has MinCol == MaxCol or MinRow == MaxRow.
+//   - A [Coverage] is a set of tiles per zoom held as row runs: each row's
+//     half-open column runs ([Span]) sorted, disjoint and never touching, rows
+//     ascending, so equal sets of tiles are equal values. [Zoom.CoverRings]
+//     computes the tiles an area meets with a non-zero area by a
+//     scanline; coarser zooms derive from finer ones ([Level.Parent]).
 //
 // The package imports no other project package.
 package grid

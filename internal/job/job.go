@@ -3,13 +3,16 @@ package job
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/geoexport/exporter/internal/area"
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
 )
@@ -60,6 +63,17 @@ type Spec struct {
 	// they were planned with, so that an upgrade never changes the batches
 	// of a job whose tasks are queued.
 	PlanScheme string `json:"plan_scheme,omitempty"`
+
+	// ROI is the area of an /export: its features, each with its zoom
+	// range, as Decode accepted them. Empty for a /create export, whose
+	// tiles are the pyramid of BBox down to Zoom; for an area, Zoom is the
+	// finest zoom and BBox the extent of its tiles there.
+	ROI []area.Feature `json:"roi,omitempty"`
+	// Description is the caller's free text about an /export.
+	Description string `json:"description,omitempty"`
+	// Cutline makes the pixels of edge tiles outside the area transparent
+	// (those tiles are PNG whatever the layer's format).
+	Cutline bool `json:"cutline,omitempty"`
 }
 
 // PlanBalanced is the scheme of Plan's balanced batches (see Batching).
@@ -70,8 +84,42 @@ func (s Spec) Batching() Batching {
 	return Batching{MaxTiles: s.BatchTiles, Spread: s.BatchSpread, MinTiles: s.BatchMinTiles, ZOrder: s.PlanScheme == ""}
 }
 
-// Plan is the job's batches.
-func (s Spec) Plan() []Batch { return Plan(s.BBox, s.Zoom, s.Batching()) }
+// Plan is the job's batches: Plan of the bbox, or PlanCoverage of an
+// area's coverage. A spec whose coverage cannot be computed has none; a
+// spec made by NewAreaSpec always has one.
+func (s Spec) Plan() []Batch {
+	if len(s.ROI) == 0 {
+		return Plan(s.BBox, s.Zoom, s.Batching())
+	}
+	c, err := s.Coverage()
+	if err != nil {
+		return nil
+	}
+	return PlanCoverage(c, s.Batching())
+}
+
+// Ranges is the tile ranges batch b of s renders, coarsest first.
+func (s Spec) Ranges(b Batch) []grid.TileRange {
+	if len(s.ROI) == 0 {
+		return b.Ranges(s.BBox, s.Zoom)
+	}
+	c, err := s.Coverage()
+	if err != nil {
+		return nil
+	}
+	return b.CoverageRanges(c)
+}
+
+// Coverage is the tiles s exports at every zoom: the pyramid of the bbox,
+// or the area's tiles within the layer's footprint (area.Cover). For an
+// area it fails with an *area.Error when a feature does not meet the
+// footprint, which NewAreaSpec refuses.
+func (s Spec) Coverage() (grid.Coverage, error) {
+	if len(s.ROI) == 0 {
+		return grid.PyramidCoverage(s.BBox, s.Zoom), nil
+	}
+	return area.Cover(s.ROI, area.BBoxFootprint(s.Layer.Footprint))
+}
 
 // PartKey is the storage key of one batch's part package.
 func PartKey(jobID string, batch int) string {
@@ -79,7 +127,10 @@ func PartKey(jobID string, batch int) string {
 }
 
 // PartsPrefix is the storage prefix of a job's part packages.
-func PartsPrefix(jobID string) string { return "parts/" + jobID + "/" }
+func PartsPrefix(jobID string) string { return PartsRoot + jobID + "/" }
+
+// PartsRoot is the storage prefix of every job's part packages.
+const PartsRoot = "parts/"
 
 // TileSizes are the average encoded tile sizes used for estimates.
 type TileSizes struct{ PNG, JPEG int64 }
@@ -107,12 +158,66 @@ func NewSpec(layer catalog.Layer, z grid.Zoom, extent grid.BBox, priority int) S
 	}
 }
 
+// NewAreaSpec describes the export of layer over the features of an
+// /export's area: the tiles area.Cover gives within the layer's footprint.
+// It fails with an *area.Error naming a feature that does not meet the
+// footprint.
+func NewAreaSpec(layer catalog.Layer, features []area.Feature, priority int, description string, cutline bool) (Spec, error) {
+	c, err := area.Cover(features, area.BBoxFootprint(layer.Footprint))
+	if err != nil {
+		return Spec{}, err
+	}
+	z := c.MaxZoom()
+	if z < 0 {
+		return Spec{}, &area.Error{Feature: -1, Field: "features", Reason: "the collection has no features"}
+	}
+	extent := c.Level(z).Bounds().Bounds()
+	return Spec{
+		Layer: layer, Zoom: z, CRS: CRS, BBox: extent, Priority: priority,
+		PackageName: PackageName(layer, z, extent),
+		TilesTotal:  c.Count(),
+		PlanScheme:  PlanBalanced,
+		ROI:         features, Description: description, Cutline: cutline,
+	}, nil
+}
+
 // CacheKey is the naive-cache identity of s: catalog record and version,
-// zoom, crs and sanitised bbox. Two requests whose bboxes snap to the same
-// tiles share one key.
+// crs, and the exact tiles at every zoom (and the cutline), whatever
+// geometry asked for them. Tiles that form the pyramid of a bbox, as every
+// /create export does, keep the key /create always had (zoom and
+// sanitised bbox), so packages cached before areas existed are still
+// found, and an /export of a rectangle shares them; any other set of tiles
+// is keyed by a digest of its coverage (grid.Coverage.AppendBinary).
 func (s Spec) CacheKey() string {
+	if len(s.ROI) == 0 && !s.Cutline {
+		return s.bboxKey(s.Zoom, s.BBox)
+	}
+	c, err := s.Coverage()
+	if err != nil {
+		// Never for a spec NewAreaSpec made; a key no coverage can have.
+		roi, _ := json.Marshal(s.ROI)
+		return s.digest(fmt.Appendf(nil, "invalid|%s|%t", roi, s.Cutline))
+	}
+	if extent, z, ok := c.Pyramid(); ok && !s.Cutline {
+		return s.bboxKey(z, extent)
+	}
+	b := fmt.Appendf(nil, "coverage/1|%t|", s.Cutline)
+	b, _ = c.AppendBinary(b)
+	return s.digest(b)
+}
+
+// bboxKey is the key of a /create export's tiles.
+func (s Spec) bboxKey(z grid.Zoom, extent grid.BBox) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s|%s|%d|%s|%s", s.Layer.ID, s.Layer.Version, s.Zoom, s.CRS, s.BBox)
+	fmt.Fprintf(h, "%s|%s|%d|%s|%s", s.Layer.ID, s.Layer.Version, z, s.CRS, extent)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// digest is the key of any other set of tiles, described by tiles.
+func (s Spec) digest(tiles []byte) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s|%s|%s|", s.Layer.ID, s.Layer.Version, s.CRS)
+	h.Write(tiles)
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -133,7 +238,34 @@ func PackageName(layer catalog.Layer, z grid.Zoom, extent grid.BBox) string {
 // the job id keeps its file apart from an earlier job's, which the
 // scheduler deletes when that job expires.
 func PackageKey(jobID, packageName string) string {
-	return PackagePrefix(jobID) + packageName + ".gpkg"
+	return PackageFileKey(jobID, packageName+".gpkg")
+}
+
+// PackageFileKey is the storage key of the package file named file (with
+// its extension) of job jobID, as its download link names it. An empty
+// jobID names a package stored before packages had per-job keys, which
+// lies directly under PackagesPrefix.
+func PackageFileKey(jobID, file string) string {
+	if jobID == "" {
+		return PackagesPrefix + file
+	}
+	return PackagePrefix(jobID) + file
+}
+
+// KeyJobID returns the job whose file key is, for a key below root
+// (PartsRoot or PackagesPrefix) and a job's own prefix there. ok is false
+// for a key directly below root, such as a package stored before
+// packages had per-job keys, which belongs to no job.
+func KeyJobID(root, key string) (id string, ok bool) {
+	rest, found := strings.CutPrefix(key, root)
+	if !found {
+		return "", false
+	}
+	id, _, ok = strings.Cut(rest, "/")
+	if !ok {
+		return "", false
+	}
+	return id, true
 }
 
 // PackagePrefix is the storage prefix of the files a job publishes.

@@ -59,6 +59,9 @@ type Batch struct {
 	Pivot []grid.Tile
 	// Tiles is the number of tiles the batch covers.
 	Tiles int64
+	// Last is the finest zoom of a PlanCoverage batch (a batch of Plan
+	// renders down to the export's zoom and leaves it zero).
+	Last grid.Zoom
 }
 
 // Plan splits an export into batches of about the same size, none above
@@ -82,10 +85,7 @@ func Plan(extent grid.BBox, target grid.Zoom, b Batching) []Batch {
 	if total <= size || b.MaxTiles < 1 {
 		return []Batch{{Index: 0, Top: true, TopLast: target, Tiles: total}}
 	}
-	// The deepest sub-pyramid of depth d holds (4^(d+1)-1)/3 tiles.
-	depth := grid.Zoom(math.Floor(math.Log(float64(3*unitCap+1))/math.Log(4))) - 1
-	depth = max(0, min(depth, target))
-	pivot := target - depth
+	pivot := pivotZoom(unitCap, target)
 	var batches []Batch
 	below := total
 	if pivot > 0 {
@@ -106,21 +106,44 @@ func Plan(extent grid.BBox, target grid.Zoom, b Batching) []Batch {
 		// n-th of the tiles below the pivot. Rounding to a unit boundary
 		// at both ends can grow a batch by one unit, so the spacing
 		// leaves that much room under the cap.
-		var biggest int64
-		for _, u := range units {
-			biggest = max(biggest, u.tiles)
-		}
-		spacing := max(1, min(size, b.MaxTiles-biggest))
+		spacing := b.spacing(size, units)
 		n := (below + spacing - 1) / spacing
-		batches = append(batches, cut(units, func(cur Batch, u unit, done int64, closed int) bool {
-			boundary := (int64(closed) + 1) * below / n
-			return done+u.tiles/2 >= boundary || cur.Tiles+u.tiles > b.MaxTiles
-		})...)
+		batches = append(batches, evenCut(units, below, n, b.MaxTiles)...)
 	}
 	for i := range batches {
 		batches[i].Index = i
 	}
 	return batches
+}
+
+// pivotZoom is the coarsest zoom whose tiles' sub-pyramids down to target
+// hold at most unitCap tiles each.
+func pivotZoom(unitCap int64, target grid.Zoom) grid.Zoom {
+	// The deepest sub-pyramid of depth d holds (4^(d+1)-1)/3 tiles.
+	depth := grid.Zoom(math.Floor(math.Log(float64(3*unitCap+1))/math.Log(4))) - 1
+	depth = max(0, min(depth, target))
+	return target - depth
+}
+
+// spacing is the batch size an even cut of units aims at: size, less the
+// room rounding to a unit boundary at both ends may add under the cap.
+func (b Batching) spacing(size int64, units []unit) int64 {
+	var biggest int64
+	for _, u := range units {
+		biggest = max(biggest, u.tiles)
+	}
+	return max(1, min(size, b.MaxTiles-biggest))
+}
+
+// evenCut cuts units, in order, into n batches of nearly equal tile
+// count (below is their total): a batch closes at the unit boundary
+// nearest to where the running total passes the next n-th, or before it
+// would break maxTiles.
+func evenCut(units []unit, below, n, maxTiles int64) []Batch {
+	return cut(units, func(cur Batch, u unit, done int64, closed int) bool {
+		boundary := (int64(closed) + 1) * below / n
+		return done+u.tiles/2 >= boundary || cur.Tiles+u.tiles > maxTiles
+	})
 }
 
 // unit is a pivot tile and the number of tiles of its sub-pyramid.

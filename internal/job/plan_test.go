@@ -43,43 +43,8 @@ func TestPlan(t *testing.T) {
 				if tc.wantBatches > 0 && len(plan) != tc.wantBatches {
 					t.Errorf("Plan() = %d batches, want %d", len(plan), tc.wantBatches)
 				}
-				// Every tile of the pyramid is in exactly one batch, and each
-				// batch counts its tiles right and respects the limit.
-				seen := map[grid.Tile]int{}
-				for i, b := range plan {
-					if b.Index != i {
-						t.Errorf("batch %d has index %d", i, b.Index)
-					}
-					var n int64
-					prev := grid.Zoom(0)
-					for _, r := range b.Ranges(tc.extent, tc.zoom) {
-						// Coarsest first: zoom by zoom, so that pivot tiles
-						// sharing a metatile are asked for one after another.
-						if r.Zoom < prev {
-							t.Errorf("%s: range at zoom %d after zoom %d", b, r.Zoom, prev)
-						}
-						prev = r.Zoom
-						for tile := range r.Tiles {
-							seen[tile]++
-							n++
-						}
-					}
-					if n != b.Tiles {
-						t.Errorf("%s renders %d tiles, says %d", b, n, b.Tiles)
-					}
-					if len(plan) > 1 && b.Tiles > tc.max && len(b.Pivot) > 1 {
-						t.Errorf("%s exceeds the limit %d with more than one pivot tile", b, tc.max)
-					}
-				}
-				want := grid.CountTiles(grid.Pyramid(tc.extent, tc.zoom))
-				if int64(len(seen)) != want {
-					t.Errorf("plan covers %d distinct tiles, want %d", len(seen), want)
-				}
-				for tile, c := range seen {
-					if c != 1 {
-						t.Errorf("tile %s is in %d batches", tile, c)
-					}
-				}
+				checkPartition(t, plan, func(b job.Batch) []grid.TileRange { return b.Ranges(tc.extent, tc.zoom) },
+					grid.CountTiles(grid.Pyramid(tc.extent, tc.zoom)), tc.max)
 				// The same input gives the same plan.
 				if again := job.Plan(tc.extent, tc.zoom, batching); len(again) != len(plan) || again[len(again)-1].Tiles != plan[len(plan)-1].Tiles {
 					t.Error("Plan is not deterministic")
@@ -89,10 +54,58 @@ func TestPlan(t *testing.T) {
 	}
 }
 
+// checkPartition fails t unless every one of the want tiles of an export
+// is in exactly one batch of plan, each batch counts its tiles right,
+// renders them coarsest first (zoom by zoom, so that pivot tiles sharing a
+// metatile are asked for one after another) and respects maxTiles.
+func checkPartition(t *testing.T, plan []job.Batch, ranges func(job.Batch) []grid.TileRange, want, maxTiles int64) {
+	t.Helper()
+	seen := map[grid.Tile]int{}
+	for i, b := range plan {
+		if b.Index != i {
+			t.Errorf("batch %d has index %d", i, b.Index)
+		}
+		var n int64
+		prev := grid.Zoom(0)
+		for _, r := range ranges(b) {
+			if r.Zoom < prev {
+				t.Errorf("%s: range at zoom %d after zoom %d", b, r.Zoom, prev)
+			}
+			prev = r.Zoom
+			for tile := range r.Tiles {
+				seen[tile]++
+				n++
+			}
+		}
+		if n != b.Tiles {
+			t.Errorf("%s renders %d tiles, says %d", b, n, b.Tiles)
+		}
+		if len(plan) > 1 && b.Tiles > maxTiles && len(b.Pivot) > 1 {
+			t.Errorf("%s exceeds the limit %d with more than one pivot tile", b, maxTiles)
+		}
+	}
+	if int64(len(seen)) != want {
+		t.Errorf("plan covers %d distinct tiles, want %d", len(seen), want)
+	}
+	for tile, c := range seen {
+		if c != 1 {
+			t.Errorf("tile %s is in %d batches", tile, c)
+		}
+	}
+}
+
 func TestPlanBatchesAreCompact(t *testing.T) {
 	t.Parallel()
 	demo := grid.BBox{MinX: 34.2, MinY: 29.4, MaxX: 35.9, MaxY: 33.4}
-	for _, b := range job.Plan(demo, 14, job.Batching{MaxTiles: 5000}) {
+	checkCompact(t, job.Plan(demo, 14, job.Batching{MaxTiles: 5000}))
+}
+
+// checkCompact fails t when a batch's pivot tiles spread over a block
+// much larger than their count: Hilbert-curve runs stay within a few
+// blocks.
+func checkCompact(t *testing.T, plan []job.Batch) {
+	t.Helper()
+	for _, b := range plan {
 		if b.Top || len(b.Pivot) < 2 {
 			continue
 		}
@@ -100,8 +113,6 @@ func TestPlanBatchesAreCompact(t *testing.T) {
 		for _, p := range b.Pivot {
 			minC, maxC, minR, maxR = min(minC, p.Col), max(maxC, p.Col), min(minR, p.Row), max(maxR, p.Row)
 		}
-		// Hilbert-curve runs stay within a few blocks: the bounding box of a
-		// batch's pivot tiles is not much more than its tile count.
 		if area := (maxC - minC + 1) * (maxR - minR + 1); area > int64(4*len(b.Pivot)+8) {
 			t.Errorf("%s spans %d pivot cells for %d tiles: not compact", b, area, len(b.Pivot))
 		}
@@ -113,8 +124,7 @@ func TestPlanBatchesAreCompact(t *testing.T) {
 // worker idle while another renders a full one.
 func TestPlanBatchesAreEven(t *testing.T) {
 	t.Parallel()
-	demo := grid.BBox{MinX: 34.2, MinY: 29.4, MaxX: 35.9, MaxY: 33.4}
-	small := grid.BBox{MinX: 34.5, MinY: 31.5, MaxX: 35.0, MaxY: 32.0}
+	demo, small := demoExtent, smallExtent
 	tests := []struct {
 		name     string
 		extent   grid.BBox
@@ -130,31 +140,36 @@ func TestPlanBatchesAreEven(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			plan := job.Plan(tc.extent, tc.zoom, tc.batching)
-			var lo, hi int64 = 1 << 62, 0
-			n := 0
-			for _, b := range plan {
-				if b.Top {
-					continue
-				}
-				n++
-				lo, hi = min(lo, b.Tiles), max(hi, b.Tiles)
-				if b.Tiles > tc.batching.MaxTiles {
-					t.Errorf("%s is above the cap %d", b, tc.batching.MaxTiles)
-				}
-			}
-			if n < tc.atLeast {
-				t.Errorf("%d batches below the pivot, want at least %d", n, tc.atLeast)
-			}
-			// Pivot sub-pyramids hold at most a quarter of a batch, so the
-			// cut can miss the ideal size by at most about half of that on
-			// each side.
-			if float64(hi) > 1.5*float64(lo) {
-				t.Errorf("batches range from %d to %d tiles: uneven", lo, hi)
-			}
-			t.Logf("%d batches of %d to %d tiles", len(plan), lo, hi)
+			checkEven(t, job.Plan(tc.extent, tc.zoom, tc.batching), tc.batching.MaxTiles, tc.atLeast)
 		})
 	}
+}
+
+// checkEven fails t when plan has fewer than atLeast batches below the
+// pivot, one above maxTiles, or batches whose sizes differ by more than
+// half: pivot sub-pyramids hold at most a quarter of a batch, so the cut
+// can miss the ideal size by at most about half of that on each side.
+func checkEven(t *testing.T, plan []job.Batch, maxTiles int64, atLeast int) {
+	t.Helper()
+	var lo, hi int64 = 1 << 62, 0
+	n := 0
+	for _, b := range plan {
+		if b.Top {
+			continue
+		}
+		n++
+		lo, hi = min(lo, b.Tiles), max(hi, b.Tiles)
+		if b.Tiles > maxTiles {
+			t.Errorf("%s is above the cap %d", b, maxTiles)
+		}
+	}
+	if n < atLeast {
+		t.Errorf("%d batches below the pivot, want at least %d", n, atLeast)
+	}
+	if float64(hi) > 1.5*float64(lo) {
+		t.Errorf("batches range from %d to %d tiles: uneven", lo, hi)
+	}
+	t.Logf("%d batches of %d to %d tiles", len(plan), lo, hi)
 }
 
 func BenchmarkPlanMillionTiles(b *testing.B) {

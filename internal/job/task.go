@@ -3,6 +3,9 @@ package job
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
+
+	"github.com/hibiken/asynq"
 )
 
 // Task types, colon-namespaced so a mux can route a family by prefix.
@@ -19,7 +22,10 @@ const (
 	QueueLow     = "export-low"
 )
 
-// Queues lists every queue, most urgent first.
+// QueueMaintenance is the queue of the scheduler's maintenance tasks.
+const QueueMaintenance = "maintenance"
+
+// Queues lists every queue of export tasks, most urgent first.
 var Queues = []string{QueueUrgent, QueueDefault, QueueLow}
 
 // DefaultPriority is the priority of a request that names none.
@@ -75,3 +81,14 @@ func Decode(b []byte, v any) error {
 	}
 	return nil
 }
+
+// AsynqLogger routes asynq's own log lines into l, marked as asynq's.
+func AsynqLogger(l *slog.Logger) asynq.Logger { return asynqLogger{l.With("component", "asynq")} }
+
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...), "fatal", true) }

@@ -713,7 +713,7 @@ func newTestS3(t *testing.T) *storage.S3 {
 		Endpoint:  env.Endpoint,
 		Bucket:    env.Bucket,
 		AccessKey: env.AccessKey,
-		SecretKey: storage.Secret(env.SecretKey),
+		SecretKey: env.SecretKey,
 	})
 	if err != nil {
 		t.Fatalf("NewS3() error = %v", err)

@@ -32,8 +32,9 @@ type S3Config struct {
 	Bucket string
 	// AccessKey identifies the credentials. Required.
 	AccessKey string
-	// SecretKey is the credentials' secret; it logs as REDACTED. Required.
-	SecretKey Secret
+	// SecretKey is the credentials' secret. S3Config prints, logs and
+	// marshals it as REDACTED. Required.
+	SecretKey string `json:"-"`
 	// Region is the bucket's region. Empty: discover it (MinIO's default is
 	// us-east-1).
 	Region string
@@ -79,8 +80,24 @@ func (c S3Config) LogValue() slog.Value {
 		slog.Bool("use_tls", c.UseTLS),
 		slog.Bool("create_bucket", c.CreateBucket),
 		slog.String("access_key", c.AccessKey),
-		slog.Any("secret_key", c.SecretKey),
+		slog.String("secret_key", redact(c.SecretKey)),
 	)
+}
+
+// Format prints the configuration with the secret key redacted, for every
+// fmt verb.
+func (c S3Config) Format(f fmt.State, verb rune) {
+	type s3Config S3Config // the fields without this method
+	c.SecretKey = redact(c.SecretKey)
+	_, _ = fmt.Fprintf(f, fmt.FormatString(f, verb), s3Config(c))
+}
+
+// redact hides a set secret and shows that an empty one is empty.
+func redact(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return "REDACTED"
 }
 
 // S3 stores objects in one bucket of an S3-compatible service through
@@ -104,7 +121,7 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		return nil, fmt.Errorf("new s3 store: %w", err)
 	}
 	client, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey.Reveal(), ""),
+		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
 		Secure:    cfg.UseTLS,
 		Region:    cfg.Region,
 		Transport: tr,

@@ -1,0 +1,138 @@
+package job_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/geoexport/exporter/internal/job"
+)
+
+var taskOptions = job.TaskOptions{
+	UrgentFrom: 100_000_000, DefaultFrom: 1000,
+	RenderTimeout: 2 * time.Hour, RenderMaxRetry: 5,
+	FinalizeTimeout: 3 * time.Hour, FinalizeMaxRetry: 7,
+	CallbackTimeout: 10 * time.Second, CallbackMaxRetry: 9,
+}
+
+// TestEnqueuer queues each kind of task into a real Redis and reads back
+// the options asynq stored: queue, retries, timeout, retention; queueing
+// any of them again adds nothing.
+func TestEnqueuer(t *testing.T) {
+	t.Parallel()
+	store, b := setup(t)
+	opt := asynq.RedisClientOpt{Addr: b.rdb.Options().Addr}
+	client, inspector := asynq.NewClient(opt), asynq.NewInspector(opt)
+	t.Cleanup(func() { client.Close(); inspector.Close() })
+	e, err := job.NewEnqueuer(client, store, taskOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := job.Callback{URL: "http://example.com/cb", BBox: []float64{1, 2, 3, 4}}
+	j, _, err := store.GetOrCreate(t.Context(), newJob(b.spec), job.Request{Subject: "alice", Callbacks: []job.Callback{cb}, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	slot := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	failed, _, err := store.Fail(ctx, j.ID, "broken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type want struct {
+		queue     string
+		maxRetry  int
+		timeout   time.Duration
+		retention time.Duration
+	}
+	for _, tc := range []struct {
+		name    string
+		enqueue func() (bool, error)
+		id      string
+		want    want
+	}{
+		{"render", func() (bool, error) { return e.Render(ctx, j, 0) }, j.TaskIDs[0],
+			want{job.QueueDefault, 5, 2 * time.Hour, 0}},
+		{"finalize", func() (bool, error) { return e.Finalize(ctx, j) }, job.FinalizeTaskID(j.ID),
+			want{job.QueueDefault, 7, 3 * time.Hour, 0}},
+		{"callback", func() (bool, error) { return true, e.Callbacks(ctx, failed) }, job.CallbackTaskID(j.ID, job.StatusFailed, cb),
+			want{job.QueueDefault, 9, 10*time.Second + job.CallbackSlack, job.DefaultRetention}},
+		{"maintenance", func() (bool, error) { return e.Maintenance(ctx, "maintenance:expire", slot, time.Minute) },
+			"maintenance:expire@1793534400", want{job.QueueMaintenance, 0, time.Minute, job.DefaultRetention}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if added, err := tc.enqueue(); err != nil || !added {
+				t.Fatalf("enqueue = %v, %v; want added", added, err)
+			}
+			info, err := inspector.GetTaskInfo(tc.want.queue, tc.id)
+			if err != nil {
+				t.Fatalf("GetTaskInfo(%s, %s): %v", tc.want.queue, tc.id, err)
+			}
+			got := want{info.Queue, info.MaxRetry, info.Timeout, info.Retention}
+			if got != tc.want {
+				t.Errorf("task %s = %+v, want %+v", tc.id, got, tc.want)
+			}
+			if tc.name == "callback" {
+				if err := e.Callbacks(ctx, failed); err != nil {
+					t.Errorf("Callbacks again = %v", err)
+				}
+				if tasks, _ := inspector.ListPendingTasks(tc.want.queue); len(tasks) != 3 {
+					t.Errorf("%d tasks pending after callbacks twice, want render, finalize and one callback", len(tasks))
+				}
+				return
+			}
+			if added, err := tc.enqueue(); err != nil || added {
+				t.Errorf("enqueue again = %v, %v; want nothing added", added, err)
+			}
+		})
+	}
+	if _, err := e.Render(ctx, j, 1); err == nil || !strings.Contains(err.Error(), "no batch 1") {
+		t.Errorf("Render of a batch the job lacks = %v, want an error naming it", err)
+	}
+
+	// Retentions that are set are the tasks' retentions.
+	set := taskOptions
+	set.CallbackRetention, set.MaintenanceRetention = 2*time.Hour, 3*time.Hour
+	e2, err := job.NewEnqueuer(client, store, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e2.Maintenance(ctx, "maintenance:orphans", slot, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := inspector.GetTaskInfo(job.QueueMaintenance, job.MaintenanceTaskID("maintenance:orphans", slot)); err != nil || info.Retention != 3*time.Hour {
+		t.Errorf("maintenance task with MaintenanceRetention 3h = %+v, %v; want retention 3h", info, err)
+	}
+	j2, _, err := store.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "bob", Callbacks: []job.Callback{cb}, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed2, _, err := store.Fail(ctx, j2.ID, "broken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e2.Callbacks(ctx, failed2); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := inspector.GetTaskInfo(job.QueueDefault, job.CallbackTaskID(j2.ID, job.StatusFailed, cb)); err != nil || info.Retention != 2*time.Hour {
+		t.Errorf("callback task with CallbackRetention 2h = %+v, %v; want retention 2h", info, err)
+	}
+}
+
+func TestTaskOptionsValidate(t *testing.T) {
+	t.Parallel()
+	if err := taskOptions.Validate(); err != nil {
+		t.Fatalf("Validate() = %v", err)
+	}
+	bad := taskOptions
+	bad.FinalizeTimeout, bad.CallbackMaxRetry, bad.UrgentFrom = 0, -1, 10
+	bad.MaintenanceRetention = -time.Second
+	err := bad.Validate()
+	for _, want := range []string{"timeouts must be positive", "retries must not be negative", "urgent-from 10 must be above default-from 1000", "retention must not be negative"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want a problem saying %q", err, want)
+		}
+	}
+}

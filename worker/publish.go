@@ -1,0 +1,191 @@
+package worker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/geoexport/exporter/gpkg"
+	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
+	"github.com/geoexport/exporter/internal/storage"
+)
+
+// publisher is the step that ends a successful export, after render (a
+// one-batch job) or finalize: it records the metadata and digest in the
+// package, stores it under the job's key, completes the job and queues
+// its callbacks. It calls no other step.
+type publisher struct {
+	jobs     Jobs
+	files    Files
+	enqueuer Enqueuer
+	log      *slog.Logger
+	metrics  *metrics
+	// ttl is how long a finished package is kept.
+	ttl time.Duration
+}
+
+// published says how long the steps of a publish took: the metadata
+// (with the content digest) and the rest (file digest, upload, complete).
+type published struct{ metadata, store time.Duration }
+
+// publish writes the metadata into the finished package at path, which
+// holds tiles tiles, uploads it and completes the job. A job cancelled
+// meanwhile keeps no package. Idempotent: the key is the job's, and only
+// an In-Progress job is completed.
+func (p *publisher) publish(ctx context.Context, j job.Job, path string, tiles int64) (published, error) {
+	start := time.Now()
+	if err := writeMetadata(ctx, j, path, tiles); err != nil {
+		return published{}, err
+	}
+	described := time.Now()
+	err := p.store(ctx, j, path, tiles)
+	return published{metadata: described.Sub(start), store: time.Since(described)}, err
+}
+
+// store uploads the package and completes the job.
+func (p *publisher) store(ctx context.Context, j job.Job, path string, tiles int64) error {
+	sum, size, err := fileDigest(path)
+	if err != nil {
+		return err
+	}
+	key := job.PackageKey(j.ID, j.Spec.PackageName)
+	if err := p.files.PutFile(ctx, key, path, ContentTypeGeoPackage); err != nil {
+		return fmt.Errorf("store package %s: %w", key, err)
+	}
+	return p.complete(ctx, j, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles})
+}
+
+// adopt completes an In-Progress job whose package an earlier run stored
+// without the job being marked Completed: a worker died between the two
+// steps, or a Redis failover lost the Completed write (replication is
+// asynchronous) after the parts had been deleted. The stored package is
+// whole (objects appear whole), so its digest, size and tiles are read
+// from it, into dir, and the job completes as the earlier run would have.
+// adopted is false when no package is stored.
+func (p *publisher) adopt(ctx context.Context, j job.Job, dir string) (adopted bool, err error) {
+	key := job.PackageKey(j.ID, j.Spec.PackageName)
+	for info, err := range p.files.List(ctx, job.PackagePrefix(j.ID)) {
+		if err != nil {
+			return false, fmt.Errorf("look for stored package: %w", err)
+		}
+		adopted = adopted || info.Key == key
+	}
+	if !adopted {
+		return false, nil
+	}
+	path := filepath.Join(dir, j.Spec.PackageName+".gpkg")
+	if err := p.files.GetFile(ctx, key, path); errors.Is(err, storage.ErrNotFound) {
+		return false, nil // deleted meanwhile
+	} else if err != nil {
+		return false, fmt.Errorf("fetch stored package %s: %w", key, err)
+	}
+	sum, size, err := fileDigest(path)
+	if err != nil {
+		return false, err
+	}
+	tiles, err := countTiles(ctx, path, tableName(j.Spec.Layer.ProductID))
+	if err != nil {
+		return false, err
+	}
+	p.log.WarnContext(ctx, "stored package adopted: the job was not marked Completed when it was stored",
+		logattr.JobID, j.ID, logattr.PackageID, j.Spec.PackageName, logattr.Tiles, tiles)
+	return true, p.complete(ctx, j, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles})
+}
+
+// countTiles counts the tiles of a package's table.
+func countTiles(ctx context.Context, path, table string) (int64, error) {
+	r, err := gpkg.Open(ctx, path)
+	if err != nil {
+		return 0, fmt.Errorf("open stored package: %w", err)
+	}
+	defer r.Close()
+	n, err := r.Count(ctx, table)
+	if err != nil {
+		return 0, fmt.Errorf("count tiles of stored package: %w", err)
+	}
+	return n, nil
+}
+
+// complete marks the job Completed with its stored package and queues its
+// callbacks; a job cancelled meanwhile has the package deleted instead.
+func (p *publisher) complete(ctx context.Context, j job.Job, r job.Result) error {
+	key, tiles, size := r.FileKey, r.TilesStored, r.FileSize
+	j, changed, err := p.jobs.Complete(ctx, j.ID, r, p.ttl)
+	if err != nil {
+		return err
+	}
+	if changed {
+		p.metrics.jobsFinished.WithLabelValues(string(job.StatusCompleted)).Inc()
+		p.log.InfoContext(ctx, "export completed", logattr.JobID, j.ID, logattr.PackageID, j.Spec.PackageName, logattr.Tiles, tiles, "bytes", size)
+	}
+	if j.Status != job.StatusCompleted {
+		// Cancelled while the package was stored: it is nobody's.
+		if err := p.files.Delete(ctx, key); err != nil {
+			return fmt.Errorf("delete package of cancelled job %s: %w", j.ID, err)
+		}
+		return nil
+	}
+	return p.enqueuer.Callbacks(ctx, j)
+}
+
+// metadata is the JSON document stored in every package.
+type metadata struct {
+	JobID         string          `json:"jobId"`
+	Layer         json.RawMessage `json:"layer"`
+	BBox          []float64       `json:"bbox"`
+	CRS           string          `json:"crs"`
+	Zooms         [2]int          `json:"zooms"`
+	Tiles         int64           `json:"tiles"`
+	ContentSHA256 string          `json:"contentSha256"`
+	CreatedAt     string          `json:"createdAt"`
+	Generator     string          `json:"generator"`
+}
+
+// writeMetadata records the request, layer, zooms, tile count and a digest
+// of the tiles inside the package.
+func writeMetadata(ctx context.Context, j job.Job, path string, tiles int64) error {
+	table := tableName(j.Spec.Layer.ProductID)
+	digest, err := gpkg.ContentDigest(ctx, path, table)
+	if err != nil {
+		return fmt.Errorf("digest package: %w", err)
+	}
+	layer, err := json.Marshal(j.Spec.Layer)
+	if err != nil {
+		return fmt.Errorf("encode layer: %w", err)
+	}
+	md, err := json.Marshal(metadata{
+		JobID: j.ID, Layer: layer, BBox: j.Spec.BBox.Slice(), CRS: j.Spec.CRS, Zooms: [2]int{0, int(j.Spec.Zoom)},
+		Tiles: tiles, ContentSHA256: digest, CreatedAt: j.CreatedAt.Format("2006-01-02T15:04:05Z07:00"), Generator: "exporter",
+	})
+	if err != nil {
+		return fmt.Errorf("encode metadata: %w", err)
+	}
+	if err := gpkg.WriteMetadata(ctx, path, gpkg.Metadata{Document: md}); err != nil {
+		return fmt.Errorf("write metadata: %w", err)
+	}
+	return nil
+}
+
+// fileDigest returns the sha256 and size of a file.
+func fileDigest(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, fmt.Errorf("digest package: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, fmt.Errorf("digest package: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
