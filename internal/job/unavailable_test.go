@@ -46,16 +46,12 @@ func TestUnavailableClassifies(t *testing.T) {
 // a failover passes through, and checks which errors are ErrUnavailable.
 func TestStoreUnavailable(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("needs redis-server; skipped under -short")
-	}
-	_, b := setup(t)
+	_, b := setup(t) // skips under -short
 	primary := testenv.StartRedis(t)
-	host, port, _ := net.SplitHostPort(primary.Addr)
-	replica := testenv.StartRedis(t, "--replicaof", host, port)
+	replica := testenv.StartReplica(t, primary)
 	// A replica told not to serve stale data answers MASTERDOWN once its
 	// primary is gone.
-	strict := testenv.StartRedis(t, "--replicaof", host, port, "--replica-serve-stale-data", "no")
+	strict := testenv.StartReplica(t, primary, "--replica-serve-stale-data", "no")
 	store := func(addr string) *job.Store {
 		rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
 		t.Cleanup(func() { rdb.Close() })
@@ -130,13 +126,9 @@ func TestStoreUnavailable(t *testing.T) {
 // in time is ErrUnavailable, although the primary has it.
 func TestStoreWaitsForReplicas(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("needs redis-server; skipped under -short")
-	}
-	_, b := setup(t)
+	_, b := setup(t) // skips under -short
 	primary := testenv.StartRedis(t)
-	host, port, _ := net.SplitHostPort(primary.Addr)
-	replica := testenv.StartRedis(t, "--replicaof", host, port)
+	replica := testenv.StartReplica(t, primary)
 	client := func(addr string) *redis.Client {
 		c := redis.NewClient(&redis.Options{Addr: addr})
 		t.Cleanup(func() { c.Close() })
@@ -144,17 +136,6 @@ func TestStoreWaitsForReplicas(t *testing.T) {
 	}
 	onPrimary, onReplica := client(primary.Addr), client(replica.Addr)
 	ctx := t.Context()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := onReplica.Info(ctx, "replication").Result()
-		if err == nil && strings.Contains(info, "master_link_status:up") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica not in sync: %v %s", err, info)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	stored := func(id string) bool {
 		n, err := onReplica.Exists(ctx, "test:job:"+id).Result()
 		return err == nil && n == 1

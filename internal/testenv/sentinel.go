@@ -53,12 +53,8 @@ func Sentinel(t testing.TB) *SentinelSet {
 	t.Helper()
 	s := &SentinelSet{t: t}
 	s.Primary = StartRedis(t)
-	host, port, _ := net.SplitHostPort(s.Primary.Addr)
-	s.Replica = StartRedis(t, "--replicaof", host, port)
+	s.Replica = StartReplica(t, s.Primary)
 	ctx := t.Context()
-	if err := s.Replica.WaitReady(sentinelReadyTimeout, func() error { return linkUp(ctx, s.Replica.Addr) }); err != nil {
-		t.Fatalf("testenv: replica %s did not sync with %s: %v", s.Replica.Addr, s.Primary.Addr, err)
-	}
 	bin, err := findBinary("redis-server", EnvRedisServer)
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +70,19 @@ func Sentinel(t testing.TB) *SentinelSet {
 		}
 	}
 	return s
+}
+
+// StartReplica starts a redis-server like [StartRedis] that replicates
+// primary (--replicaof), with args appended, and returns once it has
+// synced. It is stopped in t.Cleanup.
+func StartReplica(t testing.TB, primary *RedisServer, args ...string) *RedisServer {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(primary.Addr)
+	r := StartRedis(t, append([]string{"--replicaof", host, port}, args...)...)
+	if err := r.WaitReady(sentinelReadyTimeout, func() error { return linkUp(t.Context(), r.Addr) }); err != nil {
+		t.Fatalf("testenv: replica %s did not sync with %s: %v", r.Addr, primary.Addr, err)
+	}
+	return r
 }
 
 // URL is the exporter's redis-sentinel:// URL of the set.
