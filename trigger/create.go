@@ -94,10 +94,10 @@ func (s *Server) decodeAndPlan(c *fiber.Ctx) (ExportRequest, job.Spec, error) {
 	if err != nil {
 		return req, job.Spec{}, err
 	}
-	if s.cfg.CallbackPolicy != nil {
+	if s.deps.CallbackPolicy != nil {
 		var errs []FieldError
 		for i, u := range req.CallbackURLs {
-			if err := s.cfg.CallbackPolicy.CheckURL(c.UserContext(), u); err != nil {
+			if err := s.deps.CallbackPolicy.CheckURL(c.UserContext(), u); err != nil {
 				errs = append(errs, FieldError{Field: fmt.Sprintf("callbackURLs[%d]", i), Reason: err.Error()})
 			}
 		}

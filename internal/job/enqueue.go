@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/geoexport/exporter/internal/setting"
 )
 
 // TaskQueue puts tasks on the broker; *asynq.Client is one.
@@ -50,6 +52,19 @@ type TaskOptions struct {
 	MaintenanceRetention time.Duration
 }
 
+// MaxPriority is the highest priority a request may ask for.
+const MaxPriority = 999_999_999
+
+// DefaultTaskOptions returns the default of every task option.
+func DefaultTaskOptions() TaskOptions {
+	return TaskOptions{
+		UrgentFrom: 100_000_000, DefaultFrom: 1000,
+		RenderTimeout: 2 * time.Hour, RenderMaxRetry: 5, FinalizeTimeout: 2 * time.Hour, FinalizeMaxRetry: 5,
+		CallbackTimeout: 10 * time.Second, CallbackMaxRetry: 10,
+		CallbackRetention: DefaultRetention, MaintenanceRetention: DefaultRetention,
+	}
+}
+
 // DefaultRetention is how long callback and maintenance task ids stay
 // reserved when TaskOptions does not say.
 const DefaultRetention = 24 * time.Hour
@@ -65,16 +80,19 @@ func (o TaskOptions) withDefaults() TaskOptions {
 func (o TaskOptions) Validate() error {
 	var errs []error
 	if o.RenderTimeout <= 0 || o.FinalizeTimeout <= 0 || o.CallbackTimeout <= 0 {
-		errs = append(errs, errors.New("job: render, finalize and callback timeouts must be positive"))
+		errs = append(errs, setting.Error(errors.New("job: render, finalize and callback timeouts must be positive"), "RenderTimeout", "FinalizeTimeout", "CallbackTimeout"))
 	}
 	if o.RenderMaxRetry < 0 || o.FinalizeMaxRetry < 0 || o.CallbackMaxRetry < 0 {
-		errs = append(errs, errors.New("job: render, finalize and callback retries must not be negative"))
+		errs = append(errs, setting.Error(errors.New("job: render, finalize and callback retries must not be negative"), "RenderMaxRetry", "FinalizeMaxRetry", "CallbackMaxRetry"))
 	}
 	if o.CallbackRetention < 0 || o.MaintenanceRetention < 0 {
-		errs = append(errs, errors.New("job: callback and maintenance retention must not be negative"))
+		errs = append(errs, setting.Error(errors.New("job: callback and maintenance retention must not be negative"), "CallbackRetention", "MaintenanceRetention"))
 	}
 	if o.UrgentFrom <= o.DefaultFrom {
-		errs = append(errs, fmt.Errorf("job: urgent-from %d must be above default-from %d", o.UrgentFrom, o.DefaultFrom))
+		errs = append(errs, setting.Error(fmt.Errorf("job: urgent-from %d must be above default-from %d", o.UrgentFrom, o.DefaultFrom), "UrgentFrom", "DefaultFrom"))
+	}
+	if o.DefaultFrom < 0 || o.UrgentFrom > MaxPriority {
+		errs = append(errs, setting.Error(fmt.Errorf("job: default-from %d and urgent-from %d must be priorities, 0..%d", o.DefaultFrom, o.UrgentFrom, MaxPriority), "DefaultFrom", "UrgentFrom"))
 	}
 	return errors.Join(errs...)
 }
