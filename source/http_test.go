@@ -675,18 +675,25 @@ func TestHTTPConfigValidate(t *testing.T) {
 // an error mentioning each of wantErr.
 func checkValidate(tb testing.TB, err error, wantErr []string) {
 	tb.Helper()
+	checkProblems(tb, "Validate()", err, wantErr)
+}
+
+// checkProblems checks the result of call: nil when wantErr is empty, or
+// an error mentioning each of wantErr.
+func checkProblems(tb testing.TB, call string, err error, wantErr []string) {
+	tb.Helper()
 	if len(wantErr) == 0 {
 		if err != nil {
-			tb.Errorf("Validate() = %v, want nil", err)
+			tb.Errorf("%s = %v, want nil", call, err)
 		}
 		return
 	}
 	if err == nil {
-		tb.Fatalf("Validate() = nil, want errors containing %q", wantErr)
+		tb.Fatalf("%s = nil, want errors containing %q", call, wantErr)
 	}
 	for _, want := range wantErr {
 		if !strings.Contains(err.Error(), want) {
-			tb.Errorf("Validate() = %q, want it to contain %q", err, want)
+			tb.Errorf("%s = %q, want it to contain %q", call, err, want)
 		}
 	}
 }

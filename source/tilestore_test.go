@@ -289,19 +289,9 @@ func TestTileStoreConfigValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			err := tc.cfg.Validate()
+			checkValidate(t, err, tc.wantErr)
 			if len(tc.wantErr) == 0 {
-				if err != nil {
-					t.Errorf("Validate() = %v, want nil", err)
-				}
 				return
-			}
-			if err == nil {
-				t.Fatalf("Validate() = nil, want errors containing %q", tc.wantErr)
-			}
-			for _, want := range tc.wantErr {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("Validate() = %q, want it to contain %q", err, want)
-				}
 			}
 			if _, err := source.NewTileStore(tc.cfg); err == nil {
 				t.Errorf("NewTileStore accepted a config that Validate rejects")
