@@ -28,6 +28,14 @@ func testOptions() gpkg.Options {
 	return gpkg.Options{Table: "tiles", Extent: gpkgtest.DefaultExtent}
 }
 
+// createBatched is create with testOptions and batches of size tiles.
+func createBatched(t *testing.T, size int) (*gpkg.Writer, string) {
+	t.Helper()
+	opt := testOptions()
+	opt.BatchSize = size
+	return create(t, opt)
+}
+
 // create creates a package in a temp dir and aborts it at cleanup unless
 // the test closed it.
 func create(t *testing.T, opt gpkg.Options) (*gpkg.Writer, string) {
@@ -488,9 +496,7 @@ func TestCloseUpdatesLastChange(t *testing.T) {
 
 func TestWriteFailureIsStickyAndCloseRemovesFile(t *testing.T) {
 	t.Parallel()
-	opt := testOptions()
-	opt.BatchSize = 1
-	w, path := create(t, opt)
+	w, path := createBatched(t, 1)
 	gpkg.LimitPages(t, w, 20) // a few pages more than the empty package
 	data := noiseTile(t, gpkg.PNG)
 	var putErr error
@@ -548,9 +554,7 @@ func TestEmptyPackage(t *testing.T) {
 
 func TestConcurrentPut(t *testing.T) {
 	t.Parallel()
-	opt := testOptions()
-	opt.BatchSize = 7
-	w, path := create(t, opt)
+	w, path := createBatched(t, 7)
 	const workers, perWorker = 4, 25
 	data := gpkgtest.Image(t, grid.Tile{}, gpkg.JPEG)
 	var wg sync.WaitGroup
@@ -568,7 +572,7 @@ func TestConcurrentPut(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatalf("Close() = %v", err)
 	}
-	if n, err := open(t, path).Count(t.Context(), opt.Table); err != nil || n != workers*perWorker {
+	if n, err := open(t, path).Count(t.Context(), testOptions().Table); err != nil || n != workers*perWorker {
 		t.Errorf("Count() = %d, %v, want %d", n, err, workers*perWorker)
 	}
 }
