@@ -148,7 +148,7 @@ func (r *renderer) build(ctx context.Context, j job.Job, batch job.Batch, path s
 	key := fmt.Sprint(batch.Index)
 	p := &pipeline{
 		fetchers: r.fetchers, encoders: r.encoders, metrics: r.metrics, layer: spec.Layer.ProductID, src: src, metatile: metatile, policy: policy, quality: spec.Layer.JPEGQuality,
-		ranges: batch.Ranges(spec.BBox, spec.Zoom), gw: gw,
+		ranges: spec.Ranges(batch), gw: gw,
 		progress: func(ctx context.Context, done int64) error {
 			if err := r.jobs.SetProgress(ctx, j.ID, key, done); err != nil {
 				return err

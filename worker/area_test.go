@@ -1,0 +1,105 @@
+package worker_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/peterstace/simplefeatures/geom"
+
+	"github.com/geoexport/exporter/internal/area"
+	"github.com/geoexport/exporter/internal/catalog"
+	"github.com/geoexport/exporter/internal/grid"
+	"github.com/geoexport/exporter/internal/job"
+)
+
+// twoFeatures is an area of two features with different zoom ranges
+// within the demo layer's footprint: a triangle at zooms 10–14 and a
+// square at zooms 0–12.
+var twoFeatures = fmt.Sprintf(`{"type":"FeatureCollection","features":[
+ {"type":"Feature","properties":{"maxResolutionDeg":%v,"minResolutionDeg":%v},
+  "geometry":{"type":"Polygon","coordinates":[[[35.0,31.5],[35.2,31.5],[35.0,31.7],[35.0,31.5]]]}},
+ {"type":"Feature","properties":{"maxResolutionDeg":%v},
+  "geometry":{"type":"Polygon","coordinates":[[[34.5,30.0],[34.6,30.0],[34.6,30.1],[34.5,30.1],[34.5,30.0]]]}}]}`,
+	grid.Zoom(14).Resolution(), grid.Zoom(10).Resolution(), grid.Zoom(12).Resolution())
+
+// bruteForce counts, zoom by zoom, the tiles whose square meets the union
+// of the features asking for that zoom with a non-zero area, testing
+// every tile of the features' extent with the geometry library.
+func bruteForce(t *testing.T, features []area.Feature) map[grid.Zoom]int64 {
+	t.Helper()
+	tiles := map[grid.Tile]bool{}
+	for _, f := range features {
+		lo, hi, _ := f.Geometry.Envelope().MinMaxXYs()
+		for z := f.MinZoom; z <= f.MaxZoom; z++ {
+			for tile := range z.Range(grid.BBox{MinX: lo.X, MinY: lo.Y, MaxX: hi.X, MaxY: hi.Y}).Tiles {
+				b := z.TileBounds(tile.Col, tile.Row)
+				square := geom.NewEnvelope(geom.XY{X: b.MinX, Y: b.MinY}, geom.XY{X: b.MaxX, Y: b.MaxY}).AsGeometry()
+				g, err := geom.Intersection(square, f.Geometry)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if g.Area() > 0 {
+					tiles[tile] = true
+				}
+			}
+		}
+	}
+	out := map[grid.Zoom]int64{}
+	for tile := range tiles {
+		out[tile.Zoom]++
+	}
+	return out
+}
+
+// TestRenderArea renders an area's job in several batches and merges
+// them: the package holds exactly the tiles of the area at every zoom.
+func TestRenderArea(t *testing.T) {
+	t.Parallel()
+	w, b := setup(t)
+	layer := catalog.Demo().Layers()[0]
+	features, err := area.Decode([]byte(twoFeatures), area.Limits{MaxZoom: layer.MaxZoom()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bruteForce(t, features)
+	spec, err := job.NewAreaSpec(layer, features, 1000, "two sites", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.BatchTiles = 60
+	id := uuid.NewString()
+	j, _, err := b.jobs.GetOrCreate(t.Context(), job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, len(spec.Plan()))},
+		job.Request{Subject: "alice", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, n := range want {
+		total += n
+	}
+	if spec.TilesTotal != total || len(j.TaskIDs) < 2 {
+		t.Fatalf("spec of %d tiles in %d batches, want %d tiles in several", spec.TilesTotal, len(j.TaskIDs), total)
+	}
+	for i := range j.TaskIDs {
+		if err := w.Handler().ProcessTask(t.Context(), batchTask(t, j, i)); err != nil {
+			t.Fatalf("render batch %d: %v", i, err)
+		}
+	}
+	if err := w.Handler().ProcessTask(t.Context(), finalizeTask(t, j)); err != nil {
+		t.Fatalf("finalize: %v", err)
+	}
+	done, _ := b.jobs.Get(t.Context(), j.ID)
+	if done.Status != job.StatusCompleted || done.TilesStored != total {
+		t.Fatalf("job = %s with %d tiles stored, want Completed with %d", done.Status, done.TilesStored, total)
+	}
+	byZoom, err := download(t, b, done.FileKey).CountByZoom(t.Context(), "demo_terrain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, byZoom); diff != "" {
+		t.Errorf("tiles per zoom (-brute force +package):\n%s", diff)
+	}
+}
