@@ -1,12 +1,17 @@
 package worker_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 	"github.com/peterstace/simplefeatures/geom"
 
 	"github.com/geoexport/exporter/internal/area"
@@ -101,5 +106,70 @@ func TestRenderArea(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, byZoom); diff != "" {
 		t.Errorf("tiles per zoom (-brute force +package):\n%s", diff)
+	}
+
+	// The metadata JSON beside the package describes it.
+	mdPath := filepath.Join(t.TempDir(), "md.json")
+	if err := b.files.GetFile(t.Context(), job.MetadataFileKey(done.FileKey), mdPath); err != nil {
+		t.Fatalf("metadata file: %v", err)
+	}
+	raw, err := os.ReadFile(mdPath)
+	if err != nil || int64(len(raw)) != done.MetadataSize {
+		t.Fatalf("metadata file of %d bytes (%v), job records %d", len(raw), err, done.MetadataSize)
+	}
+	var md struct {
+		JobID   string `json:"jobId"`
+		Layer   struct{ ID string }
+		Request struct {
+			ROI         json.RawMessage `json:"roi"`
+			Description string          `json:"description"`
+		} `json:"request"`
+		MinZoom, MaxZoom int
+		TilesByZoom      []struct {
+			Zoom  grid.Zoom
+			Tiles int64
+		}
+		Tiles  int64
+		SHA256 string
+		Size   int64
+	}
+	if err := json.Unmarshal(raw, &md); err != nil {
+		t.Fatal(err)
+	}
+	mdByZoom := map[grid.Zoom]int64{}
+	for _, zt := range md.TilesByZoom {
+		mdByZoom[zt.Zoom] = zt.Tiles
+	}
+	if md.JobID != j.ID || md.Layer.ID != layer.ID || md.Request.Description != "two sites" || md.MinZoom != 0 || md.MaxZoom != 14 ||
+		md.Tiles != total || md.SHA256 != done.SHA256 || md.Size != done.FileSize || !cmp.Equal(mdByZoom, want) {
+		t.Errorf("metadata file = %s", raw)
+	}
+	if back, err := area.Decode(md.Request.ROI, area.Limits{MaxZoom: layer.MaxZoom()}); err != nil || len(back) != 2 || back[0].MinZoom != 10 {
+		t.Errorf("metadata roi %s reads back as %v, %v", md.Request.ROI, back, err)
+	}
+
+	// A callback of an /export request is told in the /export shape.
+	url, got := callbackServer(t, http.StatusNoContent)
+	roi := json.RawMessage(`{"type":"FeatureCollection","features":[]}`)
+	p, err := job.Encode(job.CallbackPayload{JobID: j.ID, Callback: job.Callback{URL: url, ROI: roi}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Handler().ProcessTask(t.Context(), asynq.NewTask(job.TypeCallback, p)); err != nil {
+		t.Fatalf("callback: %v", err)
+	}
+	link := "http://exporter.test/downloads/" + j.ID + "/" + spec.PackageName
+	wantBody := map[string]any{
+		"status": "Completed", "jobId": j.ID, "recordCatalogId": layer.ID, "description": "two sites",
+		"roi":            map[string]any{"type": "FeatureCollection", "features": []any{}},
+		"links":          map[string]any{"dataURI": link + ".gpkg", "metadataURI": link + ".json"},
+		"expirationTime": done.ExpiresAt.UTC().Format(time.RFC3339), "fileSize": float64(done.FileSize),
+		"artifacts": []any{
+			map[string]any{"name": spec.PackageName + ".gpkg", "url": link + ".gpkg", "size": float64(done.FileSize), "type": "GPKG"},
+			map[string]any{"name": spec.PackageName + ".json", "url": link + ".json", "size": float64(done.MetadataSize), "type": "METADATA"},
+		},
+	}
+	if diff := cmp.Diff(wantBody, (<-got).body); diff != "" {
+		t.Errorf("/export callback body (-want +got):\n%s", diff)
 	}
 }
