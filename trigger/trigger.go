@@ -39,6 +39,9 @@ type Config struct {
 	PackageTTL time.Duration
 	// MaxTiles caps the tiles of one export.
 	MaxTiles int64
+	// MaxROIVertices caps the positions of an /export's area, all
+	// features together. Zero: area.DefaultMaxVertices.
+	MaxROIVertices int
 	// TileSizes are the average tile sizes of size estimates.
 	TileSizes job.TileSizes
 	// Batching cuts exports into render tasks.
@@ -83,6 +86,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxTiles < 1 {
 		errs = append(errs, errors.New("trigger: max tiles must be at least 1"))
+	}
+	if c.MaxROIVertices < 0 {
+		errs = append(errs, errors.New("trigger: max roi vertices must not be negative"))
 	}
 	if c.PreviewTimeout < 0 || c.PreviewConcurrency < 0 {
 		errs = append(errs, errors.New("trigger: preview timeout and concurrency must not be negative"))
@@ -238,7 +244,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	// Clients and operators, rate limited per subject.
 	client := []fiber.Handler{deps.Auth.Require(deps.Auth.ClientRole()), s.rateLimit}
 	s.app.Post("/create", append(client, s.create)...)
-	s.app.Post("/estimate", append(client, s.estimate)...)
+	s.app.Post("/estimate", append(client, s.estimateAny)...)
+	s.app.Post("/export", append(client, s.export)...)
+	s.app.Get("/export/:jobId/status", append(client, s.exportStatus)...)
+	s.app.Get("/storage", append(client, s.storage)...)
 	s.app.Get("/jobs", append(client, s.listJobs)...)
 	s.app.Get("/jobs/:id", append(client, s.getJob)...)
 	s.app.Delete("/jobs/:id", append(client, s.cancelJob)...)

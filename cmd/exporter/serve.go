@@ -157,9 +157,10 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 		srv, err := trigger.New(trigger.Config{
 			PublicURL: cfg.PublicURL(), Debug: cfg.HTTP.Debug, BodyLimit: cfg.HTTP.BodyLimit,
 			ShutdownTimeout: cfg.HTTP.ShutdownTimeout, PackageTTL: cfg.Jobs.PackageTTL, MaxTiles: cfg.Jobs.MaxTiles,
-			TileSizes:  job.TileSizes{PNG: cfg.Jobs.EstimatePNGBytes, JPEG: cfg.Jobs.EstimateJPEGBytes},
-			Batching:   job.Batching{MaxTiles: cfg.Jobs.BatchTiles, Spread: cfg.Jobs.BatchSpread, MinTiles: cfg.Jobs.BatchMinTiles},
-			QuotaBytes: cfg.Jobs.QuotaBytes, RateLimit: cfg.HTTP.RateLimit, RateBurst: cfg.HTTP.RateBurst,
+			MaxROIVertices: cfg.HTTP.MaxROIVertices,
+			TileSizes:      job.TileSizes{PNG: cfg.Jobs.EstimatePNGBytes, JPEG: cfg.Jobs.EstimateJPEGBytes},
+			Batching:       job.Batching{MaxTiles: cfg.Jobs.BatchTiles, Spread: cfg.Jobs.BatchSpread, MinTiles: cfg.Jobs.BatchMinTiles},
+			QuotaBytes:     cfg.Jobs.QuotaBytes, RateLimit: cfg.HTTP.RateLimit, RateBurst: cfg.HTTP.RateBurst,
 			CallbackPolicy: callbacks, MonitoringWritable: !cfg.HTTP.MonitoringReadOnly, PrometheusURL: cfg.HTTP.PrometheusURL,
 			PreviewTimeout: cfg.HTTP.PreviewTimeout, PreviewConcurrency: cfg.HTTP.PreviewConcurrency,
 		}, trigger.Deps{

@@ -98,6 +98,9 @@ type HTTP struct {
 	Debug bool
 	// BodyLimit caps a request body in bytes. Default 1 MiB.
 	BodyLimit int
+	// MaxROIVertices caps the positions of a POST /export area, all
+	// features together. Default 100,000, as area.DefaultMaxVertices.
+	MaxROIVertices int
 	// ShutdownTimeout bounds the drain of open requests. Default 10s.
 	ShutdownTimeout time.Duration
 	// MetricsAddr, when set, serves /metrics without authentication on
@@ -257,7 +260,7 @@ func Default() Config {
 		Redis:   Redis{Prefix: "exporter", Server: "redis-server"},
 		Storage: Storage{DataDir: "./data", S3Bucket: "exporter"},
 		HTTP: HTTP{
-			Addr: ":8080", BodyLimit: 1 << 20, ShutdownTimeout: 10 * time.Second, RateLimit: 600, RateBurst: 60, MonitoringReadOnly: true,
+			Addr: ":8080", BodyLimit: 1 << 20, MaxROIVertices: 100_000, ShutdownTimeout: 10 * time.Second, RateLimit: 600, RateBurst: 60, MonitoringReadOnly: true,
 			PreviewTimeout: 10 * time.Second, PreviewConcurrency: 4,
 		},
 		Auth: Auth{RoleClaim: "role", ClientRole: "client", OperatorRole: "operator", Leeway: 30 * time.Second},
@@ -296,6 +299,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTP.PublicURL, "http-public-url", c.HTTP.PublicURL, "base URL of download links (default http://localhost:<port>)")
 	fs.BoolVar(&c.HTTP.Debug, "http-debug", c.HTTP.Debug, "include stack traces in 500 responses")
 	fs.IntVar(&c.HTTP.BodyLimit, "http-body-limit", c.HTTP.BodyLimit, "largest accepted request body in bytes")
+	fs.IntVar(&c.HTTP.MaxROIVertices, "http-max-roi-vertices", c.HTTP.MaxROIVertices, "most positions the area (roi) of one POST /export may have, all features together")
 	fs.DurationVar(&c.HTTP.ShutdownTimeout, "http-shutdown-timeout", c.HTTP.ShutdownTimeout, "time open requests get to finish on shutdown")
 	fs.StringVar(&c.HTTP.MetricsAddr, "http-metrics-addr", c.HTTP.MetricsAddr, "separate listen address serving /metrics without a token (default: /metrics on http-addr, with a token)")
 	fs.IntVar(&c.HTTP.RateLimit, "http-rate-limit", c.HTTP.RateLimit, "requests per minute one subject may make; 0 turns the limit off")
@@ -444,6 +448,9 @@ func (c Config) Validate() error {
 	}
 	if c.HTTP.BodyLimit < 1024 {
 		add("http-body-limit: %d is below 1024 bytes", c.HTTP.BodyLimit)
+	}
+	if c.HTTP.MaxROIVertices < 4 {
+		add("http-max-roi-vertices: %d is below 4, the positions of one ring", c.HTTP.MaxROIVertices)
 	}
 	positive := []struct {
 		name string
