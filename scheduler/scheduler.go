@@ -15,6 +15,7 @@ import (
 
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/logattr"
+	"github.com/geoexport/exporter/internal/setting"
 	"github.com/geoexport/exporter/internal/storage"
 )
 
@@ -61,17 +62,32 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports every bad setting.
+// DefaultConfig returns the default of every setting.
+func DefaultConfig() Config { return Config{}.withDefaults() }
+
+// Validate reports every problem of c at once, each naming its fields
+// (setting.FieldError). New fills in the defaults of zero settings first;
+// Validate takes c as it is.
 func (c Config) Validate() error {
-	c = c.withDefaults()
 	var errs []error
-	for name, spec := range map[string]string{"expire": c.ExpireSpec, "orphans": c.OrphansSpec, "clean": c.CleanSpec, "reconcile": c.ReconcileSpec} {
-		if _, err := cron.ParseStandard(spec); err != nil {
-			errs = append(errs, fmt.Errorf("scheduler: %s spec %q: %w", name, spec, err))
+	for _, sc := range []struct{ field, name, spec string }{
+		{"ExpireSpec", "expire", c.ExpireSpec}, {"OrphansSpec", "orphans", c.OrphansSpec},
+		{"CleanSpec", "clean", c.CleanSpec}, {"ReconcileSpec", "reconcile", c.ReconcileSpec},
+	} {
+		if _, err := cron.ParseStandard(sc.spec); err != nil {
+			errs = append(errs, setting.Error(fmt.Errorf("scheduler: %s spec %q is not a cron spec or @every interval: %w", sc.name, sc.spec, err), sc.field))
 		}
 	}
-	if c.BatchSize < 1 || c.RunTimeout <= 0 || c.OrphanAge <= 0 || c.CleanAfter <= 0 || c.StuckAfter <= 0 {
-		errs = append(errs, errors.New("scheduler: batch size, run timeout and ages must be positive"))
+	if c.BatchSize < 1 {
+		errs = append(errs, setting.Error(fmt.Errorf("scheduler: batch size %d must be at least 1", c.BatchSize), "BatchSize"))
+	}
+	for _, d := range []struct {
+		field, name string
+		d           time.Duration
+	}{{"RunTimeout", "run timeout", c.RunTimeout}, {"OrphanAge", "orphan age", c.OrphanAge}, {"CleanAfter", "clean after", c.CleanAfter}, {"StuckAfter", "stuck after", c.StuckAfter}} {
+		if d.d <= 0 {
+			errs = append(errs, setting.Error(fmt.Errorf("scheduler: %s %v must be positive", d.name, d.d), d.field))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -175,10 +191,10 @@ type metrics struct {
 
 // New builds a scheduler.
 func New(cfg Config, deps Deps) (*Scheduler, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
 	if deps.Logger == nil || deps.Registry == nil || deps.Jobs == nil || deps.Files == nil || deps.Enqueuer == nil || deps.Tasks == nil {
 		return nil, errors.New("scheduler: logger, registry, jobs, files, enqueuer and tasks are required")
 	}

@@ -118,12 +118,12 @@ func (s *Server) decodeAndPlan(c *fiber.Ctx) (ExportRequest, job.Spec, error) {
 
 // checkCallbacks checks callback URLs against the callback policy.
 func (s *Server) checkCallbacks(c *fiber.Ctx, urls []string) error {
-	if s.cfg.CallbackPolicy == nil {
+	if s.deps.CallbackPolicy == nil {
 		return nil
 	}
 	var errs []FieldError
 	for i, u := range urls {
-		if err := s.cfg.CallbackPolicy.CheckURL(c.UserContext(), u); err != nil {
+		if err := s.deps.CallbackPolicy.CheckURL(c.UserContext(), u); err != nil {
 			errs = append(errs, FieldError{Field: fmt.Sprintf("callbackURLs[%d]", i), Reason: err.Error()})
 		}
 	}

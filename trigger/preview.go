@@ -2,7 +2,6 @@ package trigger
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -39,13 +38,6 @@ const (
 	previewMaxAge = 10 * time.Minute
 )
 
-func (c Config) previewTimeout() time.Duration {
-	return cmp.Or(c.PreviewTimeout, DefaultPreviewTimeout)
-}
-func (c Config) previewConcurrency() int {
-	return cmp.Or(c.PreviewConcurrency, DefaultPreviewConcurrency)
-}
-
 // previews holds the sources preview tiles are read from (a pool that
 // keeps each layer's source open while it is in use and for a while after)
 // and the slots that cap how many tiles are read at once.
@@ -59,8 +51,8 @@ type previews struct {
 func newPreviews(cfg Config, deps source.LayerDeps) *previews {
 	return &previews{
 		sources: source.NewPool(deps, source.DefaultPoolIdle),
-		slots:   make(chan struct{}, cfg.previewConcurrency()),
-		wait:    cfg.previewTimeout() / 4,
+		slots:   make(chan struct{}, cfg.PreviewConcurrency),
+		wait:    cfg.PreviewTimeout / 4,
 	}
 }
 
@@ -152,7 +144,7 @@ func (s *Server) previewTile(c *fiber.Ctx) error {
 		return errorf(fiber.StatusNotFound, "tile %s lies outside the footprint %s of layer %s", t, layer.Footprint, layer.ID)
 	}
 
-	timeout := s.cfg.previewTimeout()
+	timeout := s.cfg.PreviewTimeout
 	ctx, cancel := context.WithTimeout(c.UserContext(), timeout)
 	defer cancel()
 	release, ok := s.previews.acquire(ctx)

@@ -191,7 +191,7 @@ func decodeShared(m map[string]json.RawMessage, callbacksRequired bool, fail fun
 			fail("priority", "%s", reason)
 		case p != math.Trunc(p):
 			fail("priority", "%v must be a whole number", p)
-		case p < 0 || p > 999_999_999:
+		case p < 0 || p > job.MaxPriority:
 			fail("priority", "%v is outside 0..999999999", p)
 		default:
 			priority = int(p)

@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,9 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/geoexport/exporter/internal/area"
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/logattr"
+	"github.com/geoexport/exporter/internal/setting"
 	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/source"
 )
@@ -51,8 +54,6 @@ type Config struct {
 	// RateLimit is requests per minute per subject, 0 for none; RateBurst
 	// is the burst above it.
 	RateLimit, RateBurst int
-	// CallbackPolicy checks callback URLs; nil accepts any http(s) URL.
-	CallbackPolicy CallbackPolicy
 	// MonitoringWritable lets operators change queues and tasks in asynqmon
 	// at /monitoring (pause, delete, run, archive). Zero: read-only.
 	MonitoringWritable bool
@@ -75,23 +76,73 @@ type CallbackPolicy interface {
 	CheckURL(ctx context.Context, raw string) error
 }
 
-// Validate checks the fields the API depends on.
+// DefaultConfig returns the defaults of every setting that has one; a
+// deployment sets PublicURL.
+func DefaultConfig() Config {
+	return Config{
+		BodyLimit: 1 << 20, ShutdownTimeout: 10 * time.Second,
+		PackageTTL: 30 * 24 * time.Hour, MaxTiles: 5_000_000, MaxROIVertices: area.DefaultMaxVertices,
+		TileSizes: job.TileSizes{PNG: 40_000, JPEG: 12_000},
+		Batching:  job.Batching{MaxTiles: 10_000, Spread: 16, MinTiles: 1000},
+		RateLimit: 600, RateBurst: 60,
+		PreviewTimeout: DefaultPreviewTimeout, PreviewConcurrency: DefaultPreviewConcurrency,
+	}
+}
+
+// withDefaults fills in the settings whose zero means their default.
+func (c Config) withDefaults() Config {
+	c.PreviewTimeout = cmp.Or(c.PreviewTimeout, DefaultPreviewTimeout)
+	c.PreviewConcurrency = cmp.Or(c.PreviewConcurrency, DefaultPreviewConcurrency)
+	c.MaxROIVertices = cmp.Or(c.MaxROIVertices, area.DefaultMaxVertices)
+	return c
+}
+
+// Validate reports every problem of c at once, each naming its fields
+// (setting.FieldError). New fills in the defaults of zero preview and roi settings
+// first; Validate takes c as it is.
 func (c Config) Validate() error {
 	var errs []error
+	add := func(msg string, fields ...string) {
+		errs = append(errs, setting.Error(errors.New("trigger: "+msg), fields...))
+	}
 	if c.PublicURL == "" {
-		errs = append(errs, errors.New("trigger: public url is required"))
+		add("public url is required", "PublicURL")
+	}
+	if c.BodyLimit < 1024 {
+		add(fmt.Sprintf("body limit %d is below 1024 bytes", c.BodyLimit), "BodyLimit")
+	}
+	if c.ShutdownTimeout <= 0 {
+		add(fmt.Sprintf("shutdown timeout %v must be positive", c.ShutdownTimeout), "ShutdownTimeout")
 	}
 	if c.PackageTTL <= 0 {
-		errs = append(errs, errors.New("trigger: package ttl must be positive"))
+		add("package ttl must be positive", "PackageTTL")
 	}
 	if c.MaxTiles < 1 {
-		errs = append(errs, errors.New("trigger: max tiles must be at least 1"))
+		add("max tiles must be at least 1", "MaxTiles")
 	}
-	if c.MaxROIVertices < 0 {
-		errs = append(errs, errors.New("trigger: max roi vertices must not be negative"))
+	if c.MaxROIVertices < 4 {
+		add(fmt.Sprintf("max roi vertices %d is below 4, the positions of one ring", c.MaxROIVertices), "MaxROIVertices")
 	}
-	if c.PreviewTimeout < 0 || c.PreviewConcurrency < 0 {
-		errs = append(errs, errors.New("trigger: preview timeout and concurrency must not be negative"))
+	if c.TileSizes.PNG < 1 || c.TileSizes.JPEG < 1 {
+		add("estimated tile sizes must be at least 1 byte", "TileSizes.PNG", "TileSizes.JPEG")
+	}
+	if b := c.Batching; b.MaxTiles < 0 || b.Spread < 0 || b.MinTiles < 0 {
+		add("batch tiles, spread and min tiles must not be negative", "Batching.MaxTiles", "Batching.Spread", "Batching.MinTiles")
+	}
+	if c.QuotaBytes < 0 {
+		add(fmt.Sprintf("quota %d bytes must not be negative", c.QuotaBytes), "QuotaBytes")
+	}
+	if c.RateLimit < 0 || c.RateBurst < 0 {
+		add("rate limit and burst must not be negative", "RateLimit", "RateBurst")
+	}
+	if c.RateLimit > 0 && c.RateBurst < 1 {
+		add("rate burst must be at least 1 with a rate limit", "RateBurst")
+	}
+	if c.PreviewTimeout <= 0 {
+		add(fmt.Sprintf("preview timeout %v must be positive", c.PreviewTimeout), "PreviewTimeout")
+	}
+	if c.PreviewConcurrency < 1 {
+		add(fmt.Sprintf("preview concurrency %d must be at least 1", c.PreviewConcurrency), "PreviewConcurrency")
 	}
 	return errors.Join(errs...)
 }
@@ -127,8 +178,10 @@ type Tasks interface {
 
 // Deps are the collaborators of the API.
 type Deps struct {
-	Logger   *slog.Logger
-	Registry prometheus.Registerer
+	// CallbackPolicy checks callback URLs; nil accepts any http(s) URL.
+	CallbackPolicy CallbackPolicy
+	Logger         *slog.Logger
+	Registry       prometheus.Registerer
 	// Gatherer serves /metrics; nil serves none.
 	Gatherer prometheus.Gatherer
 	Catalog  *catalog.Catalog
@@ -204,6 +257,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 // New builds the API.
 func New(cfg Config, deps Deps) (*Server, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

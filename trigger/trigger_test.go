@@ -950,12 +950,12 @@ func TestRateLimit(t *testing.T) {
 
 func TestCallbackPolicy(t *testing.T) {
 	t.Parallel()
-	srv, _ := setup(t, func(c *trigger.Config, _ *trigger.Deps) {
+	srv, _ := setup(t, func(_ *trigger.Config, d *trigger.Deps) {
 		policy, err := egress.New(egress.Config{Allow: "hooks.internal"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.CallbackPolicy = policy
+		d.CallbackPolicy = policy
 	})
 	tests := []struct {
 		name string

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/logattr"
+	"github.com/geoexport/exporter/internal/setting"
 	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/source"
 )
@@ -58,26 +60,56 @@ type Config struct {
 	CallbackTimeout time.Duration
 }
 
-// Validate reports every problem of c.
+// DefaultConfig returns the defaults of every setting that has one, for
+// this machine's CPUs; a deployment sets PublicURL.
+func DefaultConfig() Config {
+	return Config{
+		Concurrency: runtime.NumCPU(), Fetchers: 4 * runtime.NumCPU(), Encoders: runtime.NumCPU(),
+		QueueWeights: [3]int{6, 3, 1}, ShutdownTimeout: 30 * time.Second, PollInterval: DefaultPollInterval,
+		PackageTTL: 30 * 24 * time.Hour, CallbackTimeout: 10 * time.Second,
+	}
+}
+
+// DefaultPollInterval is the poll interval of a zero Config.
+const DefaultPollInterval = 200 * time.Millisecond
+
+// Validate reports every problem of c at once, each naming its fields
+// (setting.FieldError).
 func (c Config) Validate() error {
 	var errs []error
-	if c.Concurrency < 1 || c.Fetchers < 1 || c.Encoders < 1 || c.ReservedConcurrency < 0 {
-		errs = append(errs, errors.New("worker: concurrency, fetchers and encoders must be at least 1, reserved concurrency not negative"))
+	add := func(err error, fields ...string) { errs = append(errs, setting.Error(err, fields...)) }
+	if c.Concurrency < 1 {
+		add(fmt.Errorf("worker: concurrency %d must be at least 1", c.Concurrency), "Concurrency")
+	}
+	if c.Fetchers < 1 || c.Encoders < 1 {
+		add(fmt.Errorf("worker: fetchers and encoders must be at least 1, got %d and %d", c.Fetchers, c.Encoders), "Fetchers", "Encoders")
+	}
+	if c.ReservedConcurrency < 0 {
+		add(fmt.Errorf("worker: reserved concurrency %d must not be negative", c.ReservedConcurrency), "ReservedConcurrency")
 	}
 	for _, w := range c.QueueWeights {
 		if w < 1 {
-			errs = append(errs, errors.New("worker: every queue weight must be at least 1"))
+			add(errors.New("worker: every queue weight must be at least 1"), "QueueWeights")
 			break
 		}
 	}
 	if c.PublicURL == "" {
-		errs = append(errs, errors.New("worker: public url is required"))
+		add(errors.New("worker: public url is required"), "PublicURL")
 	}
-	if c.PackageTTL <= 0 || c.CallbackTimeout <= 0 || c.ShutdownTimeout <= 0 {
-		errs = append(errs, errors.New("worker: package ttl, callback timeout and shutdown timeout must be positive"))
+	if c.PackageTTL <= 0 {
+		add(errors.New("worker: package ttl must be positive"), "PackageTTL")
 	}
-	if c.PollInterval < 0 {
-		errs = append(errs, fmt.Errorf("worker: poll interval %v is negative", c.PollInterval))
+	if c.CallbackTimeout <= 0 {
+		add(errors.New("worker: callback timeout must be positive"), "CallbackTimeout")
+	}
+	if c.ShutdownTimeout <= 0 {
+		add(errors.New("worker: shutdown timeout must be positive"), "ShutdownTimeout")
+	}
+	switch {
+	case c.PollInterval < 0:
+		add(fmt.Errorf("worker: poll interval %v is negative", c.PollInterval), "PollInterval")
+	case c.PollInterval != 0 && (c.PollInterval < 10*time.Millisecond || c.PollInterval > 10*time.Second):
+		add(fmt.Errorf("worker: poll interval %v must be between 10ms and 10s", c.PollInterval), "PollInterval")
 	}
 	return errors.Join(errs...)
 }
@@ -267,7 +299,7 @@ func (w *Worker) Run(ctx context.Context) error {
 // which a one-batch export or a finalize waits for in full); one of the
 // urgent queue alone looks at least ten times a second.
 func (w *Worker) server(n int, queues map[string]int) *asynq.Server {
-	check := cmp.Or(w.cfg.PollInterval, 200*time.Millisecond)
+	check := cmp.Or(w.cfg.PollInterval, DefaultPollInterval)
 	if len(queues) == 1 && queues[job.QueueUrgent] > 0 {
 		check = min(check, 100*time.Millisecond)
 	}

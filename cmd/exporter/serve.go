@@ -63,6 +63,7 @@ type store interface {
 // serve runs the parts of r until ctx is done, or until one of them, or
 // the embedded Redis, fails.
 func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Writer) (err error) {
+	cfg = cfg.Resolved()
 	log, err := monitoring.NewLogger(stderr, monitoring.LogConfig{Level: cfg.Log.Level, Format: cfg.Log.Format})
 	if err != nil {
 		return &usageError{err}
@@ -97,12 +98,7 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 	defer queue.Close()
 	// One enqueue API, so that every role gives a task the same options.
 	// Finalize has no settings of its own: it takes render's.
-	enqueuer, err := job.NewEnqueuer(queue, jobs, job.TaskOptions{
-		UrgentFrom: cfg.Queues.UrgentFrom, DefaultFrom: cfg.Queues.DefaultFrom,
-		RenderTimeout: cfg.Jobs.RenderTimeout, RenderMaxRetry: cfg.Jobs.RenderMaxRetry,
-		FinalizeTimeout: cfg.Jobs.RenderTimeout, FinalizeMaxRetry: cfg.Jobs.RenderMaxRetry,
-		CallbackTimeout: cfg.Jobs.CallbackTimeout, CallbackMaxRetry: cfg.Jobs.CallbackMaxRetry,
-	})
+	enqueuer, err := job.NewEnqueuer(queue, jobs, cfg.Tasks)
 	if err != nil {
 		return &usageError{err}
 	}
@@ -119,7 +115,6 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 		}
 		return errors.Join(errs...)
 	}
-	weights, _ := config.ParseWeights(cfg.Queues.Weights) // validated in loadConfig
 	callbacks, err := egress.New(egress.Config{Allow: cfg.HTTP.CallbackAllow})
 	if err != nil {
 		return &usageError{fmt.Errorf("http-callback-allow: %w", err)}
@@ -154,16 +149,7 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 		if cfg.HTTP.MetricsAddr != "" {
 			gatherer = nil // served on its own address
 		}
-		srv, err := trigger.New(trigger.Config{
-			PublicURL: cfg.PublicURL(), Debug: cfg.HTTP.Debug, BodyLimit: cfg.HTTP.BodyLimit,
-			ShutdownTimeout: cfg.HTTP.ShutdownTimeout, PackageTTL: cfg.Jobs.PackageTTL, MaxTiles: cfg.Jobs.MaxTiles,
-			MaxROIVertices: cfg.HTTP.MaxROIVertices,
-			TileSizes:      job.TileSizes{PNG: cfg.Jobs.EstimatePNGBytes, JPEG: cfg.Jobs.EstimateJPEGBytes},
-			Batching:       job.Batching{MaxTiles: cfg.Jobs.BatchTiles, Spread: cfg.Jobs.BatchSpread, MinTiles: cfg.Jobs.BatchMinTiles},
-			QuotaBytes:     cfg.Jobs.QuotaBytes, RateLimit: cfg.HTTP.RateLimit, RateBurst: cfg.HTTP.RateBurst,
-			CallbackPolicy: callbacks, MonitoringWritable: !cfg.HTTP.MonitoringReadOnly, PrometheusURL: cfg.HTTP.PrometheusURL,
-			PreviewTimeout: cfg.HTTP.PreviewTimeout, PreviewConcurrency: cfg.HTTP.PreviewConcurrency,
-		}, trigger.Deps{
+		srv, err := trigger.New(cfg.Trigger, trigger.Deps{CallbackPolicy: callbacks,
 			Logger: log, Registry: reg, Gatherer: gatherer, Catalog: cat, Jobs: jobs, Enqueuer: enqueuer, Tasks: inspector,
 			Files: files, Auth: trigger.NewAuthenticator(verifier), Limiter: redis_rate.NewLimiter(rdb), Ready: ready, Redis: redisOpt,
 			// Preview tiles read layers as the worker does.
@@ -188,13 +174,8 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 		runs = append(runs, func() error { return srv.Run(gctx, ln) })
 	}
 	if r.has("worker") {
-		w, err := worker.New(worker.Config{
-			Concurrency: cfg.Worker.Concurrency, ReservedConcurrency: cfg.Worker.ReservedConcurrency, Encoders: cfg.Worker.Encoders,
-			CallbackSecret: []byte(cfg.Jobs.CallbackSecret.Reveal()), Fetchers: cfg.Worker.Fetchers, QueueWeights: weights,
-			TempDir: cfg.Worker.TempDir, ShutdownTimeout: cfg.Worker.ShutdownTimeout, PollInterval: cfg.Worker.PollInterval, PublicURL: cfg.PublicURL(),
-			PackageTTL: cfg.Jobs.PackageTTL, CallbackTimeout: cfg.Jobs.CallbackTimeout,
-		}, worker.Deps{Logger: log, Registry: reg, Redis: redisOpt, Jobs: jobs, Files: files, Tiles: tiles, Enqueuer: enqueuer,
-			HTTP: callbacks.Client(cfg.Jobs.CallbackTimeout)})
+		w, err := worker.New(cfg.Worker, worker.Deps{Logger: log, Registry: reg, Redis: redisOpt, Jobs: jobs, Files: files, Tiles: tiles, Enqueuer: enqueuer,
+			HTTP: callbacks.Client(cfg.Tasks.CallbackTimeout)})
 		if err != nil {
 			return err
 		}
@@ -207,11 +188,7 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 		// Queue depth and latency, read from Redis at scrape time: served by
 		// the scheduler role alone, so replicas of the others do not repeat it.
 		reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(inspector))
-		s, err := scheduler.New(scheduler.Config{
-			ExpireSpec: cfg.Scheduler.ExpireSchedule, OrphansSpec: cfg.Scheduler.OrphansSchedule,
-			CleanSpec: cfg.Scheduler.CleanSchedule, ReconcileSpec: cfg.Scheduler.ReconcileSchedule,
-			OrphanAge: cfg.Scheduler.OrphanAge, CleanAfter: cfg.Scheduler.CleanAfter, StuckAfter: cfg.Scheduler.StuckAfter,
-		}, scheduler.Deps{Logger: log, Registry: reg, Jobs: jobs, Files: files, Enqueuer: enqueuer, Tasks: inspector, Redis: redisOpt})
+		s, err := scheduler.New(cfg.Scheduler, scheduler.Deps{Logger: log, Registry: reg, Jobs: jobs, Files: files, Enqueuer: enqueuer, Tasks: inspector, Redis: redisOpt})
 		if err != nil {
 			return err
 		}
@@ -306,11 +283,7 @@ func openStorage(ctx context.Context, cfg config.Config) (store, source.Objects,
 // first start) and returns a function minting a day's operator token for
 // the person who ran it; any other role must be given a key.
 func authConfig(r role, cfg config.Config) (auth.Config, func() (string, error), error) {
-	ac := auth.Config{
-		HS256Secret: []byte(cfg.Auth.HS256Secret.Reveal()), PublicKeyFile: cfg.Auth.PublicKeyFile, JWKSFile: cfg.Auth.JWKSFile,
-		Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Audience, RoleClaim: cfg.Auth.RoleClaim,
-		ClientRole: cfg.Auth.ClientRole, OperatorRole: cfg.Auth.OperatorRole, Leeway: cfg.Auth.Leeway,
-	}
+	ac := cfg.Auth
 	if len(ac.HS256Secret) > 0 || ac.PublicKeyFile != "" || ac.JWKSFile != "" {
 		return ac, nil, nil
 	}

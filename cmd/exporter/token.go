@@ -114,8 +114,8 @@ func tokenKey(privateKeyFile string, cfg config.Config) (auth.SigningKey, string
 			return key, "", &usageError{fmt.Errorf("-private-key: %w", err)}
 		}
 		return key, privateKeyFile, nil
-	case cfg.Auth.HS256Secret != "":
-		key, err := auth.LoadSigningKey([]byte(cfg.Auth.HS256Secret.Reveal()), "")
+	case len(cfg.Auth.HS256Secret) > 0:
+		key, err := auth.LoadSigningKey(cfg.Auth.HS256Secret, "")
 		if err != nil {
 			return key, "", &usageError{fmt.Errorf("auth-hs256-secret: %w", err)}
 		}

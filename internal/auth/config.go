@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/geoexport/exporter/internal/setting"
 )
 
 // Algorithms the exporter signs and verifies. Nothing else is accepted, so
@@ -67,21 +69,31 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Validate reports every problem of c at once. It does not read the key
-// files; New does.
+// DefaultConfig returns the defaults of every setting that has one; a
+// deployment sets a key.
+func DefaultConfig() Config {
+	return Config{RoleClaim: "role", ClientRole: "client", OperatorRole: "operator", Leeway: 30 * time.Second}
+}
+
+// MaxLeeway is the most clock skew a Config may allow.
+const MaxLeeway = 10 * time.Minute
+
+// Validate reports every problem of c at once, each naming its fields
+// (setting.FieldError). It does not require a key nor read the key files;
+// New does.
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.HS256Secret) == 0 && c.PublicKeyFile == "" && c.JWKSFile == "" {
-		errs = append(errs, ErrNoKey)
-	}
 	if n := len(c.HS256Secret); n > 0 && n < minSecretBytes {
-		errs = append(errs, fmt.Errorf("auth: hs256 secret is %d bytes, want at least %d", n, minSecretBytes))
+		errs = append(errs, setting.Error(fmt.Errorf("auth: hs256 secret is %d bytes, want at least %d", n, minSecretBytes), "HS256Secret"))
 	}
 	if c.RoleClaim == "" || c.ClientRole == "" || c.OperatorRole == "" {
-		errs = append(errs, errors.New("auth: role claim, client role and operator role are required"))
+		errs = append(errs, setting.Error(errors.New("auth: role claim, client role and operator role are required"), "RoleClaim", "ClientRole", "OperatorRole"))
 	}
-	if c.Leeway < 0 {
-		errs = append(errs, fmt.Errorf("auth: leeway %v is negative", c.Leeway))
+	switch {
+	case c.Leeway < 0:
+		errs = append(errs, setting.Error(fmt.Errorf("auth: leeway %v is negative", c.Leeway), "Leeway"))
+	case c.Leeway > MaxLeeway:
+		errs = append(errs, setting.Error(fmt.Errorf("auth: leeway %v is more than %v", c.Leeway, MaxLeeway), "Leeway"))
 	}
 	return errors.Join(errs...)
 }

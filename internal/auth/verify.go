@@ -29,6 +29,9 @@ type Verifier struct {
 // New validates cfg and loads its key files. Errors name the file and the
 // PEM block or JWK at fault, never key material.
 func New(cfg Config) (*Verifier, error) {
+	if len(cfg.HS256Secret) == 0 && cfg.PublicKeyFile == "" && cfg.JWKSFile == "" {
+		return nil, ErrNoKey
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

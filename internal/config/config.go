@@ -6,7 +6,9 @@
 // mechanically: the flag -redis-url is the variable EXPORTER_REDIS_URL.
 // Nothing outside cmd and this package reads the environment or flags.
 //
-// It imports no other package of the exporter.
+// It imports the components whose Config it is made of (trigger, worker,
+// scheduler, internal/auth, internal/job) and internal/setting, and only
+// cmd imports it.
 package config
 
 import (
@@ -16,29 +18,35 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"runtime"
+	"reflect"
 	"strings"
-	"time"
 
-	"github.com/robfig/cron/v3"
+	"github.com/geoexport/exporter/internal/auth"
+	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/setting"
+	"github.com/geoexport/exporter/scheduler"
+	"github.com/geoexport/exporter/trigger"
+	"github.com/geoexport/exporter/worker"
 )
 
 // EnvPrefix starts every environment variable the exporter reads.
 const EnvPrefix = "EXPORTER_"
 
-// Config is the whole configuration of every role. Each binary loads all of
-// it and uses the parts it needs.
+// Config is the whole configuration of every role, composed of the
+// components' own Config types; each binary loads all of it and uses the
+// parts it needs. The sections Log, Redis, Storage, Catalog and HTTP are
+// the command's own: what it connects to and where it listens.
 type Config struct {
 	Log       Log
 	Redis     Redis
 	Storage   Storage
 	Catalog   Catalog
 	HTTP      HTTP
-	Auth      Auth
-	Jobs      Jobs
-	Queues    Queues
-	Worker    Worker
-	Scheduler Scheduler
+	Trigger   trigger.Config
+	Auth      auth.Config
+	Tasks     job.TaskOptions
+	Worker    worker.Config
+	Scheduler scheduler.Config
 }
 
 // Log configures logging.
@@ -87,200 +95,55 @@ type Catalog struct {
 	File string
 }
 
-// HTTP configures the trigger's API.
+// HTTP configures where the roles listen and whom callbacks may reach;
+// the API itself is configured by Trigger.
 type HTTP struct {
 	// Addr is the listen address. Default ":8080".
 	Addr string
 	// PublicURL is the base of the download links handed to clients.
 	// Default http://localhost:<port of Addr>.
 	PublicURL string
-	// Debug adds stack traces to 500 responses. Default false.
-	Debug bool
-	// BodyLimit caps a request body in bytes. Default 1 MiB.
-	BodyLimit int
-	// MaxROIVertices caps the positions of a POST /export area, all
-	// features together. Default 100,000, as area.DefaultMaxVertices.
-	MaxROIVertices int
-	// ShutdownTimeout bounds the drain of open requests. Default 10s.
-	ShutdownTimeout time.Duration
 	// MetricsAddr, when set, serves /metrics without authentication on
 	// this separate address; otherwise /metrics on Addr needs a token.
 	MetricsAddr string
-	// RateLimit is the requests per minute one subject may make; 0 turns
-	// the limit off. Default 600.
-	RateLimit int
-	// RateBurst is how many requests above the rate a subject may make at
-	// once. Default 60.
-	RateBurst int
-	// MonitoringReadOnly makes asynqmon at /monitoring read-only: queues
-	// and tasks can be looked at, not changed. Default true.
-	MonitoringReadOnly bool
-	// PrometheusURL, when set, lets asynqmon draw queue charts from this
-	// Prometheus server.
-	PrometheusURL string
 	// CallbackAllow lists networks (CIDR) and host names that callbacks may
 	// reach although they are loopback, private, link-local or metadata
 	// addresses, comma-separated. Default none.
 	CallbackAllow string
-	// PreviewTimeout bounds one preview tile of a layer: a quarter of it
-	// for a free slot, the rest for the layer's source. Default 10s.
-	PreviewTimeout time.Duration
-	// PreviewConcurrency is how many preview tiles one trigger reads at
-	// once. Default 4.
-	PreviewConcurrency int
 }
 
-// Auth configures the verification of JWT bearer tokens. One of
-// HS256Secret, PublicKeyFile and JWKSFile is required, except for role
-// all, which generates a secret in the data directory when none is set.
-type Auth struct {
-	// HS256Secret verifies (and `exporter token` signs) HS256 tokens.
-	HS256Secret Secret
-	// PublicKeyFile is a PEM file of RSA or EC public keys (RS256, ES256).
-	PublicKeyFile string
-	// JWKSFile is a JSON Web Key Set file of public keys, selected by kid.
-	JWKSFile string
-	// Issuer and Audience, when set, must match the iss and aud claims.
-	Issuer   string
-	Audience string
-	// RoleClaim names the claim holding the caller's role(s). Default "role".
-	RoleClaim string
-	// ClientRole and OperatorRole are the role values that grant the API
-	// and, for operators, everything. Defaults "client" and "operator".
-	ClientRole   string
-	OperatorRole string
-	// Leeway is the clock skew allowed on exp, nbf and iat. Default 30s.
-	Leeway time.Duration
-}
-
-// Jobs configures export jobs.
-type Jobs struct {
-	// PackageTTL is how long a finished package is kept after it was
-	// finished or last served from the cache. Default 720h (30 days).
-	PackageTTL time.Duration
-	// MaxTiles caps the tiles of one export. Default 5,000,000.
-	MaxTiles int64
-	// RenderTimeout bounds one render task. Default 2h.
-	RenderTimeout time.Duration
-	// RenderMaxRetry is how often a failed render is retried. Default 5.
-	RenderMaxRetry int
-	// CallbackTimeout bounds one callback POST. Default 10s.
-	CallbackTimeout time.Duration
-	// CallbackMaxRetry is how often a failed callback is retried. Default 10.
-	CallbackMaxRetry int
-	// EstimatePNGBytes and EstimateJPEGBytes are the average tile sizes
-	// used to estimate a package's size. Defaults 40000 and 12000.
-	EstimatePNGBytes  int64
-	EstimateJPEGBytes int64
-	// QuotaBytes caps the bytes of stored packages plus the estimates of
-	// unfinished jobs; 0 means no quota.
-	QuotaBytes int64
-	// BatchTiles is the most tiles one render task writes; larger exports
-	// are split into batches that any worker may render. Default 10,000.
-	BatchTiles int64
-	// BatchSpread spreads an export over at least this many batches, so
-	// that many workers share it, as long as each batch keeps at least
-	// BatchMinTiles tiles. Defaults 16 and 1,000.
-	BatchSpread   int64
-	BatchMinTiles int64
-	// CallbackSecret, when set, signs each callback body with HMAC-SHA256
-	// in the X-Exporter-Signature header.
-	CallbackSecret Secret
-}
-
-// Queues maps priorities to queues: priority ≥ UrgentFrom goes to the
-// urgent queue, ≥ DefaultFrom to the default one, the rest to the low one.
-type Queues struct {
-	// UrgentFrom is the lowest urgent priority. Default 100,000,000.
-	UrgentFrom int
-	// DefaultFrom is the lowest default priority. Default 1000.
-	DefaultFrom int
-	// Weights are the relative shares of urgent, default and low, as
-	// "6,3,1". Every queue is served, so low never starves.
-	Weights string
-}
-
-// Worker configures the render worker.
-type Worker struct {
-	// Concurrency is the number of tasks a worker runs at once.
-	// Default the number of CPUs.
-	Concurrency int
-	// Fetchers is the number of tiles fetched at once within one task.
-	// Default four times the number of CPUs.
-	Fetchers int
-	// Encoders is the number of tiles decoded and encoded at once within
-	// one task. Default the number of CPUs.
-	Encoders int
-	// TempDir holds packages while they are built. Default the system's.
-	TempDir string
-	// ShutdownTimeout is how long running tasks may finish on shutdown
-	// before they are handed back to the queue. Default 30s.
-	ShutdownTimeout time.Duration
-	// ReservedConcurrency, when above 0, adds a pool of that many task
-	// slots that serve the urgent queue only. Default 0.
-	ReservedConcurrency int
-	// PollInterval is how long an idle worker waits before it looks for
-	// new tasks again: the most a queued task waits for a free worker.
-	// Default 200ms.
-	PollInterval time.Duration
-}
-
-// Scheduler configures periodic maintenance. Schedules are cron specs of
-// five fields or descriptors such as "@hourly" and "@every 5m"; "@every"
-// slots are multiples of the interval since the Unix epoch, the same on
-// every scheduler replica.
-type Scheduler struct {
-	// ExpireSchedule is when packages past their expiry are deleted.
-	// Default "@every 1m".
-	ExpireSchedule string
-	// OrphansSchedule is when parts of jobs no longer running are deleted.
-	// Default "@every 15m".
-	OrphansSchedule string
-	// CleanSchedule is when records of ended jobs are deleted. Default
-	// "@hourly".
-	CleanSchedule string
-	// ReconcileSchedule is when stuck jobs are moved on. Default
-	// "@every 2m".
-	ReconcileSchedule string
-	// OrphanAge is how old a part of a job no longer running must be before
-	// it is deleted. Default 1h.
-	OrphanAge time.Duration
-	// CleanAfter is how long the records of Failed, Cancelled and Expired
-	// jobs are kept. Default 168h.
-	CleanAfter time.Duration
-	// StuckAfter is how old an In-Progress job must be before reconcile
-	// looks at it. Default 10m.
-	StuckAfter time.Duration
-}
-
-// Default returns the configuration with every default filled in.
+// Default returns the configuration with every default filled in: the
+// command's own, and each component's DefaultConfig.
 func Default() Config {
 	return Config{
-		Log:     Log{Level: "info", Format: "auto"},
-		Redis:   Redis{Prefix: "exporter", Server: "redis-server"},
-		Storage: Storage{DataDir: "./data", S3Bucket: "exporter"},
-		HTTP: HTTP{
-			Addr: ":8080", BodyLimit: 1 << 20, MaxROIVertices: 100_000, ShutdownTimeout: 10 * time.Second, RateLimit: 600, RateBurst: 60, MonitoringReadOnly: true,
-			PreviewTimeout: 10 * time.Second, PreviewConcurrency: 4,
-		},
-		Auth: Auth{RoleClaim: "role", ClientRole: "client", OperatorRole: "operator", Leeway: 30 * time.Second},
-		Jobs: Jobs{
-			PackageTTL: 30 * 24 * time.Hour, MaxTiles: 5_000_000,
-			RenderTimeout: 2 * time.Hour, RenderMaxRetry: 5,
-			CallbackTimeout: 10 * time.Second, CallbackMaxRetry: 10,
-			EstimatePNGBytes: 40_000, EstimateJPEGBytes: 12_000, BatchTiles: 10_000, BatchSpread: 16, BatchMinTiles: 1000,
-		},
-		Queues: Queues{UrgentFrom: 100_000_000, DefaultFrom: 1000, Weights: "6,3,1"},
-		Worker: Worker{Concurrency: runtime.NumCPU(), Fetchers: 4 * runtime.NumCPU(), Encoders: runtime.NumCPU(), ShutdownTimeout: 30 * time.Second, PollInterval: 200 * time.Millisecond},
-		Scheduler: Scheduler{
-			ExpireSchedule: "@every 1m", OrphansSchedule: "@every 15m", CleanSchedule: "@hourly", ReconcileSchedule: "@every 2m",
-			OrphanAge: time.Hour, CleanAfter: 7 * 24 * time.Hour, StuckAfter: 10 * time.Minute,
-		},
+		Log:       Log{Level: "info", Format: "auto"},
+		Redis:     Redis{Prefix: "exporter", Server: "redis-server"},
+		Storage:   Storage{DataDir: "./data", S3Bucket: "exporter"},
+		HTTP:      HTTP{Addr: ":8080"},
+		Trigger:   trigger.DefaultConfig(),
+		Auth:      auth.DefaultConfig(),
+		Tasks:     job.DefaultTaskOptions(),
+		Worker:    worker.DefaultConfig(),
+		Scheduler: scheduler.DefaultConfig(),
 	}
 }
 
-// bind declares every field as a flag of fs. The flag name is the variable
-// name without EnvPrefix, lowercased, with dashes for underscores.
+// Resolved returns c with the values that several components share
+// copied from the setting that holds them: the public URL of download
+// links (trigger and worker), the package TTL (jobs-package-ttl, trigger
+// and worker) and the callback timeout (jobs-callback-timeout, tasks and
+// worker).
+func (c Config) Resolved() Config {
+	c.Trigger.PublicURL = c.PublicURL()
+	c.Worker.PublicURL = c.PublicURL()
+	c.Worker.PackageTTL = c.Trigger.PackageTTL
+	c.Worker.CallbackTimeout = c.Tasks.CallbackTimeout
+	return c
+}
+
+// bind declares every setting as a flag of fs, bound to its field of c.
+// The flag name is the variable name without EnvPrefix, lowercased, with
+// dashes for underscores.
 func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "log level: debug, info, warn or error")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log format: text, json or auto (text on a terminal)")
@@ -297,19 +160,19 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Catalog.File, "catalog-file", c.Catalog.File, "JSON layer catalog; empty serves the built-in demo catalog")
 	fs.StringVar(&c.HTTP.Addr, "http-addr", c.HTTP.Addr, "HTTP listen address of the trigger")
 	fs.StringVar(&c.HTTP.PublicURL, "http-public-url", c.HTTP.PublicURL, "base URL of download links (default http://localhost:<port>)")
-	fs.BoolVar(&c.HTTP.Debug, "http-debug", c.HTTP.Debug, "include stack traces in 500 responses")
-	fs.IntVar(&c.HTTP.BodyLimit, "http-body-limit", c.HTTP.BodyLimit, "largest accepted request body in bytes")
-	fs.IntVar(&c.HTTP.MaxROIVertices, "http-max-roi-vertices", c.HTTP.MaxROIVertices, "most positions the area (roi) of one POST /export may have, all features together")
-	fs.DurationVar(&c.HTTP.ShutdownTimeout, "http-shutdown-timeout", c.HTTP.ShutdownTimeout, "time open requests get to finish on shutdown")
+	fs.BoolVar(&c.Trigger.Debug, "http-debug", c.Trigger.Debug, "include stack traces in 500 responses")
+	fs.IntVar(&c.Trigger.BodyLimit, "http-body-limit", c.Trigger.BodyLimit, "largest accepted request body in bytes")
+	fs.IntVar(&c.Trigger.MaxROIVertices, "http-max-roi-vertices", c.Trigger.MaxROIVertices, "most positions the area (roi) of one POST /export may have, all features together")
+	fs.DurationVar(&c.Trigger.ShutdownTimeout, "http-shutdown-timeout", c.Trigger.ShutdownTimeout, "time open requests get to finish on shutdown")
 	fs.StringVar(&c.HTTP.MetricsAddr, "http-metrics-addr", c.HTTP.MetricsAddr, "separate listen address serving /metrics without a token (default: /metrics on http-addr, with a token)")
-	fs.IntVar(&c.HTTP.RateLimit, "http-rate-limit", c.HTTP.RateLimit, "requests per minute one subject may make; 0 turns the limit off")
-	fs.IntVar(&c.HTTP.RateBurst, "http-rate-burst", c.HTTP.RateBurst, "requests above the rate one subject may make at once")
+	fs.IntVar(&c.Trigger.RateLimit, "http-rate-limit", c.Trigger.RateLimit, "requests per minute one subject may make; 0 turns the limit off")
+	fs.IntVar(&c.Trigger.RateBurst, "http-rate-burst", c.Trigger.RateBurst, "requests above the rate one subject may make at once")
 	fs.StringVar(&c.HTTP.CallbackAllow, "http-callback-allow", c.HTTP.CallbackAllow, "comma-separated CIDRs and host names callbacks may reach although private, loopback or link-local")
-	fs.BoolVar(&c.HTTP.MonitoringReadOnly, "http-monitoring-read-only", c.HTTP.MonitoringReadOnly, "asynqmon at /monitoring only shows queues and tasks, it cannot change them")
-	fs.StringVar(&c.HTTP.PrometheusURL, "http-prometheus-url", c.HTTP.PrometheusURL, "Prometheus server asynqmon draws its queue charts from (optional)")
-	fs.DurationVar(&c.HTTP.PreviewTimeout, "http-preview-timeout", c.HTTP.PreviewTimeout, "bound on one preview tile: a quarter for a free slot (then 503), the rest for the layer's source (then 504)")
-	fs.IntVar(&c.HTTP.PreviewConcurrency, "http-preview-concurrency", c.HTTP.PreviewConcurrency, "preview tiles one trigger reads at once")
-	fs.Var(&c.Auth.HS256Secret, "auth-hs256-secret", "shared secret of HS256 tokens")
+	fs.Var((*negatedBool)(&c.Trigger.MonitoringWritable), "http-monitoring-read-only", "asynqmon at /monitoring only shows queues and tasks, it cannot change them")
+	fs.StringVar(&c.Trigger.PrometheusURL, "http-prometheus-url", c.Trigger.PrometheusURL, "Prometheus server asynqmon draws its queue charts from (optional)")
+	fs.DurationVar(&c.Trigger.PreviewTimeout, "http-preview-timeout", c.Trigger.PreviewTimeout, "bound on one preview tile: a quarter for a free slot (then 503), the rest for the layer's source (then 504)")
+	fs.IntVar(&c.Trigger.PreviewConcurrency, "http-preview-concurrency", c.Trigger.PreviewConcurrency, "preview tiles one trigger reads at once")
+	fs.Var((*secretBytes)(&c.Auth.HS256Secret), "auth-hs256-secret", "shared secret of HS256 tokens")
 	fs.StringVar(&c.Auth.PublicKeyFile, "auth-public-key-file", c.Auth.PublicKeyFile, "PEM file of RSA/EC public keys for RS256/ES256 tokens")
 	fs.StringVar(&c.Auth.JWKSFile, "auth-jwks-file", c.Auth.JWKSFile, "JWKS file of public keys for RS256/ES256 tokens")
 	fs.StringVar(&c.Auth.Issuer, "auth-issuer", c.Auth.Issuer, "required iss claim (optional)")
@@ -318,22 +181,25 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Auth.ClientRole, "auth-client-role", c.Auth.ClientRole, "role value of API clients")
 	fs.StringVar(&c.Auth.OperatorRole, "auth-operator-role", c.Auth.OperatorRole, "role value of operators")
 	fs.DurationVar(&c.Auth.Leeway, "auth-leeway", c.Auth.Leeway, "clock skew allowed on exp, nbf and iat")
-	fs.DurationVar(&c.Jobs.PackageTTL, "jobs-package-ttl", c.Jobs.PackageTTL, "how long a package is kept after it was finished or last served from the cache")
-	fs.Int64Var(&c.Jobs.MaxTiles, "jobs-max-tiles", c.Jobs.MaxTiles, "largest number of tiles one export may hold")
-	fs.DurationVar(&c.Jobs.RenderTimeout, "jobs-render-timeout", c.Jobs.RenderTimeout, "time limit of one render task")
-	fs.IntVar(&c.Jobs.RenderMaxRetry, "jobs-render-max-retry", c.Jobs.RenderMaxRetry, "retries of a failed render task before the job fails")
-	fs.DurationVar(&c.Jobs.CallbackTimeout, "jobs-callback-timeout", c.Jobs.CallbackTimeout, "time limit of one callback POST")
-	fs.IntVar(&c.Jobs.CallbackMaxRetry, "jobs-callback-max-retry", c.Jobs.CallbackMaxRetry, "retries of a failed callback")
-	fs.Int64Var(&c.Jobs.EstimatePNGBytes, "jobs-estimate-png-bytes", c.Jobs.EstimatePNGBytes, "average PNG tile size used for size estimates")
-	fs.Int64Var(&c.Jobs.EstimateJPEGBytes, "jobs-estimate-jpeg-bytes", c.Jobs.EstimateJPEGBytes, "average JPEG tile size used for size estimates")
-	fs.Int64Var(&c.Jobs.BatchTiles, "jobs-batch-tiles", c.Jobs.BatchTiles, "most tiles one render task writes; larger exports are split into batches")
-	fs.Int64Var(&c.Jobs.BatchSpread, "jobs-batch-spread", c.Jobs.BatchSpread, "batches an export is spread over at least, for many workers to share it")
-	fs.Int64Var(&c.Jobs.BatchMinTiles, "jobs-batch-min-tiles", c.Jobs.BatchMinTiles, "fewest tiles in a batch made to spread an export")
-	fs.Var(&c.Jobs.CallbackSecret, "jobs-callback-secret", "signs callback bodies with HMAC-SHA256 in X-Exporter-Signature when set")
-	fs.Int64Var(&c.Jobs.QuotaBytes, "jobs-quota-bytes", c.Jobs.QuotaBytes, "storage quota: stored packages plus estimates of unfinished jobs; 0 is none")
-	fs.IntVar(&c.Queues.UrgentFrom, "queues-urgent-from", c.Queues.UrgentFrom, "lowest priority served by the urgent queue")
-	fs.IntVar(&c.Queues.DefaultFrom, "queues-default-from", c.Queues.DefaultFrom, "lowest priority served by the default queue; lower goes to the low queue")
-	fs.StringVar(&c.Queues.Weights, "queues-weights", c.Queues.Weights, "relative service weights of the urgent, default and low queues")
+	fs.DurationVar(&c.Trigger.PackageTTL, "jobs-package-ttl", c.Trigger.PackageTTL, "how long a package is kept after it was finished or last served from the cache")
+	fs.Int64Var(&c.Trigger.MaxTiles, "jobs-max-tiles", c.Trigger.MaxTiles, "largest number of tiles one export may hold")
+	fs.DurationVar(&c.Tasks.RenderTimeout, "jobs-render-timeout", c.Tasks.RenderTimeout, "time limit of one render task")
+	fs.IntVar(&c.Tasks.RenderMaxRetry, "jobs-render-max-retry", c.Tasks.RenderMaxRetry, "retries of a failed render task before the job fails")
+	fs.DurationVar(&c.Tasks.FinalizeTimeout, "jobs-finalize-timeout", c.Tasks.FinalizeTimeout, "time limit of one finalize task (merge, digest, store)")
+	fs.IntVar(&c.Tasks.FinalizeMaxRetry, "jobs-finalize-max-retry", c.Tasks.FinalizeMaxRetry, "retries of a failed finalize task before the job fails")
+	fs.DurationVar(&c.Tasks.CallbackRetention, "jobs-callback-retention", c.Tasks.CallbackRetention, "how long a delivered callback's task is kept, so the same notification is not delivered twice")
+	fs.DurationVar(&c.Tasks.CallbackTimeout, "jobs-callback-timeout", c.Tasks.CallbackTimeout, "time limit of one callback POST")
+	fs.IntVar(&c.Tasks.CallbackMaxRetry, "jobs-callback-max-retry", c.Tasks.CallbackMaxRetry, "retries of a failed callback")
+	fs.Int64Var(&c.Trigger.TileSizes.PNG, "jobs-estimate-png-bytes", c.Trigger.TileSizes.PNG, "average PNG tile size used for size estimates")
+	fs.Int64Var(&c.Trigger.TileSizes.JPEG, "jobs-estimate-jpeg-bytes", c.Trigger.TileSizes.JPEG, "average JPEG tile size used for size estimates")
+	fs.Int64Var(&c.Trigger.Batching.MaxTiles, "jobs-batch-tiles", c.Trigger.Batching.MaxTiles, "most tiles one render task writes; larger exports are split into batches")
+	fs.Int64Var(&c.Trigger.Batching.Spread, "jobs-batch-spread", c.Trigger.Batching.Spread, "batches an export is spread over at least, for many workers to share it")
+	fs.Int64Var(&c.Trigger.Batching.MinTiles, "jobs-batch-min-tiles", c.Trigger.Batching.MinTiles, "fewest tiles in a batch made to spread an export")
+	fs.Var((*secretBytes)(&c.Worker.CallbackSecret), "jobs-callback-secret", "signs callback bodies with HMAC-SHA256 in X-Exporter-Signature when set")
+	fs.Int64Var(&c.Trigger.QuotaBytes, "jobs-quota-bytes", c.Trigger.QuotaBytes, "storage quota: stored packages plus estimates of unfinished jobs; 0 is none")
+	fs.IntVar(&c.Tasks.UrgentFrom, "queues-urgent-from", c.Tasks.UrgentFrom, "lowest priority served by the urgent queue")
+	fs.IntVar(&c.Tasks.DefaultFrom, "queues-default-from", c.Tasks.DefaultFrom, "lowest priority served by the default queue; lower goes to the low queue")
+	fs.Var((*weights)(&c.Worker.QueueWeights), "queues-weights", "relative service weights of the urgent, default and low queues")
 	fs.IntVar(&c.Worker.Concurrency, "worker-concurrency", c.Worker.Concurrency, "tasks one worker runs at once")
 	fs.IntVar(&c.Worker.Fetchers, "worker-fetchers", c.Worker.Fetchers, "tiles fetched at once within one task")
 	fs.IntVar(&c.Worker.Encoders, "worker-encoders", c.Worker.Encoders, "tiles decoded and encoded at once within one task")
@@ -341,12 +207,15 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.Worker.ReservedConcurrency, "worker-reserved-concurrency", c.Worker.ReservedConcurrency, "extra task slots that serve the urgent queue only; 0 is none")
 	fs.DurationVar(&c.Worker.ShutdownTimeout, "worker-shutdown-timeout", c.Worker.ShutdownTimeout, "time running tasks get to finish on shutdown before they are handed back")
 	fs.DurationVar(&c.Worker.PollInterval, "worker-poll-interval", c.Worker.PollInterval, "how long an idle worker waits before it looks for new tasks again")
-	fs.StringVar(&c.Scheduler.ExpireSchedule, "scheduler-expire-schedule", c.Scheduler.ExpireSchedule, "when expired packages are deleted (cron spec or @every)")
-	fs.StringVar(&c.Scheduler.OrphansSchedule, "scheduler-orphans-schedule", c.Scheduler.OrphansSchedule, "when parts of jobs no longer running are deleted (cron spec or @every)")
-	fs.StringVar(&c.Scheduler.CleanSchedule, "scheduler-clean-schedule", c.Scheduler.CleanSchedule, "when records of ended jobs are deleted (cron spec or @every)")
-	fs.StringVar(&c.Scheduler.ReconcileSchedule, "scheduler-reconcile-schedule", c.Scheduler.ReconcileSchedule, "when stuck jobs are moved on (cron spec or @every)")
+	fs.StringVar(&c.Scheduler.ExpireSpec, "scheduler-expire-schedule", c.Scheduler.ExpireSpec, "when expired packages are deleted (cron spec or @every)")
+	fs.StringVar(&c.Scheduler.OrphansSpec, "scheduler-orphans-schedule", c.Scheduler.OrphansSpec, "when parts of jobs no longer running are deleted (cron spec or @every)")
+	fs.StringVar(&c.Scheduler.CleanSpec, "scheduler-clean-schedule", c.Scheduler.CleanSpec, "when records of ended jobs are deleted (cron spec or @every)")
+	fs.StringVar(&c.Scheduler.ReconcileSpec, "scheduler-reconcile-schedule", c.Scheduler.ReconcileSpec, "when stuck jobs are moved on (cron spec or @every)")
 	fs.DurationVar(&c.Scheduler.OrphanAge, "scheduler-orphan-age", c.Scheduler.OrphanAge, "age at which parts of jobs no longer running are deleted")
 	fs.DurationVar(&c.Scheduler.CleanAfter, "scheduler-clean-after", c.Scheduler.CleanAfter, "how long records of Failed, Cancelled and Expired jobs are kept")
+	fs.Int64Var(&c.Scheduler.BatchSize, "scheduler-batch-size", c.Scheduler.BatchSize, "most jobs, packages or parts one maintenance run handles; the next run takes the rest")
+	fs.DurationVar(&c.Scheduler.RunTimeout, "scheduler-run-timeout", c.Scheduler.RunTimeout, "time limit of one maintenance run")
+	fs.DurationVar(&c.Tasks.MaintenanceRetention, "scheduler-slot-retention", c.Tasks.MaintenanceRetention, "how long a maintenance slot's task is kept, so no replica runs the slot again")
 	fs.DurationVar(&c.Scheduler.StuckAfter, "scheduler-stuck-after", c.Scheduler.StuckAfter, "age at which reconcile looks at an In-Progress job")
 }
 
@@ -367,8 +236,7 @@ func Load(name string, args []string, getenv func(string) string, out io.Writer)
 		fmt.Fprintf(out, "Usage: %s [flags]\n\nEvery flag can also be set by its environment variable.\n\n", name)
 		fs.VisitAll(func(f *flag.Flag) {
 			fmt.Fprintf(out, "  -%s (%s)\n    \t%s", f.Name, EnvName(f.Name), f.Usage)
-			_, secret := f.Value.(*Secret)
-			if !secret && f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			if !redactedValue(f.Value) && f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
 				fmt.Fprintf(out, " (default %s)", f.DefValue)
 			}
 			fmt.Fprintln(out)
@@ -402,147 +270,132 @@ func Flags() []string {
 	return names
 }
 
-// Validate reports every problem of c at once.
+// Validate reports every problem of c at once: those of the command's
+// own sections, and each component's Validate of its section, every
+// problem named by the flags of the fields it is about.
 func (c Config) Validate() error {
+	r := c.Resolved()
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	switch c.Log.Level {
+	switch r.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		add("log-level: %q is not debug, info, warn or error", c.Log.Level)
+		add("log-level: %q is not debug, info, warn or error", r.Log.Level)
 	}
-	switch c.Log.Format {
+	switch r.Log.Format {
 	case "text", "json", "auto":
 	default:
-		add("log-format: %q is not text, json or auto", c.Log.Format)
+		add("log-format: %q is not text, json or auto", r.Log.Format)
 	}
-	if u := c.Redis.URL.Reveal(); u != "" {
+	if u := r.Redis.URL.Reveal(); u != "" {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "redis" && p.Scheme != "rediss") {
 			add("redis-url: want redis://host:port or rediss://host:port")
 		}
 	}
-	if c.Redis.Prefix == "" || strings.ContainsAny(c.Redis.Prefix, " {}") {
-		add("redis-prefix: %q must be non-empty without spaces or braces", c.Redis.Prefix)
+	if r.Redis.Prefix == "" || strings.ContainsAny(r.Redis.Prefix, " {}") {
+		add("redis-prefix: %q must be non-empty without spaces or braces", r.Redis.Prefix)
 	}
-	if c.Storage.S3Endpoint == "" && c.Storage.DataDir == "" {
+	if r.Storage.S3Endpoint == "" && r.Storage.DataDir == "" {
 		add("data-dir: must be set when no s3-endpoint is")
 	}
-	if c.Storage.S3Endpoint != "" {
-		if strings.Contains(c.Storage.S3Endpoint, "://") {
-			add("s3-endpoint: %q must be host:port without a scheme (use s3-tls for HTTPS)", c.Storage.S3Endpoint)
+	if r.Storage.S3Endpoint != "" {
+		if strings.Contains(r.Storage.S3Endpoint, "://") {
+			add("s3-endpoint: %q must be host:port without a scheme (use s3-tls for HTTPS)", r.Storage.S3Endpoint)
 		}
-		if c.Storage.S3Bucket == "" {
+		if r.Storage.S3Bucket == "" {
 			add("s3-bucket: must be set with s3-endpoint")
 		}
-		if c.Storage.S3AccessKey == "" || c.Storage.S3SecretKey == "" {
+		if r.Storage.S3AccessKey == "" || r.Storage.S3SecretKey == "" {
 			add("s3-access-key, s3-secret-key: both must be set with s3-endpoint")
 		}
 	}
-	if c.HTTP.Addr == "" {
+	if r.HTTP.Addr == "" {
 		add("http-addr: must be set")
 	}
-	if c.HTTP.PublicURL != "" {
-		if p, err := url.Parse(c.HTTP.PublicURL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			add("http-public-url: %q is not an absolute http(s) URL", c.HTTP.PublicURL)
+	if r.HTTP.PublicURL != "" {
+		if p, err := url.Parse(r.HTTP.PublicURL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			add("http-public-url: %q is not an absolute http(s) URL", r.HTTP.PublicURL)
 		}
 	}
-	if c.HTTP.BodyLimit < 1024 {
-		add("http-body-limit: %d is below 1024 bytes", c.HTTP.BodyLimit)
+	// Floors of the deployment, stricter than what the trigger can run
+	// (tests plan batches of a few tiles): a batch is a task in Redis, and
+	// batches of a handful of tiles would flood the queues.
+	if b := r.Trigger.Batching; b.MaxTiles < 100 {
+		add("jobs-batch-tiles: %d is below 100", b.MaxTiles)
 	}
-	if c.HTTP.MaxROIVertices < 4 {
-		add("http-max-roi-vertices: %d is below 4, the positions of one ring", c.HTTP.MaxROIVertices)
+	if r.Trigger.Batching.Spread < 1 {
+		add("jobs-batch-spread: %d must be at least 1", r.Trigger.Batching.Spread)
 	}
-	positive := []struct {
-		name string
-		d    time.Duration
+	if r.Trigger.Batching.MinTiles < 1 {
+		add("jobs-batch-min-tiles: %d must be at least 1", r.Trigger.Batching.MinTiles)
+	}
+	names := r.flagNames()
+	for _, sec := range []struct {
+		cfg any // a pointer to the section in r
+		err error
 	}{
-		{"http-shutdown-timeout", c.HTTP.ShutdownTimeout},
-		{"http-preview-timeout", c.HTTP.PreviewTimeout},
-		{"jobs-package-ttl", c.Jobs.PackageTTL},
-		{"jobs-render-timeout", c.Jobs.RenderTimeout},
-		{"jobs-callback-timeout", c.Jobs.CallbackTimeout},
-		{"worker-shutdown-timeout", c.Worker.ShutdownTimeout},
-		{"scheduler-orphan-age", c.Scheduler.OrphanAge},
-		{"scheduler-clean-after", c.Scheduler.CleanAfter},
-		{"scheduler-stuck-after", c.Scheduler.StuckAfter},
-	}
-	for _, p := range positive {
-		if p.d <= 0 {
-			add("%s: %v must be positive", p.name, p.d)
-		}
-	}
-	if c.Worker.PollInterval < 10*time.Millisecond || c.Worker.PollInterval > 10*time.Second {
-		add("worker-poll-interval: %v must be between 10ms and 10s", c.Worker.PollInterval)
-	}
-	if c.Jobs.MaxTiles < 1 {
-		add("jobs-max-tiles: %d must be at least 1", c.Jobs.MaxTiles)
-	}
-	if c.Jobs.RenderMaxRetry < 0 || c.Jobs.CallbackMaxRetry < 0 {
-		add("jobs-render-max-retry, jobs-callback-max-retry: must not be negative")
-	}
-	if c.Queues.DefaultFrom < 0 || c.Queues.UrgentFrom <= c.Queues.DefaultFrom || c.Queues.UrgentFrom > 999_999_999 {
-		add("queues-default-from, queues-urgent-from: want 0 ≤ default-from < urgent-from ≤ 999999999, got %d and %d", c.Queues.DefaultFrom, c.Queues.UrgentFrom)
-	}
-	if _, err := ParseWeights(c.Queues.Weights); err != nil {
-		add("queues-weights: %v", err)
-	}
-	if c.HTTP.RateLimit < 0 || c.HTTP.RateBurst < 0 {
-		add("http-rate-limit, http-rate-burst: must not be negative")
-	}
-	if c.HTTP.RateLimit > 0 && c.HTTP.RateBurst < 1 {
-		add("http-rate-burst: must be at least 1 with a rate limit")
-	}
-	if c.HTTP.PreviewConcurrency < 1 {
-		add("http-preview-concurrency: %d must be at least 1", c.HTTP.PreviewConcurrency)
-	}
-	if n := len(c.Auth.HS256Secret.Reveal()); n > 0 && n < 32 {
-		add("auth-hs256-secret: %d bytes is too short; use at least 32 random bytes", n)
-	}
-	if c.Auth.RoleClaim == "" || c.Auth.ClientRole == "" || c.Auth.OperatorRole == "" {
-		add("auth-role-claim, auth-client-role, auth-operator-role: must be set")
-	}
-	if c.Auth.Leeway < 0 || c.Auth.Leeway > 10*time.Minute {
-		add("auth-leeway: %v must be within 0..10m", c.Auth.Leeway)
-	}
-	if c.Jobs.EstimatePNGBytes < 1 || c.Jobs.EstimateJPEGBytes < 1 {
-		add("jobs-estimate-png-bytes, jobs-estimate-jpeg-bytes: must be at least 1")
-	}
-	if c.Jobs.QuotaBytes < 0 {
-		add("jobs-quota-bytes: %d must not be negative", c.Jobs.QuotaBytes)
-	}
-	if c.Worker.ReservedConcurrency < 0 {
-		add("worker-reserved-concurrency: %d must not be negative", c.Worker.ReservedConcurrency)
-	}
-	if c.Worker.Concurrency < 1 {
-		add("worker-concurrency: %d must be at least 1", c.Worker.Concurrency)
-	}
-	if c.Worker.Fetchers < 1 || c.Worker.Encoders < 1 {
-		add("worker-fetchers, worker-encoders: must be at least 1, got %d and %d", c.Worker.Fetchers, c.Worker.Encoders)
-	}
-	if c.Jobs.BatchTiles < 100 {
-		add("jobs-batch-tiles: %d is below 100", c.Jobs.BatchTiles)
-	}
-	if c.Jobs.BatchSpread < 1 {
-		add("jobs-batch-spread: %d must be at least 1", c.Jobs.BatchSpread)
-	}
-	for _, sc := range []struct{ name, spec string }{
-		{"scheduler-expire-schedule", c.Scheduler.ExpireSchedule},
-		{"scheduler-orphans-schedule", c.Scheduler.OrphansSchedule},
-		{"scheduler-clean-schedule", c.Scheduler.CleanSchedule},
-		{"scheduler-reconcile-schedule", c.Scheduler.ReconcileSchedule},
+		{&r.Trigger, r.Trigger.Validate()},
+		{&r.Auth, r.Auth.Validate()},
+		{&r.Tasks, r.Tasks.Validate()},
+		{&r.Worker, r.Worker.Validate()},
+		{&r.Scheduler, r.Scheduler.Validate()},
 	} {
-		if _, err := cron.ParseStandard(sc.spec); err != nil {
-			add("%s: %q is not a cron spec or @every interval: %v", sc.name, sc.spec, err)
+		for _, p := range setting.Problems(sec.err) {
+			var fe *setting.FieldError
+			if !errors.As(p, &fe) {
+				errs = append(errs, p)
+				continue
+			}
+			var flags []string
+			for _, field := range fe.Fields {
+				flags = append(flags, names.of(sec.cfg, field))
+			}
+			add("%s: %v", strings.Join(flags, ", "), fe.Err)
 		}
-	}
-	if c.Jobs.BatchMinTiles < 1 {
-		add("jobs-batch-min-tiles: %d must be at least 1", c.Jobs.BatchMinTiles)
 	}
 	return errors.Join(errs...)
 }
 
-// ParseWeights parses "urgent,default,low" queue weights.
-func ParseWeights(s string) ([3]int, error) {
+// flagSet maps the address of each field of one Config to the flag bound
+// to it.
+type flagSet map[uintptr]string
+
+// flagNames binds a flag set to c and records which field each flag sets.
+// Every flag.Value the standard library makes, and each Value of this
+// package, is a pointer to the field it sets. Fields the command fills in
+// itself (Resolved) are named by the setting they come from.
+func (c *Config) flagNames() flagSet {
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	c.bind(fs)
+	names := flagSet{}
+	fs.VisitAll(func(f *flag.Flag) { names[reflect.ValueOf(f.Value).Pointer()] = f.Name })
+	for field, from := range map[any]any{
+		&c.Trigger.PublicURL: &c.HTTP.PublicURL, &c.Worker.PublicURL: &c.HTTP.PublicURL,
+		&c.Worker.PackageTTL: &c.Trigger.PackageTTL, &c.Worker.CallbackTimeout: &c.Tasks.CallbackTimeout,
+	} {
+		names[reflect.ValueOf(field).Pointer()] = names[reflect.ValueOf(from).Pointer()]
+	}
+	return names
+}
+
+// of names the flag of the field (a Go field name, dotted for a nested
+// struct) of the section that section points to.
+func (n flagSet) of(section any, field string) string {
+	v := reflect.ValueOf(section).Elem()
+	for _, name := range strings.Split(field, ".") {
+		v = v.FieldByName(name)
+		if !v.IsValid() {
+			return field
+		}
+	}
+	if name, ok := n[v.Addr().Pointer()]; ok {
+		return name
+	}
+	return field
+}
+
+// parseWeights parses "urgent,default,low" queue weights.
+func parseWeights(s string) ([3]int, error) {
 	var w [3]int
 	parts := strings.Split(s, ",")
 	if len(parts) != 3 {

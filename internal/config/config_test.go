@@ -23,10 +23,10 @@ func TestLoadPrecedence(t *testing.T) {
 		env  map[string]string
 		want func(config.Config) bool
 	}{
-		{"default", nil, nil, func(c config.Config) bool { return c.HTTP.Addr == ":8080" && c.Jobs.PackageTTL == 720*time.Hour }},
+		{"default", nil, nil, func(c config.Config) bool { return c.HTTP.Addr == ":8080" && c.Trigger.PackageTTL == 720*time.Hour }},
 		{"env over default", nil, map[string]string{"EXPORTER_HTTP_ADDR": ":9000"}, func(c config.Config) bool { return c.HTTP.Addr == ":9000" }},
 		{"flag over env", []string{"-http-addr", ":9100"}, map[string]string{"EXPORTER_HTTP_ADDR": ":9000"}, func(c config.Config) bool { return c.HTTP.Addr == ":9100" }},
-		{"duration", nil, map[string]string{"EXPORTER_JOBS_PACKAGE_TTL": "48h"}, func(c config.Config) bool { return c.Jobs.PackageTTL == 48*time.Hour }},
+		{"duration", nil, map[string]string{"EXPORTER_JOBS_PACKAGE_TTL": "48h"}, func(c config.Config) bool { return c.Trigger.PackageTTL == 48*time.Hour }},
 		{"bool", []string{"-s3-tls"}, nil, func(c config.Config) bool { return c.Storage.S3TLS }},
 		{"secret", nil, map[string]string{"EXPORTER_S3_SECRET_KEY": "hunter2"}, func(c config.Config) bool { return c.Storage.S3SecretKey.Reveal() == "hunter2" }},
 	}
@@ -68,19 +68,21 @@ func TestValidate(t *testing.T) {
 	c.Redis.URL = "http://x"
 	c.Storage.S3Endpoint = "https://s3.test"
 	c.HTTP.PublicURL = "ftp://x"
-	c.Jobs.PackageTTL = 0
-	c.Queues.UrgentFrom = 10
-	c.Queues.Weights = "1,2"
+	c.Trigger.PackageTTL = 0
+	c.Tasks.UrgentFrom = 10
+	c.Worker.QueueWeights = [3]int{1, 0, 2}
 	c.Worker.Concurrency = 0
-	c.Auth.HS256Secret = "short"
-	c.HTTP.PreviewTimeout = -time.Second
-	c.HTTP.PreviewConcurrency = 0
+	c.Auth.HS256Secret = []byte("short")
+	c.Trigger.PreviewTimeout = -time.Second
+	c.Trigger.PreviewConcurrency = 0
 	c.Worker.PollInterval = time.Millisecond
-	c.Jobs.BatchSpread = 0
-	c.Jobs.BatchMinTiles = 0
+	c.Trigger.Batching.Spread = 0
+	c.Trigger.Batching.MinTiles = 0
+	c.Tasks.FinalizeMaxRetry = -1
+	c.Scheduler.BatchSize = 0
 	err := c.Validate()
 	for _, want := range []string{"auth-hs256-secret", "log-level", "redis-url", "s3-endpoint", "s3-access-key", "http-public-url", "jobs-package-ttl", "queues-urgent-from", "queues-weights", "worker-concurrency", "http-preview-timeout", "http-preview-concurrency",
-		"worker-poll-interval", "jobs-batch-spread", "jobs-batch-min-tiles"} {
+		"worker-poll-interval", "jobs-batch-spread", "jobs-batch-min-tiles", "jobs-finalize-max-retry", "scheduler-batch-size"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want a problem with %s", err, want)
 		}
@@ -127,6 +129,37 @@ func TestREADMEListsEverySetting(t *testing.T) {
 	for _, name := range config.Flags() {
 		if v := config.EnvName(name); !strings.Contains(string(readme), "| `"+v+"` |") {
 			t.Errorf("README.md does not list %s", v)
+		}
+	}
+}
+
+// TestValidateNamesFlags checks that every problem the components report
+// about a zero configuration is named by the flags of its fields, never by
+// Go field names.
+func TestValidateNamesFlags(t *testing.T) {
+	t.Parallel()
+	flags := map[string]bool{}
+	for _, name := range config.Flags() {
+		flags[name] = true
+	}
+	err := config.Config{}.Validate()
+	if err == nil {
+		t.Fatal("a zero Config is valid")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) < 20 {
+		t.Errorf("%d problems of a zero Config, want one for each required setting: %v", len(lines), err)
+	}
+	for _, line := range lines {
+		names, _, ok := strings.Cut(line, ": ")
+		if !ok {
+			t.Errorf("problem %q names no setting", line)
+			continue
+		}
+		for _, name := range strings.Split(names, ", ") {
+			if !flags[name] {
+				t.Errorf("problem %q names %q, which is not a flag", line, name)
+			}
 		}
 	}
 }

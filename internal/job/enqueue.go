@@ -1,12 +1,15 @@
 package job
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/geoexport/exporter/internal/setting"
 )
 
 // TaskQueue puts tasks on the broker; *asynq.Client is one.
@@ -38,33 +41,64 @@ type TaskOptions struct {
 	// CallbackMaxRetry is set on every callback task.
 	CallbackTimeout  time.Duration
 	CallbackMaxRetry int
+	// CallbackRetention keeps a delivered callback's task id reserved, so
+	// that a repeated notification within that time delivers nothing
+	// twice. Zero: DefaultRetention.
+	CallbackRetention time.Duration
+	// MaintenanceRetention keeps a maintenance slot's task id reserved, so
+	// that a replica that asks for the same slot later enqueues nothing;
+	// it must be longer than the longest gap between a slot and the last
+	// replica asking for it. Zero: DefaultRetention.
+	MaintenanceRetention time.Duration
+}
+
+// MaxPriority is the highest priority a request may ask for.
+const MaxPriority = 999_999_999
+
+// DefaultTaskOptions returns the default of every task option.
+func DefaultTaskOptions() TaskOptions {
+	return TaskOptions{
+		UrgentFrom: 100_000_000, DefaultFrom: 1000,
+		RenderTimeout: 2 * time.Hour, RenderMaxRetry: 5, FinalizeTimeout: 2 * time.Hour, FinalizeMaxRetry: 5,
+		CallbackTimeout: 10 * time.Second, CallbackMaxRetry: 10,
+		CallbackRetention: DefaultRetention, MaintenanceRetention: DefaultRetention,
+	}
+}
+
+// DefaultRetention is how long callback and maintenance task ids stay
+// reserved when TaskOptions does not say.
+const DefaultRetention = 24 * time.Hour
+
+// withDefaults fills in the zero retentions.
+func (o TaskOptions) withDefaults() TaskOptions {
+	o.CallbackRetention = cmp.Or(o.CallbackRetention, DefaultRetention)
+	o.MaintenanceRetention = cmp.Or(o.MaintenanceRetention, DefaultRetention)
+	return o
 }
 
 // Validate reports every problem of o.
 func (o TaskOptions) Validate() error {
 	var errs []error
 	if o.RenderTimeout <= 0 || o.FinalizeTimeout <= 0 || o.CallbackTimeout <= 0 {
-		errs = append(errs, errors.New("job: render, finalize and callback timeouts must be positive"))
+		errs = append(errs, setting.Error(errors.New("job: render, finalize and callback timeouts must be positive"), "RenderTimeout", "FinalizeTimeout", "CallbackTimeout"))
 	}
 	if o.RenderMaxRetry < 0 || o.FinalizeMaxRetry < 0 || o.CallbackMaxRetry < 0 {
-		errs = append(errs, errors.New("job: render, finalize and callback retries must not be negative"))
+		errs = append(errs, setting.Error(errors.New("job: render, finalize and callback retries must not be negative"), "RenderMaxRetry", "FinalizeMaxRetry", "CallbackMaxRetry"))
+	}
+	if o.CallbackRetention < 0 || o.MaintenanceRetention < 0 {
+		errs = append(errs, setting.Error(errors.New("job: callback and maintenance retention must not be negative"), "CallbackRetention", "MaintenanceRetention"))
 	}
 	if o.UrgentFrom <= o.DefaultFrom {
-		errs = append(errs, fmt.Errorf("job: urgent-from %d must be above default-from %d", o.UrgentFrom, o.DefaultFrom))
+		errs = append(errs, setting.Error(fmt.Errorf("job: urgent-from %d must be above default-from %d", o.UrgentFrom, o.DefaultFrom), "UrgentFrom", "DefaultFrom"))
+	}
+	if o.DefaultFrom < 0 || o.UrgentFrom > MaxPriority {
+		errs = append(errs, setting.Error(fmt.Errorf("job: default-from %d and urgent-from %d must be priorities, 0..%d", o.DefaultFrom, o.UrgentFrom, MaxPriority), "DefaultFrom", "UrgentFrom"))
 	}
 	return errors.Join(errs...)
 }
 
 // CallbackSlack is how much longer a callback task may run than its POST.
 const CallbackSlack = 5 * time.Second
-
-// CallbackRetention keeps a delivered callback's task id reserved, so a
-// repeated notification within that time does not deliver it twice.
-const CallbackRetention = 24 * time.Hour
-
-// MaintenanceRetention keeps a maintenance slot's task id reserved, so
-// that a replica that asks for the same slot later enqueues nothing.
-const MaintenanceRetention = 24 * time.Hour
 
 // Enqueuer is the one place tasks are queued: it derives each task's id
 // (so that queueing a task again adds nothing while it exists or is
@@ -83,7 +117,7 @@ func NewEnqueuer(q TaskQueue, cbs CallbackReader, opt TaskOptions) (*Enqueuer, e
 	if err := opt.Validate(); err != nil {
 		return nil, err
 	}
-	return &Enqueuer{q: q, cbs: cbs, opt: opt}, nil
+	return &Enqueuer{q: q, cbs: cbs, opt: opt.withDefaults()}, nil
 }
 
 // Queue is the queue of j's render, finalize and callback tasks.
@@ -133,7 +167,7 @@ func (e *Enqueuer) Callbacks(ctx context.Context, j Job) error {
 		_, err := e.enqueue(ctx, TypeCallback, CallbackPayload{JobID: j.ID, Callback: cb},
 			asynq.TaskID(CallbackTaskID(j.ID, j.Status, cb)), asynq.Queue(e.Queue(j)),
 			asynq.MaxRetry(e.opt.CallbackMaxRetry), asynq.Timeout(e.opt.CallbackTimeout+CallbackSlack),
-			asynq.Retention(CallbackRetention))
+			asynq.Retention(e.opt.CallbackRetention))
 		if err != nil {
 			return fmt.Errorf("enqueue callback for job %s: %w", j.ID, err)
 		}
@@ -148,7 +182,7 @@ func (e *Enqueuer) Callbacks(ctx context.Context, j Job) error {
 func (e *Enqueuer) Maintenance(ctx context.Context, typ string, slot time.Time, timeout time.Duration) (added bool, err error) {
 	added, err = e.enqueueTask(ctx, asynq.NewTask(typ, nil),
 		asynq.TaskID(MaintenanceTaskID(typ, slot)), asynq.Queue(QueueMaintenance),
-		asynq.Timeout(timeout), asynq.MaxRetry(0), asynq.Retention(MaintenanceRetention))
+		asynq.Timeout(timeout), asynq.MaxRetry(0), asynq.Retention(e.opt.MaintenanceRetention))
 	if err != nil {
 		return false, fmt.Errorf("enqueue %s: %w", typ, err)
 	}

@@ -58,9 +58,9 @@ func TestEnqueuer(t *testing.T) {
 		{"finalize", func() (bool, error) { return e.Finalize(ctx, j) }, job.FinalizeTaskID(j.ID),
 			want{job.QueueDefault, 7, 3 * time.Hour, 0}},
 		{"callback", func() (bool, error) { return true, e.Callbacks(ctx, failed) }, job.CallbackTaskID(j.ID, job.StatusFailed, cb),
-			want{job.QueueDefault, 9, 10*time.Second + job.CallbackSlack, job.CallbackRetention}},
+			want{job.QueueDefault, 9, 10*time.Second + job.CallbackSlack, job.DefaultRetention}},
 		{"maintenance", func() (bool, error) { return e.Maintenance(ctx, "maintenance:expire", slot, time.Minute) },
-			"maintenance:expire@1793534400", want{job.QueueMaintenance, 0, time.Minute, job.MaintenanceRetention}},
+			"maintenance:expire@1793534400", want{job.QueueMaintenance, 0, time.Minute, job.DefaultRetention}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if added, err := tc.enqueue(); err != nil || !added {
@@ -91,6 +91,34 @@ func TestEnqueuer(t *testing.T) {
 	if _, err := e.Render(ctx, j, 1); err == nil || !strings.Contains(err.Error(), "no batch 1") {
 		t.Errorf("Render of a batch the job lacks = %v, want an error naming it", err)
 	}
+
+	// Retentions that are set are the tasks' retentions.
+	set := taskOptions
+	set.CallbackRetention, set.MaintenanceRetention = 2*time.Hour, 3*time.Hour
+	e2, err := job.NewEnqueuer(client, store, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e2.Maintenance(ctx, "maintenance:orphans", slot, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := inspector.GetTaskInfo(job.QueueMaintenance, job.MaintenanceTaskID("maintenance:orphans", slot)); err != nil || info.Retention != 3*time.Hour {
+		t.Errorf("maintenance task with MaintenanceRetention 3h = %+v, %v; want retention 3h", info, err)
+	}
+	j2, _, err := store.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "bob", Callbacks: []job.Callback{cb}, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed2, _, err := store.Fail(ctx, j2.ID, "broken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e2.Callbacks(ctx, failed2); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := inspector.GetTaskInfo(job.QueueDefault, job.CallbackTaskID(j2.ID, job.StatusFailed, cb)); err != nil || info.Retention != 2*time.Hour {
+		t.Errorf("callback task with CallbackRetention 2h = %+v, %v; want retention 2h", info, err)
+	}
 }
 
 func TestTaskOptionsValidate(t *testing.T) {
@@ -100,8 +128,9 @@ func TestTaskOptionsValidate(t *testing.T) {
 	}
 	bad := taskOptions
 	bad.FinalizeTimeout, bad.CallbackMaxRetry, bad.UrgentFrom = 0, -1, 10
+	bad.MaintenanceRetention = -time.Second
 	err := bad.Validate()
-	for _, want := range []string{"timeouts must be positive", "retries must not be negative", "urgent-from 10 must be above default-from 1000"} {
+	for _, want := range []string{"timeouts must be positive", "retries must not be negative", "urgent-from 10 must be above default-from 1000", "retention must not be negative"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want a problem saying %q", err, want)
 		}
