@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/geoexport/exporter/internal/area"
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
@@ -153,11 +154,23 @@ func (s *Server) plan(req ExportRequest) (job.Spec, error) {
 	if err != nil {
 		return job.Spec{}, invalid("bbox", "%s does not intersect the layer footprint %s", fmtBBox(req.BBox), fmtBBox(layer.Footprint))
 	}
+	const instead = "a smaller bbox or a coarser targetResolution"
 	spec := job.NewSpec(layer, z, extent, req.Priority)
-	if err := s.finishSpec(&spec, "bbox", "a smaller bbox or a coarser targetResolution"); err != nil {
+	if err := s.finishSpec(&spec, "bbox", instead); err != nil || len(layer.FootprintGeometry) == 0 {
+		return spec, err
+	}
+	// A polygon footprint clips the bbox by the coverage rule: the tiles
+	// that overlap both with a non-zero area (the pyramid of the snapped
+	// bbox, just checked against the cap, is a bound of them).
+	spec, err = job.NewAreaSpec(layer, []area.Feature{area.BBoxFeature(req.BBox, req.TargetResolution, z)}, req.Priority, "", false)
+	var aerr *area.Error
+	if errors.As(err, &aerr) {
+		return job.Spec{}, invalid("bbox", "%s does not intersect the layer footprint", fmtBBox(req.BBox))
+	}
+	if err != nil {
 		return job.Spec{}, err
 	}
-	return spec, nil
+	return spec, s.finishSpec(&spec, "bbox", instead)
 }
 
 // lookup is the catalog's layer dbID (404 when unknown).

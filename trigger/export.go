@@ -8,11 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/peterstace/simplefeatures/geom"
 
 	"github.com/geoexport/exporter/internal/area"
-	"github.com/geoexport/exporter/internal/catalog"
-	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
 )
 
@@ -140,14 +137,19 @@ func (s *Server) planArea(req AreaRequest) (job.Spec, json.RawMessage, error) {
 	roi := req.ROI
 	var features []area.Feature
 	if roi == nil {
-		features = []area.Feature{wholeLayer(layer)}
+		// The whole layer at its finest resolution.
+		features = []area.Feature{area.BBoxFeature(layer.Footprint, layer.MaxResolution, layer.MaxZoom())}
 		if roi, err = area.Encode(features); err != nil {
 			return job.Spec{}, nil, err
 		}
 	} else if features, err = area.Decode(roi, area.Limits{MaxVertices: s.cfg.MaxROIVertices, MaxZoom: layer.MaxZoom()}); err != nil {
 		return job.Spec{}, nil, roiError(err)
 	}
-	if n := area.Bound(features, area.BBoxFootprint(layer.Footprint)); n > s.cfg.MaxTiles {
+	fp, err := layer.AreaFootprint()
+	if err != nil {
+		return job.Spec{}, nil, err
+	}
+	if n := area.Bound(features, fp); n > s.cfg.MaxTiles {
 		what := "the area's extent"
 		if req.ROI == nil {
 			what = "the whole layer (roi omitted)"
@@ -167,17 +169,6 @@ func (s *Server) planArea(req AreaRequest) (job.Spec, json.RawMessage, error) {
 
 // areaInstead is what to ask for instead of an area over the tile cap.
 const areaInstead = "a smaller area or a coarser maxResolutionDeg"
-
-// wholeLayer is the area of an /export without roi: the layer's
-// footprint from zoom 0 to the layer's finest resolution.
-func wholeLayer(layer catalog.Layer) area.Feature {
-	fp := layer.Footprint
-	g := geom.NewEnvelope(geom.XY{X: fp.MinX, Y: fp.MinY}, geom.XY{X: fp.MaxX, Y: fp.MaxY}).AsGeometry()
-	return area.Feature{
-		Geometry: g, MinResolution: grid.Resolution0, MaxResolution: layer.MaxResolution,
-		MinZoom: 0, MaxZoom: layer.MaxZoom(),
-	}
-}
 
 // roiError names the member of the roi an *area.Error is about.
 func roiError(err error) error {

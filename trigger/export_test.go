@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/geoexport/exporter/internal/area"
+	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/trigger"
@@ -244,5 +246,69 @@ func TestStorage(t *testing.T) {
 	_, body = do(t, srv, "GET", "/storage", "")
 	if got := decode[map[string]float64](t, body); !cmp.Equal(got, map[string]float64{"size": 10_000_000, "free": 10_000_000 - 468_000}) {
 		t.Errorf("GET /storage with a quota = %s", body)
+	}
+}
+
+// triangleLayer is a demo layer whose footprint is a triangle: its
+// south-west half of the box [34.5, 30, 35.5, 31].
+func triangleLayer(t *testing.T) *catalog.Catalog {
+	t.Helper()
+	var l catalog.Layer
+	err := json.Unmarshal([]byte(`{"id":"7c0f3a52-1d4e-4b8a-9a61-0e2d5f7b9c13","productId":"tri","productType":"Orthophoto","version":"1",
+	 "footprint":{"type":"Polygon","coordinates":[[[34.5,30.0],[35.5,30.0],[34.5,31.0],[34.5,30.0]]]},
+	 "maxResolution":0.0000214576721191406,"source":{"kind":"demo"}}`), &l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := catalog.New([]catalog.Layer{l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestPolygonFootprintClips: on a layer whose footprint is a polygon,
+// /create's bbox and /export's area are clipped to it by the coverage
+// rule; a bbox within the footprint's bbox but outside the polygon is
+// refused.
+func TestPolygonFootprintClips(t *testing.T) {
+	t.Parallel()
+	cat := triangleLayer(t)
+	srv, b := setup(t, func(c *trigger.Config, d *trigger.Deps) { d.Catalog = cat; c.MaxTiles = 100_000 })
+	layer := cat.Layers()[0]
+	fp, err := layer.AreaFootprint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	box := grid.BBox{MinX: 34.5, MinY: 30, MaxX: 35.5, MaxY: 31}
+	want, err := area.Cover([]area.Feature{area.BBoxFeature(box, grid.Zoom(8).Resolution(), 8)}, fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pyramid := grid.CountTiles(grid.Pyramid(box, 8))
+	if want.Count() >= pyramid {
+		t.Fatalf("the triangle covers %d tiles of the box's %d at zoom 0-8: the test needs fewer", want.Count(), pyramid)
+	}
+	body := fmt.Sprintf(`{"dbId":%q,"bbox":[34.5,30,35.5,31],"targetResolution":%v,"callbackURLs":[]}`, layer.ID, grid.Zoom(8).Resolution())
+	resp, out := do(t, srv, "POST", "/create", body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST /create = %d %s", resp.StatusCode, out)
+	}
+	j, err := b.jobs.Get(t.Context(), decode[created](t, out).ID)
+	if err != nil || j.Spec.TilesTotal != want.Count() {
+		t.Errorf("/create on a triangle: %d tiles (%v), want the triangle's %d of the bbox's %d", j.Spec.TilesTotal, err, want.Count(), pyramid)
+	}
+	// The same tiles asked for as an area are the same export.
+	roi := fmt.Sprintf(`{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"maxResolutionDeg":%v},
+	 "geometry":{"type":"Polygon","coordinates":[[[34.4,29.9],[35.6,29.9],[35.6,31.1],[34.4,31.1],[34.4,29.9]]]}}]}`, grid.Zoom(8).Resolution())
+	_, out = do(t, srv, "POST", "/export", strings.Replace(exportBody(roi, ""), "ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8", layer.ID, 1))
+	if p := decode[progress](t, out); p.JobID != j.ID {
+		t.Errorf("/export of the box = %s, want /create's job %s", out, j.ID)
+	}
+	// North-east of the diagonal: inside the bbox, outside the triangle.
+	body = fmt.Sprintf(`{"dbId":%q,"bbox":[35.3,30.8,35.4,30.9],"targetResolution":%v,"callbackURLs":[]}`, layer.ID, grid.Zoom(8).Resolution())
+	resp, out = do(t, srv, "POST", "/create", body)
+	if resp.StatusCode != 400 || !strings.Contains(string(out), "bbox: [35.3, 30.8, 35.4, 30.9] does not intersect the layer footprint") {
+		t.Errorf("POST /create outside the triangle = %d %s, want 400 naming bbox", resp.StatusCode, out)
 	}
 }

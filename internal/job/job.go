@@ -122,7 +122,11 @@ func (s Spec) Coverage() (grid.Coverage, error) {
 	if len(s.ROI) == 0 {
 		return grid.PyramidCoverage(s.BBox, s.Zoom), nil
 	}
-	return area.Cover(s.ROI, area.BBoxFootprint(s.Layer.Footprint))
+	fp, err := s.Layer.AreaFootprint()
+	if err != nil {
+		return grid.Coverage{}, err
+	}
+	return area.Cover(s.ROI, fp)
 }
 
 // PartKey is the storage key of one batch's part package.
@@ -167,7 +171,11 @@ func NewSpec(layer catalog.Layer, z grid.Zoom, extent grid.BBox, priority int) S
 // It fails with an *area.Error naming a feature that does not meet the
 // footprint.
 func NewAreaSpec(layer catalog.Layer, features []area.Feature, priority int, description string, cutline bool) (Spec, error) {
-	c, err := area.Cover(features, area.BBoxFootprint(layer.Footprint))
+	fp, err := layer.AreaFootprint()
+	if err != nil {
+		return Spec{}, err
+	}
+	c, err := area.Cover(features, fp)
 	if err != nil {
 		return Spec{}, err
 	}
