@@ -27,10 +27,13 @@ type AreaRequest struct {
 	CRS          string
 	Priority     int
 	Description  string
+	// Cutline makes the pixels of edge tiles outside the area
+	// transparent (those tiles are then PNG).
+	Cutline bool
 }
 
 // areaFields are the accepted members of a POST /export body.
-var areaFields = []string{"dbId", "roi", "callbackURLs", "crs", "priority", "description"}
+var areaFields = []string{"dbId", "roi", "callbackURLs", "crs", "priority", "description", "cutline"}
 
 // DecodeAreaRequest parses and checks a POST /export body: every problem
 // found is reported in one *ValidationError. The roi is only checked to be
@@ -62,6 +65,13 @@ func DecodeAreaRequest(body []byte) (AreaRequest, error) {
 			fail("description", "must be a string, got %s", jsonType(raw))
 		case utf8.RuneCountInString(r.Description) > maxDescription:
 			fail("description", "%d characters, at most %d allowed", utf8.RuneCountInString(r.Description), maxDescription)
+		}
+	}
+	if raw := m["cutline"]; len(raw) > 0 {
+		if t := jsonType(raw); t != "a boolean" {
+			fail("cutline", "must be true or false, got %s", t)
+		} else {
+			r.Cutline = string(raw) == "true"
 		}
 	}
 	if len(errs) > 0 {
@@ -157,7 +167,7 @@ func (s *Server) planArea(req AreaRequest) (job.Spec, json.RawMessage, error) {
 		return job.Spec{}, nil, invalid("roi", "%s holds up to %d tiles, more than the limit of %d; choose %s",
 			what, n, s.cfg.MaxTiles, areaInstead)
 	}
-	spec, err := job.NewAreaSpec(layer, features, req.Priority, req.Description, false)
+	spec, err := job.NewAreaSpec(layer, features, req.Priority, req.Description, req.Cutline)
 	if err != nil {
 		return job.Spec{}, nil, roiError(err)
 	}

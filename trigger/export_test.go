@@ -108,6 +108,27 @@ func TestExportJoinAndCacheHit(t *testing.T) {
 	}
 }
 
+// TestExportCutlineIsAnotherExport: the same area with a cutline is
+// another package (its edge tiles differ).
+func TestExportCutlineIsAnotherExport(t *testing.T) {
+	t.Parallel()
+	srv, b := setup(t)
+	_, body := do(t, srv, "POST", "/export", exportBody(areaROI, ""))
+	whole := decode[progress](t, body)
+	resp, body := do(t, srv, "POST", "/export", exportBody(areaROI, `,"cutline":true`))
+	cut := decode[progress](t, body)
+	if resp.StatusCode != 200 || cut.JobID == whole.JobID || cut.IsDuplicated {
+		t.Fatalf("POST /export with a cutline = %d %s, want a job of its own", resp.StatusCode, body)
+	}
+	if j, err := b.jobs.Get(t.Context(), cut.JobID); err != nil || !j.Spec.Cutline {
+		t.Errorf("job spec cutline = %v, %v", j.Spec.Cutline, err)
+	}
+	_, body = do(t, srv, "POST", "/export", exportBody(areaROIRedigitised, `,"cutline":true`))
+	if again := decode[progress](t, body); again.JobID != cut.JobID {
+		t.Errorf("re-digitised cutline export = %s, want job %s", body, cut.JobID)
+	}
+}
+
 // TestExportOfRectangleSharesCreate: an /export of the rectangle of a
 // /create's tiles at zooms 0..14 is the same export.
 func TestExportOfRectangleSharesCreate(t *testing.T) {
@@ -150,6 +171,8 @@ func TestExportErrors(t *testing.T) {
 		{"priority", exportBody(areaROI, `,"priority":1000000000`), 400, "priority: 1e+09 is outside 0..999999999"},
 		{"description too long", strings.Replace(exportBody(areaROI, ""), "two sites", strings.Repeat("x", 1001), 1), 400, "description: 1001 characters, at most 1000 allowed"},
 		{"unknown field", exportBody(areaROI, `,"bbox":[1,2,3,4]`), 400, "bbox: unknown field"},
+		{"cutline not a boolean", exportBody(areaROI, `,"cutline":"yes"`), 400, "cutline: must be true or false, got a string"},
+		{"cutline null", exportBody(areaROI, `,"cutline":null`), 400, "cutline: must be true or false, got null"},
 		{"bad callback", strings.Replace(exportBody(areaROI, ""), "http://example.getmap.com/cb", "ftp://x", 1), 400, "callbackURLs[0]: "},
 	}
 	for _, tc := range tests {

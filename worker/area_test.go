@@ -1,8 +1,10 @@
 package worker_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"image/png"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -171,5 +173,78 @@ func TestRenderArea(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantBody, (<-got).body); diff != "" {
 		t.Errorf("/export callback body (-want +got):\n%s", diff)
+	}
+}
+
+// TestRenderAreaCutline: with a cutline, the pixels of edge tiles outside
+// the area are transparent and those tiles are PNG; tiles wholly inside
+// keep the layer's format (the demo's opaque tiles are JPEG). Pixels are
+// checked against the geometry library a pixel away from the boundary.
+func TestRenderAreaCutline(t *testing.T) {
+	t.Parallel()
+	w, b := setup(t)
+	layer := catalog.Demo().Layers()[0]
+	z := grid.Zoom(13)
+	roi := fmt.Sprintf(`{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"maxResolutionDeg":%v,"minResolutionDeg":%v},
+	 "geometry":{"type":"Polygon","coordinates":[[[35.0,31.5],[35.2,31.5],[35.0,31.7],[35.0,31.5]]]}}]}`, z.Resolution(), z.Resolution())
+	features, err := area.Decode([]byte(roi), area.Limits{MaxZoom: layer.MaxZoom()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := job.NewAreaSpec(layer, features, 1000, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.NewString()
+	j, _, err := b.jobs.GetOrCreate(t.Context(), job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, len(spec.Plan()))}, job.Request{Subject: "alice", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range j.TaskIDs {
+		if err := w.Handler().ProcessTask(t.Context(), batchTask(t, j, i)); err != nil {
+			t.Fatalf("render batch %d: %v", i, err)
+		}
+	}
+	if len(j.TaskIDs) > 1 {
+		if err := w.Handler().ProcessTask(t.Context(), finalizeTask(t, j)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done, _ := b.jobs.Get(t.Context(), j.ID)
+	r := download(t, b, done.FileKey)
+	triangle := features[0].Geometry
+	pixel := z.Resolution()
+	var edges, inner int
+	for tile := range z.Range(grid.BBox{MinX: 35.0, MinY: 31.5, MaxX: 35.2, MaxY: 31.7}).Tiles {
+		data, err := r.ReadTile(t.Context(), "demo_terrain", tile)
+		if err != nil {
+			continue // not in the area
+		}
+		if !bytes.HasPrefix(data, []byte("\x89PNG")) {
+			inner++
+			continue
+		}
+		edges++
+		img, err := png.Decode(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb := z.TileBounds(tile.Col, tile.Row)
+		for py := 0; py < grid.TileSize; py += 5 {
+			for px := 0; px < grid.TileSize; px += 5 {
+				x, y := tb.MinX+(float64(px)+0.5)*pixel, tb.MaxY-(float64(py)+0.5)*pixel
+				pt := geom.XY{X: x, Y: y}.AsPoint().AsGeometry()
+				if d, _ := geom.Distance(pt, triangle.Boundary()); d < 2*pixel {
+					continue
+				}
+				_, _, _, a := img.At(px, py).RGBA()
+				if inside := geom.Intersects(pt, triangle); inside != (a > 0) {
+					t.Fatalf("tile %s pixel (%d, %d) at (%v, %v): inside %v, alpha %d", tile, px, py, x, y, inside, a)
+				}
+			}
+		}
+	}
+	if edges == 0 || inner == 0 {
+		t.Errorf("%d edge tiles (PNG) and %d inner tiles (JPEG); want both", edges, inner)
 	}
 }

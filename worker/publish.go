@@ -153,6 +153,7 @@ type metadataRequest struct {
 	TargetResolution float64         `json:"targetResolution,omitempty"`
 	ROI              json.RawMessage `json:"roi,omitempty"`
 	Description      string          `json:"description,omitempty"`
+	Cutline          bool            `json:"cutline,omitempty"`
 }
 
 type zoomCount struct {
@@ -177,7 +178,7 @@ func (p *publisher) storeMetadataFile(ctx context.Context, j job.Job, path, pack
 		JobID: j.ID, PackageName: j.Spec.PackageName, Layer: j.Spec.Layer, CRS: j.Spec.CRS, BBox: j.Spec.BBox.Slice(),
 		MinZoom: -1, MaxZoom: int(j.Spec.Zoom), SHA256: sum, Size: size,
 		CreatedAt: j.CreatedAt.Format(time.RFC3339), Generator: "exporter",
-		Request: metadataRequest{Description: j.Spec.Description},
+		Request: metadataRequest{Description: j.Spec.Description, Cutline: j.Spec.Cutline},
 	}
 	if len(j.Spec.ROI) == 0 {
 		md.Request.BBox, md.Request.TargetResolution = j.Spec.BBox.Slice(), j.Spec.Zoom.Resolution()
