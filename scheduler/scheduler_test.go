@@ -254,6 +254,34 @@ func TestExpire(t *testing.T) {
 	}
 }
 
+// TestExpireAfterLostWrite: a failover loses the Expired write of a run
+// that had deleted the package; the next run marks the job again, and the
+// quota counts the bytes once.
+func TestExpireAfterLostWrite(t *testing.T) {
+	t.Parallel()
+	s, b, reg := setup(t)
+	j := completed(t, b, 1, time.Hour)
+	b.clock.advance(2 * time.Hour)
+	runTask(t, s, scheduler.TypeExpire)
+	jobtest.LoseExpire(t, b.rdb, "test", j.ID)
+	if got, _ := b.jobs.Get(t.Context(), j.ID); got.Status != job.StatusCompleted {
+		t.Fatalf("job after the lost write = %s, want Completed", got.Status)
+	}
+	runTask(t, s, scheduler.TypeExpire)
+	if got, _ := b.jobs.Get(t.Context(), j.ID); got.Status != job.StatusExpired {
+		t.Errorf("job after the next run = %s, want Expired", got.Status)
+	}
+	if due, err := b.jobs.DueForExpiry(t.Context(), 10); err != nil || len(due) != 0 {
+		t.Errorf("due for expiry after the next run = %v, %v; want none", due, err)
+	}
+	if stored, _, err := b.jobs.Usage(t.Context()); err != nil || stored != 0 {
+		t.Errorf("stored bytes after the repair = %d, %v; want 0", stored, err)
+	}
+	if n := counter(t, reg, "exporter_scheduler_packages_expired_total"); n != 2 {
+		t.Errorf("expired = %v, want 2: the run before the loss and the repair", n)
+	}
+}
+
 func TestExpireRespectsCacheHitExtension(t *testing.T) {
 	t.Parallel()
 	s, b, _ := setup(t)

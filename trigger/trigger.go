@@ -412,6 +412,10 @@ func errorf(status int, format string, a ...any) error {
 }
 
 // errUnavailable marks a failure of Redis or the queue: 503, retry later.
+// Errors of the job store other than ErrNotFound and *job.QuotaError are
+// wrapped with it, whether or not the store classified them as
+// job.ErrUnavailable, so that no failure to reach Redis (a failover in
+// progress, a replica that refuses writes) is ever answered 500.
 var errUnavailable = errors.New("trigger: job broker unavailable")
 
 // unavailable marks err as a failure of Redis or the queue.
@@ -453,7 +457,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 			msg = fmt.Sprintf("request line and headers larger than %d bytes", maxHeaderBytes)
 		}
 		return c.Status(ferr.Code).JSON(fiber.Map{"message": msg})
-	case errors.Is(err, errUnavailable):
+	case errors.Is(err, errUnavailable), errors.Is(err, job.ErrUnavailable):
 		s.deps.Logger.WarnContext(c.UserContext(), "request failed", logattr.Route, routeOf(c), logattr.Error, err)
 		c.Set(fiber.HeaderRetryAfter, "5")
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"message": "the job queue is unavailable, retry later"})

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/logattr"
+	"github.com/geoexport/exporter/internal/storage"
 )
 
 // publisher is the step that ends a successful export, after render (a
@@ -67,7 +69,69 @@ func (p *publisher) store(ctx context.Context, j job.Job, path string, tiles int
 	if err := p.files.PutFile(ctx, key, path, ContentTypeGeoPackage); err != nil {
 		return fmt.Errorf("store package %s: %w", key, err)
 	}
-	j, changed, err := p.jobs.Complete(ctx, j.ID, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles, MetadataSize: mdSize}, p.ttl)
+	return p.complete(ctx, j, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles, MetadataSize: mdSize})
+}
+
+// adopt completes an In-Progress job whose package an earlier run stored
+// without the job being marked Completed: a worker died between the two
+// steps, or a Redis failover lost the Completed write (replication is
+// asynchronous) after the parts had been deleted. The stored package is
+// whole (objects appear whole), so its digest, size and tiles are read
+// from it, into dir, and the job completes as the earlier run would have.
+// adopted is false when no package is stored.
+func (p *publisher) adopt(ctx context.Context, j job.Job, dir string) (adopted bool, err error) {
+	key := job.PackageKey(j.ID, j.Spec.PackageName)
+	var mdSize int64
+	for info, err := range p.files.List(ctx, job.PackagePrefix(j.ID)) {
+		if err != nil {
+			return false, fmt.Errorf("look for stored package: %w", err)
+		}
+		adopted = adopted || info.Key == key
+		if info.Key == job.MetadataFileKey(key) {
+			mdSize = info.Size // stored before the package
+		}
+	}
+	if !adopted {
+		return false, nil
+	}
+	path := filepath.Join(dir, j.Spec.PackageName+".gpkg")
+	if err := p.files.GetFile(ctx, key, path); errors.Is(err, storage.ErrNotFound) {
+		return false, nil // deleted meanwhile
+	} else if err != nil {
+		return false, fmt.Errorf("fetch stored package %s: %w", key, err)
+	}
+	sum, size, err := fileDigest(path)
+	if err != nil {
+		return false, err
+	}
+	tiles, err := countTiles(ctx, path, tableName(j.Spec.Layer.ProductID))
+	if err != nil {
+		return false, err
+	}
+	p.log.WarnContext(ctx, "stored package adopted: the job was not marked Completed when it was stored",
+		logattr.JobID, j.ID, logattr.PackageID, j.Spec.PackageName, logattr.Tiles, tiles)
+	return true, p.complete(ctx, j, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles, MetadataSize: mdSize})
+}
+
+// countTiles counts the tiles of a package's table.
+func countTiles(ctx context.Context, path, table string) (int64, error) {
+	r, err := gpkg.Open(ctx, path)
+	if err != nil {
+		return 0, fmt.Errorf("open stored package: %w", err)
+	}
+	defer r.Close()
+	n, err := r.Count(ctx, table)
+	if err != nil {
+		return 0, fmt.Errorf("count tiles of stored package: %w", err)
+	}
+	return n, nil
+}
+
+// complete marks the job Completed with its stored package and queues its
+// callbacks; a job cancelled meanwhile has the package deleted instead.
+func (p *publisher) complete(ctx context.Context, j job.Job, r job.Result) error {
+	key, tiles, size := r.FileKey, r.TilesStored, r.FileSize
+	j, changed, err := p.jobs.Complete(ctx, j.ID, r, p.ttl)
 	if err != nil {
 		return err
 	}

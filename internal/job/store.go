@@ -51,6 +51,10 @@ type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
 	now    func() time.Time
+	// waitReplicas, when positive, is how many replicas must have a job's
+	// state change within waitTimeout (WithWait).
+	waitReplicas int
+	waitTimeout  time.Duration
 }
 
 // NewStore returns a store over rdb. now is the clock; nil means time.Now.
@@ -59,6 +63,43 @@ func NewStore(rdb redis.UniversalClient, prefix string, now func() time.Time) *S
 		now = time.Now
 	}
 	return &Store{rdb: rdb, prefix: prefix + ":", now: now}
+}
+
+// WithWait returns a store that makes each change of a job's state (a new
+// job; Completed, Failed, Cancelled) wait until replicas replicas have it,
+// for at most timeout: Redis replicates asynchronously, and a failover
+// loses what the promoted replica had not received. A change that fewer
+// replicas acknowledged in time is still made on the primary, but returns
+// an error wrapping ErrUnavailable, so the caller retries rather than
+// report it (the trigger answers 503, a task runs again; both steps are
+// idempotent). replicas 0 waits for nothing. A timeout must stay below the
+// client's read timeout (go-redis: 3 s).
+func (s *Store) WithWait(replicas int, timeout time.Duration) *Store {
+	c := *s
+	c.waitReplicas, c.waitTimeout = replicas, timeout
+	return &c
+}
+
+// change runs a script that changes a job's state; with WithWait, WAIT
+// follows it on the same connection (a pipeline), since WAIT counts the
+// writes of its own connection.
+func (s *Store) change(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	if s.waitReplicas <= 0 {
+		return script.Run(ctx, s.rdb, keys, args...)
+	}
+	pipe := s.rdb.Pipeline()
+	cmd := script.Eval(ctx, pipe, keys, args...)
+	wait := pipe.Do(ctx, "wait", s.waitReplicas, s.waitTimeout.Milliseconds())
+	if _, err := pipe.Exec(ctx); err != nil {
+		if cmd.Err() == nil {
+			cmd.SetErr(err)
+		}
+		return cmd
+	}
+	if n, _ := wait.Int64(); n < int64(s.waitReplicas) {
+		cmd.SetErr(fmt.Errorf("%w: the write reached %d of %d replicas within %v", ErrUnavailable, n, s.waitReplicas, s.waitTimeout))
+	}
+	return cmd
 }
 
 func (s *Store) jobKey(id string) string  { return s.prefix + "job:" + id }
@@ -174,9 +215,9 @@ func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outco
 	}
 	keys := []string{s.cacheKey(j.Spec.CacheKey()), s.jobKey(j.ID), s.expiryKey(), s.jobsKey(),
 		s.subjectKey(req.Subject), s.storedKey(), s.reservedKey(), s.subjectCachedKey(req.Subject)}
-	res, err := getOrCreate.Run(ctx, s.rdb, keys, args...).StringSlice()
+	res, err := s.change(ctx, getOrCreate, keys, args...).StringSlice()
 	if err != nil {
-		return Job{}, "", fmt.Errorf("get or create job: %w", err)
+		return Job{}, "", fmt.Errorf("get or create job: %w", Unavailable(err))
 	}
 	if res[0] == "over_quota" {
 		used, _ := strconv.ParseInt(res[1], 10, 64)
@@ -194,7 +235,7 @@ func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outco
 func (s *Store) Usage(ctx context.Context) (stored, reserved int64, err error) {
 	vals, err := s.rdb.MGet(ctx, s.storedKey(), s.reservedKey()).Result()
 	if err != nil {
-		return 0, 0, fmt.Errorf("read usage: %w", err)
+		return 0, 0, fmt.Errorf("read usage: %w", Unavailable(err))
 	}
 	n := func(v any) int64 {
 		str, _ := v.(string)
@@ -208,7 +249,7 @@ func (s *Store) Usage(ctx context.Context) (stored, reserved int64, err error) {
 func (s *Store) Get(ctx context.Context, id string) (Job, error) {
 	m, err := s.rdb.HGetAll(ctx, s.jobKey(id)).Result()
 	if err != nil {
-		return Job{}, fmt.Errorf("get job %s: %w", id, err)
+		return Job{}, fmt.Errorf("get job %s: %w", id, Unavailable(err))
 	}
 	if len(m) == 0 {
 		return Job{}, fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -240,7 +281,7 @@ func decodeJob(m map[string]string) (Job, error) {
 func (s *Store) Callbacks(ctx context.Context, id string) ([]Callback, error) {
 	raw, err := s.rdb.SMembers(ctx, s.jobKey(id)+":callbacks").Result()
 	if err != nil {
-		return nil, fmt.Errorf("get job %s callbacks: %w", id, err)
+		return nil, fmt.Errorf("get job %s callbacks: %w", id, Unavailable(err))
 	}
 	out := make([]Callback, 0, len(raw))
 	for _, r := range raw {
@@ -272,7 +313,7 @@ return 1
 func (s *Store) SetProgress(ctx context.Context, id, batch string, done int64) error {
 	k := s.jobKey(id)
 	if err := progress.Run(ctx, s.rdb, []string{k, k + ":progress"}, batch, done, s.now().UnixMilli()).Err(); err != nil {
-		return fmt.Errorf("set job %s progress: %w", id, err)
+		return fmt.Errorf("set job %s progress: %w", id, Unavailable(err))
 	}
 	return nil
 }
@@ -340,7 +381,7 @@ func (s *Store) Status(ctx context.Context, id string) (Status, error) {
 		return "", fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
-		return "", fmt.Errorf("get job %s status: %w", id, err)
+		return "", fmt.Errorf("get job %s status: %w", id, Unavailable(err))
 	}
 	return Status(st), nil
 }
@@ -350,7 +391,7 @@ func (s *Store) Status(ctx context.Context, id string) (Status, error) {
 func (s *Store) Requested(ctx context.Context, id, subject string) (bool, error) {
 	ok, err := s.rdb.SIsMember(ctx, s.jobKey(id)+":subjects", subject).Result()
 	if err != nil {
-		return false, fmt.Errorf("get job %s subjects: %w", id, err)
+		return false, fmt.Errorf("get job %s subjects: %w", id, Unavailable(err))
 	}
 	return ok, nil
 }
@@ -369,7 +410,7 @@ func (s *Store) FromCache(ctx context.Context, subject string, ids ...string) ([
 	}
 	hits, err := s.rdb.SMIsMember(ctx, s.subjectCachedKey(subject), members...).Result()
 	if err != nil {
-		return nil, fmt.Errorf("get cache hits of %s: %w", subject, err)
+		return nil, fmt.Errorf("get cache hits of %s: %w", subject, Unavailable(err))
 	}
 	return hits, nil
 }
@@ -384,7 +425,7 @@ func (s *Store) List(ctx context.Context, subject string, status Status, offset,
 	for start := int64(0); ; start += chunk {
 		ids, err := s.rdb.ZRevRange(ctx, s.subjectKey(subject), start, start+chunk-1).Result()
 		if err != nil {
-			return nil, -1, fmt.Errorf("list jobs of %s: %w", subject, err)
+			return nil, -1, fmt.Errorf("list jobs of %s: %w", subject, Unavailable(err))
 		}
 		for _, id := range ids {
 			j, err := s.Get(ctx, id)
@@ -413,9 +454,9 @@ func (s *Store) List(ctx context.Context, subject string, status Status, offset,
 }
 
 func (s *Store) transition(ctx context.Context, id string, script *redis.Script, keys []string, args ...any) (Job, bool, error) {
-	res, err := script.Run(ctx, s.rdb, keys, args...).Slice()
+	res, err := s.change(ctx, script, keys, args...).Slice()
 	if err != nil {
-		return Job{}, false, fmt.Errorf("update job %s: %w", id, err)
+		return Job{}, false, fmt.Errorf("update job %s: %w", id, Unavailable(err))
 	}
 	if res[0] == "" {
 		return Job{}, false, fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -434,7 +475,7 @@ func (s *Store) DueForExpiry(ctx context.Context, limit int64) ([]string, error)
 		Key: s.expiryKey(), ByScore: true, Start: "-inf", Stop: strconv.FormatInt(s.now().UnixMilli(), 10), Count: limit,
 	}).Result()
 	if err != nil {
-		return nil, fmt.Errorf("list due jobs: %w", err)
+		return nil, fmt.Errorf("list due jobs: %w", Unavailable(err))
 	}
 	return ids, nil
 }
@@ -461,7 +502,7 @@ return {st or '', redis.call('HGET', KEYS[1], 'file_key') or ''}
 func (s *Store) Expire(ctx context.Context, id string) (fileKey string, err error) {
 	res, err := expire.Run(ctx, s.rdb, []string{s.jobKey(id), s.storedKey()}, s.now().UnixMilli()).StringSlice()
 	if err != nil {
-		return "", fmt.Errorf("expire job %s: %w", id, err)
+		return "", fmt.Errorf("expire job %s: %w", id, Unavailable(err))
 	}
 	if res[0] != string(StatusExpired) {
 		if res[0] != string(StatusCompleted) {
@@ -476,7 +517,7 @@ func (s *Store) Expire(ctx context.Context, id string) (fileKey string, err erro
 // ForgetExpiry drops a job from the expiry index.
 func (s *Store) ForgetExpiry(ctx context.Context, id string) error {
 	if err := s.rdb.ZRem(ctx, s.expiryKey(), id).Err(); err != nil {
-		return fmt.Errorf("forget expiry of job %s: %w", id, err)
+		return fmt.Errorf("forget expiry of job %s: %w", id, Unavailable(err))
 	}
 	return nil
 }
@@ -495,7 +536,7 @@ func (s *Store) BatchDone(ctx context.Context, id string, batch int) (int64, err
 	k := s.jobKey(id)
 	n, err := doneBatch.Run(ctx, s.rdb, []string{k, k + ":done"}, batch).Int64()
 	if err != nil {
-		return 0, fmt.Errorf("record batch %d of job %s: %w", batch, id, err)
+		return 0, fmt.Errorf("record batch %d of job %s: %w", batch, id, Unavailable(err))
 	}
 	if n < 0 {
 		return 0, fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -507,7 +548,7 @@ func (s *Store) BatchDone(ctx context.Context, id string, batch int) (int64, err
 func (s *Store) IsBatchDone(ctx context.Context, id string, batch int) (bool, error) {
 	ok, err := s.rdb.SIsMember(ctx, s.jobKey(id)+":done", batch).Result()
 	if err != nil {
-		return false, fmt.Errorf("get batch %d of job %s: %w", batch, id, err)
+		return false, fmt.Errorf("get batch %d of job %s: %w", batch, id, Unavailable(err))
 	}
 	return ok, nil
 }
@@ -520,7 +561,7 @@ func (s *Store) Oldest(ctx context.Context, age time.Duration, offset, limit int
 		Offset: offset, Count: limit,
 	}).Result()
 	if err != nil {
-		return nil, fmt.Errorf("list old jobs: %w", err)
+		return nil, fmt.Errorf("list old jobs: %w", Unavailable(err))
 	}
 	return ids, nil
 }
@@ -547,7 +588,7 @@ return 1
 func (s *Store) Delete(ctx context.Context, j Job) (deleted bool, err error) {
 	n, err := deleteJob.Run(ctx, s.rdb, []string{s.jobKey(j.ID), s.jobsKey(), s.cacheKey(j.Spec.CacheKey())}, j.ID, s.prefix).Int()
 	if err != nil {
-		return false, fmt.Errorf("delete job %s: %w", j.ID, err)
+		return false, fmt.Errorf("delete job %s: %w", j.ID, Unavailable(err))
 	}
 	return n == 1, nil
 }
@@ -556,7 +597,7 @@ func (s *Store) Delete(ctx context.Context, j Job) (deleted bool, err error) {
 func (s *Store) DoneBatches(ctx context.Context, id string) (int64, error) {
 	n, err := s.rdb.SCard(ctx, s.jobKey(id)+":done").Result()
 	if err != nil {
-		return 0, fmt.Errorf("count batches of job %s: %w", id, err)
+		return 0, fmt.Errorf("count batches of job %s: %w", id, Unavailable(err))
 	}
 	return n, nil
 }

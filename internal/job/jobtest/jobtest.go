@@ -3,7 +3,8 @@
 // decisions under -short. They keep the store's rules that those
 // decisions depend on (only an In-Progress job ends, done-sets are sets,
 // unknown ids are job.ErrNotFound); the real-Redis tests use job.Store and
-// job.Enqueuer.
+// job.Enqueuer. LoseComplete, LoseExpire and LoseBatchDone undo writes of
+// job.Store in a real Redis, as a failover that lost them would (lose.go).
 //
 // It is imported by _test.go files only.
 package jobtest
