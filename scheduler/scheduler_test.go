@@ -167,7 +167,11 @@ func complete(t *testing.T, b *bundle, j job.Job, ttl time.Duration) job.Job {
 	if err := b.files.Put(t.Context(), key, strings.NewReader("gpkg"), 4, ""); err != nil {
 		t.Fatal(err)
 	}
-	j, _, err := b.jobs.Complete(t.Context(), j.ID, job.Result{FileKey: key, FileSize: 4}, ttl)
+	// The metadata JSON beside it.
+	if err := b.files.Put(t.Context(), job.MetadataFileKey(key), strings.NewReader("{}"), 2, "application/json"); err != nil {
+		t.Fatal(err)
+	}
+	j, _, err := b.jobs.Complete(t.Context(), j.ID, job.Result{FileKey: key, FileSize: 4, MetadataSize: 2}, ttl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,14 +195,18 @@ func TestExpireLeavesTheNextJobsPackage(t *testing.T) {
 	if got, _ := b.jobs.Get(t.Context(), old.ID); got.Status != job.StatusExpired {
 		t.Errorf("old job is %s, want Expired", got.Status)
 	}
-	if _, err := b.files.Stat(t.Context(), old.FileKey); !errors.Is(err, storage.ErrNotFound) {
-		t.Errorf("old package %s still stored: %v", old.FileKey, err)
+	for _, key := range []string{old.FileKey, job.MetadataFileKey(old.FileKey)} {
+		if _, err := b.files.Stat(t.Context(), key); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("old package file %s still stored: %v", key, err)
+		}
 	}
 	if got, _ := b.jobs.Get(t.Context(), next.ID); got.Status != job.StatusCompleted {
 		t.Errorf("new job is %s, want Completed", got.Status)
 	}
-	if _, err := b.files.Stat(t.Context(), next.FileKey); err != nil {
-		t.Errorf("new job's package %s: %v", next.FileKey, err)
+	for _, key := range []string{next.FileKey, job.MetadataFileKey(next.FileKey)} {
+		if _, err := b.files.Stat(t.Context(), key); err != nil {
+			t.Errorf("new job's package file %s: %v", key, err)
+		}
 	}
 	if stored, _, _ := b.jobs.Usage(t.Context()); stored != next.FileSize {
 		t.Errorf("stored bytes = %d, want the new package's %d", stored, next.FileSize)

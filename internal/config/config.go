@@ -177,6 +177,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTP.PublicURL, "http-public-url", c.HTTP.PublicURL, "base URL of download links (default http://localhost:<port>)")
 	fs.BoolVar(&c.Trigger.Debug, "http-debug", c.Trigger.Debug, "include stack traces in 500 responses")
 	fs.IntVar(&c.Trigger.BodyLimit, "http-body-limit", c.Trigger.BodyLimit, "largest accepted request body in bytes")
+	fs.IntVar(&c.Trigger.MaxROIVertices, "http-max-roi-vertices", c.Trigger.MaxROIVertices, "most positions the area (roi) of one POST /export may have, all features together")
 	fs.DurationVar(&c.Trigger.ShutdownTimeout, "http-shutdown-timeout", c.Trigger.ShutdownTimeout, "time open requests get to finish on shutdown")
 	fs.StringVar(&c.HTTP.MetricsAddr, "http-metrics-addr", c.HTTP.MetricsAddr, "separate listen address serving /metrics without a token (default: /metrics on http-addr, with a token)")
 	fs.IntVar(&c.Trigger.RateLimit, "http-rate-limit", c.Trigger.RateLimit, "requests per minute one subject may make; 0 turns the limit off")

@@ -272,7 +272,7 @@ func decodeJob(m map[string]string) (Job, error) {
 		}
 		return time.Time{}
 	}
-	j.TilesDone, j.FileSize, j.TilesStored = num("tiles_done"), num("file_size"), num("tiles_stored")
+	j.TilesDone, j.FileSize, j.TilesStored, j.MetadataSize = num("tiles_done"), num("file_size"), num("tiles_stored"), num("metadata_size")
 	j.CreatedAt, j.UpdatedAt, j.CompletedAt, j.ExpiresAt = ms("created_at"), ms("updated_at"), ms("completed_at"), ms("expires_at")
 	return j, nil
 }
@@ -327,7 +327,7 @@ redis.call('DECRBY', KEYS[4], tonumber(redis.call('HGET', KEYS[1], 'estimate') o
 redis.call('INCRBY', KEYS[3], tonumber(ARGV[5]))
 local exp = tonumber(ARGV[2]) + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'status', 'Completed', 'file_key', ARGV[4], 'file_size', ARGV[5],
-  'sha256', ARGV[6], 'tiles_stored', ARGV[7], 'completed_at', ARGV[2], 'updated_at', ARGV[2], 'expires_at', exp)
+  'sha256', ARGV[6], 'tiles_stored', ARGV[7], 'metadata_size', ARGV[8], 'completed_at', ARGV[2], 'updated_at', ARGV[2], 'expires_at', exp)
 redis.call('ZADD', KEYS[2], exp, ARGV[1])
 return {'Completed', 1}
 `)
@@ -338,6 +338,9 @@ type Result struct {
 	FileSize    int64
 	SHA256      string
 	TilesStored int64
+	// MetadataSize is the size of the metadata JSON stored beside the
+	// package (job.MetadataFileKey).
+	MetadataSize int64
 }
 
 // Complete marks an In-Progress job Completed with its package, expiring
@@ -345,7 +348,7 @@ type Result struct {
 // changes nothing and returns the job's current state with changed false.
 func (s *Store) Complete(ctx context.Context, id string, r Result, ttl time.Duration) (j Job, changed bool, err error) {
 	return s.transition(ctx, id, complete, []string{s.jobKey(id), s.expiryKey(), s.storedKey(), s.reservedKey()},
-		id, s.now().UnixMilli(), ttl.Milliseconds(), r.FileKey, r.FileSize, r.SHA256, r.TilesStored)
+		id, s.now().UnixMilli(), ttl.Milliseconds(), r.FileKey, r.FileSize, r.SHA256, r.TilesStored, r.MetadataSize)
 }
 
 // end: KEYS job, reserved; ARGV status, reason, now.

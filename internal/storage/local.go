@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // localCreateAttempts bounds Put's retries when a concurrent Delete prunes
@@ -554,3 +556,19 @@ func (o *localObject) Size() int64        { return o.info.Size }
 func (o *localObject) ModTime() time.Time { return o.info.ModTime }
 func (o *localObject) ETag() string       { return o.info.ETag }
 func (o *localObject) Info() Info         { return o.info }
+
+// Capacity returns the bytes an unprivileged writer may still use and the
+// size of the file system holding the directory (statfs).
+//
+// Errors: ctx.Err(); file system errors.
+func (l *Local) Capacity(ctx context.Context) (free, size int64, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, 0, fmt.Errorf("capacity: %w", err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(l.dir, &st); err != nil {
+		return 0, 0, fmt.Errorf("capacity of %s: %w", l.dir, err)
+	}
+	bs := int64(st.Bsize) //nolint:unconvert // uint32 on some systems
+	return int64(st.Bavail) * bs, int64(st.Blocks) * bs, nil
+}
