@@ -149,18 +149,30 @@ func openFuzzInput(t *testing.T, data []byte) (context.Context, string) {
 	return ctx, path
 }
 
+// openFuzzReader writes data to a file and opens it as a package, closed
+// when the test ends; it returns the file's path. The reader is nil when
+// Open refuses data, with an error checkClassified accepts.
+func openFuzzReader(t *testing.T, data []byte) (context.Context, string, *gpkg.Reader) {
+	t.Helper()
+	ctx, path := openFuzzInput(t, data)
+	r, err := gpkg.Open(ctx, path)
+	checkClassified(t, "Open", err)
+	if err != nil {
+		return ctx, path, nil
+	}
+	t.Cleanup(func() { r.Close() }) //nolint:errcheck // read-only
+	return ctx, path, r
+}
+
 func FuzzOpen(f *testing.F) {
 	for _, s := range fuzzSeeds(f) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ctx, path := openFuzzInput(t, data)
-		r, err := gpkg.Open(ctx, path)
-		checkClassified(t, "Open", err)
-		if err != nil {
+		ctx, path, r := openFuzzReader(t, data)
+		if r == nil {
 			return
 		}
-		defer r.Close() //nolint:errcheck // read-only
 		roundTrip(t, ctx, exercise(t, ctx, r))
 		tables, err := r.Tables(ctx)
 		checkClassified(t, "Tables", err)
@@ -215,13 +227,10 @@ func FuzzReadTile(f *testing.F) {
 		f.Add(s, uint8(23), int64(-1), int64(1<<40))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, zoom uint8, col, row int64) {
-		ctx, path := openFuzzInput(t, data)
-		r, err := gpkg.Open(ctx, path)
-		checkClassified(t, "Open", err)
-		if err != nil {
+		ctx, _, r := openFuzzReader(t, data)
+		if r == nil {
 			return
 		}
-		defer r.Close() //nolint:errcheck // read-only
 		tables, err := r.Tables(ctx)
 		checkClassified(t, "Tables", err)
 		tile := grid.Tile{Zoom: grid.Zoom(zoom), Col: col, Row: row}

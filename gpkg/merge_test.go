@@ -300,7 +300,7 @@ func TestMergeRejectsBadParts(t *testing.T) {
 			return path
 		}
 	}
-	smallPNG := encode(t, image.NewNRGBA(image.Rect(0, 0, 128, 128)), gpkg.PNG)
+	smallPNG := gpkgtest.Encode(t, image.NewNRGBA(image.Rect(0, 0, 128, 128)), gpkg.PNG)
 	tests := []struct {
 		name string
 		part func(t *testing.T) string

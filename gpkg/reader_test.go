@@ -169,17 +169,7 @@ func TestOpenWALModeFile(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatalf("Close() = %v", err)
 	}
-	entries, err := os.ReadDir(filepath.Dir(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	if diff := cmp.Diff([]string{filepath.Base(path)}, names); diff != "" {
-		t.Errorf("files after reading a WAL-mode package (-want +got):\n%s", diff)
-	}
+	checkOnlyFile(t, path, "reading a WAL-mode package")
 }
 
 func TestReadTileErrors(t *testing.T) {
@@ -230,7 +220,7 @@ func TestReadTileRejectsHostileData(t *testing.T) {
 	t.Parallel()
 	tile := grid.Tile{Zoom: 0, Col: 1, Row: 0} // the first tile gpkgtest writes
 	where := fmt.Sprintf("WHERE zoom_level = %d AND tile_column = %d AND tile_row = %d", tile.Zoom, tile.Col, tile.Row)
-	big := encode(t, image.NewNRGBA(image.Rect(0, 0, 512, 512)), gpkg.PNG)
+	big := gpkgtest.Encode(t, image.NewNRGBA(image.Rect(0, 0, 512, 512)), gpkg.PNG)
 	tests := []struct {
 		name string
 		set  string

@@ -242,17 +242,25 @@ func (w *Writer) commit(ctx context.Context) error {
 // Abort again afterwards does nothing and returns nil, so `defer w.Abort()`
 // after Create is safe.
 func (w *Writer) Close() error {
+	return w.end(func() error {
+		if err := w.finish(); err != nil {
+			_ = w.discard()
+			return fmt.Errorf("close %s: %w", w.path, err)
+		}
+		return nil
+	})
+}
+
+// end runs f under the lock when neither Close nor Abort has run yet, and
+// marks the writer closed; afterwards it returns nil without running f.
+func (w *Writer) end(f func() error) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return nil
 	}
 	w.closed = true
-	if err := w.finish(); err != nil {
-		_ = w.discard()
-		return fmt.Errorf("close %s: %w", w.path, err)
-	}
-	return nil
+	return f()
 }
 
 // finish completes and closes the package; see Close.
@@ -310,13 +318,7 @@ func (w *Writer) writeMetadata(ctx context.Context) error {
 // after a successful Close does nothing and keeps the finished file; calling
 // Abort more than once is safe.
 func (w *Writer) Abort() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return nil
-	}
-	w.closed = true
-	return w.discard()
+	return w.end(w.discard)
 }
 
 // discard closes the database, ignoring errors, and removes the file.

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/gif"
-	"image/jpeg"
 	"image/png"
 	"io/fs"
 	"math/rand/v2"
@@ -28,6 +26,14 @@ import (
 // testOptions are valid options for a package over gpkgtest.DefaultExtent.
 func testOptions() gpkg.Options {
 	return gpkg.Options{Table: "tiles", Extent: gpkgtest.DefaultExtent}
+}
+
+// createBatched is create with testOptions and batches of size tiles.
+func createBatched(t *testing.T, size int) (*gpkg.Writer, string) {
+	t.Helper()
+	opt := testOptions()
+	opt.BatchSize = size
+	return create(t, opt)
 }
 
 // create creates a package in a temp dir and aborts it at cleanup unless
@@ -58,23 +64,21 @@ func open(t *testing.T, path string) *gpkg.Reader {
 	return r
 }
 
-// encode encodes img as f.
-func encode(t testing.TB, img image.Image, f gpkg.Format) []byte {
+// checkOnlyFile fails t unless path is the only file in its directory: no
+// journal, WAL or temporary file is left beside it after what was done.
+func checkOnlyFile(t *testing.T, path, after string) {
 	t.Helper()
-	var buf bytes.Buffer
-	var err error
-	switch f {
-	case gpkg.PNG:
-		err = png.Encode(&buf, img)
-	case gpkg.JPEG:
-		err = jpeg.Encode(&buf, img, nil)
-	default:
-		err = gif.Encode(&buf, img, nil)
-	}
+	entries, err := os.ReadDir(filepath.Dir(path))
 	if err != nil {
-		t.Fatalf("encode %s: %v", f, err)
+		t.Fatal(err)
 	}
-	return buf.Bytes()
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if diff := cmp.Diff([]string{filepath.Base(path)}, names); diff != "" {
+		t.Errorf("files after %s (-want +got):\n%s", after, diff)
+	}
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -245,7 +249,7 @@ func TestPutRejectsBadData(t *testing.T) {
 	w, _ := create(t, testOptions())
 	tile := grid.Tile{Zoom: 1, Col: 2, Row: 1}
 	tileImg := image.NewNRGBA(image.Rect(0, 0, 256, 256))
-	validPNG := encode(t, tileImg, gpkg.PNG)
+	validPNG := gpkgtest.Encode(t, tileImg, gpkg.PNG)
 	padded := func(n int) []byte {
 		// A valid PNG followed by junk: only the header is decoded, so only
 		// the size limit can reject it.
@@ -258,12 +262,12 @@ func TestPutRejectsBadData(t *testing.T) {
 	}{
 		{name: "nil", data: nil, want: gpkg.ErrTileFormat},
 		{name: "garbage", data: []byte("not an image at all"), want: gpkg.ErrTileFormat},
-		{name: "GIF", data: encode(t, tileImg, "gif"), want: gpkg.ErrTileFormat},
+		{name: "GIF", data: gpkgtest.Encode(t, tileImg, "gif"), want: gpkg.ErrTileFormat},
 		{name: "WebP magic", data: []byte("RIFF\x00\x00\x00\x00WEBPVP8 "), want: gpkg.ErrTileFormat},
 		{name: "PNG magic only", data: []byte("\x89PNG\r\n\x1a\n"), want: gpkg.ErrTileFormat},
 		{name: "JPEG magic only", data: []byte{0xff, 0xd8, 0xff, 0xe0}, want: gpkg.ErrTileFormat},
-		{name: "PNG 128x128", data: encode(t, image.NewNRGBA(image.Rect(0, 0, 128, 128)), gpkg.PNG), want: gpkg.ErrTileFormat},
-		{name: "JPEG 512x256", data: encode(t, image.NewRGBA(image.Rect(0, 0, 512, 256)), gpkg.JPEG), want: gpkg.ErrTileFormat},
+		{name: "PNG 128x128", data: gpkgtest.Encode(t, image.NewNRGBA(image.Rect(0, 0, 128, 128)), gpkg.PNG), want: gpkg.ErrTileFormat},
+		{name: "JPEG 512x256", data: gpkgtest.Encode(t, image.NewRGBA(image.Rect(0, 0, 512, 256)), gpkg.JPEG), want: gpkg.ErrTileFormat},
 		{name: "one byte over MaxTileSize", data: padded(gpkg.MaxTileSize + 1), want: gpkg.ErrTooLarge},
 		{name: "exactly MaxTileSize", data: padded(gpkg.MaxTileSize), want: nil},
 	}
@@ -433,17 +437,7 @@ func TestCloseLeavesOneSelfContainedFile(t *testing.T) {
 		t.Errorf("Put after Close = %v, want ErrClosed", err)
 	}
 
-	entries, err := os.ReadDir(filepath.Dir(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	if diff := cmp.Diff([]string{filepath.Base(path)}, names); diff != "" {
-		t.Errorf("files after Close (-want +got):\n%s", diff)
-	}
+	checkOnlyFile(t, path, "Close")
 
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -502,9 +496,7 @@ func TestCloseUpdatesLastChange(t *testing.T) {
 
 func TestWriteFailureIsStickyAndCloseRemovesFile(t *testing.T) {
 	t.Parallel()
-	opt := testOptions()
-	opt.BatchSize = 1
-	w, path := create(t, opt)
+	w, path := createBatched(t, 1)
 	gpkg.LimitPages(t, w, 20) // a few pages more than the empty package
 	data := noiseTile(t, gpkg.PNG)
 	var putErr error
@@ -562,9 +554,7 @@ func TestEmptyPackage(t *testing.T) {
 
 func TestConcurrentPut(t *testing.T) {
 	t.Parallel()
-	opt := testOptions()
-	opt.BatchSize = 7
-	w, path := create(t, opt)
+	w, path := createBatched(t, 7)
 	const workers, perWorker = 4, 25
 	data := gpkgtest.Image(t, grid.Tile{}, gpkg.JPEG)
 	var wg sync.WaitGroup
@@ -582,7 +572,7 @@ func TestConcurrentPut(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatalf("Close() = %v", err)
 	}
-	if n, err := open(t, path).Count(t.Context(), opt.Table); err != nil || n != workers*perWorker {
+	if n, err := open(t, path).Count(t.Context(), testOptions().Table); err != nil || n != workers*perWorker {
 		t.Errorf("Count() = %d, %v, want %d", n, err, workers*perWorker)
 	}
 }
@@ -635,7 +625,7 @@ func noiseTile(tb testing.TB, f gpkg.Format) []byte {
 			img.SetNRGBA(x, y, color.NRGBA{R: uint8(rng.Uint32()), G: uint8(rng.Uint32()), B: uint8(rng.Uint32()), A: 255})
 		}
 	}
-	data := encode(tb, img, f)
+	data := gpkgtest.Encode(tb, img, f)
 	if _, err := gpkg.CheckTileData(data); err != nil {
 		tb.Fatalf("noise tile: %v", err)
 	}

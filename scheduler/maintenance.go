@@ -12,7 +12,8 @@ import (
 	"github.com/geoexport/exporter/internal/logattr"
 )
 
-// expire marks due jobs Expired and deletes their packages. A job a cache
+// expire marks due jobs Expired and deletes their packages (and the
+// metadata JSON beside each). A job a cache
 // hit extended meanwhile is left alone; a run that died between marking
 // and deleting is finished by the next.
 func (s *Scheduler) expire(ctx context.Context) (int, error) {
@@ -36,7 +37,7 @@ func (s *Scheduler) expire(ctx context.Context) (int, error) {
 		if key == "" {
 			continue
 		}
-		if err := s.deps.Files.Delete(ctx, key); err != nil {
+		if err := errors.Join(s.deps.Files.Delete(ctx, key), s.deps.Files.Delete(ctx, job.MetadataFileKey(key))); err != nil {
 			errs = append(errs, fmt.Errorf("delete package %s of job %s: %w", key, id, err))
 			continue
 		}

@@ -167,7 +167,11 @@ func complete(t *testing.T, b *bundle, j job.Job, ttl time.Duration) job.Job {
 	if err := b.files.Put(t.Context(), key, strings.NewReader("gpkg"), 4, ""); err != nil {
 		t.Fatal(err)
 	}
-	j, _, err := b.jobs.Complete(t.Context(), j.ID, job.Result{FileKey: key, FileSize: 4}, ttl)
+	// The metadata JSON beside it.
+	if err := b.files.Put(t.Context(), job.MetadataFileKey(key), strings.NewReader("{}"), 2, "application/json"); err != nil {
+		t.Fatal(err)
+	}
+	j, _, err := b.jobs.Complete(t.Context(), j.ID, job.Result{FileKey: key, FileSize: 4, MetadataSize: 2}, ttl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,14 +195,18 @@ func TestExpireLeavesTheNextJobsPackage(t *testing.T) {
 	if got, _ := b.jobs.Get(t.Context(), old.ID); got.Status != job.StatusExpired {
 		t.Errorf("old job is %s, want Expired", got.Status)
 	}
-	if _, err := b.files.Stat(t.Context(), old.FileKey); !errors.Is(err, storage.ErrNotFound) {
-		t.Errorf("old package %s still stored: %v", old.FileKey, err)
+	for _, key := range []string{old.FileKey, job.MetadataFileKey(old.FileKey)} {
+		if _, err := b.files.Stat(t.Context(), key); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("old package file %s still stored: %v", key, err)
+		}
 	}
 	if got, _ := b.jobs.Get(t.Context(), next.ID); got.Status != job.StatusCompleted {
 		t.Errorf("new job is %s, want Completed", got.Status)
 	}
-	if _, err := b.files.Stat(t.Context(), next.FileKey); err != nil {
-		t.Errorf("new job's package %s: %v", next.FileKey, err)
+	for _, key := range []string{next.FileKey, job.MetadataFileKey(next.FileKey)} {
+		if _, err := b.files.Stat(t.Context(), key); err != nil {
+			t.Errorf("new job's package file %s: %v", key, err)
+		}
 	}
 	if stored, _, _ := b.jobs.Usage(t.Context()); stored != next.FileSize {
 		t.Errorf("stored bytes = %d, want the new package's %d", stored, next.FileSize)
@@ -243,6 +251,34 @@ func TestExpire(t *testing.T) {
 	fresh.TaskIDs = job.TaskIDs(fresh.ID, 1)
 	if _, outcome, err := b.jobs.GetOrCreate(t.Context(), fresh, job.Request{Subject: "alice", TTL: time.Hour}); err != nil || outcome != job.OutcomeCreated {
 		t.Errorf("request after expiry = %v, %v; want a new job", outcome, err)
+	}
+}
+
+// TestExpireAfterLostWrite: a failover loses the Expired write of a run
+// that had deleted the package; the next run marks the job again, and the
+// quota counts the bytes once.
+func TestExpireAfterLostWrite(t *testing.T) {
+	t.Parallel()
+	s, b, reg := setup(t)
+	j := completed(t, b, 1, time.Hour)
+	b.clock.advance(2 * time.Hour)
+	runTask(t, s, scheduler.TypeExpire)
+	jobtest.LoseExpire(t, b.rdb, "test", j.ID)
+	if got, _ := b.jobs.Get(t.Context(), j.ID); got.Status != job.StatusCompleted {
+		t.Fatalf("job after the lost write = %s, want Completed", got.Status)
+	}
+	runTask(t, s, scheduler.TypeExpire)
+	if got, _ := b.jobs.Get(t.Context(), j.ID); got.Status != job.StatusExpired {
+		t.Errorf("job after the next run = %s, want Expired", got.Status)
+	}
+	if due, err := b.jobs.DueForExpiry(t.Context(), 10); err != nil || len(due) != 0 {
+		t.Errorf("due for expiry after the next run = %v, %v; want none", due, err)
+	}
+	if stored, _, err := b.jobs.Usage(t.Context()); err != nil || stored != 0 {
+		t.Errorf("stored bytes after the repair = %d, %v; want 0", stored, err)
+	}
+	if n := counter(t, reg, "exporter_scheduler_packages_expired_total"); n != 2 {
+		t.Errorf("expired = %v, want 2: the run before the loss and the repair", n)
 	}
 }
 

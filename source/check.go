@@ -22,42 +22,53 @@ func CheckLayer(l catalog.Layer) error {
 	return errors.Join(errs...)
 }
 
+// problems lists what is wrong with a source's settings, one message each.
+type problems []string
+
+func (p *problems) add(format string, a ...any) { *p = append(*p, fmt.Sprintf(format, a...)) }
+
+// url adds what is wrong with the url u, and reports whether it is good.
+func (p *problems) url(u string) bool {
+	msg := urlProblem(u)
+	if msg != "" {
+		p.add("url %s", msg)
+	}
+	return msg == ""
+}
+
 // sourceProblems lists what is wrong with the settings of s.
 func sourceProblems(s catalog.Source) []string {
-	var out []string
-	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
+	var p problems
 	switch s.Kind {
 	case catalog.SourceDemo:
 	case catalog.SourceTileStore:
 		if (s.Path == "") == (s.S3Prefix == "") {
-			add("a tilestore needs exactly one of path and s3Prefix")
+			p.add("a tilestore needs exactly one of path and s3Prefix")
 		}
 	case catalog.SourceGeoPackage:
 		if (s.Path == "") == (s.S3Key == "") {
-			add("a gpkg needs exactly one of path and s3Key")
+			p.add("a gpkg needs exactly one of path and s3Key")
 		}
 	case catalog.SourceWMS:
-		out = append(out, wmsProblems(s)...)
+		p.wms(s)
 	case catalog.SourceWMTS:
-		out = append(out, wmtsProblems(s)...)
+		p.wmts(s)
 	case catalog.SourceXYZ:
-		if msg := urlProblem(s.URL); msg != "" {
-			add("url %s", msg)
-		}
+		p.url(s.URL)
 		y, flipped := strings.Contains(s.URL, "{y}"), strings.Contains(s.URL, "{-y}")
 		if !strings.Contains(s.URL, "{z}") || !strings.Contains(s.URL, "{x}") || y == flipped {
-			add("xyz url needs {z}, {x} and one of {y} and {-y}")
+			p.add("xyz url needs {z}, {x} and one of {y} and {-y}")
 		}
 		if flipped && s.RowOrigin == "bottom" {
-			add("xyz url with {-y} and rowOrigin bottom would flip rows twice")
+			p.add("xyz url with {-y} and rowOrigin bottom would flip rows twice")
 		}
 	default:
-		add("kind %q is not one of %s", s.Kind, strings.Join(catalog.SourceKinds, ", "))
+		p.add("kind %q is not one of %s", s.Kind, strings.Join(catalog.SourceKinds, ", "))
 	}
 	switch s.RowOrigin {
 	case "", "top", "bottom":
 	default:
-		add("rowOrigin %q is not top or bottom", s.RowOrigin)
+		p.add("rowOrigin %q is not top or bottom", s.RowOrigin)
 	}
 	if !s.IsHTTP() {
 		for _, f := range []struct {
@@ -69,7 +80,7 @@ func sourceProblems(s catalog.Source) []string {
 			{"notFound", s.NotFound != ""}, {"resample", s.Resample},
 		} {
 			if f.set {
-				add("%s applies to wms, wmts and xyz, not %s", f.name, s.Kind)
+				p.add("%s applies to wms, wmts and xyz, not %s", f.name, s.Kind)
 			}
 		}
 	}
@@ -78,119 +89,111 @@ func sourceProblems(s catalog.Source) []string {
 		v    catalog.Duration
 	}{{"timeout", s.Timeout}, {"connectTimeout", s.ConnectTimeout}, {"headerTimeout", s.HeaderTimeout}} {
 		if d.v < 0 {
-			add("%s %v is negative", d.name, time.Duration(d.v))
+			p.add("%s %v is negative", d.name, time.Duration(d.v))
 		}
 	}
 	if s.MaxAttempts < 0 {
-		add("maxAttempts %d: want at least 1", s.MaxAttempts)
+		p.add("maxAttempts %d: want at least 1", s.MaxAttempts)
 	}
 	if s.Concurrency < 0 || s.Concurrency > 256 {
-		add("concurrency %d: want 1..256", s.Concurrency)
+		p.add("concurrency %d: want 1..256", s.Concurrency)
 	}
 	switch s.NotFound {
 	case "", "nodata", "error":
 	default:
-		add("notFound %q is not nodata or error", s.NotFound)
+		p.add("notFound %q is not nodata or error", s.NotFound)
 	}
 	if s.ZoomOffset < -int(grid.MaxZoom) || s.ZoomOffset > 64 {
-		add("zoomOffset %d is out of range", s.ZoomOffset)
+		p.add("zoomOffset %d is out of range", s.ZoomOffset)
 	}
 	if s.NoDataTolerance < 0 || s.NoDataTolerance > 255 {
-		add("noDataTolerance %d is not within 0..255", s.NoDataTolerance)
+		p.add("noDataTolerance %d is not within 0..255", s.NoDataTolerance)
 	}
 	if s.NoDataTolerance != 0 && s.NoData == nil {
-		add("noDataTolerance needs noData")
+		p.add("noDataTolerance needs noData")
 	}
-	return out
+	return p
 }
 
-func wmsProblems(s catalog.Source) []string {
-	var out []string
-	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
-	if msg := urlProblem(s.URL); msg != "" {
-		add("url %s", msg)
-	} else if strings.ContainsAny(s.URL, "{}") {
-		add("a wms url is not a template")
+// wms adds what is wrong with the settings of a wms source.
+func (p *problems) wms(s catalog.Source) {
+	if p.url(s.URL) && strings.ContainsAny(s.URL, "{}") {
+		p.add("a wms url is not a template")
 	}
 	switch s.Version {
 	case "", "1.1.1", "1.3.0":
 	default:
-		add("version %q is not 1.1.1 or 1.3.0", s.Version)
+		p.add("version %q is not 1.1.1 or 1.3.0", s.Version)
 	}
 	if len(s.Layers) == 0 {
-		add("a wms needs layers")
+		p.add("a wms needs layers")
 	}
 	for _, l := range s.Layers {
 		if l == "" || strings.Contains(l, ",") {
-			add("layer %q: want a name without commas", l)
+			p.add("layer %q: want a name without commas", l)
 		}
 	}
 	if len(s.Styles) != 0 && len(s.Styles) != len(s.Layers) {
-		add("%d styles for %d layers: want one per layer, or none", len(s.Styles), len(s.Layers))
+		p.add("%d styles for %d layers: want one per layer, or none", len(s.Styles), len(s.Layers))
 	}
 	jpeg, msg := checkFormat(s.Format)
 	if msg != "" {
-		add("%s", msg)
+		p.add("%s", msg)
 	}
 	if jpeg && s.Transparent != nil && *s.Transparent {
-		add("format image/jpeg cannot be transparent")
+		p.add("format image/jpeg cannot be transparent")
 	}
-	out = append(out, reservedParams(s.Params, wmsReserved)...)
+	*p = append(*p, reservedParams(s.Params, wmsReserved)...)
 	if s.Metatile != nil {
 		if len(s.Metatile) != 2 {
-			add("metatile: want [columns, rows], got %d numbers", len(s.Metatile))
+			p.add("metatile: want [columns, rows], got %d numbers", len(s.Metatile))
 		}
 		for _, n := range s.Metatile {
 			if n < 1 || n > MaxMetatile {
-				add("metatile %v: want sides of 1..%d tiles", s.Metatile, MaxMetatile)
+				p.add("metatile %v: want sides of 1..%d tiles", s.Metatile, MaxMetatile)
 				break
 			}
 		}
 	}
 	if s.ZoomOffset != 0 {
-		add("zoomOffset applies to wmts and xyz")
+		p.add("zoomOffset applies to wmts and xyz")
 	}
-	return out
 }
 
-func wmtsProblems(s catalog.Source) []string {
-	var out []string
-	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
-	if msg := urlProblem(s.URL); msg != "" {
-		add("url %s", msg)
-	}
+// wmts adds what is wrong with the settings of a wmts source.
+func (p *problems) wmts(s catalog.Source) {
+	p.url(s.URL)
 	if strings.Contains(s.URL, "{TileMatrix}") {
 		if !strings.Contains(s.URL, "{TileRow}") || !strings.Contains(s.URL, "{TileCol}") {
-			add("a wmts url template needs {TileMatrix}, {TileRow} and {TileCol}")
+			p.add("a wmts url template needs {TileMatrix}, {TileRow} and {TileCol}")
 		}
 		if strings.Contains(s.URL, "{Layer}") && s.Layer == "" {
-			add("the wmts url template has {Layer} but no layer is set")
+			p.add("the wmts url template has {Layer} but no layer is set")
 		}
 		if strings.Contains(s.URL, "{TileMatrixSet}") && s.TileMatrixSet == "" {
-			add("the wmts url template has {TileMatrixSet} but no tileMatrixSet is set")
+			p.add("the wmts url template has {TileMatrixSet} but no tileMatrixSet is set")
 		}
 		if len(s.Params) > 0 {
-			add("params apply to wmts kvp, not to a url template")
+			p.add("params apply to wmts kvp, not to a url template")
 		}
 	} else {
 		if strings.ContainsAny(s.URL, "{}") {
-			add("a wmts url template needs {TileMatrix}, {TileRow} and {TileCol}")
+			p.add("a wmts url template needs {TileMatrix}, {TileRow} and {TileCol}")
 		}
 		if s.Layer == "" || s.TileMatrixSet == "" {
-			add("wmts kvp needs layer and tileMatrixSet")
+			p.add("wmts kvp needs layer and tileMatrixSet")
 		}
-		out = append(out, reservedParams(s.Params, wmtsReserved)...)
+		*p = append(*p, reservedParams(s.Params, wmtsReserved)...)
 	}
 	if f := s.TileMatrixFormat; f != "" {
 		verbs := strings.Count(strings.ReplaceAll(f, "%%", ""), "%")
 		if v := fmt.Sprintf(f, 7); verbs != 1 || strings.Contains(v, "%!") || !strings.Contains(v, "7") {
-			add("tileMatrixFormat %q: want one %%d, such as %%02d or EPSG:4326:%%d", f)
+			p.add("tileMatrixFormat %q: want one %%d, such as %%02d or EPSG:4326:%%d", f)
 		}
 	}
 	if _, msg := checkFormat(s.Format); msg != "" {
-		add("%s", msg)
+		p.add("%s", msg)
 	}
-	return out
 }
 
 // checkFormat reports whether f is JPEG, and what is wrong with it.

@@ -10,12 +10,17 @@ import (
 	"github.com/geoexport/exporter/source"
 )
 
+// validLayer is a layer whose record is valid, with the demo source.
+func validLayer() catalog.Layer {
+	return catalog.Layer{
+		ID: "5b1f0d1e-8c4a-4f4e-9a57-2f8d3c0e6a11", ProductID: "p", ProductType: "t", Version: "1",
+		Footprint: grid.BBox{MaxX: 1, MaxY: 1}, MaxResolution: 0.001, Source: catalog.Source{Kind: catalog.SourceDemo},
+	}
+}
+
 func TestInvalidSources(t *testing.T) {
 	t.Parallel()
-	good := catalog.Layer{
-		ID: "5b1f0d1e-8c4a-4f4e-9a57-2f8d3c0e6a11", ProductID: "p", ProductType: "t", Version: "1",
-		Footprint: grid.BBox{MaxX: 1, MaxY: 1}, MaxResolution: 0.001,
-	}
+	good := validLayer()
 	yes := true
 	tests := []struct {
 		name string
@@ -63,20 +68,7 @@ func TestInvalidSources(t *testing.T) {
 			l := good
 			l.Source = tc.src
 			_, err := catalog.New([]catalog.Layer{l}, source.CheckLayer)
-			if len(tc.want) == 0 {
-				if err != nil {
-					t.Errorf("New = %v, want a valid catalog", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("New = nil, want errors with %q", tc.want)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("New = %q, want it to contain %q", err, w)
-				}
-			}
+			checkProblems(t, "New", err, tc.want)
 		})
 	}
 }
@@ -85,10 +77,7 @@ func TestInvalidSources(t *testing.T) {
 // whose source is of no kind or lacks what its kind needs.
 func TestCheckLayerInCatalog(t *testing.T) {
 	t.Parallel()
-	good := catalog.Layer{
-		ID: "5b1f0d1e-8c4a-4f4e-9a57-2f8d3c0e6a11", ProductID: "p", ProductType: "t", Version: "1",
-		Footprint: grid.BBox{MaxX: 1, MaxY: 1}, MaxResolution: 0.001, Source: catalog.Source{Kind: catalog.SourceDemo},
-	}
+	good := validLayer()
 	tests := []struct {
 		name   string
 		mutate func(*catalog.Layer)

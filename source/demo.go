@@ -72,10 +72,7 @@ func (d *Demo) Footprint() grid.BBox { return d.footprint }
 // footprint covers the whole tile. It returns ErrNoData when no pixel
 // centre of t lies in the footprint.
 func (d *Demo) Tile(ctx context.Context, t grid.Tile) (Tile, error) {
-	if err := ctx.Err(); err != nil {
-		return Tile{}, err
-	}
-	if err := checkTile(t); err != nil {
+	if err := checkRequest(ctx, t); err != nil {
 		return Tile{}, err
 	}
 	b := t.Zoom.TileBounds(t.Col, t.Row)

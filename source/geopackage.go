@@ -169,10 +169,7 @@ func NewGeoPackage(cfg GeoPackageConfig) (*GeoPackage, error) {
 // be used, or the tile is not a 256 × 256 PNG or JPEG), ctx.Err(), or a
 // failure to download, open or read, which may be transient.
 func (g *GeoPackage) Tile(ctx context.Context, t grid.Tile) (Tile, error) {
-	if err := ctx.Err(); err != nil {
-		return Tile{}, err
-	}
-	if err := checkTile(t); err != nil {
+	if err := checkRequest(ctx, t); err != nil {
 		return Tile{}, err
 	}
 	r, table, err := g.openReader(ctx)

@@ -74,10 +74,7 @@ func TestGeoPackage(t *testing.T) {
 			t.Parallel()
 			g := open(t)
 			for _, tile := range p.Order {
-				got, err := g.Tile(t.Context(), tile)
-				if err != nil {
-					t.Fatalf("Tile(%v): %v", tile, err)
-				}
+				got := mustTile(t, g, tile)
 				f, _ := gpkg.DetectFormat(p.Tiles[tile])
 				// gpkgtest's PNG tiles have a transparent half.
 				want := source.Tile{Data: p.Tiles[tile], Format: f, Opaque: f == source.JPEG}

@@ -62,6 +62,24 @@ func (s *tileServer) requestURIs() []string {
 	return append([]string(nil), s.paths...)
 }
 
+// checkRequests fails tb unless the server got exactly want requests.
+func (s *tileServer) checkRequests(tb testing.TB, want int64) {
+	tb.Helper()
+	if got := s.requests.Load(); got != want {
+		tb.Errorf("server got %d requests, want %d", got, want)
+	}
+}
+
+// mustTile returns src's tile at at, stopping the test if src fails.
+func mustTile(tb testing.TB, src source.Source, at grid.Tile) source.Tile {
+	tb.Helper()
+	got, err := src.Tile(tb.Context(), at)
+	if err != nil {
+		tb.Fatalf("Tile(%v): %v", at, err)
+	}
+	return got
+}
+
 // sleeps records the waits between retries instead of waiting.
 type sleeps struct {
 	mu sync.Mutex
@@ -73,6 +91,29 @@ func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
 	s.d = append(s.d, d)
 	s.mu.Unlock()
 	return ctx.Err()
+}
+
+// checkWaits fails tb unless the waits were exactly want.
+func (s *sleeps) checkWaits(tb testing.TB, want ...time.Duration) {
+	tb.Helper()
+	if diff := cmp.Diff(want, s.waits()); diff != "" {
+		tb.Errorf("waits (-want +got):\n%s", diff)
+	}
+}
+
+// tooManyRequestsOnce answers the first request with 429 and the given
+// Retry-After, and every later one with tile.
+func tooManyRequestsOnce(tb testing.TB, retryAfter string, tile []byte) *tileServer {
+	tb.Helper()
+	var n atomic.Int64
+	return newTileServer(tb, func(w http.ResponseWriter, _ *http.Request) {
+		if n.Add(1) == 1 {
+			w.Header().Set("Retry-After", retryAfter)
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		_, _ = w.Write(tile)
+	})
 }
 
 func (s *sleeps) waits() []time.Duration {
@@ -95,14 +136,22 @@ func newXYZ(tb testing.TB, srv *tileServer, mod func(*source.XYZConfig)) (*sourc
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := source.NewXYZ(cfg)
-	if err != nil {
-		tb.Fatalf("NewXYZ: %v", err)
-	}
-	tb.Cleanup(func() { s.Close() })
+	s := mustOpen(tb, "NewXYZ", source.NewXYZ, cfg)
 	sl := &sleeps{}
 	source.SetRetryClock(s, sl.sleep, nil)
 	return s, sl
+}
+
+// mustOpen returns the source that open builds from cfg, closed when the
+// test ends, and stops the test if open fails; name is open's name.
+func mustOpen[C any, S interface{ Close() error }](tb testing.TB, name string, open func(C) (S, error), cfg C) S {
+	tb.Helper()
+	s, err := open(cfg)
+	if err != nil {
+		tb.Fatalf("%s: %v", name, err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
 }
 
 func servePNG(tb testing.TB, img image.Image) http.HandlerFunc {
@@ -158,9 +207,7 @@ func TestHTTPFaults(t *testing.T) {
 		if errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Tile error = %v wraps context.DeadlineExceeded: callers would take it for their own deadline", err)
 		}
-		if got := srv.requests.Load(); got != 2 {
-			t.Errorf("server got %d requests, want 2", got)
-		}
+		srv.checkRequests(t, 2)
 		if got := len(sl.waits()); got != 1 {
 			t.Errorf("%d waits between attempts, want 1", got)
 		}
@@ -187,10 +234,7 @@ func TestHTTPFaults(t *testing.T) {
 			_, _ = w.Write(tile)
 		})
 		s, sl := newXYZ(t, srv, nil)
-		got, err := s.Tile(t.Context(), testTile)
-		if err != nil {
-			t.Fatalf("Tile(%v): %v", testTile, err)
-		}
+		got := mustTile(t, s, testTile)
 		if !got.Opaque || got.Format != source.PNG || len(got.Data) != len(tile) {
 			t.Errorf("Tile(%v) = %d bytes of %s, opaque %v, want the served PNG", testTile, len(got.Data), got.Format, got.Opaque)
 		}
@@ -221,12 +265,8 @@ func TestHTTPFaults(t *testing.T) {
 			_, _ = w.Write(tile)
 		})
 		s, sl := newXYZ(t, srv, nil)
-		if _, err := s.Tile(t.Context(), testTile); err != nil {
-			t.Fatalf("Tile(%v): %v", testTile, err)
-		}
-		if got := srv.requests.Load(); got != 2 {
-			t.Errorf("server got %d requests, want 2", got)
-		}
+		mustTile(t, s, testTile)
+		srv.checkRequests(t, 2)
 		if w := sl.waits(); len(w) != 1 || w[0] < 10*time.Millisecond || w[0] > 20*time.Millisecond {
 			t.Errorf("waits = %v, want one of 10ms plus up to 10ms of jitter", w)
 		}
@@ -234,44 +274,18 @@ func TestHTTPFaults(t *testing.T) {
 
 	t.Run("429 honours retry-after", func(t *testing.T) {
 		t.Parallel()
-		var n atomic.Int64
-		srv := newTileServer(t, func(w http.ResponseWriter, _ *http.Request) {
-			if n.Add(1) == 1 {
-				w.Header().Set("Retry-After", "2")
-				w.WriteHeader(http.StatusTooManyRequests)
-				return
-			}
-			_, _ = w.Write(tile)
-		})
-		s, sl := newXYZ(t, srv, nil)
-		if _, err := s.Tile(t.Context(), testTile); err != nil {
-			t.Fatalf("Tile(%v): %v", testTile, err)
-		}
-		if diff := cmp.Diff([]time.Duration{2 * time.Second}, sl.waits()); diff != "" {
-			t.Errorf("waits (-want +got):\n%s", diff)
-		}
+		s, sl := newXYZ(t, tooManyRequestsOnce(t, "2", tile), nil)
+		mustTile(t, s, testTile)
+		sl.checkWaits(t, 2*time.Second)
 	})
 
 	t.Run("429 with an http-date retry-after", func(t *testing.T) {
 		t.Parallel()
 		now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-		var n atomic.Int64
-		srv := newTileServer(t, func(w http.ResponseWriter, _ *http.Request) {
-			if n.Add(1) == 1 {
-				w.Header().Set("Retry-After", now.Add(3*time.Second).Format(http.TimeFormat))
-				w.WriteHeader(http.StatusTooManyRequests)
-				return
-			}
-			_, _ = w.Write(tile)
-		})
-		s, sl := newXYZ(t, srv, nil)
+		s, sl := newXYZ(t, tooManyRequestsOnce(t, now.Add(3*time.Second).Format(http.TimeFormat), tile), nil)
 		source.SetRetryClock(s, nil, func() time.Time { return now })
-		if _, err := s.Tile(t.Context(), testTile); err != nil {
-			t.Fatalf("Tile(%v): %v", testTile, err)
-		}
-		if diff := cmp.Diff([]time.Duration{3 * time.Second}, sl.waits()); diff != "" {
-			t.Errorf("waits (-want +got):\n%s", diff)
-		}
+		mustTile(t, s, testTile)
+		sl.checkWaits(t, 3*time.Second)
 	})
 
 	t.Run("retry-after beyond the limit", func(t *testing.T) {
@@ -300,9 +314,7 @@ func TestHTTPFaults(t *testing.T) {
 		if !errors.As(err, &re) || re.Status != 500 || re.Attempts != 4 {
 			t.Errorf("Tile error = %#v, want a *ResponseError with status 500 after 4 attempts", re)
 		}
-		if got := srv.requests.Load(); got != 4 {
-			t.Errorf("server got %d requests, want 4", got)
-		}
+		srv.checkRequests(t, 4)
 		// Exponential backoff: 10ms, 20ms, 40ms, each with up to as much
 		// again of jitter.
 		w := sl.waits()
@@ -332,9 +344,7 @@ func TestHTTPFaults(t *testing.T) {
 		s, _ := newXYZ(t, srv, nil)
 		_, err := s.Tile(t.Context(), testTile)
 		checkErr(t, err, nil, "http 400", "service exception TileOutOfRange", `"TileRow is out of range"`)
-		if got := srv.requests.Load(); got != 1 {
-			t.Errorf("server got %d requests, want 1", got)
-		}
+		srv.checkRequests(t, 1)
 	})
 
 	t.Run("xml service exception with 200", func(t *testing.T) {
@@ -402,9 +412,7 @@ func TestHTTPFaults(t *testing.T) {
 		s, _ := newXYZ(t, srv, func(c *source.XYZConfig) { c.HTTP.MaxBodyBytes = 100 })
 		_, err := s.Tile(t.Context(), testTile)
 		checkErr(t, err, nil, "over the 100-byte limit")
-		if got := srv.requests.Load(); got != 1 {
-			t.Errorf("server got %d requests, want 1", got)
-		}
+		srv.checkRequests(t, 1)
 	})
 }
 
@@ -466,9 +474,7 @@ func TestHTTPNoData(t *testing.T) {
 			if tc.wantErr == nil && errors.Is(err, source.ErrNoData) {
 				t.Errorf("Tile(%v) error = %v, want a failure, not no data", testTile, err)
 			}
-			if got := srv.requests.Load(); got != 1 {
-				t.Errorf("server got %d requests, want 1", got)
-			}
+			srv.checkRequests(t, 1)
 		})
 	}
 }
@@ -487,10 +493,7 @@ func TestHTTPWrongSize(t *testing.T) {
 	t.Run("resample", func(t *testing.T) {
 		t.Parallel()
 		s, _ := newXYZ(t, srv, func(c *source.XYZConfig) { c.HTTP.Resample = true })
-		got, err := s.Tile(t.Context(), testTile)
-		if err != nil {
-			t.Fatalf("Tile(%v): %v", testTile, err)
-		}
+		got := mustTile(t, s, testTile)
 		if got.Image == nil || got.Data != nil || !got.Opaque {
 			t.Fatalf("Tile(%v) = %+v, want an opaque resampled image", testTile, got)
 		}
@@ -614,9 +617,7 @@ func TestHTTPCancelledWhileWaiting(t *testing.T) {
 	if err := <-held; !errors.Is(err, context.Canceled) {
 		t.Errorf("held Tile = %v, want context.Canceled", err)
 	}
-	if got := srv.requests.Load(); got != 1 {
-		t.Errorf("server got %d requests, want 1", got)
-	}
+	srv.checkRequests(t, 1)
 }
 
 func TestHTTPRequest(t *testing.T) {
@@ -674,18 +675,25 @@ func TestHTTPConfigValidate(t *testing.T) {
 // an error mentioning each of wantErr.
 func checkValidate(tb testing.TB, err error, wantErr []string) {
 	tb.Helper()
+	checkProblems(tb, "Validate()", err, wantErr)
+}
+
+// checkProblems checks the result of call: nil when wantErr is empty, or
+// an error mentioning each of wantErr.
+func checkProblems(tb testing.TB, call string, err error, wantErr []string) {
+	tb.Helper()
 	if len(wantErr) == 0 {
 		if err != nil {
-			tb.Errorf("Validate() = %v, want nil", err)
+			tb.Errorf("%s = %v, want nil", call, err)
 		}
 		return
 	}
 	if err == nil {
-		tb.Fatalf("Validate() = nil, want errors containing %q", wantErr)
+		tb.Fatalf("%s = nil, want errors containing %q", call, wantErr)
 	}
 	for _, want := range wantErr {
 		if !strings.Contains(err.Error(), want) {
-			tb.Errorf("Validate() = %q, want it to contain %q", err, want)
+			tb.Errorf("%s = %q, want it to contain %q", call, err, want)
 		}
 	}
 }

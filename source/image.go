@@ -107,3 +107,10 @@ func readHeader(data []byte) (Format, image.Config, error) {
 	}
 	return f, cfg, nil
 }
+
+// DecodeTile decodes a stored tile's PNG or JPEG bytes into an
+// *image.NRGBA or *image.RGBA of exactly one tile; an image of another
+// size is an error wrapping ErrInvalidData.
+func DecodeTile(data []byte) (image.Image, error) {
+	return decodeImage(data, grid.TileSize, grid.TileSize, false)
+}

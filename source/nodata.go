@@ -34,6 +34,19 @@ func (n NoData) String() string {
 	return fmt.Sprintf("#%02x%02x%02x±%d", n.R, n.G, n.B, n.Tolerance)
 }
 
+// blank says why img carries no data, completing "tile is …":
+// "transparent" when every pixel is fully transparent, "all <nd>" when nd
+// is set and every pixel is its colour; "" when img has data.
+func blank(img image.Image, nd *NoData) string {
+	if IsEmpty(img) {
+		return "transparent"
+	}
+	if nd != nil && IsNoData(img, *nd) {
+		return fmt.Sprintf("all %s", nd)
+	}
+	return ""
+}
+
 // IsNoData reports whether every pixel of img is either fully transparent
 // or n's colour, within n's tolerance. Translucent pixels are compared by
 // their colour without alpha. An image with empty bounds is no data. It

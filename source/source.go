@@ -73,6 +73,15 @@ const (
 	JPEG = gpkg.JPEG
 )
 
+// checkRequest is the first step of every Tile method: ctx.Err() when
+// ctx has ended, else checkTile(t).
+func checkRequest(ctx context.Context, t grid.Tile) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return checkTile(t)
+}
+
 // checkTile reports whether t is a tile of the grid.
 func checkTile(t grid.Tile) error {
 	if err := t.Check(); err != nil {

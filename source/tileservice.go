@@ -293,10 +293,7 @@ func (s *tileService) Close() error {
 // retries, a service exception, or an answer that is not an image), a
 // network error after retries, or ctx.Err().
 func (s *tileService) Tile(ctx context.Context, t grid.Tile) (Tile, error) {
-	if err := ctx.Err(); err != nil {
-		return Tile{}, err
-	}
-	if err := checkTile(t); err != nil {
+	if err := checkRequest(ctx, t); err != nil {
 		return Tile{}, err
 	}
 	level := int(t.Zoom) + s.offset
@@ -332,11 +329,8 @@ func storedTile(data []byte, resample bool, nd *NoData) (Tile, error) {
 		if derr != nil {
 			return Tile{}, derr
 		}
-		if IsEmpty(img) {
-			return Tile{}, fmt.Errorf("tile is transparent: %w", ErrNoData)
-		}
-		if nd != nil && IsNoData(img, *nd) {
-			return Tile{}, fmt.Errorf("tile is all %s: %w", nd, ErrNoData)
+		if why := blank(img, nd); why != "" {
+			return Tile{}, fmt.Errorf("tile is %s: %w", why, ErrNoData)
 		}
 		return Tile{Image: img, Opaque: IsOpaque(img)}, nil
 	}
@@ -345,11 +339,8 @@ func storedTile(data []byte, resample bool, nd *NoData) (Tile, error) {
 		if err != nil {
 			return Tile{}, fmt.Errorf("%w: %w", ErrInvalidData, err)
 		}
-		if IsEmpty(img) {
-			return Tile{}, fmt.Errorf("tile is transparent: %w", ErrNoData)
-		}
-		if nd != nil && IsNoData(img, *nd) {
-			return Tile{}, fmt.Errorf("tile is all %s: %w", nd, ErrNoData)
+		if why := blank(img, nd); why != "" {
+			return Tile{}, fmt.Errorf("tile is %s: %w", why, ErrNoData)
 		}
 		opaque = opaque || IsOpaque(img)
 	}

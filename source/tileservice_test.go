@@ -68,21 +68,11 @@ func TestTileServiceURLs(t *testing.T) {
 			if tc.wmts != nil {
 				cfg := *tc.wmts
 				cfg.URL = srv.URL + cfg.URL
-				s, err := source.NewWMTS(cfg)
-				if err != nil {
-					t.Fatalf("NewWMTS: %v", err)
-				}
-				defer s.Close()
-				src = s
+				src = mustOpen(t, "NewWMTS", source.NewWMTS, cfg)
 			} else {
 				cfg := *tc.xyz
 				cfg.URL = srv.URL + cfg.URL
-				s, err := source.NewXYZ(cfg)
-				if err != nil {
-					t.Fatalf("NewXYZ: %v", err)
-				}
-				defer s.Close()
-				src = s
+				src = mustOpen(t, "NewXYZ", source.NewXYZ, cfg)
 			}
 			at := testTile
 			if tc.tile != nil {
@@ -139,10 +129,7 @@ func TestTileServiceStoredTiles(t *testing.T) {
 			t.Parallel()
 			srv := newTileServer(t, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(tc.body) })
 			s, _ := newXYZ(t, srv, nil)
-			got, err := s.Tile(t.Context(), testTile)
-			if err != nil {
-				t.Fatalf("Tile(%v): %v", testTile, err)
-			}
+			got := mustTile(t, s, testTile)
 			if diff := cmp.Diff(source.Tile{Data: tc.body, Format: tc.wantFormat, Opaque: tc.wantOpaque}, got); diff != "" {
 				t.Errorf("Tile(%v) (-want +got):\n%s", testTile, diff)
 			}

@@ -203,10 +203,7 @@ func (s *TileStore) Close() error {
 // with the file named. JPEG tiles, and PNG tiles without an alpha channel or
 // transparency chunk, are marked Opaque.
 func (s *TileStore) Tile(ctx context.Context, t grid.Tile) (Tile, error) {
-	if err := ctx.Err(); err != nil {
-		return Tile{}, err
-	}
-	if err := checkTile(t); err != nil {
+	if err := checkRequest(ctx, t); err != nil {
 		return Tile{}, err
 	}
 	row := t.Row

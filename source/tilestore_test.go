@@ -126,10 +126,23 @@ func storeCases(f storeFixture) []storeCase {
 	}
 }
 
-// runStoreCase reads tc.tile from a store built by open and checks it.
-func runStoreCase(t *testing.T, tc storeCase, open func(source.TileStoreConfig) *source.TileStore) {
+// runStoreCases runs every case of storeCases(f) as a subtest against a
+// store whose location at sets.
+func runStoreCases(t *testing.T, f storeFixture, at func(*source.TileStoreConfig)) {
 	t.Helper()
-	s := open(source.TileStoreConfig{RowOrigin: tc.origin, Extensions: tc.exts, MaxTileBytes: tc.max})
+	for _, tc := range storeCases(f) {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := source.TileStoreConfig{RowOrigin: tc.origin, Extensions: tc.exts, MaxTileBytes: tc.max}
+			at(&cfg)
+			runStoreCase(t, tc, newTileStore(t, cfg))
+		})
+	}
+}
+
+// runStoreCase reads tc.tile from s and checks it.
+func runStoreCase(t *testing.T, tc storeCase, s *source.TileStore) {
+	t.Helper()
 	got, err := s.Tile(t.Context(), tc.tile)
 	if tc.wantErr != nil {
 		if !errors.Is(err, tc.wantErr) {
@@ -152,15 +165,7 @@ func TestTileStoreDir(t *testing.T) {
 	t.Parallel()
 	f := newStoreFixture(t)
 	dir := writeDir(t, f.files)
-	for _, tc := range storeCases(f) {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			runStoreCase(t, tc, func(cfg source.TileStoreConfig) *source.TileStore {
-				cfg.Dir = dir
-				return newTileStore(t, cfg)
-			})
-		})
-	}
+	runStoreCases(t, f, func(cfg *source.TileStoreConfig) { cfg.Dir = dir })
 }
 
 func TestTileStoreFS(t *testing.T) {
@@ -170,15 +175,7 @@ func TestTileStoreFS(t *testing.T) {
 	for name, data := range f.files {
 		fsys["tiles/v1/"+name] = &fstest.MapFile{Data: data}
 	}
-	for _, tc := range storeCases(f) {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			runStoreCase(t, tc, func(cfg source.TileStoreConfig) *source.TileStore {
-				cfg.FS, cfg.Prefix = fsys, "/tiles/v1/"
-				return newTileStore(t, cfg)
-			})
-		})
-	}
+	runStoreCases(t, f, func(cfg *source.TileStoreConfig) { cfg.FS, cfg.Prefix = fsys, "/tiles/v1/" })
 }
 
 func TestTileStoreObjects(t *testing.T) {
@@ -188,15 +185,7 @@ func TestTileStoreObjects(t *testing.T) {
 	for name, data := range f.files {
 		objects["layers/demo/"+name] = data
 	}
-	for _, tc := range storeCases(f) {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			runStoreCase(t, tc, func(cfg source.TileStoreConfig) *source.TileStore {
-				cfg.Objects, cfg.Prefix = objects, "layers/demo"
-				return newTileStore(t, cfg)
-			})
-		})
-	}
+	runStoreCases(t, f, func(cfg *source.TileStoreConfig) { cfg.Objects, cfg.Prefix = objects, "layers/demo" })
 }
 
 // TestTileStoreDirEscape plants links and odd entries in a store directory:
@@ -300,19 +289,9 @@ func TestTileStoreConfigValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			err := tc.cfg.Validate()
+			checkValidate(t, err, tc.wantErr)
 			if len(tc.wantErr) == 0 {
-				if err != nil {
-					t.Errorf("Validate() = %v, want nil", err)
-				}
 				return
-			}
-			if err == nil {
-				t.Fatalf("Validate() = nil, want errors containing %q", tc.wantErr)
-			}
-			for _, want := range tc.wantErr {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("Validate() = %q, want it to contain %q", err, want)
-				}
 			}
 			if _, err := source.NewTileStore(tc.cfg); err == nil {
 				t.Errorf("NewTileStore accepted a config that Validate rejects")

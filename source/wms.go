@@ -241,10 +241,7 @@ func (s *WMS) Close() error {
 // error status after retries, a service exception, or an answer that is
 // not an image), a network error after retries, or ctx.Err().
 func (s *WMS) Tile(ctx context.Context, t grid.Tile) (Tile, error) {
-	if err := ctx.Err(); err != nil {
-		return Tile{}, err
-	}
-	if err := checkTile(t); err != nil {
+	if err := checkRequest(ctx, t); err != nil {
 		return Tile{}, err
 	}
 	block := s.block(t)
@@ -261,11 +258,8 @@ func (s *WMS) Tile(ctx context.Context, t grid.Tile) (Tile, error) {
 		return s.jpegTile(t, res.jpegs[(t.Row-block.MinRow)*block.Width()+t.Col-block.MinCol])
 	}
 	img := cutTile(res.img, int(t.Col-block.MinCol)*grid.TileSize, int(t.Row-block.MinRow)*grid.TileSize)
-	if IsEmpty(img) {
-		return Tile{}, fmt.Errorf("%s %q: tile %s is transparent: %w", s.kind, s.name, t, ErrNoData)
-	}
-	if nd := s.cfg.HTTP.NoData; nd != nil && IsNoData(img, *nd) {
-		return Tile{}, fmt.Errorf("%s %q: tile %s is all %s: %w", s.kind, s.name, t, nd, ErrNoData)
+	if why := blank(img, s.cfg.HTTP.NoData); why != "" {
+		return Tile{}, fmt.Errorf("%s %q: tile %s is %s: %w", s.kind, s.name, t, why, ErrNoData)
 	}
 	return Tile{Image: img, Opaque: IsOpaque(img)}, nil
 }

@@ -113,11 +113,7 @@ func newWMS(tb testing.TB, srv *tileServer, mod func(*source.WMSConfig)) *source
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := source.NewWMS(cfg)
-	if err != nil {
-		tb.Fatalf("NewWMS: %v", err)
-	}
-	tb.Cleanup(func() { s.Close() })
+	s := mustOpen(tb, "NewWMS", source.NewWMS, cfg)
 	sl := &sleeps{}
 	source.SetRetryClock(s, sl.sleep, nil)
 	return s
@@ -143,10 +139,7 @@ func TestWMSAxisOrder(t *testing.T) {
 			s := newWMS(t, srv, func(c *source.WMSConfig) {
 				c.Version, c.MetatileCols, c.MetatileRows = tc.version, 1, 1
 			})
-			got, err := s.Tile(t.Context(), tile)
-			if err != nil {
-				t.Fatalf("Tile(%v): %v", tile, err)
-			}
+			got := mustTile(t, s, tile)
 			if err := sourcetest.CheckPattern(got.Image, tile, 0); err != nil {
 				t.Error(err)
 			}
@@ -275,10 +268,7 @@ func TestWMSMetatileBlocks(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			got, err := s.Tile(t.Context(), tc.tile)
-			if err != nil {
-				t.Fatalf("Tile(%v): %v", tc.tile, err)
-			}
+			got := mustTile(t, s, tc.tile)
 			if err := sourcetest.CheckPattern(got.Image, tc.tile, 0); err != nil {
 				t.Error(err)
 			}
@@ -299,10 +289,7 @@ func TestWMSBlocksAtTheFootprintEdge(t *testing.T) {
 		c.Footprint = grid.BBox{MinX: 34.5, MinY: 29.4, MaxX: 35.9, MaxY: 33.4} // zoom 8: cols 305..307, rows 80..86
 	})
 	for _, tile := range []grid.Tile{{Zoom: 8, Col: 306, Row: 85}, {Zoom: 8, Col: 304, Row: 84}, {Zoom: 8, Col: 305, Row: 84}, {Zoom: 8, Col: 307, Row: 87}} {
-		got, err := s.Tile(t.Context(), tile)
-		if err != nil {
-			t.Fatalf("Tile(%v): %v", tile, err)
-		}
+		got := mustTile(t, s, tile)
 		if err := sourcetest.CheckPattern(got.Image, tile, 0); err != nil {
 			t.Error(err)
 		}
@@ -381,9 +368,7 @@ func TestWMSTransparencyAndNoData(t *testing.T) {
 			t.Errorf("Tile(%v) opaque = %v, want %v", tc.tile, got.Opaque, tc.wantOpaque)
 		}
 	}
-	if got := srv.requests.Load(); got != 1 {
-		t.Errorf("server got %d requests, want 1", got)
-	}
+	srv.checkRequests(t, 1)
 }
 
 func TestWMSWrongSize(t *testing.T) {
@@ -402,10 +387,7 @@ func TestWMSWrongSize(t *testing.T) {
 	t.Run("resample", func(t *testing.T) {
 		t.Parallel()
 		s := newWMS(t, srv, func(c *source.WMSConfig) { c.HTTP.Resample = true })
-		got, err := s.Tile(t.Context(), testTile)
-		if err != nil {
-			t.Fatalf("Tile(%v): %v", testTile, err)
-		}
+		got := mustTile(t, s, testTile)
 		if c := color.NRGBAModel.Convert(got.Image.At(100, 100)); c != blue {
 			t.Errorf("resampled pixel = %v, want %v", c, blue)
 		}
@@ -479,9 +461,7 @@ func TestWMSCacheSize(t *testing.T) {
 		}
 	}
 	// 0 miss, 4 miss, 0 hit, 8 miss (evicts 4), 0 hit, 4 miss.
-	if got := srv.requests.Load(); got != 4 {
-		t.Errorf("server got %d requests, want 4", got)
-	}
+	srv.checkRequests(t, 4)
 	if cached, _, _ := source.MetatileCache(s); cached != 2 {
 		t.Errorf("cache holds %d metatiles, want 2", cached)
 	}
@@ -534,9 +514,7 @@ func TestWMSMetatileCancel(t *testing.T) {
 		if err := <-second; err != nil {
 			t.Errorf("other Tile = %v, want its tile", err)
 		}
-		if got := srv.requests.Load(); got != 1 {
-			t.Errorf("server got %d requests, want 1", got)
-		}
+		srv.checkRequests(t, 1)
 	})
 
 	t.Run("all give up", func(t *testing.T) {
@@ -567,9 +545,7 @@ func TestWMSMetatileCancel(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("the metatile request was not cancelled when its last caller left")
 		}
-		if got := srv.requests.Load(); got != 1 {
-			t.Errorf("server got %d requests, want 1", got)
-		}
+		srv.checkRequests(t, 1)
 	})
 }
 
@@ -735,10 +711,7 @@ func TestWMSJPEGMetatilesAreCutLosslessly(t *testing.T) {
 		c.HTTP.NoData = &source.NoData{R: 255, G: 255, B: 255}
 	})
 	for _, tile := range []grid.Tile{{Zoom: 3, Col: 2, Row: 2}, {Zoom: 3, Col: 2, Row: 3}, {Zoom: 3, Col: 3, Row: 3}} {
-		got, err := s.Tile(t.Context(), tile)
-		if err != nil {
-			t.Fatalf("Tile(%v): %v", tile, err)
-		}
+		got := mustTile(t, s, tile)
 		if got.Image != nil || got.Format != source.JPEG || !got.Opaque {
 			t.Fatalf("Tile(%v) = image %T, format %s, opaque %v; want opaque JPEG data", tile, got.Image, got.Format, got.Opaque)
 		}
@@ -756,9 +729,7 @@ func TestWMSJPEGMetatilesAreCutLosslessly(t *testing.T) {
 	if _, err := s.Tile(t.Context(), grid.Tile{Zoom: 3, Col: 3, Row: 2}); !errors.Is(err, source.ErrNoData) {
 		t.Errorf("white tile = %v, want ErrNoData", err)
 	}
-	if got := srv.requests.Load(); got != 1 {
-		t.Errorf("server got %d requests, want 1", got)
-	}
+	srv.checkRequests(t, 1)
 
 	cmyk, err := os.ReadFile("testdata/cmyk.jpg")
 	if err != nil {

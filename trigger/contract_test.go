@@ -306,6 +306,18 @@ func TestContract(t *testing.T) {
 				{name: "task status", method: "GET", path: "/taskStatus/" + unknownUUID, want: 503},
 			})
 		})
+		t.Run("export", func(t *testing.T) {
+			t.Parallel()
+			contractExport(t, k)
+		})
+		t.Run("export over the quota", func(t *testing.T) {
+			t.Parallel()
+			srv, _ := setup(t, func(c *trigger.Config, _ *trigger.Deps) { c.QuotaBytes = 1 })
+			k.run(t, srv, []exchange{
+				{name: "export larger than the quota", method: "POST", path: "/export", body: exportBody(areaROI, ""), want: 507},
+				{name: "storage of the quota", method: "GET", path: "/storage", want: 200},
+			})
+		})
 		t.Run("broker down with a quota", func(t *testing.T) {
 			t.Parallel()
 			srv, _ := setup(t, func(c *trigger.Config, d *trigger.Deps) {
@@ -621,6 +633,49 @@ func contractMain(t *testing.T, k *contract) {
 	if got := bodies["download the fileUri"]; string(got) != string(content) {
 		t.Errorf("GET %s = %d bytes, want the package's %d", download, len(got), len(content))
 	}
+}
+
+// contractExport walks one server through an /export job: the area
+// request, its estimate, status and bad input, the cached answer and the
+// metadata download.
+func contractExport(t *testing.T, k *contract) {
+	srv, b := setup(t)
+	_, body := k.check(t, srv, exchange{name: "export", method: "POST", path: "/export", body: exportBody(areaROI, ""), want: 200})
+	id, _ := member(t, body, "jobId")
+	jobID, _ := id.(string)
+	k.run(t, srv, []exchange{
+		{name: "export again joins", method: "POST", path: "/export", body: exportBody(areaROIRedigitised, ""), want: 200},
+		{name: "estimate an area", method: "POST", path: "/estimate", body: exportBody(areaROI, ""), want: 200},
+		{name: "estimate a bad area", method: "POST", path: "/estimate", body: exportBody(`{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"maxResolutionDeg":0.01},"geometry":{"type":"Polygon","coordinates":[[[35,31],[35.1,31]]]}}]}`, ""), want: 400},
+		{name: "export of an unknown layer", method: "POST", path: "/export", want: 404,
+			body: replace(exportBody(areaROI, ""), "ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8", unknownUUID)},
+		{name: "export outside the footprint", method: "POST", path: "/export", want: 400,
+			body: exportBody(`{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"maxResolutionDeg":0.01},"geometry":{"type":"Polygon","coordinates":[[[10,10],[11,10],[11,11],[10,10]]]}}]}`, "")},
+		{name: "export with an unknown field", method: "POST", path: "/export", body: exportBody(areaROI, `,"bbox":[1,2,3,4]`), want: 400, docRejects: true},
+		{name: "export of a Point", method: "POST", path: "/export", want: 400, docRejects: true,
+			body: exportBody(`{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"maxResolutionDeg":0.01},"geometry":{"type":"Point","coordinates":[35,31]}}]}`, "")},
+		{name: "export status", method: "GET", path: "/export/" + jobID + "/status", want: 200},
+		{name: "export status of an unknown job", method: "GET", path: "/export/" + unknownUUID + "/status", want: 404},
+		{name: "export status of a bad id", method: "GET", path: "/export/nope/status", want: 400, docRejects: true},
+		{name: "storage", method: "GET", path: "/storage", want: 200},
+	})
+	j, err := b.jobs.Get(t.Context(), jobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := job.PackageKey(jobID, j.Spec.PackageName)
+	if _, _, err := b.jobs.Complete(t.Context(), jobID, job.Result{FileKey: key, FileSize: 1000, MetadataSize: 13}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	putPackage(t, b, key, []byte(strings.Repeat("0123456789", 100)))
+	putPackage(t, b, job.MetadataFileKey(key), []byte(`{"jobId":"x"}`))
+	_, body = k.check(t, srv, exchange{name: "export served from cache", method: "POST", path: "/export", body: exportBody(areaROIRedigitised, ""), want: 200})
+	meta, _ := member(t, body, "links", "metadataURI")
+	uri, _ := meta.(string)
+	k.run(t, srv, []exchange{
+		{name: "download the metadataURI", method: "GET", path: strings.TrimPrefix(uri, "http://exporter.test"), want: 200},
+		{name: "export status of a completed job", method: "GET", path: "/export/" + jobID + "/status", want: 200},
+	})
 }
 
 // foreignToken is a well-formed token signed with a key the server does

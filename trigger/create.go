@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/geoexport/exporter/internal/area"
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
@@ -34,7 +35,6 @@ func (s *Server) create(c *fiber.Ctx) error {
 			return s.estimate(c)
 		}
 	}
-	ctx := c.UserContext()
 	req, spec, err := s.decodeAndPlan(c)
 	if err != nil {
 		s.metrics.created.WithLabelValues("rejected").Inc()
@@ -44,6 +44,24 @@ func (s *Server) create(c *fiber.Ctx) error {
 	for i, u := range req.CallbackURLs {
 		callbacks[i] = job.Callback{URL: u, BBox: req.BBox.Slice()}
 	}
+	j, outcome, err := s.getOrCreate(c, spec, callbacks)
+	if err != nil {
+		return err
+	}
+	if outcome == job.OutcomeCacheHit {
+		resp := j.Completion(s.cfg.PublicURL, req.BBox.Slice())
+		resp.Status = job.StatusCompleted
+		return c.JSON(resp)
+	}
+	return c.JSON(createdResponse{Status: job.StatusInProgress, ID: j.ID, TaskIDs: j.TaskIDs})
+}
+
+// getOrCreate is the one step /create and /export share once the spec is
+// planned: the naive cache's get-or-create (507 over the quota), and the
+// render tasks of a new or joined job queued. A new job that cannot be
+// queued is failed, so the next identical request starts afresh.
+func (s *Server) getOrCreate(c *fiber.Ctx, spec job.Spec, callbacks []job.Callback) (job.Job, job.Outcome, error) {
+	ctx := c.UserContext()
 	id := uuid.NewString()
 	fresh := job.Job{ID: id, Spec: spec} // task ids are planned if it is stored
 	p, _ := PrincipalFrom(c)
@@ -53,27 +71,25 @@ func (s *Server) create(c *fiber.Ctx) error {
 	var qerr *job.QuotaError
 	if errors.As(err, &qerr) {
 		s.metrics.created.WithLabelValues("rejected").Inc()
-		return err
+		return j, outcome, err
 	}
 	if err != nil {
-		return unavailable(err)
+		return j, outcome, unavailable(err)
 	}
 	s.metrics.created.WithLabelValues(string(outcome)).Inc()
 	log := s.deps.Logger.With(logattr.JobID, j.ID, logattr.Outcome, string(outcome))
 	switch outcome {
 	case job.OutcomeCacheHit:
 		log.InfoContext(ctx, "export served from cache")
-		resp := j.Completion(s.cfg.PublicURL, req.BBox.Slice())
-		resp.Status = job.StatusCompleted
-		return c.JSON(resp)
+		return j, outcome, nil
 	case job.OutcomeJoined:
 		// Enqueue again: the task ids make it a no-op while the tasks
 		// exist, and it revives a job whose creator died before queueing.
 		if err := s.enqueue(c, j); err != nil {
-			return unavailable(err)
+			return j, outcome, unavailable(err)
 		}
 		log.InfoContext(ctx, "export joined a running job")
-		return c.JSON(createdResponse{Status: job.StatusInProgress, ID: j.ID, TaskIDs: j.TaskIDs})
+		return j, outcome, nil
 	}
 	if err := s.enqueue(c, j); err != nil {
 		// Nothing will render this job: end it, so the next identical
@@ -81,10 +97,10 @@ func (s *Server) create(c *fiber.Ctx) error {
 		if _, _, ferr := s.deps.Jobs.Fail(ctx, j.ID, "could not be queued"); ferr != nil {
 			err = errors.Join(err, ferr)
 		}
-		return unavailable(err)
+		return j, outcome, unavailable(err)
 	}
 	log.InfoContext(ctx, "export job created", "zoom", int(spec.Zoom), logattr.Tiles, spec.TilesTotal, "priority", spec.Priority)
-	return c.JSON(createdResponse{Status: job.StatusInProgress, ID: j.ID, TaskIDs: j.TaskIDs})
+	return j, outcome, nil
 }
 
 // decodeAndPlan decodes the body, checks its callbacks against the
@@ -94,28 +110,34 @@ func (s *Server) decodeAndPlan(c *fiber.Ctx) (ExportRequest, job.Spec, error) {
 	if err != nil {
 		return req, job.Spec{}, err
 	}
-	if s.deps.CallbackPolicy != nil {
-		var errs []FieldError
-		for i, u := range req.CallbackURLs {
-			if err := s.deps.CallbackPolicy.CheckURL(c.UserContext(), u); err != nil {
-				errs = append(errs, FieldError{Field: fmt.Sprintf("callbackURLs[%d]", i), Reason: err.Error()})
-			}
-		}
-		if len(errs) > 0 {
-			return req, job.Spec{}, &ValidationError{Fields: errs}
-		}
+	if err := s.checkCallbacks(c, req.CallbackURLs); err != nil {
+		return req, job.Spec{}, err
 	}
 	spec, err := s.plan(req)
 	return req, spec, err
 }
 
+// checkCallbacks checks callback URLs against the callback policy.
+func (s *Server) checkCallbacks(c *fiber.Ctx, urls []string) error {
+	if s.deps.CallbackPolicy == nil {
+		return nil
+	}
+	var errs []FieldError
+	for i, u := range urls {
+		if err := s.deps.CallbackPolicy.CheckURL(c.UserContext(), u); err != nil {
+			errs = append(errs, FieldError{Field: fmt.Sprintf("callbackURLs[%d]", i), Reason: err.Error()})
+		}
+	}
+	if len(errs) > 0 {
+		return &ValidationError{Fields: errs}
+	}
+	return nil
+}
+
 // plan applies the catalog to a valid request: layer, zoom, footprint,
 // tile budget, size estimate.
 func (s *Server) plan(req ExportRequest) (job.Spec, error) {
-	layer, err := s.deps.Catalog.Lookup(req.DBID)
-	if errors.Is(err, catalog.ErrNotFound) {
-		return job.Spec{}, errorf(fiber.StatusNotFound, "dbId: no layer with id %s", req.DBID)
-	}
+	layer, err := s.lookup(req.DBID)
 	if err != nil {
 		return job.Spec{}, err
 	}
@@ -132,14 +154,45 @@ func (s *Server) plan(req ExportRequest) (job.Spec, error) {
 	if err != nil {
 		return job.Spec{}, invalid("bbox", "%s does not intersect the layer footprint %s", fmtBBox(req.BBox), fmtBBox(layer.Footprint))
 	}
+	const instead = "a smaller bbox or a coarser targetResolution"
 	spec := job.NewSpec(layer, z, extent, req.Priority)
+	if err := s.finishSpec(&spec, "bbox", instead); err != nil || len(layer.FootprintGeometry) == 0 {
+		return spec, err
+	}
+	// A polygon footprint clips the bbox by the coverage rule: the tiles
+	// that overlap both with a non-zero area (the pyramid of the snapped
+	// bbox, just checked against the cap, is a bound of them).
+	spec, err = job.NewAreaSpec(layer, []area.Feature{area.BBoxFeature(req.BBox, req.TargetResolution, z)}, req.Priority, "", false)
+	var aerr *area.Error
+	if errors.As(err, &aerr) {
+		return job.Spec{}, invalid("bbox", "%s does not intersect the layer footprint", fmtBBox(req.BBox))
+	}
+	if err != nil {
+		return job.Spec{}, err
+	}
+	return spec, s.finishSpec(&spec, "bbox", instead)
+}
+
+// lookup is the catalog's layer dbID (404 when unknown).
+func (s *Server) lookup(dbID string) (catalog.Layer, error) {
+	layer, err := s.deps.Catalog.Lookup(dbID)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return catalog.Layer{}, errorf(fiber.StatusNotFound, "dbId: no layer with id %s", dbID)
+	}
+	return layer, err
+}
+
+// finishSpec sets the estimate and batching of a planned spec and checks
+// the tile cap, naming field (bbox or roi) and what to choose instead
+// when it is exceeded.
+func (s *Server) finishSpec(spec *job.Spec, field, instead string) error {
 	spec.EstimatedBytes = spec.Estimate(s.cfg.TileSizes)
 	spec.BatchTiles, spec.BatchSpread, spec.BatchMinTiles = s.cfg.Batching.MaxTiles, s.cfg.Batching.Spread, s.cfg.Batching.MinTiles
 	if spec.TilesTotal > s.cfg.MaxTiles {
-		return job.Spec{}, invalid("bbox", "the export holds %d tiles, more than the limit of %d; choose a smaller bbox or a coarser targetResolution",
-			spec.TilesTotal, s.cfg.MaxTiles)
+		return invalid(field, "the export holds %d tiles, more than the limit of %d; choose %s",
+			spec.TilesTotal, s.cfg.MaxTiles, instead)
 	}
-	return spec, nil
+	return nil
 }
 
 func fmtBBox(b grid.BBox) string { return "[" + strings.ReplaceAll(b.String(), ",", ", ") + "]" }

@@ -18,8 +18,8 @@ import (
 // ContentTypeGeoPackage is the media type of GeoPackage files.
 const ContentTypeGeoPackage = "application/geopackage+sqlite3"
 
-// download streams a package from storage: /downloads/<job id>/<name>
-// is the package of that job, /downloads/<name> one stored before packages
+// download streams a package, or the metadata JSON beside it, from
+// storage: /downloads/<job id>/<name> is the file of that job, /downloads/<name> one stored before packages
 // had per-job keys (job.DownloadURI). It answers If-None-Match on the ETag
 // with 304, and one byte range (with If-Range) with 206; a Range it cannot
 // read, of another unit or of several ranges, is ignored as RFC 9110
@@ -49,7 +49,11 @@ func (s *Server) download(c *fiber.Ctx) error {
 		etag = `"` + strings.Trim(t, `"`) + `"`
 		c.Set(fiber.HeaderETag, etag)
 	}
-	c.Set(fiber.HeaderContentType, ContentTypeGeoPackage)
+	if strings.HasSuffix(name, ".json") {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	} else {
+		c.Set(fiber.HeaderContentType, ContentTypeGeoPackage)
+	}
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+name+`"`)
 	c.Set(fiber.HeaderAcceptRanges, "bytes")
 	c.Set(fiber.HeaderLastModified, obj.ModTime().UTC().Format(http.TimeFormat))

@@ -262,4 +262,6 @@ func (s *Server) listLayers(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
-var packageFile = regexp.MustCompile(`^[A-Za-z0-9._-]+\.gpkg$`)
+// packageFile matches the files of a package: the GeoPackage and its
+// metadata JSON.
+var packageFile = regexp.MustCompile(`^[A-Za-z0-9._-]+\.(gpkg|json)$`)

@@ -69,34 +69,9 @@ var fields = []string{"dbId", "bbox", "targetResolution", "callbackURLs", "crs",
 // Member names are matched exactly. Checks that need the catalog (layer,
 // resolution limit, footprint) come later.
 func DecodeExportRequest(body []byte) (ExportRequest, error) {
-	var m map[string]json.RawMessage
-	// A body that is one JSON value decodes as a decoder would decode it;
-	// only a body that is not says why through the decoder.
-	if json.Unmarshal(body, &m) != nil {
-		m = nil
-		dec := json.NewDecoder(bytes.NewReader(body))
-		if err := dec.Decode(&m); err != nil {
-			return ExportRequest{}, decodeError(err)
-		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			return ExportRequest{}, invalid("", "malformed JSON: unexpected data after the request object")
-		}
-	}
-	if m == nil {
-		return ExportRequest{}, invalid("", "the request must be a JSON object")
-	}
-	var unknown []FieldError
-	for k := range m {
-		if !slices.Contains(fields, k) {
-			unknown = append(unknown, FieldError{Field: k, Reason: "unknown field; the accepted fields are " + strings.Join(fields, ", ")})
-		}
-	}
-	if len(unknown) > 0 {
-		slices.SortFunc(unknown, func(a, b FieldError) int { return strings.Compare(a.Field, b.Field) })
-		return ExportRequest{}, &ValidationError{Fields: unknown}
-	}
-	w := struct{ DBID, BBox, TargetResolution, CallbackURLs, CRS, Priority json.RawMessage }{
-		m["dbId"], m["bbox"], m["targetResolution"], m["callbackURLs"], m["crs"], m["priority"],
+	m, err := decodeMembers(body, fields)
+	if err != nil {
+		return ExportRequest{}, err
 	}
 	var (
 		r    ExportRequest
@@ -105,19 +80,8 @@ func DecodeExportRequest(body []byte) (ExportRequest, error) {
 	fail := func(field, format string, a ...any) {
 		errs = append(errs, FieldError{Field: field, Reason: fmt.Sprintf(format, a...)})
 	}
-	present := func(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
-
-	switch {
-	case !present(w.DBID):
-		fail("dbId", "is required")
-	case json.Unmarshal(w.DBID, &r.DBID) != nil:
-		fail("dbId", "must be a string")
-	default:
-		if _, err := uuid.Parse(r.DBID); err != nil || len(r.DBID) != 36 {
-			fail("dbId", "%q is not a uuid", r.DBID)
-		}
-	}
-
+	w := struct{ BBox, TargetResolution json.RawMessage }{m["bbox"], m["targetResolution"]}
+	r.DBID = decodeDBID(m["dbId"], fail)
 	if len(w.BBox) == 0 {
 		fail("bbox", "is required")
 	} else if b, ok := decodeBBox(w.BBox, fail); ok {
@@ -135,36 +99,99 @@ func DecodeExportRequest(body []byte) (ExportRequest, error) {
 	} else {
 		r.TargetResolution = res
 	}
+	r.CallbackURLs, r.CRS, r.Priority = decodeShared(m, true, fail)
+	if len(errs) > 0 {
+		return ExportRequest{}, &ValidationError{Fields: errs}
+	}
+	return r, nil
+}
 
+// decodeMembers reads a request body: one JSON object whose members are
+// all among accepted (matched exactly), or a *ValidationError.
+func decodeMembers(body []byte, accepted []string) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	// A body that is one JSON value decodes as a decoder would decode it;
+	// only a body that is not says why through the decoder.
+	if json.Unmarshal(body, &m) != nil {
+		m = nil
+		dec := json.NewDecoder(bytes.NewReader(body))
+		if err := dec.Decode(&m); err != nil {
+			return nil, decodeError(err)
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return nil, invalid("", "malformed JSON: unexpected data after the request object")
+		}
+	}
+	if m == nil {
+		return nil, invalid("", "the request must be a JSON object")
+	}
+	var unknown []FieldError
+	for k := range m {
+		if !slices.Contains(accepted, k) {
+			unknown = append(unknown, FieldError{Field: k, Reason: "unknown field; the accepted fields are " + strings.Join(accepted, ", ")})
+		}
+	}
+	if len(unknown) > 0 {
+		slices.SortFunc(unknown, func(a, b FieldError) int { return strings.Compare(a.Field, b.Field) })
+		return nil, &ValidationError{Fields: unknown}
+	}
+	return m, nil
+}
+
+// present reports whether a member was given a value other than null.
+func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
+
+// decodeDBID reads the dbId member of /create and /export, reporting a
+// problem through fail.
+func decodeDBID(raw json.RawMessage, fail func(field, format string, a ...any)) (dbID string) {
 	switch {
-	case !present(w.CallbackURLs):
-		fail("callbackURLs", "is required (an empty array is allowed)")
-	case json.Unmarshal(w.CallbackURLs, &r.CallbackURLs) != nil:
-		fail("callbackURLs", "must be an array of URL strings")
-	case len(r.CallbackURLs) > maxCallbacks:
-		fail("callbackURLs", "%d URLs given, at most %d allowed", len(r.CallbackURLs), maxCallbacks)
+	case !present(raw):
+		fail("dbId", "is required")
+	case json.Unmarshal(raw, &dbID) != nil:
+		fail("dbId", "must be a string")
 	default:
-		for i, u := range r.CallbackURLs {
+		if _, err := uuid.Parse(dbID); err != nil || len(dbID) != 36 {
+			fail("dbId", "%q is not a uuid", dbID)
+		}
+	}
+	return dbID
+}
+
+// decodeShared reads the other members /create and /export share:
+// callbackURLs (required by /create, optional for /export), crs and
+// priority, reporting each problem through fail.
+func decodeShared(m map[string]json.RawMessage, callbacksRequired bool, fail func(field, format string, a ...any)) (callbackURLs []string, crs string, priority int) {
+
+	switch raw := m["callbackURLs"]; {
+	case !present(raw) && callbacksRequired:
+		fail("callbackURLs", "is required (an empty array is allowed)")
+	case !present(raw):
+	case json.Unmarshal(raw, &callbackURLs) != nil:
+		fail("callbackURLs", "must be an array of URL strings")
+	case len(callbackURLs) > maxCallbacks:
+		fail("callbackURLs", "%d URLs given, at most %d allowed", len(callbackURLs), maxCallbacks)
+	default:
+		for i, u := range callbackURLs {
 			if reason := checkCallbackURL(u); reason != "" {
 				fail(fmt.Sprintf("callbackURLs[%d]", i), "%s", reason)
 			}
 		}
 	}
 
-	r.CRS = job.CRS
-	if present(w.CRS) {
-		if json.Unmarshal(w.CRS, &r.CRS) != nil {
+	crs = job.CRS
+	if raw := m["crs"]; present(raw) {
+		if json.Unmarshal(raw, &crs) != nil {
 			fail("crs", "must be a string")
-		} else if r.CRS != job.CRS {
-			fail("crs", "%q is not supported; the only supported crs is %s", r.CRS, job.CRS)
+		} else if crs != job.CRS {
+			fail("crs", "%q is not supported; the only supported crs is %s", crs, job.CRS)
 		}
 	}
 
 	// priority may be left out, but not given as null or as anything but a
 	// number: that would silently mean the default.
-	r.Priority = job.DefaultPriority
-	if len(w.Priority) > 0 {
-		p, reason := number(w.Priority)
+	priority = job.DefaultPriority
+	if raw := m["priority"]; len(raw) > 0 {
+		p, reason := number(raw)
 		switch {
 		case reason != "":
 			fail("priority", "%s", reason)
@@ -173,13 +200,10 @@ func DecodeExportRequest(body []byte) (ExportRequest, error) {
 		case p < 0 || p > job.MaxPriority:
 			fail("priority", "%v is outside 0..999999999", p)
 		default:
-			r.Priority = int(p)
+			priority = int(p)
 		}
 	}
-	if len(errs) > 0 {
-		return ExportRequest{}, &ValidationError{Fields: errs}
-	}
-	return r, nil
+	return callbackURLs, crs, priority
 }
 
 // decodeBBox reads [minx, miny, maxx, maxy] and checks it, reporting each

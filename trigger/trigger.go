@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/geoexport/exporter/internal/area"
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/logattr"
@@ -41,6 +42,9 @@ type Config struct {
 	PackageTTL time.Duration
 	// MaxTiles caps the tiles of one export.
 	MaxTiles int64
+	// MaxROIVertices caps the positions of an /export's area, all
+	// features together. Zero: area.DefaultMaxVertices.
+	MaxROIVertices int
 	// TileSizes are the average tile sizes of size estimates.
 	TileSizes job.TileSizes
 	// Batching cuts exports into render tasks.
@@ -77,7 +81,7 @@ type CallbackPolicy interface {
 func DefaultConfig() Config {
 	return Config{
 		BodyLimit: 1 << 20, ShutdownTimeout: 10 * time.Second,
-		PackageTTL: 30 * 24 * time.Hour, MaxTiles: 5_000_000,
+		PackageTTL: 30 * 24 * time.Hour, MaxTiles: 5_000_000, MaxROIVertices: area.DefaultMaxVertices,
 		TileSizes: job.TileSizes{PNG: 40_000, JPEG: 12_000},
 		Batching:  job.Batching{MaxTiles: 10_000, Spread: 16, MinTiles: 1000},
 		RateLimit: 600, RateBurst: 60,
@@ -89,11 +93,12 @@ func DefaultConfig() Config {
 func (c Config) withDefaults() Config {
 	c.PreviewTimeout = cmp.Or(c.PreviewTimeout, DefaultPreviewTimeout)
 	c.PreviewConcurrency = cmp.Or(c.PreviewConcurrency, DefaultPreviewConcurrency)
+	c.MaxROIVertices = cmp.Or(c.MaxROIVertices, area.DefaultMaxVertices)
 	return c
 }
 
 // Validate reports every problem of c at once, each naming its fields
-// (setting.FieldError). New fills in the defaults of zero preview settings
+// (setting.FieldError). New fills in the defaults of zero preview and roi settings
 // first; Validate takes c as it is.
 func (c Config) Validate() error {
 	var errs []error
@@ -114,6 +119,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxTiles < 1 {
 		add("max tiles must be at least 1", "MaxTiles")
+	}
+	if c.MaxROIVertices < 4 {
+		add(fmt.Sprintf("max roi vertices %d is below 4, the positions of one ring", c.MaxROIVertices), "MaxROIVertices")
 	}
 	if c.TileSizes.PNG < 1 || c.TileSizes.JPEG < 1 {
 		add("estimated tile sizes must be at least 1 byte", "TileSizes.PNG", "TileSizes.JPEG")
@@ -290,7 +298,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	// Clients and operators, rate limited per subject.
 	client := []fiber.Handler{deps.Auth.Require(deps.Auth.ClientRole()), s.rateLimit}
 	s.app.Post("/create", append(client, s.create)...)
-	s.app.Post("/estimate", append(client, s.estimate)...)
+	s.app.Post("/estimate", append(client, s.estimateAny)...)
+	s.app.Post("/export", append(client, s.export)...)
+	s.app.Get("/export/:jobId/status", append(client, s.exportStatus)...)
+	s.app.Get("/storage", append(client, s.storage)...)
 	s.app.Get("/jobs", append(client, s.listJobs)...)
 	s.app.Get("/jobs/:id", append(client, s.getJob)...)
 	s.app.Delete("/jobs/:id", append(client, s.cancelJob)...)
@@ -401,6 +412,10 @@ func errorf(status int, format string, a ...any) error {
 }
 
 // errUnavailable marks a failure of Redis or the queue: 503, retry later.
+// Errors of the job store other than ErrNotFound and *job.QuotaError are
+// wrapped with it, whether or not the store classified them as
+// job.ErrUnavailable, so that no failure to reach Redis (a failover in
+// progress, a replica that refuses writes) is ever answered 500.
 var errUnavailable = errors.New("trigger: job broker unavailable")
 
 // unavailable marks err as a failure of Redis or the queue.
@@ -442,7 +457,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 			msg = fmt.Sprintf("request line and headers larger than %d bytes", maxHeaderBytes)
 		}
 		return c.Status(ferr.Code).JSON(fiber.Map{"message": msg})
-	case errors.Is(err, errUnavailable):
+	case errors.Is(err, errUnavailable), errors.Is(err, job.ErrUnavailable):
 		s.deps.Logger.WarnContext(c.UserContext(), "request failed", logattr.Route, routeOf(c), logattr.Error, err)
 		c.Set(fiber.HeaderRetryAfter, "5")
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"message": "the job queue is unavailable, retry later"})

@@ -71,7 +71,12 @@ func attempt(ctx context.Context) int {
 
 // deliver POSTs the payload and returns the HTTP status answered.
 func (w *Worker) deliver(ctx context.Context, j job.Job, cb job.Callback) (int, error) {
-	body, err := json.Marshal(j.Completion(w.cfg.PublicURL, cb.BBox))
+	// A callback of an /export request is told in the /export shape.
+	var payload any = j.Completion(w.cfg.PublicURL, cb.BBox)
+	if len(cb.ROI) > 0 {
+		payload = j.ExportCompletion(w.cfg.PublicURL, cb.ROI)
+	}
+	body, err := json.Marshal(payload)
 	if err != nil {
 		return 0, fmt.Errorf("encode callback: %w: %w", err, asynq.SkipRetry)
 	}

@@ -69,10 +69,13 @@ func (f *failures) cancelled(ctx context.Context, id string) bool {
 }
 
 // lastAttempt reports whether err ends the task for good: it skips
-// retries, or no retry is left.
+// retries, or no retry is left. Redis being unavailable never does.
 func lastAttempt(ctx context.Context, err error) bool {
 	if errors.Is(err, asynq.SkipRetry) {
 		return true
+	}
+	if errors.Is(err, job.ErrUnavailable) {
+		return false // not counted as an attempt: see IsFailure in server
 	}
 	retried, ok1 := asynq.GetRetryCount(ctx)
 	maxRetry, ok2 := asynq.GetMaxRetry(ctx)

@@ -31,7 +31,8 @@ type finalizer struct {
 // handle merges the parts of a job whose batches are all stored into its
 // package, records what it holds, stores it, completes the job and
 // deletes the parts. Idempotent: a Completed job only has its callers
-// told and its parts removed again.
+// told and its parts removed again, and an In-Progress job whose package
+// is already stored completes with that package (publisher.adopt).
 func (f *finalizer) handle(ctx context.Context, t *asynq.Task) error {
 	var p job.FinalizePayload
 	if err := job.Decode(t.Payload(), &p); err != nil {
@@ -64,6 +65,12 @@ func (f *finalizer) finalize(ctx context.Context, id string) error {
 		return fmt.Errorf("finalize temp dir: %w", err)
 	}
 	defer release()
+	if adopted, err := f.publish.adopt(ctx, j, dir); adopted || err != nil {
+		if err != nil {
+			return err
+		}
+		return deleteParts(ctx, f.files, j)
+	}
 	start := time.Now()
 	parts := make([]string, len(plan))
 	for i := range plan {

@@ -12,6 +12,10 @@ import (
 // ContentTypeGeoPackage is the media type packages are stored with.
 const ContentTypeGeoPackage = "application/geopackage+sqlite3"
 
+// ContentTypeJSON is the media type the metadata JSON beside each
+// package is stored with.
+const ContentTypeJSON = "application/json"
+
 // packageOptions are the GeoPackage settings of a job's package and of
 // its parts, which render creates and finalize merges alike.
 func packageOptions(spec job.Spec) gpkg.Options {

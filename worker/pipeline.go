@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/geoexport/exporter/gpkg"
+	"github.com/geoexport/exporter/internal/area"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/source"
 )
@@ -50,6 +51,9 @@ type pipeline struct {
 	policy   source.FormatPolicy
 	quality  int
 	ranges   []grid.TileRange
+	// cut, when set, makes the pixels of edge tiles outside the area
+	// transparent (a cutline); those tiles are PNG.
+	cut      *area.Cutter
 	gw       *gpkg.Writer
 	progress func(ctx context.Context, done int64) error
 }
@@ -157,6 +161,18 @@ func stage[T any](g *errgroup.Group, n int, out chan T, work func() error) {
 // Stored tiles pass as they are; rendered ones are encoded; empty ones are
 // dropped (ok false).
 func (p *pipeline) encode(f fetched) (encoded, bool, error) {
+	policy := p.policy
+	if p.cut != nil {
+		img, edge, err := cutEdge(p.cut, f.tile, f.src)
+		switch {
+		case err != nil:
+			return encoded{}, false, err
+		case edge && img == nil:
+			return encoded{}, false, nil
+		case edge:
+			f.src, policy = source.Tile{Image: img}, pngPolicy
+		}
+	}
 	if f.src.Image == nil {
 		return encoded{tile: f.tile, data: f.src.Data, format: f.src.Format}, true, nil
 	}
@@ -164,7 +180,7 @@ func (p *pipeline) encode(f fetched) (encoded, bool, error) {
 		return encoded{}, false, nil
 	}
 	start := time.Now()
-	data, format, err := source.Encode(f.src.Image, p.policy, p.quality)
+	data, format, err := source.Encode(f.src.Image, policy, p.quality)
 	if err != nil {
 		return encoded{}, false, fmt.Errorf("encode tile %s: %w", f.tile, err)
 	}

@@ -5,15 +5,22 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/geoexport/exporter/gpkg"
+	"github.com/geoexport/exporter/internal/area"
+	"github.com/geoexport/exporter/internal/catalog"
+	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/logattr"
+	"github.com/geoexport/exporter/internal/storage"
 )
 
 // publisher is the step that ends a successful export, after render (a
@@ -55,10 +62,76 @@ func (p *publisher) store(ctx context.Context, j job.Job, path string, tiles int
 		return err
 	}
 	key := job.PackageKey(j.ID, j.Spec.PackageName)
+	mdSize, err := p.storeMetadataFile(ctx, j, path, key, sum, size)
+	if err != nil {
+		return err
+	}
 	if err := p.files.PutFile(ctx, key, path, ContentTypeGeoPackage); err != nil {
 		return fmt.Errorf("store package %s: %w", key, err)
 	}
-	j, changed, err := p.jobs.Complete(ctx, j.ID, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles}, p.ttl)
+	return p.complete(ctx, j, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles, MetadataSize: mdSize})
+}
+
+// adopt completes an In-Progress job whose package an earlier run stored
+// without the job being marked Completed: a worker died between the two
+// steps, or a Redis failover lost the Completed write (replication is
+// asynchronous) after the parts had been deleted. The stored package is
+// whole (objects appear whole), so its digest, size and tiles are read
+// from it, into dir, and the job completes as the earlier run would have.
+// adopted is false when no package is stored.
+func (p *publisher) adopt(ctx context.Context, j job.Job, dir string) (adopted bool, err error) {
+	key := job.PackageKey(j.ID, j.Spec.PackageName)
+	var mdSize int64
+	for info, err := range p.files.List(ctx, job.PackagePrefix(j.ID)) {
+		if err != nil {
+			return false, fmt.Errorf("look for stored package: %w", err)
+		}
+		adopted = adopted || info.Key == key
+		if info.Key == job.MetadataFileKey(key) {
+			mdSize = info.Size // stored before the package
+		}
+	}
+	if !adopted {
+		return false, nil
+	}
+	path := filepath.Join(dir, j.Spec.PackageName+".gpkg")
+	if err := p.files.GetFile(ctx, key, path); errors.Is(err, storage.ErrNotFound) {
+		return false, nil // deleted meanwhile
+	} else if err != nil {
+		return false, fmt.Errorf("fetch stored package %s: %w", key, err)
+	}
+	sum, size, err := fileDigest(path)
+	if err != nil {
+		return false, err
+	}
+	tiles, err := countTiles(ctx, path, tableName(j.Spec.Layer.ProductID))
+	if err != nil {
+		return false, err
+	}
+	p.log.WarnContext(ctx, "stored package adopted: the job was not marked Completed when it was stored",
+		logattr.JobID, j.ID, logattr.PackageID, j.Spec.PackageName, logattr.Tiles, tiles)
+	return true, p.complete(ctx, j, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles, MetadataSize: mdSize})
+}
+
+// countTiles counts the tiles of a package's table.
+func countTiles(ctx context.Context, path, table string) (int64, error) {
+	r, err := gpkg.Open(ctx, path)
+	if err != nil {
+		return 0, fmt.Errorf("open stored package: %w", err)
+	}
+	defer r.Close()
+	n, err := r.Count(ctx, table)
+	if err != nil {
+		return 0, fmt.Errorf("count tiles of stored package: %w", err)
+	}
+	return n, nil
+}
+
+// complete marks the job Completed with its stored package and queues its
+// callbacks; a job cancelled meanwhile has the package deleted instead.
+func (p *publisher) complete(ctx context.Context, j job.Job, r job.Result) error {
+	key, tiles, size := r.FileKey, r.TilesStored, r.FileSize
+	j, changed, err := p.jobs.Complete(ctx, j.ID, r, p.ttl)
 	if err != nil {
 		return err
 	}
@@ -68,7 +141,7 @@ func (p *publisher) store(ctx context.Context, j job.Job, path string, tiles int
 	}
 	if j.Status != job.StatusCompleted {
 		// Cancelled while the package was stored: it is nobody's.
-		if err := p.files.Delete(ctx, key); err != nil {
+		if err := errors.Join(p.files.Delete(ctx, key), p.files.Delete(ctx, job.MetadataFileKey(key))); err != nil {
 			return fmt.Errorf("delete package of cancelled job %s: %w", j.ID, err)
 		}
 		return nil
@@ -112,6 +185,93 @@ func writeMetadata(ctx context.Context, j job.Job, path string, tiles int64) err
 		return fmt.Errorf("write metadata: %w", err)
 	}
 	return nil
+}
+
+// metadataFile is the metadata JSON stored beside every package
+// (<packageName>.json): what was exported, from what, and how to check
+// the package.
+type metadataFile struct {
+	JobID       string          `json:"jobId"`
+	PackageName string          `json:"packageName"`
+	Layer       catalog.Layer   `json:"layer"`
+	Request     metadataRequest `json:"request"`
+	CRS         string          `json:"crs"`
+	BBox        []float64       `json:"bbox"`
+	MinZoom     int             `json:"minZoom"`
+	MaxZoom     int             `json:"maxZoom"`
+	// TilesByZoom are the tiles stored at each zoom (tiles without
+	// source data are not stored), and Tiles their sum.
+	TilesByZoom []zoomCount `json:"tilesByZoom"`
+	Tiles       int64       `json:"tiles"`
+	SHA256      string      `json:"sha256"`
+	Size        int64       `json:"size"`
+	CreatedAt   string      `json:"createdAt"`
+	Generator   string      `json:"generator"`
+}
+
+// metadataRequest is what the export was asked for: a /create bbox and
+// target resolution, or an /export area (each feature with its
+// resolution range), and the description.
+type metadataRequest struct {
+	BBox             []float64       `json:"bbox,omitempty"`
+	TargetResolution float64         `json:"targetResolution,omitempty"`
+	ROI              json.RawMessage `json:"roi,omitempty"`
+	Description      string          `json:"description,omitempty"`
+	Cutline          bool            `json:"cutline,omitempty"`
+}
+
+type zoomCount struct {
+	Zoom  int   `json:"zoom"`
+	Tiles int64 `json:"tiles"`
+}
+
+// storeMetadataFile writes the metadata JSON of the finished package at
+// path (whose sha256 and size are given), to be stored under packageKey,
+// beside it, and returns its size.
+func (p *publisher) storeMetadataFile(ctx context.Context, j job.Job, path, packageKey, sum string, size int64) (int64, error) {
+	r, err := gpkg.Open(ctx, path)
+	if err != nil {
+		return 0, fmt.Errorf("read package: %w", err)
+	}
+	byZoom, err := r.CountByZoom(ctx, tableName(j.Spec.Layer.ProductID))
+	r.Close()
+	if err != nil {
+		return 0, fmt.Errorf("read package: %w", err)
+	}
+	md := metadataFile{
+		JobID: j.ID, PackageName: j.Spec.PackageName, Layer: j.Spec.Layer, CRS: j.Spec.CRS, BBox: j.Spec.BBox.Slice(),
+		MinZoom: -1, MaxZoom: int(j.Spec.Zoom), SHA256: sum, Size: size,
+		CreatedAt: j.CreatedAt.Format(time.RFC3339), Generator: "exporter",
+		Request: metadataRequest{Description: j.Spec.Description, Cutline: j.Spec.Cutline},
+	}
+	if len(j.Spec.ROI) == 0 {
+		md.Request.BBox, md.Request.TargetResolution = j.Spec.BBox.Slice(), j.Spec.Zoom.Resolution()
+	} else if md.Request.ROI, err = area.Encode(j.Spec.ROI); err != nil {
+		return 0, fmt.Errorf("encode area: %w", err)
+	}
+	for z := grid.Zoom(0); z <= j.Spec.Zoom; z++ {
+		if n := byZoom[z]; n > 0 {
+			md.TilesByZoom = append(md.TilesByZoom, zoomCount{Zoom: int(z), Tiles: n})
+			md.Tiles += n
+			if md.MinZoom < 0 {
+				md.MinZoom = int(z)
+			}
+		}
+	}
+	md.MinZoom = max(md.MinZoom, 0)
+	doc, err := json.MarshalIndent(md, "", "  ")
+	if err != nil {
+		return 0, fmt.Errorf("encode metadata file: %w", err)
+	}
+	local := strings.TrimSuffix(path, ".gpkg") + ".json"
+	if err := os.WriteFile(local, doc, 0o600); err != nil {
+		return 0, fmt.Errorf("write metadata file: %w", err)
+	}
+	key := job.MetadataFileKey(packageKey)
+	if err := p.files.PutFile(ctx, key, local, ContentTypeJSON); err != nil {
+		return 0, fmt.Errorf("store metadata file %s: %w", key, err)
+	}
+	return int64(len(doc)), nil
 }
 
 // fileDigest returns the sha256 and size of a file.

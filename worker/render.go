@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/geoexport/exporter/gpkg"
+	"github.com/geoexport/exporter/internal/area"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/logattr"
 	"github.com/geoexport/exporter/source"
@@ -146,9 +147,19 @@ func (r *renderer) build(ctx context.Context, j job.Job, batch job.Batch, path s
 	}
 	defer func() { _ = gw.Abort() }() // a no-op once Close succeeded
 	key := fmt.Sprint(batch.Index)
+	var cut *area.Cutter
+	if spec.Cutline && len(spec.ROI) > 0 {
+		fp, err := spec.Layer.AreaFootprint()
+		if err == nil {
+			cut, err = area.NewCutter(spec.ROI, fp)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("cutline: %w: %w", err, asynq.SkipRetry)
+		}
+	}
 	p := &pipeline{
 		fetchers: r.fetchers, encoders: r.encoders, metrics: r.metrics, layer: spec.Layer.ProductID, src: src, metatile: metatile, policy: policy, quality: spec.Layer.JPEGQuality,
-		ranges: batch.Ranges(spec.BBox, spec.Zoom), gw: gw,
+		ranges: spec.Ranges(batch), cut: cut, gw: gw,
 		progress: func(ctx context.Context, done int64) error {
 			if err := r.jobs.SetProgress(ctx, j.ID, key, done); err != nil {
 				return err

@@ -318,6 +318,10 @@ func (w *Worker) server(n int, queues map[string]int) *asynq.Server {
 				"retried", retried, "max_retry", maxRetry, logattr.Error, err)
 		}),
 		RetryDelayFunc: retryDelay,
+		// A task that found Redis unavailable (a failover, say) is
+		// retried without using up one of its attempts: the outage is
+		// no fault of the task, and a job must not fail for it.
+		IsFailure: func(err error) bool { return !errors.Is(err, job.ErrUnavailable) },
 	})
 }
 

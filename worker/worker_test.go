@@ -69,6 +69,7 @@ var _ worker.Files = (*storage.S3)(nil)
 var _ source.Objects = (*storage.S3)(nil)
 
 type bundle struct {
+	rdb       *redis.Client
 	jobs      *job.Store
 	files     *storage.Local
 	inspector *asynq.Inspector
@@ -123,7 +124,7 @@ func setup(t *testing.T, opts ...func(*worker.Config, *worker.Deps)) (*worker.Wo
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = w.Close() })
-	return w, &bundle{jobs: jobs, files: files, inspector: inspector, queue: queue, registry: reg}
+	return w, &bundle{rdb: rdb, jobs: jobs, files: files, inspector: inspector, queue: queue, registry: reg}
 }
 
 // createJob stores a job for layer over bbox at z, as the trigger would.

@@ -418,7 +418,11 @@ func checkKubernetes(t *testing.T, docs []manifest) {
 			continue
 		}
 		tmpl := asMap(asMap(m.doc["spec"])["template"])
-		meta, pod := asMap(tmpl["metadata"]), asMap(tmpl["spec"])
+		meta, pod := asMap(tmpl["metadata"]), maps.Clone(asMap(tmpl["spec"]))
+		// A StatefulSet's volume claim templates are volumes of its pods.
+		for _, vct := range asSlice(asMap(m.doc["spec"])["volumeClaimTemplates"]) {
+			pod["volumes"] = append(slices.Clone(asSlice(pod["volumes"])), map[string]any{"name": metaName(asMap(vct))})
+		}
 		d := deployment{name: metaName(m.doc), labels: asMap(meta["labels"]), annotations: asMap(meta["annotations"]), ports: map[string]int{}}
 		for _, c := range asSlice(pod["containers"]) {
 			c := k8sContainer(t, fmt.Sprintf("%s: %s %s", m.file, kind, d.name), pod, asMap(c), configMaps, secrets)
@@ -485,6 +489,12 @@ func checkKubernetes(t *testing.T, docs []manifest) {
 					target = asString(p["port"])
 				}
 				for _, d := range ds {
+					if roleOf[d.name] == "" {
+						if _, ok := d.ports[target]; !ok {
+							t.Errorf("%s: Service %s targets port %s, which %s does not declare", m.file, metaName(m.doc), target, d.name)
+						}
+						continue
+					}
 					if n, ok := d.ports[target]; !ok || (n != apiPort && n != metricsPort) {
 						t.Errorf("%s: Service %s targets port %s, which Deployment %s does not declare as %d or %d",
 							m.file, metaName(m.doc), target, d.name, apiPort, metricsPort)
@@ -835,7 +845,10 @@ func k8sContainer(t *testing.T, where string, pod, c map[string]any, configMaps,
 		}
 		hg := asMap(pr["httpGet"])
 		if hg == nil {
-			t.Errorf("%s: %s probe is not an httpGet", out.where, kind)
+			// Redis and its sentinels are probed with redis-cli.
+			if isExporterImage(out.image) || asMap(pr["exec"]) == nil {
+				t.Errorf("%s: %s probe is not an httpGet", out.where, kind)
+			}
 			continue
 		}
 		port, ok := named[asString(hg["port"])]

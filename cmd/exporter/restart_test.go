@@ -35,26 +35,6 @@ func embeddedRedisPid(t *testing.T, dir string) int {
 	return pid
 }
 
-// processGone polls until pid no longer runs, for at most timeout; an
-// unreaped zombie counts as gone.
-func processGone(pid int, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if syscall.Kill(pid, 0) != nil {
-			return true
-		}
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-			if s := string(b); strings.HasPrefix(s[strings.LastIndexByte(s, ')'):], ") Z") {
-				return true
-			}
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // taskDirs lists the render and finalize temp dirs under dir.
 func taskDirs(t *testing.T, dir string) []string {
 	t.Helper()
@@ -174,7 +154,7 @@ func TestRestartAfterKillKeepsJobsAndResumes(t *testing.T) {
 	<-first.done
 	first.killed = true
 	phase("exporter all killed mid-export")
-	if runtime.GOOS == "linux" && !processGone(redisPid, 10*time.Second) {
+	if runtime.GOOS == "linux" && !testenv.WaitGone(redisPid, 10*time.Second) {
 		t.Errorf("embedded redis-server (pid %d) still runs 10s after exporter all was killed", redisPid)
 	}
 	stale := taskDirs(t, tmp)

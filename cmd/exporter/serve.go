@@ -26,6 +26,7 @@ import (
 	"github.com/geoexport/exporter/internal/config"
 	"github.com/geoexport/exporter/internal/egress"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/redisconn"
 	"github.com/geoexport/exporter/internal/redisserver"
 	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/monitoring"
@@ -72,6 +73,7 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 	log = log.With("role", string(r))
 	log.InfoContext(ctx, "starting", "version", Version(), "config", cfg)
 	reg := monitoring.NewRegistry(Version(), string(r))
+	redis.SetLogger(redisconn.Logger(log))
 
 	redisOpt, embedded, err := connectRedis(ctx, r, cfg, log)
 	if err != nil {
@@ -85,12 +87,15 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 			err = errors.Join(err, embedded.Stop(sctx))
 		}()
 	}
-	rdb, ok := redisOpt.MakeRedisClient().(redis.UniversalClient)
-	if !ok {
-		return errors.New("redis client of unexpected type")
+	// One client for the job store, the rate limiter and the readiness
+	// check, reaching the Redis asynq reaches: the primary the sentinels
+	// name, for a redis-sentinel:// URL.
+	rdb, err := redisconn.NewClient(redisOpt)
+	if err != nil {
+		return err
 	}
 	defer rdb.Close()
-	jobs := job.NewStore(rdb, cfg.Redis.Prefix, nil)
+	jobs := job.NewStore(rdb, cfg.Redis.Prefix, nil).WithWait(cfg.Redis.WaitReplicas, cfg.Redis.WaitTimeout)
 	files, tiles, err := openStorage(ctx, cfg)
 	if err != nil {
 		return err
@@ -226,13 +231,14 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 // then SIGKILL after redisserver's StopTimeout.
 const embeddedStopTimeout = 40 * time.Second
 
-// connectRedis returns the configured Redis, or for role all without a URL
+// connectRedis returns the configured Redis (one server, or the primary
+// of a Sentinel setup), or for role all without a URL
 // the embedded one: a redis-server child process with its files in
 // <data dir>/redis, which the caller stops. embedded is nil for a
 // configured Redis.
 func connectRedis(ctx context.Context, r role, cfg config.Config, log *slog.Logger) (asynq.RedisConnOpt, *redisserver.Server, error) {
 	if u := cfg.Redis.URL.Reveal(); u != "" {
-		opt, err := asynq.ParseRedisURI(u)
+		opt, err := redisconn.Parse(u)
 		if err != nil {
 			return nil, nil, &usageError{fmt.Errorf("redis-url: %w", err)}
 		}

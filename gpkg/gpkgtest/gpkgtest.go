@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"image"
 	"image/color"
+	"image/gif"
 	"image/jpeg"
 	"image/png"
 	"path/filepath"
@@ -156,6 +157,9 @@ type imageKey struct {
 // caller owns the returned slice.
 func Image(tb testing.TB, t grid.Tile, f gpkg.Format) []byte {
 	tb.Helper()
+	if f != gpkg.PNG && f != gpkg.JPEG {
+		tb.Fatalf("gpkgtest.Image: unknown format %q", f)
+	}
 	key := imageKey{tile: t, format: f}
 	if data, ok := images.Load(key); ok {
 		return bytes.Clone(data.([]byte))
@@ -171,6 +175,15 @@ func Image(tb testing.TB, t grid.Tile, f gpkg.Format) []byte {
 			img.SetNRGBA(x, y, px)
 		}
 	}
+	data := Encode(tb, img, f)
+	images.Store(key, bytes.Clone(data))
+	return data
+}
+
+// Encode encodes img as f: PNG, JPEG at quality 75, or GIF for any other
+// format, so that tests can hand a writer bytes of a format it refuses.
+func Encode(tb testing.TB, img image.Image, f gpkg.Format) []byte {
+	tb.Helper()
 	var buf bytes.Buffer
 	var err error
 	switch f {
@@ -179,11 +192,10 @@ func Image(tb testing.TB, t grid.Tile, f gpkg.Format) []byte {
 	case gpkg.JPEG:
 		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 75})
 	default:
-		tb.Fatalf("gpkgtest.Image: unknown format %q", f)
+		err = gif.Encode(&buf, img, nil)
 	}
 	if err != nil {
-		tb.Fatalf("encode %s tile %s: %v", f, t, err)
+		tb.Fatalf("encode %s: %v", f, err)
 	}
-	images.Store(key, bytes.Clone(buf.Bytes()))
 	return buf.Bytes()
 }

@@ -69,6 +69,14 @@ func Encode(features []Feature) ([]byte, error) {
 	return json.Marshal(fc)
 }
 
+// BBoxFeature is the feature of a rectangle from zoom 0 down to maxZoom
+// (whose resolution the caller asked for as maxResolution): the area of a
+// /create bbox, or of a whole layer.
+func BBoxFeature(b grid.BBox, maxResolution float64, maxZoom grid.Zoom) Feature {
+	g := geom.NewEnvelope(geom.XY{X: b.MinX, Y: b.MinY}, geom.XY{X: b.MaxX, Y: b.MaxY}).AsGeometry()
+	return Feature{Geometry: g, MinResolution: grid.Resolution0, MaxResolution: maxResolution, MinZoom: 0, MaxZoom: maxZoom}
+}
+
 // Zooms reports whether the feature asks for tiles at z.
 func (f Feature) Zooms(z grid.Zoom) bool { return f.MinZoom <= z && z <= f.MaxZoom }
 
@@ -98,6 +106,17 @@ func GeometryFootprint(g geom.Geometry) (Footprint, error) {
 	b := g.Envelope()
 	lo, hi, _ := b.MinMaxXYs()
 	return Footprint{geometry: g, polygon: true, bbox: grid.BBox{MinX: lo.X, MinY: lo.Y, MaxX: hi.X, MaxY: hi.Y}}, nil
+}
+
+// DecodeFootprint reads a footprint given as a GeoJSON Polygon or
+// MultiPolygon geometry (GeometryFootprint's rules), failing with an
+// error wrapping ErrFootprint.
+func DecodeFootprint(data []byte) (Footprint, error) {
+	g, err := geom.UnmarshalGeoJSON(data, geom.NoValidate{})
+	if err != nil {
+		return Footprint{}, fmt.Errorf("%w: %w", ErrFootprint, err)
+	}
+	return GeometryFootprint(g)
 }
 
 // BBox is the footprint's bounding box.

@@ -55,7 +55,7 @@ func Decode(data []byte, lim Limits) ([]Feature, error) {
 	out := make([]Feature, 0, len(fc.Features))
 	vertices := 0
 	for i, raw := range fc.Features {
-		f, n, err := decodeFeature(i, raw, lim.MaxZoom, maxVertices-vertices)
+		f, n, err := decodeFeature(i, raw, lim.MaxZoom, vertices, maxVertices)
 		if err != nil {
 			return nil, err
 		}
@@ -65,8 +65,9 @@ func Decode(data []byte, lim Limits) ([]Feature, error) {
 	return out, nil
 }
 
-// decodeFeature reads feature i, which may have at most budget positions.
-func decodeFeature(i int, raw json.RawMessage, maxZoom grid.Zoom, budget int) (Feature, int, error) {
+// decodeFeature reads feature i, which may have at most maxVertices-used
+// positions (the features before it have used).
+func decodeFeature(i int, raw json.RawMessage, maxZoom grid.Zoom, used, maxVertices int) (Feature, int, error) {
 	var f Feature
 	var obj struct {
 		Type       string          `json:"type"`
@@ -97,8 +98,8 @@ func decodeFeature(i int, raw json.RawMessage, maxZoom grid.Zoom, budget int) (F
 	}
 	g = g.Force2D()
 	n := g.DumpCoordinates().Length()
-	if n > budget {
-		return f, 0, featureError(i, "geometry", "the area has more than %d vertices in all its features", budget)
+	if used+n > maxVertices {
+		return f, 0, featureError(i, "geometry", "the area has more than %d vertices in all its features (%d up to this one)", maxVertices, used+n)
 	}
 	if err := checkGeometry(g); err != nil {
 		return f, 0, featureError(i, "geometry", "%v", err)

@@ -107,7 +107,7 @@ func TestDecodeRefusals(t *testing.T) {
 		{name: "longitude out of range", in: fc(feature("Polygon", `[[[179, 31], [181, 31], [181, 32], [179, 31]]]`, zoom14)), wantPath: "features[0].geometry", wantInErr: "position 1 [181, 31] is outside"},
 		{name: "latitude out of range", in: fc(feature("Polygon", `[[[0, 89], [1, 89], [1, 91], [0, 89]]]`, zoom14)), wantPath: "features[0].geometry", wantInErr: "outside"},
 		{name: "number too large", in: fc(feature("Polygon", `[[[0, 1e400], [1, 0], [1, 1], [0, 0]]]`, zoom14)), wantPath: "features[0].geometry", wantInErr: "number 1e400"},
-		{name: "too many vertices", in: fc(ok, ok), lim: area.Limits{MaxVertices: 9}, wantPath: "features[1].geometry", wantInErr: "more than 4 vertices"},
+		{name: "too many vertices", in: fc(ok, ok), lim: area.Limits{MaxVertices: 9}, wantPath: "features[1].geometry", wantInErr: "more than 9 vertices in all its features (10 up to this one)"},
 		{name: "no properties", in: fc(`{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": ` + square + `}}`), wantPath: "features[0].properties.maxResolutionDeg", wantInErr: "required"},
 		{name: "properties not an object", in: fc(`{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": ` + square + `}, "properties": 3}`), wantPath: "features[0].properties", wantInErr: "must be an object"},
 		{name: "resolution a string", in: fc(feature("Polygon", square, `"maxResolutionDeg": "0.1"`)), wantPath: "features[0].properties.maxResolutionDeg", wantInErr: "must be a number"},

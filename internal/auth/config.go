@@ -84,7 +84,7 @@ const MaxLeeway = 10 * time.Minute
 func (c Config) Validate() error {
 	var errs []error
 	if n := len(c.HS256Secret); n > 0 && n < minSecretBytes {
-		errs = append(errs, setting.Error(fmt.Errorf("auth: hs256 secret is %d bytes, want at least %d", n, minSecretBytes), "HS256Secret"))
+		errs = append(errs, setting.Error(fmt.Errorf("auth: %d bytes is too short for an hs256 secret (%d bytes, want at least %d random bytes)", n, n, minSecretBytes), "HS256Secret"))
 	}
 	if c.RoleClaim == "" || c.ClientRole == "" || c.OperatorRole == "" {
 		errs = append(errs, setting.Error(errors.New("auth: role claim, client role and operator role are required"), "RoleClaim", "ClientRole", "OperatorRole"))

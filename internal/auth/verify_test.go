@@ -222,8 +222,10 @@ func TestNewKeyAndConfigErrors(t *testing.T) {
 	}
 }
 
-func TestAuthorize(t *testing.T) {
-	t.Parallel()
+// roleVerifier verifies HS256 tokens signed with authtest.Secret at
+// authtest.Now, reading roles from the "role" claim.
+func roleVerifier(t *testing.T) *auth.Verifier {
+	t.Helper()
 	v, err := auth.New(auth.Config{
 		HS256Secret: authtest.Secret, RoleClaim: "role", ClientRole: "client", OperatorRole: "operator",
 		Now: func() time.Time { return authtest.Now },
@@ -231,6 +233,12 @@ func TestAuthorize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return v
+}
+
+func TestAuthorize(t *testing.T) {
+	t.Parallel()
+	v := roleVerifier(t)
 	principal := func(roles ...any) auth.Principal {
 		t.Helper()
 		p, err := v.Verify(authtest.Sign(t, jose.HS256, authtest.Secret, "", authtest.Claims(func(c map[string]any) { c["role"] = roles })))
@@ -278,13 +286,7 @@ func TestAuthorize(t *testing.T) {
 
 func TestVerifyErrorKind(t *testing.T) {
 	t.Parallel()
-	v, err := auth.New(auth.Config{
-		HS256Secret: authtest.Secret, RoleClaim: "role", ClientRole: "client", OperatorRole: "operator",
-		Now: func() time.Time { return authtest.Now },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := roleVerifier(t)
 	expired := authtest.Sign(t, jose.HS256, authtest.Secret, "", authtest.Claims(func(c map[string]any) { c["exp"] = authtest.Now.Add(-time.Hour).Unix() }))
 	for _, tc := range []struct{ token, msg string }{
 		{"not-a-jwt", "token malformed: want a JWT (header.payload.signature)"},

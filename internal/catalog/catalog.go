@@ -3,7 +3,8 @@
 // format policy. The trigger looks layers up in it; the worker receives the
 // layer record inside the job, so both always agree on what was requested.
 //
-// It imports internal/grid only.
+// It imports internal/grid and internal/area (footprints given as
+// polygons).
 package catalog
 
 import (
@@ -18,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/geoexport/exporter/internal/area"
 	"github.com/geoexport/exporter/internal/grid"
 )
 
@@ -48,8 +50,13 @@ type Layer struct {
 	Version     string `json:"version"`
 	// Description is shown in listings.
 	Description string `json:"description,omitempty"`
-	// Footprint is the layer's extent in EPSG:4326.
-	Footprint grid.BBox `json:"footprint"`
+	// Footprint is the layer's extent in EPSG:4326: the bbox of
+	// FootprintGeometry when it is set. In JSON, "footprint" is either
+	// [minx, miny, maxx, maxy] or a GeoJSON Polygon or MultiPolygon.
+	Footprint grid.BBox `json:"-"`
+	// FootprintGeometry is the footprint as a GeoJSON Polygon or
+	// MultiPolygon, when the catalog gives one; nil for a bbox.
+	FootprintGeometry json.RawMessage `json:"-"`
 	// MaxResolution is the finest resolution offered, in degrees/pixel.
 	MaxResolution float64 `json:"maxResolution"`
 	// Source says where tiles come from.
@@ -59,6 +66,63 @@ type Layer struct {
 	TileFormat string `json:"tileFormat,omitempty"`
 	// JPEGQuality is 1..100. Default 85.
 	JPEGQuality int `json:"jpegQuality,omitempty"`
+}
+
+// layerFields is Layer without its methods, for its JSON encoding.
+type layerFields Layer
+
+// layerJSON is how a Layer is written: its fields, with "footprint" a
+// bbox or a geometry.
+type layerJSON struct {
+	layerFields
+	Footprint json.RawMessage `json:"footprint"`
+}
+
+// MarshalJSON writes the footprint as its geometry, or as a bbox.
+func (l Layer) MarshalJSON() ([]byte, error) {
+	fp := l.FootprintGeometry
+	if len(fp) == 0 {
+		var err error
+		if fp, err = json.Marshal(l.Footprint); err != nil {
+			return nil, err
+		}
+	}
+	return json.Marshal(layerJSON{layerFields: layerFields(l), Footprint: fp})
+}
+
+// UnmarshalJSON reads a layer whose footprint is a bbox or a GeoJSON
+// Polygon or MultiPolygon; Footprint is then that geometry's bbox.
+func (l *Layer) UnmarshalJSON(data []byte) error {
+	var v layerJSON
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*l = Layer(v.layerFields)
+	l.Footprint, l.FootprintGeometry = grid.BBox{}, nil
+	raw := []byte(strings.TrimSpace(string(v.Footprint)))
+	switch {
+	case len(raw) == 0 || string(raw) == "null":
+	case raw[0] == '{':
+		fp, err := area.DecodeFootprint(raw)
+		if err != nil {
+			return fmt.Errorf("layer %q: footprint: %w", l.ID, err)
+		}
+		l.Footprint, l.FootprintGeometry = fp.BBox(), json.RawMessage(raw)
+	default:
+		if err := json.Unmarshal(raw, &l.Footprint); err != nil {
+			return fmt.Errorf("layer %q: footprint: %w", l.ID, err)
+		}
+	}
+	return nil
+}
+
+// AreaFootprint is the footprint the tiles of an export are clipped to:
+// the polygon when the layer has one, else the bbox.
+func (l Layer) AreaFootprint() (area.Footprint, error) {
+	if len(l.FootprintGeometry) == 0 {
+		return area.BBoxFootprint(l.Footprint), nil
+	}
+	return area.DecodeFootprint(l.FootprintGeometry)
 }
 
 // Source locates a layer's tiles and says how to read them. Which fields
@@ -238,6 +302,13 @@ func (l Layer) Validate() error {
 	}
 	if err := l.Footprint.Validate(); err != nil {
 		add("footprint: %v", err)
+	}
+	if len(l.FootprintGeometry) > 0 {
+		if fp, err := l.AreaFootprint(); err != nil {
+			add("footprint: %v", err)
+		} else if fp.BBox() != l.Footprint {
+			add("footprint: bbox %s is not the bbox %s of the footprint's geometry", l.Footprint, fp.BBox())
+		}
 	}
 	if _, err := grid.ZoomForResolution(l.MaxResolution); err != nil {
 		add("maxResolution: %v", err)

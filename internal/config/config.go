@@ -7,8 +7,9 @@
 // Nothing outside cmd and this package reads the environment or flags.
 //
 // It imports the components whose Config it is made of (trigger, worker,
-// scheduler, internal/auth, internal/job) and internal/setting, and only
-// cmd imports it.
+// scheduler, internal/auth, internal/job), internal/setting and
+// internal/redisconn (which reads the Redis URL exactly as cmd connects
+// with it), and only cmd imports it.
 package config
 
 import (
@@ -20,9 +21,11 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/geoexport/exporter/internal/auth"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/redisconn"
 	"github.com/geoexport/exporter/internal/setting"
 	"github.com/geoexport/exporter/scheduler"
 	"github.com/geoexport/exporter/trigger"
@@ -60,15 +63,25 @@ type Log struct {
 
 // Redis configures the broker and job store.
 type Redis struct {
-	// URL is a redis:// or rediss:// URL. Empty runs an embedded Redis,
-	// which only the "all" role accepts: a redis-server child process with
-	// its files under DataDir/redis.
+	// URL is a redis://, rediss:// or redis-sentinel:// URL (the forms of
+	// redisconn.Parse); Redis Cluster is refused. Empty runs an embedded
+	// Redis, which only the "all" role accepts: a redis-server child
+	// process with its files under DataDir/redis.
 	URL Secret
 	// Prefix starts every key the exporter writes. Default "exporter".
 	Prefix string
 	// Server is the redis-server executable of the embedded Redis: a path,
 	// or a name looked up on PATH. Default "redis-server".
 	Server string
+	// WaitReplicas, when positive, is how many replicas must have each
+	// change of a job's state (new, Completed, Failed, Cancelled) before
+	// it counts as made (Redis WAIT), so that a failover cannot lose it.
+	// Default 0: no waiting.
+	WaitReplicas int
+	// WaitTimeout bounds each such wait; a change that fewer replicas
+	// acknowledged is retried (503 from the trigger, a task run again).
+	// At most 2s. Default 1s.
+	WaitTimeout time.Duration
 }
 
 // Storage configures where packages are kept: an S3 bucket when S3Endpoint
@@ -121,7 +134,7 @@ type HTTP struct {
 func Default() Config {
 	return Config{
 		Log:       Log{Level: "info", Format: "auto"},
-		Redis:     Redis{Prefix: "exporter", Server: "redis-server"},
+		Redis:     Redis{Prefix: "exporter", Server: "redis-server", WaitTimeout: time.Second},
 		Storage:   Storage{DataDir: "./data", S3Bucket: "exporter"},
 		HTTP:      HTTP{Addr: ":8080"},
 		Trigger:   trigger.DefaultConfig(),
@@ -151,9 +164,11 @@ func (c Config) Resolved() Config {
 func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "log level: debug, info, warn or error")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log format: text, json or auto (text on a terminal)")
-	fs.Var(&c.Redis.URL, "redis-url", "Redis URL (redis://[:password@]host:port/db); empty runs an embedded redis-server with its files in <data-dir>/redis (role all only)")
+	fs.Var(&c.Redis.URL, "redis-url", "Redis URL: redis://[:password@]host:port[/db], or redis-sentinel://[:password@]host:port[,host:port…]/<master>[/db] for Sentinel failover (no Redis Cluster); empty runs an embedded redis-server with its files in <data-dir>/redis (role all only)")
 	fs.StringVar(&c.Redis.Prefix, "redis-prefix", c.Redis.Prefix, "prefix of every Redis key the exporter writes")
 	fs.StringVar(&c.Redis.Server, "redis-server", c.Redis.Server, "redis-server executable of the embedded Redis: a path, or a name looked up on PATH")
+	fs.IntVar(&c.Redis.WaitReplicas, "redis-wait-replicas", c.Redis.WaitReplicas, "replicas that must have each change of a job's state before it counts (Redis WAIT); 0 waits for none")
+	fs.DurationVar(&c.Redis.WaitTimeout, "redis-wait-timeout", c.Redis.WaitTimeout, "longest wait for redis-wait-replicas, at most 2s")
 	fs.StringVar(&c.Storage.DataDir, "data-dir", c.Storage.DataDir, "local package directory, used when no S3 endpoint is set")
 	fs.StringVar(&c.Storage.S3Endpoint, "s3-endpoint", c.Storage.S3Endpoint, "S3/MinIO endpoint host:port; empty keeps packages in the data dir")
 	fs.StringVar(&c.Storage.S3Bucket, "s3-bucket", c.Storage.S3Bucket, "S3 bucket for packages, created if missing")
@@ -166,6 +181,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTP.PublicURL, "http-public-url", c.HTTP.PublicURL, "base URL of download links (default http://localhost:<port>)")
 	fs.BoolVar(&c.Trigger.Debug, "http-debug", c.Trigger.Debug, "include stack traces in 500 responses")
 	fs.IntVar(&c.Trigger.BodyLimit, "http-body-limit", c.Trigger.BodyLimit, "largest accepted request body in bytes")
+	fs.IntVar(&c.Trigger.MaxROIVertices, "http-max-roi-vertices", c.Trigger.MaxROIVertices, "most positions the area (roi) of one POST /export may have, all features together")
 	fs.DurationVar(&c.Trigger.ShutdownTimeout, "http-shutdown-timeout", c.Trigger.ShutdownTimeout, "time open requests get to finish on shutdown")
 	fs.StringVar(&c.HTTP.MetricsAddr, "http-metrics-addr", c.HTTP.MetricsAddr, "separate listen address serving /metrics without a token (default: /metrics on http-addr, with a token)")
 	fs.BoolVar(&c.HTTP.Pprof, "http-pprof", c.HTTP.Pprof, "serve Go's runtime profiles at /debug/pprof/ without a token beside /metrics on http-metrics-addr (and on a worker's or scheduler's http-addr)")
@@ -292,9 +308,17 @@ func (c Config) Validate() error {
 		add("log-format: %q is not text, json or auto", r.Log.Format)
 	}
 	if u := r.Redis.URL.Reveal(); u != "" {
-		if p, err := url.Parse(u); err != nil || (p.Scheme != "redis" && p.Scheme != "rediss") {
-			add("redis-url: want redis://host:port or rediss://host:port")
+		if _, err := redisconn.Parse(u); err != nil {
+			add("redis-url (%s): %v; accepted forms: %s", EnvName("redis-url"), err, redisconn.Forms)
 		}
+	}
+	if r.Redis.WaitReplicas < 0 {
+		add("redis-wait-replicas: %d must not be negative", r.Redis.WaitReplicas)
+	}
+	if r.Redis.WaitReplicas > 0 && (r.Redis.WaitTimeout <= 0 || r.Redis.WaitTimeout > 2*time.Second) {
+		// go-redis reads a reply for 3s: a longer WAIT would time out the
+		// connection instead.
+		add("redis-wait-timeout: %v must be within 0..2s", r.Redis.WaitTimeout)
 	}
 	if r.Redis.Prefix == "" || strings.ContainsAny(r.Redis.Prefix, " {}") {
 		add("redis-prefix: %q must be non-empty without spaces or braces", r.Redis.Prefix)
@@ -354,10 +378,19 @@ func (c Config) Validate() error {
 			for _, field := range fe.Fields {
 				flags = append(flags, names.of(sec.cfg, field))
 			}
-			add("%s: %v", strings.Join(flags, ", "), fe.Err)
+			add("%s: %s", strings.Join(flags, ", "), withoutPackage(fe.Err.Error()))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// withoutPackage drops the "worker: " that starts a component's message:
+// the flag names the setting.
+func withoutPackage(msg string) string {
+	if pkg, rest, ok := strings.Cut(msg, ": "); ok && !strings.Contains(pkg, " ") {
+		return rest
+	}
+	return msg
 }
 
 // flagSet maps the address of each field of one Config to the flag bound

@@ -80,11 +80,45 @@ func TestValidate(t *testing.T) {
 	c.Trigger.Batching.MinTiles = 0
 	c.Tasks.FinalizeMaxRetry = -1
 	c.Scheduler.BatchSize = 0
+	c.Redis.WaitReplicas, c.Redis.WaitTimeout = 1, 5*time.Second
 	err := c.Validate()
-	for _, want := range []string{"auth-hs256-secret", "log-level", "redis-url", "s3-endpoint", "s3-access-key", "http-public-url", "jobs-package-ttl", "queues-urgent-from", "queues-weights", "worker-concurrency", "http-preview-timeout", "http-preview-concurrency",
+	for _, want := range []string{"redis-wait-timeout", "auth-hs256-secret", "log-level", "redis-url", "s3-endpoint", "s3-access-key", "http-public-url", "jobs-package-ttl", "queues-urgent-from", "queues-weights", "worker-concurrency", "http-preview-timeout", "http-preview-concurrency",
 		"worker-poll-interval", "jobs-batch-spread", "jobs-batch-min-tiles", "jobs-finalize-max-retry", "scheduler-batch-size"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want a problem with %s", err, want)
+		}
+	}
+}
+
+func TestValidateRedisURL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		url  string
+		want []string // in the problem; none when the URL is accepted
+	}{
+		{url: "redis://:pw@10.0.0.1:6379/0"},
+		{url: "redis-sentinel://:pw@s1:26379,s2:26379,s3:26379/exporter/0"},
+		{url: "redis-sentinel://s1:26379,s2:26379?master=exporter"},
+		{url: "redis-cluster://c1:7000,c2:7000", want: []string{"EXPORTER_REDIS_URL", "Redis Cluster is not supported", "Lua scripts", "single primary"}},
+		{url: "redis://c1:7000,c2:7000", want: []string{"EXPORTER_REDIS_URL", "Redis Cluster is not supported"}},
+		{url: "redis-sentinel://s1:26379", want: []string{"EXPORTER_REDIS_URL", "names no master", "redis-sentinel://"}},
+	} {
+		c := config.Default()
+		c.Redis.URL = config.Secret(tc.url)
+		err := c.Validate()
+		if len(tc.want) == 0 {
+			if err != nil {
+				t.Errorf("Validate() with redis-url %s = %v, want nil", tc.url, err)
+			}
+			continue
+		}
+		for _, w := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("Validate() with redis-url %s = %v, want it to say %q", tc.url, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), ":pw@") {
+			t.Errorf("Validate() = %v shows the password", err)
 		}
 	}
 }

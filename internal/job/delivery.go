@@ -38,7 +38,7 @@ func (s *Store) RecordDelivery(ctx context.Context, jobID string, d Delivery) er
 	}
 	field := CallbackTaskID(jobID, "", d.Callback)
 	if err := s.rdb.HSet(ctx, s.deliveriesKey(jobID), field, b).Err(); err != nil {
-		return fmt.Errorf("record delivery of job %s: %w", jobID, err)
+		return fmt.Errorf("record delivery of job %s: %w", jobID, Unavailable(err))
 	}
 	return nil
 }
@@ -47,7 +47,7 @@ func (s *Store) RecordDelivery(ctx context.Context, jobID string, d Delivery) er
 func (s *Store) Deliveries(ctx context.Context, jobID string) ([]Delivery, error) {
 	m, err := s.rdb.HGetAll(ctx, s.deliveriesKey(jobID)).Result()
 	if err != nil {
-		return nil, fmt.Errorf("get deliveries of job %s: %w", jobID, err)
+		return nil, fmt.Errorf("get deliveries of job %s: %w", jobID, Unavailable(err))
 	}
 	return decodeDeliveries(jobID, m)
 }

@@ -8,5 +8,9 @@
 // exporter builds or enqueues an asynq task (a forbidigo rule in
 // .golangci.yml holds that).
 //
+// The store marks errors of a Redis that cannot serve right now
+// (unreachable, a failover in progress) with ErrUnavailable, which the
+// roles treat as transient.
+//
 // It imports internal/grid, internal/catalog and internal/area only.
 package job

@@ -135,7 +135,7 @@ func (e *Enqueuer) Render(ctx context.Context, j Job, batch int) (added bool, er
 	added, err = e.enqueue(ctx, TypeRender, RenderPayload{JobID: j.ID, Batch: batch, Priority: j.Spec.Priority},
 		asynq.TaskID(tid), asynq.Queue(e.Queue(j)), asynq.MaxRetry(e.opt.RenderMaxRetry), asynq.Timeout(e.opt.RenderTimeout))
 	if err != nil {
-		return false, fmt.Errorf("enqueue render %s: %w", tid, err)
+		return false, fmt.Errorf("enqueue render %s: %w", tid, Unavailable(err))
 	}
 	return added, nil
 }
@@ -149,7 +149,7 @@ func (e *Enqueuer) Finalize(ctx context.Context, j Job) (added bool, err error) 
 		asynq.TaskID(FinalizeTaskID(j.ID)), asynq.Queue(e.Queue(j)),
 		asynq.MaxRetry(e.opt.FinalizeMaxRetry), asynq.Timeout(e.opt.FinalizeTimeout))
 	if err != nil {
-		return false, fmt.Errorf("enqueue finalize of job %s: %w", j.ID, err)
+		return false, fmt.Errorf("enqueue finalize of job %s: %w", j.ID, Unavailable(err))
 	}
 	return added, nil
 }
@@ -169,7 +169,7 @@ func (e *Enqueuer) Callbacks(ctx context.Context, j Job) error {
 			asynq.MaxRetry(e.opt.CallbackMaxRetry), asynq.Timeout(e.opt.CallbackTimeout+CallbackSlack),
 			asynq.Retention(e.opt.CallbackRetention))
 		if err != nil {
-			return fmt.Errorf("enqueue callback for job %s: %w", j.ID, err)
+			return fmt.Errorf("enqueue callback for job %s: %w", j.ID, Unavailable(err))
 		}
 	}
 	return nil
@@ -184,7 +184,7 @@ func (e *Enqueuer) Maintenance(ctx context.Context, typ string, slot time.Time, 
 		asynq.TaskID(MaintenanceTaskID(typ, slot)), asynq.Queue(QueueMaintenance),
 		asynq.Timeout(timeout), asynq.MaxRetry(0), asynq.Retention(e.opt.MaintenanceRetention))
 	if err != nil {
-		return false, fmt.Errorf("enqueue %s: %w", typ, err)
+		return false, fmt.Errorf("enqueue %s: %w", typ, Unavailable(err))
 	}
 	return added, nil
 }

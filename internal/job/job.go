@@ -34,9 +34,13 @@ const CRS = "EPSG:4326"
 
 // Callback is a URL to notify when a job ends, with the bbox that caller
 // asked for (callers that share a cached job asked for different ones).
+// A callback of a POST /export request carries that caller's roi instead
+// (as it sent it, or the layer's footprint it stood for) and is told in
+// the /export shape (Job.ExportCompletion).
 type Callback struct {
-	URL  string    `json:"url"`
-	BBox []float64 `json:"bbox"`
+	URL  string          `json:"url"`
+	BBox []float64       `json:"bbox"`
+	ROI  json.RawMessage `json:"roi,omitempty"`
 }
 
 // Spec is what a job was asked to make. It never changes after creation:
@@ -119,7 +123,11 @@ func (s Spec) Coverage() (grid.Coverage, error) {
 	if len(s.ROI) == 0 {
 		return grid.PyramidCoverage(s.BBox, s.Zoom), nil
 	}
-	return area.Cover(s.ROI, area.BBoxFootprint(s.Layer.Footprint))
+	fp, err := s.Layer.AreaFootprint()
+	if err != nil {
+		return grid.Coverage{}, err
+	}
+	return area.Cover(s.ROI, fp)
 }
 
 // PartKey is the storage key of one batch's part package.
@@ -164,7 +172,11 @@ func NewSpec(layer catalog.Layer, z grid.Zoom, extent grid.BBox, priority int) S
 // It fails with an *area.Error naming a feature that does not meet the
 // footprint.
 func NewAreaSpec(layer catalog.Layer, features []area.Feature, priority int, description string, cutline bool) (Spec, error) {
-	c, err := area.Cover(features, area.BBoxFootprint(layer.Footprint))
+	fp, err := layer.AreaFootprint()
+	if err != nil {
+		return Spec{}, err
+	}
+	c, err := area.Cover(features, fp)
 	if err != nil {
 		return Spec{}, err
 	}
@@ -270,6 +282,14 @@ func PackageFileKey(jobID, file string) string {
 	return PackagePrefix(jobID) + file
 }
 
+// MetadataFileKey is the storage key of the metadata JSON published
+// beside the package stored at packageKey: <packageName>.json in the same
+// folder, so its link is the package's with another extension, and the
+// scheduler deletes it with the package.
+func MetadataFileKey(packageKey string) string {
+	return strings.TrimSuffix(packageKey, ".gpkg") + ".json"
+}
+
 // KeyJobID returns the job whose file key is, for a key below root
 // (PartsRoot or PackagesPrefix) and a job's own prefix there. ok is false
 // for a key directly below root, such as a package stored before
@@ -302,16 +322,18 @@ type Job struct {
 	// Owner is the subject that created the job.
 	Owner string `json:"owner,omitempty"`
 	// Reason says why a job failed or was cancelled.
-	Reason      string    `json:"reason,omitempty"`
-	TilesDone   int64     `json:"tiles_done"`
-	FileKey     string    `json:"file_key,omitempty"`
-	FileSize    int64     `json:"file_size,omitempty"`
-	SHA256      string    `json:"sha256,omitempty"`
-	TilesStored int64     `json:"tiles_stored,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
-	CompletedAt time.Time `json:"completed_at,omitzero"`
-	ExpiresAt   time.Time `json:"expires_at,omitzero"`
+	Reason      string `json:"reason,omitempty"`
+	TilesDone   int64  `json:"tiles_done"`
+	FileKey     string `json:"file_key,omitempty"`
+	FileSize    int64  `json:"file_size,omitempty"`
+	SHA256      string `json:"sha256,omitempty"`
+	TilesStored int64  `json:"tiles_stored,omitempty"`
+	// MetadataSize is the size of the metadata JSON beside the package.
+	MetadataSize int64     `json:"metadata_size,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	CompletedAt  time.Time `json:"completed_at,omitzero"`
+	ExpiresAt    time.Time `json:"expires_at,omitzero"`
 }
 
 // Percentage is the job's progress, 0..100. It reaches 100 only once the
@@ -347,5 +369,11 @@ func FinalizeTaskID(jobID string) string {
 // ending, so a re-run ending enqueues each delivery once.
 func CallbackTaskID(jobID string, status Status, cb Callback) string {
 	ns := uuid.MustParse(jobID)
-	return uuid.NewSHA1(ns, fmt.Appendf(nil, "callback/%s/%s/%v", status, cb.URL, cb.BBox)).String()
+	name := fmt.Appendf(nil, "callback/%s/%s/%v", status, cb.URL, cb.BBox)
+	if len(cb.ROI) > 0 {
+		// Two /export callers of one URL asked for different areas.
+		sum := sha256.Sum256(cb.ROI)
+		name = fmt.Appendf(name, "/roi/%x", sum)
+	}
+	return uuid.NewSHA1(ns, name).String()
 }

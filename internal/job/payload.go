@@ -1,6 +1,10 @@
 package job
 
-import "strings"
+import (
+	"encoding/json"
+	"strings"
+	"time"
+)
 
 // ExpirationLayout formats expirationTime: the contract's `format: date`.
 const ExpirationLayout = "2006-01-02"
@@ -52,5 +56,77 @@ func (j Job) Completion(publicURL string, bbox []float64) Completion {
 			c.ErrorReason = "the export ended as " + string(j.Status)
 		}
 	}
+	return c
+}
+
+// ExportStatus is a job's status as POST /export and its status route
+// spell it (the reference's statuses): a cancelled job is Aborted.
+func ExportStatus(s Status) string {
+	if s == StatusCancelled {
+		return "Aborted"
+	}
+	return string(s)
+}
+
+// ExportLinks are the links of a finished /export package.
+type ExportLinks struct {
+	DataURI     string `json:"dataURI"`
+	MetadataURI string `json:"metadataURI"`
+}
+
+// Artifact is one file of a finished /export: the GeoPackage or its
+// metadata JSON.
+type Artifact struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	Size int64  `json:"size"`
+	Type string `json:"type"`
+}
+
+// Artifact types.
+const (
+	ArtifactGeoPackage = "GPKG"
+	ArtifactMetadata   = "METADATA"
+)
+
+// ExportCompletion is the /export answer for a finished package (with
+// Status Completed) and the body POSTed to the callbacks of an /export
+// request (Completed, or Failed, Expired or Aborted with ErrorReason).
+type ExportCompletion struct {
+	Status          string          `json:"status"`
+	JobID           string          `json:"jobId"`
+	Links           *ExportLinks    `json:"links,omitempty"`
+	Artifacts       []Artifact      `json:"artifacts,omitempty"`
+	ExpirationTime  string          `json:"expirationTime,omitempty"`
+	FileSize        int64           `json:"fileSize,omitempty"`
+	RecordCatalogID string          `json:"recordCatalogId"`
+	ROI             json.RawMessage `json:"roi,omitempty"`
+	Description     string          `json:"description,omitempty"`
+	ErrorReason     string          `json:"errorReason,omitempty"`
+}
+
+// ExportCompletion describes j's outcome to an /export caller who asked
+// for roi.
+func (j Job) ExportCompletion(publicURL string, roi json.RawMessage) ExportCompletion {
+	c := ExportCompletion{
+		Status: ExportStatus(j.Status), JobID: j.ID, RecordCatalogID: j.Spec.Layer.ID,
+		ROI: roi, Description: j.Spec.Description,
+	}
+	if j.Status != StatusCompleted {
+		c.ErrorReason = j.Reason
+		if c.ErrorReason == "" {
+			c.ErrorReason = "the export ended as " + c.Status
+		}
+		return c
+	}
+	data := DownloadURI(publicURL, j.FileKey)
+	meta := DownloadURI(publicURL, MetadataFileKey(j.FileKey))
+	c.Links = &ExportLinks{DataURI: data, MetadataURI: meta}
+	c.Artifacts = []Artifact{
+		{Name: j.Spec.PackageName + ".gpkg", URL: data, Size: j.FileSize, Type: ArtifactGeoPackage},
+		{Name: j.Spec.PackageName + ".json", URL: meta, Size: j.MetadataSize, Type: ArtifactMetadata},
+	}
+	c.ExpirationTime = j.ExpiresAt.UTC().Format(time.RFC3339)
+	c.FileSize = j.FileSize
 	return c
 }

@@ -52,10 +52,19 @@ type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
 	now    func() time.Time
-	// specs and taskIDs remember decoded specs and task ids.
-	specs   memo[Spec]
-	taskIDs memo[[]string]
-	// lastJobs remembers the job id each cache key named last.
+	// waitReplicas, when positive, is how many replicas must have a job's
+	// state change within waitTimeout (WithWait).
+	waitReplicas int
+	waitTimeout  time.Duration
+	// memory is shared by the stores WithWait makes.
+	memory *memory
+}
+
+// memory is what a store remembers between calls: decoded specs and task
+// ids (a job's never change) and the job id each cache key named last.
+type memory struct {
+	specs    memo[Spec]
+	taskIDs  memo[[]string]
 	lastJobs bounded[string]
 }
 
@@ -64,7 +73,56 @@ func NewStore(rdb redis.UniversalClient, prefix string, now func() time.Time) *S
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{rdb: rdb, prefix: prefix + ":", now: now}
+	return &Store{rdb: rdb, prefix: prefix + ":", now: now, memory: &memory{}}
+}
+
+// WithWait returns a store that makes each change of a job's state (a new
+// job; Completed, Failed, Cancelled) wait until replicas replicas have it,
+// for at most timeout: Redis replicates asynchronously, and a failover
+// loses what the promoted replica had not received. A change that fewer
+// replicas acknowledged in time is still made on the primary, but returns
+// an error wrapping ErrUnavailable, so the caller retries rather than
+// report it (the trigger answers 503, a task runs again; both steps are
+// idempotent). replicas 0 waits for nothing. A timeout must stay below the
+// client's read timeout (go-redis: 3 s).
+func (s *Store) WithWait(replicas int, timeout time.Duration) *Store {
+	c := *s
+	c.waitReplicas, c.waitTimeout = replicas, timeout
+	return &c
+}
+
+// change runs a script that changes a job's state; with WithWait, WAIT
+// follows it on the same connection (a pipeline), since WAIT counts the
+// writes of its own connection.
+func (s *Store) change(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	if s.waitReplicas <= 0 {
+		return script.Run(ctx, s.rdb, keys, args...)
+	}
+	pipe := s.rdb.Pipeline()
+	cmd := script.Eval(ctx, pipe, keys, args...)
+	wait := pipe.Do(ctx, "wait", s.waitReplicas, s.waitTimeout.Milliseconds())
+	if _, err := pipe.Exec(ctx); err != nil {
+		if cmd.Err() == nil {
+			cmd.SetErr(err)
+		}
+		return cmd
+	}
+	if err := s.waited(wait); err != nil {
+		cmd.SetErr(err)
+	}
+	return cmd
+}
+
+// waited is the error of a WAIT (nil: none was sent) that fewer replicas
+// than WithWait asks for acknowledged in time.
+func (s *Store) waited(wait *redis.Cmd) error {
+	if wait == nil {
+		return nil
+	}
+	if n, _ := wait.Int64(); n < int64(s.waitReplicas) {
+		return fmt.Errorf("%w: the write reached %d of %d replicas within %v", ErrUnavailable, n, s.waitReplicas, s.waitTimeout)
+	}
+	return nil
 }
 
 func (s *Store) jobKey(id string) string  { return s.prefix + "job:" + id }
@@ -195,7 +253,7 @@ func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outco
 	// this cache key named last time, which is most often the one reused.
 	res, guess, rec, err := s.reuse(ctx, cacheKey, keys, args)
 	if err != nil {
-		return Job{}, "", fmt.Errorf("get or create job: %w", err)
+		return Job{}, "", fmt.Errorf("get or create job: %w", Unavailable(err))
 	}
 	if res[0] == "miss" {
 		if j.TaskIDs == nil {
@@ -207,8 +265,8 @@ func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outco
 		if args[5], err = json.Marshal(j.TaskIDs); err != nil {
 			return Job{}, "", fmt.Errorf("encode task ids: %w", err)
 		}
-		if res, err = getOrCreate.Run(ctx, s.rdb, keys, args...).Slice(); err != nil {
-			return Job{}, "", fmt.Errorf("get or create job: %w", err)
+		if res, err = s.change(ctx, getOrCreate, keys, args...).Slice(); err != nil {
+			return Job{}, "", fmt.Errorf("get or create job: %w", Unavailable(err))
 		}
 		rec = nil // read before this step
 	}
@@ -218,7 +276,7 @@ func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outco
 		used, _ := strconv.ParseInt(id, 10, 64)
 		return Job{}, "", &QuotaError{Estimate: j.Spec.EstimatedBytes, Used: used, Quota: req.QuotaBytes}
 	}
-	s.lastJobs.put(cacheKey, id)
+	s.memory.lastJobs.put(cacheKey, id)
 	var got Job
 	switch {
 	case len(res) > 2:
@@ -236,23 +294,28 @@ func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outco
 
 // reuse runs the reuse script and, in the same round trip, reads the
 // record of the job that cacheKey named last time (guess; rec is nil when
-// there is none). When Redis does not have the script yet (a new or
-// flushed script cache), it is run without the pipeline, which loads it.
+// there is none). With WithWait, a WAIT follows the script in the same
+// pipeline. When Redis does not have the script yet (a new or flushed
+// script cache), it is run by change, which loads it.
 func (s *Store) reuse(ctx context.Context, cacheKey string, keys []string, args []any) (res []any, guess string, rec map[string]string, err error) {
-	guess, _ = s.lastJobs.get(cacheKey)
+	guess, _ = s.memory.lastJobs.get(cacheKey)
 	var (
-		probe *redis.Cmd
-		read  *redis.MapStringStringCmd
+		probe, wait *redis.Cmd
+		read        *redis.MapStringStringCmd
 	)
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		probe = reuse.EvalSha(ctx, p, keys, args...)
+		if s.waitReplicas > 0 {
+			// A hit or a join changed the job: as change would.
+			wait = p.Do(ctx, "wait", s.waitReplicas, s.waitTimeout.Milliseconds())
+		}
 		if guess != "" {
 			read = p.HGetAll(ctx, s.jobKey(guess))
 		}
 		return nil
 	})
 	if err != nil && redis.HasErrorPrefix(probe.Err(), "NOSCRIPT") {
-		res, err = reuse.Run(ctx, s.rdb, keys, args...).Slice()
+		res, err = s.change(ctx, reuse, keys, args...).Slice()
 		return res, "", nil, err
 	}
 	if err != nil {
@@ -260,6 +323,12 @@ func (s *Store) reuse(ctx context.Context, cacheKey string, keys []string, args 
 	}
 	if res, err = probe.Slice(); err != nil {
 		return nil, "", nil, err
+	}
+	if res[0] != "miss" {
+		// A miss wrote nothing: the creating script waits for its own.
+		if err := s.waited(wait); err != nil {
+			return nil, "", nil, err
+		}
 	}
 	if read != nil {
 		rec = read.Val()
@@ -284,7 +353,7 @@ func hashReply(v any) map[string]string {
 func (s *Store) Usage(ctx context.Context) (stored, reserved int64, err error) {
 	vals, err := s.rdb.MGet(ctx, s.storedKey(), s.reservedKey()).Result()
 	if err != nil {
-		return 0, 0, fmt.Errorf("read usage: %w", err)
+		return 0, 0, fmt.Errorf("read usage: %w", Unavailable(err))
 	}
 	n := func(v any) int64 {
 		str, _ := v.(string)
@@ -298,7 +367,7 @@ func (s *Store) Usage(ctx context.Context) (stored, reserved int64, err error) {
 func (s *Store) Get(ctx context.Context, id string) (Job, error) {
 	m, err := s.rdb.HGetAll(ctx, s.jobKey(id)).Result()
 	if err != nil {
-		return Job{}, fmt.Errorf("get job %s: %w", id, err)
+		return Job{}, fmt.Errorf("get job %s: %w", id, Unavailable(err))
 	}
 	return s.decodeJob(id, m)
 }
@@ -312,11 +381,11 @@ func (s *Store) decodeJob(id string, m map[string]string) (Job, error) {
 		return Job{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	j := Job{ID: m["id"], Status: Status(m["status"]), Reason: m["reason"], FileKey: m["file_key"], SHA256: m["sha256"], Owner: m["owner"]}
-	if err := s.specs.decode(m["spec"], &j.Spec); err != nil {
+	if err := s.memory.specs.decode(m["spec"], &j.Spec); err != nil {
 		return Job{}, fmt.Errorf("decode job %s spec: %w", j.ID, err)
 	}
 	var tasks []string
-	if err := s.taskIDs.decode(m["task_ids"], &tasks); err != nil {
+	if err := s.memory.taskIDs.decode(m["task_ids"], &tasks); err != nil {
 		return Job{}, fmt.Errorf("decode job %s task ids: %w", j.ID, err)
 	}
 	j.TaskIDs = slices.Clone(tasks)
@@ -327,7 +396,7 @@ func (s *Store) decodeJob(id string, m map[string]string) (Job, error) {
 		}
 		return time.Time{}
 	}
-	j.TilesDone, j.FileSize, j.TilesStored = num("tiles_done"), num("file_size"), num("tiles_stored")
+	j.TilesDone, j.FileSize, j.TilesStored, j.MetadataSize = num("tiles_done"), num("file_size"), num("tiles_stored"), num("metadata_size")
 	j.CreatedAt, j.UpdatedAt, j.CompletedAt, j.ExpiresAt = ms("created_at"), ms("updated_at"), ms("completed_at"), ms("expires_at")
 	return j, nil
 }
@@ -336,7 +405,7 @@ func (s *Store) decodeJob(id string, m map[string]string) (Job, error) {
 func (s *Store) Callbacks(ctx context.Context, id string) ([]Callback, error) {
 	raw, err := s.rdb.SMembers(ctx, s.jobKey(id)+":callbacks").Result()
 	if err != nil {
-		return nil, fmt.Errorf("get job %s callbacks: %w", id, err)
+		return nil, fmt.Errorf("get job %s callbacks: %w", id, Unavailable(err))
 	}
 	out := make([]Callback, 0, len(raw))
 	for _, r := range raw {
@@ -368,7 +437,7 @@ return 1
 func (s *Store) SetProgress(ctx context.Context, id, batch string, done int64) error {
 	k := s.jobKey(id)
 	if err := progress.Run(ctx, s.rdb, []string{k, k + ":progress"}, batch, done, s.now().UnixMilli()).Err(); err != nil {
-		return fmt.Errorf("set job %s progress: %w", id, err)
+		return fmt.Errorf("set job %s progress: %w", id, Unavailable(err))
 	}
 	return nil
 }
@@ -382,7 +451,7 @@ redis.call('DECRBY', KEYS[4], tonumber(redis.call('HGET', KEYS[1], 'estimate') o
 redis.call('INCRBY', KEYS[3], tonumber(ARGV[5]))
 local exp = tonumber(ARGV[2]) + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'status', 'Completed', 'file_key', ARGV[4], 'file_size', ARGV[5],
-  'sha256', ARGV[6], 'tiles_stored', ARGV[7], 'completed_at', ARGV[2], 'updated_at', ARGV[2], 'expires_at', exp)
+  'sha256', ARGV[6], 'tiles_stored', ARGV[7], 'metadata_size', ARGV[8], 'completed_at', ARGV[2], 'updated_at', ARGV[2], 'expires_at', exp)
 redis.call('ZADD', KEYS[2], exp, ARGV[1])
 return {'Completed', 1}
 `)
@@ -393,6 +462,9 @@ type Result struct {
 	FileSize    int64
 	SHA256      string
 	TilesStored int64
+	// MetadataSize is the size of the metadata JSON stored beside the
+	// package (job.MetadataFileKey).
+	MetadataSize int64
 }
 
 // Complete marks an In-Progress job Completed with its package, expiring
@@ -400,7 +472,7 @@ type Result struct {
 // changes nothing and returns the job's current state with changed false.
 func (s *Store) Complete(ctx context.Context, id string, r Result, ttl time.Duration) (j Job, changed bool, err error) {
 	return s.transition(ctx, id, complete, []string{s.jobKey(id), s.expiryKey(), s.storedKey(), s.reservedKey()},
-		id, s.now().UnixMilli(), ttl.Milliseconds(), r.FileKey, r.FileSize, r.SHA256, r.TilesStored)
+		id, s.now().UnixMilli(), ttl.Milliseconds(), r.FileKey, r.FileSize, r.SHA256, r.TilesStored, r.MetadataSize)
 }
 
 // end: KEYS job, reserved; ARGV status, reason, now.
@@ -433,7 +505,7 @@ func (s *Store) Status(ctx context.Context, id string) (Status, error) {
 		return "", fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
-		return "", fmt.Errorf("get job %s status: %w", id, err)
+		return "", fmt.Errorf("get job %s status: %w", id, Unavailable(err))
 	}
 	return Status(st), nil
 }
@@ -472,7 +544,7 @@ func (s *Store) Look(ctx context.Context, id, subject string, deliveries bool) (
 		return nil
 	})
 	if err != nil {
-		return View{}, fmt.Errorf("get job %s: %w", id, err)
+		return View{}, fmt.Errorf("get job %s: %w", id, Unavailable(err))
 	}
 	var v View
 	if v.Job, err = s.decodeJob(id, rec.Val()); err != nil {
@@ -501,7 +573,7 @@ func (s *Store) FromCache(ctx context.Context, subject string, ids ...string) ([
 	}
 	hits, err := s.rdb.SMIsMember(ctx, s.subjectCachedKey(subject), members...).Result()
 	if err != nil {
-		return nil, fmt.Errorf("get cache hits of %s: %w", subject, err)
+		return nil, fmt.Errorf("get cache hits of %s: %w", subject, Unavailable(err))
 	}
 	return hits, nil
 }
@@ -516,7 +588,7 @@ func (s *Store) List(ctx context.Context, subject string, status Status, offset,
 	for start := int64(0); ; start += chunk {
 		ids, err := s.rdb.ZRevRange(ctx, s.subjectKey(subject), start, start+chunk-1).Result()
 		if err != nil {
-			return nil, -1, fmt.Errorf("list jobs of %s: %w", subject, err)
+			return nil, -1, fmt.Errorf("list jobs of %s: %w", subject, Unavailable(err))
 		}
 		for _, id := range ids {
 			j, err := s.Get(ctx, id)
@@ -545,9 +617,9 @@ func (s *Store) List(ctx context.Context, subject string, status Status, offset,
 }
 
 func (s *Store) transition(ctx context.Context, id string, script *redis.Script, keys []string, args ...any) (Job, bool, error) {
-	res, err := script.Run(ctx, s.rdb, keys, args...).Slice()
+	res, err := s.change(ctx, script, keys, args...).Slice()
 	if err != nil {
-		return Job{}, false, fmt.Errorf("update job %s: %w", id, err)
+		return Job{}, false, fmt.Errorf("update job %s: %w", id, Unavailable(err))
 	}
 	if res[0] == "" {
 		return Job{}, false, fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -566,7 +638,7 @@ func (s *Store) DueForExpiry(ctx context.Context, limit int64) ([]string, error)
 		Key: s.expiryKey(), ByScore: true, Start: "-inf", Stop: strconv.FormatInt(s.now().UnixMilli(), 10), Count: limit,
 	}).Result()
 	if err != nil {
-		return nil, fmt.Errorf("list due jobs: %w", err)
+		return nil, fmt.Errorf("list due jobs: %w", Unavailable(err))
 	}
 	return ids, nil
 }
@@ -593,7 +665,7 @@ return {st or '', redis.call('HGET', KEYS[1], 'file_key') or ''}
 func (s *Store) Expire(ctx context.Context, id string) (fileKey string, err error) {
 	res, err := expire.Run(ctx, s.rdb, []string{s.jobKey(id), s.storedKey()}, s.now().UnixMilli()).StringSlice()
 	if err != nil {
-		return "", fmt.Errorf("expire job %s: %w", id, err)
+		return "", fmt.Errorf("expire job %s: %w", id, Unavailable(err))
 	}
 	if res[0] != string(StatusExpired) {
 		if res[0] != string(StatusCompleted) {
@@ -608,7 +680,7 @@ func (s *Store) Expire(ctx context.Context, id string) (fileKey string, err erro
 // ForgetExpiry drops a job from the expiry index.
 func (s *Store) ForgetExpiry(ctx context.Context, id string) error {
 	if err := s.rdb.ZRem(ctx, s.expiryKey(), id).Err(); err != nil {
-		return fmt.Errorf("forget expiry of job %s: %w", id, err)
+		return fmt.Errorf("forget expiry of job %s: %w", id, Unavailable(err))
 	}
 	return nil
 }
@@ -627,7 +699,7 @@ func (s *Store) BatchDone(ctx context.Context, id string, batch int) (int64, err
 	k := s.jobKey(id)
 	n, err := doneBatch.Run(ctx, s.rdb, []string{k, k + ":done"}, batch).Int64()
 	if err != nil {
-		return 0, fmt.Errorf("record batch %d of job %s: %w", batch, id, err)
+		return 0, fmt.Errorf("record batch %d of job %s: %w", batch, id, Unavailable(err))
 	}
 	if n < 0 {
 		return 0, fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -639,7 +711,7 @@ func (s *Store) BatchDone(ctx context.Context, id string, batch int) (int64, err
 func (s *Store) IsBatchDone(ctx context.Context, id string, batch int) (bool, error) {
 	ok, err := s.rdb.SIsMember(ctx, s.jobKey(id)+":done", batch).Result()
 	if err != nil {
-		return false, fmt.Errorf("get batch %d of job %s: %w", batch, id, err)
+		return false, fmt.Errorf("get batch %d of job %s: %w", batch, id, Unavailable(err))
 	}
 	return ok, nil
 }
@@ -652,7 +724,7 @@ func (s *Store) Oldest(ctx context.Context, age time.Duration, offset, limit int
 		Offset: offset, Count: limit,
 	}).Result()
 	if err != nil {
-		return nil, fmt.Errorf("list old jobs: %w", err)
+		return nil, fmt.Errorf("list old jobs: %w", Unavailable(err))
 	}
 	return ids, nil
 }
@@ -679,7 +751,7 @@ return 1
 func (s *Store) Delete(ctx context.Context, j Job) (deleted bool, err error) {
 	n, err := deleteJob.Run(ctx, s.rdb, []string{s.jobKey(j.ID), s.jobsKey(), s.cacheKey(j.Spec.CacheKey())}, j.ID, s.prefix).Int()
 	if err != nil {
-		return false, fmt.Errorf("delete job %s: %w", j.ID, err)
+		return false, fmt.Errorf("delete job %s: %w", j.ID, Unavailable(err))
 	}
 	return n == 1, nil
 }
@@ -688,7 +760,7 @@ func (s *Store) Delete(ctx context.Context, j Job) (deleted bool, err error) {
 func (s *Store) DoneBatches(ctx context.Context, id string) (int64, error) {
 	n, err := s.rdb.SCard(ctx, s.jobKey(id)+":done").Result()
 	if err != nil {
-		return 0, fmt.Errorf("count batches of job %s: %w", id, err)
+		return 0, fmt.Errorf("count batches of job %s: %w", id, Unavailable(err))
 	}
 	return n, nil
 }

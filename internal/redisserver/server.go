@@ -139,6 +139,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	lockPath := filepath.Join(dir, lockFile)
 	lock, err := filelock.TryLock(lockPath)
+	// A lock this process released a moment ago can still be held by a
+	// child another goroutine is forking: its copy of the descriptor lives
+	// until the child's exec closes it. Wait that out, briefly.
+	for deadline := time.Now().Add(time.Second); errors.Is(err, filelock.ErrLocked) &&
+		filelock.Owner(lockPath) == os.Getpid() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		lock, err = filelock.TryLock(lockPath)
+	}
 	if errors.Is(err, filelock.ErrLocked) {
 		return nil, fmt.Errorf("%w: %s is used by another process (pid %d); run one exporter per data directory", ErrInUse, dir, filelock.Owner(lockPath))
 	}

@@ -92,25 +92,6 @@ func stop(t *testing.T, s *redisserver.Server) {
 	}
 }
 
-// gone polls until pid no longer runs (an unreaped zombie counts as gone).
-func gone(pid int, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if syscall.Kill(pid, 0) != nil {
-			return true
-		}
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-			if s := string(b); strings.Contains(s[strings.LastIndexByte(s, ')'):], ") Z") {
-				return true
-			}
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestStartKeepsDataAcrossRestarts(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "redis")
@@ -328,14 +309,14 @@ func TestServerEndsWithKilledParent(t *testing.T) {
 	// The goroutine that started the server has returned and its thread
 	// has ended: the server must still serve.
 	time.Sleep(200 * time.Millisecond)
-	if gone(pid, 0) {
+	if testenv.WaitGone(pid, 0) {
 		t.Fatal("the server died with the thread that asked for it")
 	}
 	if err := helper.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = helper.Wait()
-	if !gone(pid, 10*time.Second) {
+	if !testenv.WaitGone(pid, 10*time.Second) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		t.Fatalf("redis-server (pid %d) still runs 10s after its parent was killed", pid)
 	}

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // localCreateAttempts bounds Put's retries when a concurrent Delete prunes
@@ -72,15 +74,9 @@ func (l *Local) Close() error { return nil }
 // Errors: ErrInvalidKey; a read error from r; io.ErrUnexpectedEOF for a short
 // r; ctx.Err(); file system errors.
 func (l *Local) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error {
-	if err := checkKey(key); err != nil {
-		return fmt.Errorf("put: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	root, err := os.OpenRoot(l.dir)
+	root, err := l.openRoot(ctx, "put", key)
 	if err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+		return err
 	}
 	defer root.Close()
 
@@ -238,6 +234,22 @@ func (l *Local) link(ctx context.Context, key, src string, f *os.File) (bool, er
 	return true, errors.Join(syncDir(root, dir), syncDir(root, "."))
 }
 
+// openRoot checks key and ctx and opens the store's directory as a root,
+// which the caller closes. Its errors name op, and key once it is valid.
+func (l *Local) openRoot(ctx context.Context, op, key string) (*os.Root, error) {
+	if err := checkKey(key); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", op, key, err)
+	}
+	root, err := os.OpenRoot(l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", op, key, err)
+	}
+	return root, nil
+}
+
 // Path returns the name of the local file that holds key, for a caller
 // that reads it in place (SQLite attaching a part, say) instead of copying
 // it with GetFile. The file must not be changed; an overwrite or Delete
@@ -245,12 +257,9 @@ func (l *Local) link(ctx context.Context, key, src string, f *os.File) (bool, er
 //
 // Errors: ErrInvalidKey; ErrNotFound; file system errors.
 func (l *Local) Path(key string) (string, error) {
-	if err := checkKey(key); err != nil {
-		return "", fmt.Errorf("path: %w", err)
-	}
-	root, err := os.OpenRoot(l.dir)
+	root, err := l.openRoot(context.Background(), "path", key)
 	if err != nil {
-		return "", fmt.Errorf("path %s: %w", key, err)
+		return "", err
 	}
 	defer root.Close()
 	// Lstat through the root refuses names that leave it; a regular file
@@ -290,15 +299,9 @@ func openSource(name string) (int64, *os.File, error) {
 // Errors: ErrInvalidKey; ErrNotFound when there is no object (a directory of
 // other keys is not an object); ctx.Err(); file system errors.
 func (l *Local) Open(ctx context.Context, key string) (Object, error) {
-	if err := checkKey(key); err != nil {
-		return nil, fmt.Errorf("open: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("open %s: %w", key, err)
-	}
-	root, err := os.OpenRoot(l.dir)
+	root, err := l.openRoot(ctx, "open", key)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", key, err)
+		return nil, err
 	}
 	defer root.Close()
 	f, err := root.Open(key)
@@ -320,15 +323,9 @@ func (l *Local) Open(ctx context.Context, key string) (Object, error) {
 //
 // Errors: ErrInvalidKey; ErrNotFound; ctx.Err(); file system errors.
 func (l *Local) Stat(ctx context.Context, key string) (Info, error) {
-	if err := checkKey(key); err != nil {
-		return Info{}, fmt.Errorf("stat: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return Info{}, fmt.Errorf("stat %s: %w", key, err)
-	}
-	root, err := os.OpenRoot(l.dir)
+	root, err := l.openRoot(ctx, "stat", key)
 	if err != nil {
-		return Info{}, fmt.Errorf("stat %s: %w", key, err)
+		return Info{}, err
 	}
 	defer root.Close()
 	fi, err := root.Stat(key)
@@ -395,15 +392,9 @@ func writeFileAtomic(ctx context.Context, name string, r io.Reader) (err error) 
 //
 // Errors: ErrInvalidKey; ctx.Err(); file system errors.
 func (l *Local) Delete(ctx context.Context, key string) error {
-	if err := checkKey(key); err != nil {
-		return fmt.Errorf("delete: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("delete %s: %w", key, err)
-	}
-	root, err := os.OpenRoot(l.dir)
+	root, err := l.openRoot(ctx, "delete", key)
 	if err != nil {
-		return fmt.Errorf("delete %s: %w", key, err)
+		return err
 	}
 	defer root.Close()
 	fi, err := root.Lstat(key)
@@ -565,3 +556,19 @@ func (o *localObject) Size() int64        { return o.info.Size }
 func (o *localObject) ModTime() time.Time { return o.info.ModTime }
 func (o *localObject) ETag() string       { return o.info.ETag }
 func (o *localObject) Info() Info         { return o.info }
+
+// Capacity returns the bytes an unprivileged writer may still use and the
+// size of the file system holding the directory (statfs).
+//
+// Errors: ctx.Err(); file system errors.
+func (l *Local) Capacity(ctx context.Context) (free, size int64, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, 0, fmt.Errorf("capacity: %w", err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(l.dir, &st); err != nil {
+		return 0, 0, fmt.Errorf("capacity of %s: %w", l.dir, err)
+	}
+	bs := int64(st.Bsize) //nolint:unconvert // uint32 on some systems
+	return int64(st.Bavail) * bs, int64(st.Blocks) * bs, nil
+}

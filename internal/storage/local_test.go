@@ -204,3 +204,15 @@ func TestLocalPathErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestLocalCapacity(t *testing.T) {
+	t.Parallel()
+	l, err := storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	free, size, err := l.Capacity(t.Context())
+	if err != nil || size <= 0 || free < 0 || free > size {
+		t.Errorf("Capacity = %d free of %d, %v; want a file system's numbers", free, size, err)
+	}
+}

@@ -2,6 +2,11 @@
 // against: a fresh redis-server for every test ([Redis]) and one MinIO
 // server per test binary with a fresh bucket for every test ([MinIO]).
 //
+// [StartRedis] starts a redis-server a test may kill or start with
+// options of its own (a replica, say), and [Sentinel] a primary, a replica
+// and three sentinels watching them, with [SentinelSet.KillPrimary] and
+// [SentinelSet.WaitPromoted] to drive a failover.
+//
 // Servers bind 127.0.0.1 on ports the kernel picks, keep their data in
 // temporary directories and are stopped when the test (Redis) or the test
 // binary (MinIO) ends, so tests are hermetic and may run in parallel, and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -33,6 +34,25 @@ const (
 // Under -short the test is skipped; a missing redis-server fails it.
 func Redis(t testing.TB) asynq.RedisClientOpt {
 	t.Helper()
+	return asynq.RedisClientOpt{Addr: StartRedis(t).Addr}
+}
+
+// RedisServer is a redis-server started by [StartRedis], for tests that
+// stop, kill or reconfigure their server.
+type RedisServer struct {
+	*Process
+	// Addr is "127.0.0.1:<port>".
+	Addr string
+	// Dir is the server's working directory.
+	Dir string
+}
+
+// StartRedis starts a redis-server like [Redis], with args appended to its
+// command line (a later option wins over an earlier one, so args may
+// replace the defaults: "--appendonly", "yes"), and returns it. It has
+// answered PING when StartRedis returns, and it is stopped in t.Cleanup.
+func StartRedis(t testing.TB, args ...string) *RedisServer {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("testenv: test needs a real redis-server; skipped under -short")
 	}
@@ -42,14 +62,14 @@ func Redis(t testing.TB) asynq.RedisClientOpt {
 	}
 	dir := t.TempDir()
 	for attempt := 1; ; attempt++ {
-		p, addr, err := startRedis(bin, dir, attempt)
+		p, addr, err := startRedis(bin, dir, attempt, args)
 		if err == nil {
 			t.Cleanup(func() {
 				if err := p.Stop(); err != nil {
 					t.Errorf("testenv: %v", err)
 				}
 			})
-			return asynq.RedisClientOpt{Addr: addr}
+			return &RedisServer{Process: p, Addr: addr, Dir: dir}
 		}
 		// An early exit is most likely a lost race for the port: try
 		// another. Anything else will not get better.
@@ -57,6 +77,16 @@ func Redis(t testing.TB) asynq.RedisClientOpt {
 			t.Fatalf("testenv: start redis-server (attempt %d): %v", attempt, err)
 		}
 	}
+}
+
+// Kill ends the server with SIGKILL, as a crash would, and returns once
+// it has been reaped.
+func (r *RedisServer) Kill() error {
+	if err := r.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("kill redis-server (pid %d): %w", r.Pid(), err)
+	}
+	<-r.Exited()
+	return nil
 }
 
 // RedisServerBinary returns the redis-server binary [Redis] runs, for tests
@@ -82,9 +112,9 @@ func RedisAddr(t testing.TB) string {
 
 var errExitedEarly = errors.New("exited before it was ready")
 
-// startRedis starts one redis-server on a fresh port and waits until that
-// very process answers.
-func startRedis(bin, dir string, attempt int) (*Process, string, error) {
+// startRedis starts one redis-server on a fresh port, with extra arguments,
+// and waits until that very process answers.
+func startRedis(bin, dir string, attempt int, extra []string) (*Process, string, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, "", err
@@ -97,7 +127,11 @@ func startRedis(bin, dir string, attempt int) (*Process, string, error) {
 		"--appendonly", "no",
 		"--dir", dir,
 		"--daemonize", "no",
+		// A replica syncs at once rather than after the default 5 s wait
+		// for more replicas.
+		"--repl-diskless-sync-delay", "0",
 	)
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Dir = dir
 	p, err := StartProcess("redis-server", cmd, filepath.Join(dir, fmt.Sprintf("redis-%d.log", attempt)))
 	if err != nil {

@@ -33,7 +33,7 @@ func runHelper(mode string) int {
 			fmt.Println("ERROR", err)
 			return 1
 		}
-		p, _, err := startRedis(bin, dir, 1)
+		p, _, err := startRedis(bin, dir, 1, nil)
 		if err != nil {
 			fmt.Println("ERROR", err)
 			return 1

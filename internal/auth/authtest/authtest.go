@@ -89,20 +89,24 @@ func WriteFile(t testing.TB, name string, data []byte) string {
 func PKIXBlock(t testing.TB, pub any) *pem.Block {
 	t.Helper()
 	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &pem.Block{Type: "PUBLIC KEY", Bytes: der}
+	return mustBlock(t, "PUBLIC KEY", der, err)
 }
 
 // PKCS8Block is key as a PRIVATE KEY block.
 func PKCS8Block(t testing.TB, key any) *pem.Block {
 	t.Helper()
 	der, err := x509.MarshalPKCS8PrivateKey(key)
+	return mustBlock(t, "PRIVATE KEY", der, err)
+}
+
+// mustBlock is der as a PEM block of type typ, unless err says der could
+// not be made.
+func mustBlock(t testing.TB, typ string, der []byte, err error) *pem.Block {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &pem.Block{Type: "PRIVATE KEY", Bytes: der}
+	return &pem.Block{Type: typ, Bytes: der}
 }
 
 // WriteJWKS writes a JSON Web Key Set with go-jose, independently of the

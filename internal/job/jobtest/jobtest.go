@@ -3,7 +3,8 @@
 // decisions under -short. They keep the store's rules that those
 // decisions depend on (only an In-Progress job ends, done-sets are sets,
 // unknown ids are job.ErrNotFound); the real-Redis tests use job.Store and
-// job.Enqueuer.
+// job.Enqueuer. LoseComplete, LoseExpire and LoseBatchDone undo writes of
+// job.Store in a real Redis, as a failover that lost them would (lose.go).
 //
 // It is imported by _test.go files only.
 package jobtest
@@ -163,7 +164,7 @@ func (s *Store) DoneBatches(_ context.Context, id string) (int64, error) {
 // Complete marks an In-Progress job Completed with its package.
 func (s *Store) Complete(_ context.Context, id string, r job.Result, _ time.Duration) (job.Job, bool, error) {
 	return s.End(id, job.StatusCompleted, func(j *job.Job) {
-		j.FileKey, j.FileSize, j.SHA256, j.TilesStored = r.FileKey, r.FileSize, r.SHA256, r.TilesStored
+		j.FileKey, j.FileSize, j.SHA256, j.TilesStored, j.MetadataSize = r.FileKey, r.FileSize, r.SHA256, r.TilesStored, r.MetadataSize
 	})
 }
 
