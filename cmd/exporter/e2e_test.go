@@ -145,6 +145,19 @@ func waitReady(t *testing.T, base string, p *proc) {
 	t.Fatalf("%s/readyz not ready within 30s", base)
 }
 
+// wantStatus checks that GET url answers want.
+func wantStatus(t *testing.T, url string, want int) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		t.Errorf("GET %s = %d, want %d", url, resp.StatusCode, want)
+	}
+}
+
 // callbacks records the bodies POSTed to it.
 type callbacks struct {
 	url string
@@ -371,6 +384,8 @@ func TestEndToEndSeparateProcesses(t *testing.T) {
 	workerEnv["EXPORTER_HTTP_ADDR"] = testenv.FreeAddr(t) // its health and metrics
 	w := start(t, dir, workerEnv, "worker")
 	waitReady(t, "http://"+workerEnv["EXPORTER_HTTP_ADDR"], w)
+	// No runtime profiles without EXPORTER_HTTP_PPROF.
+	wantStatus(t, "http://"+workerEnv["EXPORTER_HTTP_ADDR"]+"/debug/pprof/cmdline", http.StatusNotFound)
 	waitReady(t, base, trig)
 	exportSeed(t, api{base: base, token: joseToken(t, e2eSecret, "e2e-client", "client")})
 	cleanupBucket(t, s3, env["EXPORTER_S3_BUCKET"])

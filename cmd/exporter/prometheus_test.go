@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -25,9 +26,13 @@ func TestQueriesAgainstPrometheus(t *testing.T) {
 	p := start(t, dir, map[string]string{
 		"EXPORTER_HTTP_ADDR": testenv.FreeAddr(t), "EXPORTER_HTTP_METRICS_ADDR": metricsAddr,
 		"EXPORTER_HTTP_RATE_LIMIT": "0", "EXPORTER_LOG_FORMAT": "json", "EXPORTER_HTTP_CALLBACK_ALLOW": "127.0.0.1/32",
+		"EXPORTER_HTTP_PPROF": "true",
 	}, "all")
 	base, token := waitURL(t, p)
 	waitReady(t, base, p)
+	// The runtime profiles are served beside the metrics, never on the API.
+	wantStatus(t, "http://"+metricsAddr+"/debug/pprof/cmdline", http.StatusOK)
+	wantStatus(t, base+"/debug/pprof/cmdline", http.StatusNotFound)
 	a := api{base: base, token: token}
 	prom := monitoringtest.StartPrometheus(t, metricsAddr)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)

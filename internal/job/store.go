@@ -61,11 +61,10 @@ type Store struct {
 }
 
 // memory is what a store remembers between calls: decoded specs and task
-// ids (a job's never change) and the job id each cache key named last.
+// ids, which never change.
 type memory struct {
-	specs    memo[Spec]
-	taskIDs  memo[[]string]
-	lastJobs bounded[string]
+	specs   memo[Spec]
+	taskIDs memo[[]string]
 }
 
 // NewStore returns a store over rdb. now is the clock; nil means time.Now.
@@ -113,6 +112,9 @@ func (s *Store) change(ctx context.Context, script *redis.Script, keys []string,
 	return cmd
 }
 
+// errUnreplicated marks a change fewer replicas acknowledged than asked.
+var errUnreplicated = errors.New("job: not replicated")
+
 // waited is the error of a WAIT (nil: none was sent) that fewer replicas
 // than WithWait asks for acknowledged in time.
 func (s *Store) waited(wait *redis.Cmd) error {
@@ -120,7 +122,7 @@ func (s *Store) waited(wait *redis.Cmd) error {
 		return nil
 	}
 	if n, _ := wait.Int64(); n < int64(s.waitReplicas) {
-		return fmt.Errorf("%w: the write reached %d of %d replicas within %v", ErrUnavailable, n, s.waitReplicas, s.waitTimeout)
+		return fmt.Errorf("%w: %w: the write reached %d of %d replicas within %v", ErrUnavailable, errUnreplicated, n, s.waitReplicas, s.waitTimeout)
 	}
 	return nil
 }
@@ -164,18 +166,19 @@ if id then
       end
       seen(id)
       redis.call('SADD', KEYS[8], id)
-      return {'cache_hit', id}
+      return {'cache_hit', id, redis.call('HGETALL', jk)}
     end
   elseif st == 'In-Progress' then
     for i = 10, #ARGV do redis.call('SADD', jk .. ':callbacks', ARGV[i]) end
     seen(id)
-    return {'joined', id}
+    return {'joined', id, redis.call('HGETALL', jk)}
   end
 end
 `
 
 // reuse answers 'miss' where getOrCreate would create a job; it needs
-// neither the new job's spec nor its task ids.
+// neither the new job's spec nor its task ids. A hit or a join answers the
+// job's record too (HGETALL).
 var reuse = redis.NewScript(reuseLua + "return {'miss'}\n")
 
 // getOrCreate stores the new job where reuse finds nothing to reuse, in
@@ -237,8 +240,7 @@ func (e *QuotaError) Available() int64 { return max(0, e.Quota-e.Used) }
 // in the same step, that the subject was served the finished package
 // (FromCache).
 func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outcome, error) {
-	cacheKey := s.cacheKey(j.Spec.CacheKey())
-	keys := []string{cacheKey, s.jobKey(j.ID), s.expiryKey(), s.jobsKey(),
+	keys := []string{s.cacheKey(j.Spec.CacheKey()), s.jobKey(j.ID), s.expiryKey(), s.jobsKey(),
 		s.subjectKey(req.Subject), s.storedKey(), s.reservedKey(), s.subjectCachedKey(req.Subject)}
 	args := []any{s.prefix, j.ID, s.now().UnixMilli(), req.TTL.Milliseconds(), "", "", req.Subject, req.QuotaBytes, j.Spec.EstimatedBytes}
 	for _, cb := range req.Callbacks {
@@ -249,9 +251,8 @@ func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outco
 		args = append(args, b)
 	}
 	// Most requests reuse a job: first try that alone, without the new
-	// job's spec, and read in the same round trip the record of the job
-	// this cache key named last time, which is most often the one reused.
-	res, guess, rec, err := s.reuse(ctx, cacheKey, keys, args)
+	// job's spec and task ids.
+	res, err := s.reuse(ctx, keys, args)
 	if err != nil {
 		return Job{}, "", fmt.Errorf("get or create job: %w", Unavailable(err))
 	}
@@ -268,7 +269,6 @@ func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outco
 		if res, err = s.change(ctx, getOrCreate, keys, args...).Slice(); err != nil {
 			return Job{}, "", fmt.Errorf("get or create job: %w", Unavailable(err))
 		}
-		rec = nil // read before this step
 	}
 	outcome, _ := res[0].(string)
 	id, _ := res[1].(string)
@@ -276,64 +276,28 @@ func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outco
 		used, _ := strconv.ParseInt(id, 10, 64)
 		return Job{}, "", &QuotaError{Estimate: j.Spec.EstimatedBytes, Used: used, Quota: req.QuotaBytes}
 	}
-	s.memory.lastJobs.put(cacheKey, id)
-	var got Job
-	switch {
-	case len(res) > 2:
-		got, err = s.decodeJob(id, hashReply(res[2]))
-	case id == guess && rec != nil:
-		got, err = s.decodeJob(id, rec)
-	default:
-		got, err = s.Get(ctx, id)
+	if len(res) < 3 {
+		return Job{}, "", fmt.Errorf("get or create job: reply %v has no record", res)
 	}
+	got, err := s.decodeJob(id, hashReply(res[2]))
 	if err != nil {
 		return Job{}, "", err
 	}
 	return got, Outcome(outcome), nil
 }
 
-// reuse runs the reuse script and, in the same round trip, reads the
-// record of the job that cacheKey named last time (guess; rec is nil when
-// there is none). With WithWait, a WAIT follows the script in the same
-// pipeline. When Redis does not have the script yet (a new or flushed
-// script cache), it is run by change, which loads it.
-func (s *Store) reuse(ctx context.Context, cacheKey string, keys []string, args []any) (res []any, guess string, rec map[string]string, err error) {
-	guess, _ = s.memory.lastJobs.get(cacheKey)
-	var (
-		probe, wait *redis.Cmd
-		read        *redis.MapStringStringCmd
-	)
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		probe = reuse.EvalSha(ctx, p, keys, args...)
-		if s.waitReplicas > 0 {
-			// A hit or a join changed the job: as change would.
-			wait = p.Do(ctx, "wait", s.waitReplicas, s.waitTimeout.Milliseconds())
-		}
-		if guess != "" {
-			read = p.HGetAll(ctx, s.jobKey(guess))
-		}
-		return nil
-	})
-	if err != nil && redis.HasErrorPrefix(probe.Err(), "NOSCRIPT") {
-		res, err = s.change(ctx, reuse, keys, args...).Slice()
-		return res, "", nil, err
-	}
-	if err != nil {
-		return nil, "", nil, err
-	}
-	if res, err = probe.Slice(); err != nil {
-		return nil, "", nil, err
-	}
-	if res[0] != "miss" {
-		// A miss wrote nothing: the creating script waits for its own.
-		if err := s.waited(wait); err != nil {
-			return nil, "", nil, err
+// reuse runs the reuse script, with WithWait followed by a WAIT. A miss
+// wrote nothing, so too few replicas do not make it an error: the
+// creating script waits for its own write.
+func (s *Store) reuse(ctx context.Context, keys []string, args []any) ([]any, error) {
+	cmd := s.change(ctx, reuse, keys, args...)
+	res, err := cmd.Slice()
+	if errors.Is(err, errUnreplicated) {
+		if v, _ := cmd.Val().([]any); len(v) > 0 && v[0] == "miss" {
+			return v, nil
 		}
 	}
-	if read != nil {
-		rec = read.Val()
-	}
-	return res, guess, rec, nil
+	return res, err
 }
 
 // hashReply is a hash as a script returns HGETALL's reply: a flat list of
@@ -529,35 +493,39 @@ type View struct {
 // the cache, and with deliveries also its callback outcomes: what Get,
 // FromCache and Deliveries would read one after the other.
 func (s *Store) Look(ctx context.Context, id, subject string, deliveries bool) (View, error) {
-	var (
-		rec              *redis.MapStringStringCmd
-		requested, cache *redis.BoolCmd
-		dels             *redis.MapStringStringCmd
-	)
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		rec = p.HGetAll(ctx, s.jobKey(id))
-		requested = p.SIsMember(ctx, s.jobKey(id)+":subjects", subject)
-		cache = p.SIsMember(ctx, s.subjectCachedKey(subject), id)
-		if deliveries {
-			dels = p.HGetAll(ctx, s.deliveriesKey(id))
-		}
-		return nil
-	})
+	with := "0"
+	if deliveries {
+		with = "1"
+	}
+	res, err := look.Run(ctx, s.rdb, []string{s.jobKey(id), s.jobKey(id) + ":subjects", s.subjectCachedKey(subject), s.deliveriesKey(id)},
+		subject, id, with).Slice()
 	if err != nil {
 		return View{}, fmt.Errorf("get job %s: %w", id, Unavailable(err))
 	}
 	var v View
-	if v.Job, err = s.decodeJob(id, rec.Val()); err != nil {
+	if v.Job, err = s.decodeJob(id, hashReply(res[0])); err != nil {
 		return View{}, err
 	}
-	v.Requested, v.FromCache = requested.Val(), cache.Val()
+	requested, _ := res[1].(int64)
+	fromCache, _ := res[2].(int64)
+	v.Requested, v.FromCache = requested == 1, fromCache == 1
 	if deliveries {
-		if v.Deliveries, err = decodeDeliveries(id, dels.Val()); err != nil {
+		if v.Deliveries, err = decodeDeliveries(id, hashReply(res[3])); err != nil {
 			return View{}, err
 		}
 	}
 	return v, nil
 }
+
+// look reads what Look answers. KEYS job, its subjects, the subject's
+// cache hits, the job's deliveries; ARGV subject, job id, 1 to read the
+// deliveries.
+var look = redis.NewScript(`
+local dels = {}
+if ARGV[3] == '1' then dels = redis.call('HGETALL', KEYS[4]) end
+return {redis.call('HGETALL', KEYS[1]), redis.call('SISMEMBER', KEYS[2], ARGV[1]),
+  redis.call('SISMEMBER', KEYS[3], ARGV[2]), dels}
+`)
 
 // FromCache reports, for each of ids, whether a request of subject for that
 // job was answered from its finished package (a cache hit of GetOrCreate)
