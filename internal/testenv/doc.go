@@ -35,6 +35,10 @@
 // probe ([Process.WaitReady]) and SIGTERM, then SIGKILL, to stop
 // ([Process.Stop]).
 //
+// [HelperProcess] runs the test binary itself again as a helper process
+// (one that holds a lock or a directory, say, until it is told to let go
+// or killed), selected by an environment variable its TestMain reads.
+//
 // testenv is imported only from _test.go files and from other test-helper
 // packages. It imports no other project package, and production code must
 // never import it.

@@ -53,13 +53,7 @@ type RedisServer struct {
 // answered PING when StartRedis returns, and it is stopped in t.Cleanup.
 func StartRedis(t testing.TB, args ...string) *RedisServer {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("testenv: test needs a real redis-server; skipped under -short")
-	}
-	bin, err := findBinary("redis-server", EnvRedisServer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := RedisServerBinary(t)
 	dir := t.TempDir()
 	for attempt := 1; ; attempt++ {
 		p, addr, err := startRedis(bin, dir, attempt, args)
@@ -94,14 +88,7 @@ func (r *RedisServer) Kill() error {
 // binary fails it with an install hint.
 func RedisServerBinary(t testing.TB) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("testenv: test needs a real redis-server; skipped under -short")
-	}
-	bin, err := findBinary("redis-server", EnvRedisServer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
+	return requireBinary(t, "redis-server", EnvRedisServer)
 }
 
 // RedisAddr starts a server like [Redis] and returns its "host:port".
