@@ -60,17 +60,14 @@ type bundle struct {
 
 func setup(t *testing.T) (*scheduler.Scheduler, *bundle, *prometheus.Registry) {
 	t.Helper()
-	opt := testenv.Redis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: opt.Addr})
-	queue, inspector := asynq.NewClient(opt), asynq.NewInspector(opt)
-	t.Cleanup(func() { rdb.Close(); queue.Close(); inspector.Close() })
+	rc := testenv.NewRedisClients(t)
 	files, err := storage.NewLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &clock{}
 	c.ms.Store(time.Now().UnixMilli())
-	b := &bundle{rdb: rdb, jobs: job.NewStore(rdb, "test", c.now), files: files, clock: c, queue: queue, inspector: inspector}
+	b := &bundle{rdb: rc.RDB, jobs: job.NewStore(rc.RDB, "test", c.now), files: files, clock: c, queue: rc.Queue, inspector: rc.Inspector}
 	s, reg := newScheduler(t, b)
 	return s, b, reg
 }

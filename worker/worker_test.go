@@ -88,27 +88,23 @@ var taskOptions = job.TaskOptions{
 
 func setup(t *testing.T, opts ...func(*worker.Config, *worker.Deps)) (*worker.Worker, *bundle) {
 	t.Helper()
-	redisOpt := testenv.Redis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: redisOpt.Addr})
-	queue := asynq.NewClient(redisOpt)
-	inspector := asynq.NewInspector(redisOpt)
-	t.Cleanup(func() { inspector.Close(); queue.Close(); rdb.Close() })
+	rc := testenv.NewRedisClients(t)
 	files, err := storage.NewLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	jobs := job.NewStore(rdb, "test", nil)
+	jobs := job.NewStore(rc.RDB, "test", nil)
 	// Callbacks in these tests go to loopback servers.
 	policy, err := egress.New(egress.Config{Allow: "127.0.0.1/32"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	enqueuer, err := job.NewEnqueuer(queue, jobs, taskOptions)
+	enqueuer, err := job.NewEnqueuer(rc.Queue, jobs, taskOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := worker.Deps{Logger: slog.New(slog.DiscardHandler), Registry: reg, Redis: redisOpt, Jobs: jobs, Files: files, Enqueuer: enqueuer,
+	deps := worker.Deps{Logger: slog.New(slog.DiscardHandler), Registry: reg, Redis: rc.Opt, Jobs: jobs, Files: files, Enqueuer: enqueuer,
 		HTTP: policy.Client(2 * time.Second)}
 	cfg := worker.Config{
 		Concurrency: 2, Fetchers: 4, Encoders: 2,
@@ -124,7 +120,7 @@ func setup(t *testing.T, opts ...func(*worker.Config, *worker.Deps)) (*worker.Wo
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = w.Close() })
-	return w, &bundle{rdb: rdb, jobs: jobs, files: files, inspector: inspector, queue: queue, registry: reg}
+	return w, &bundle{rdb: rc.RDB, jobs: jobs, files: files, inspector: rc.Inspector, queue: rc.Queue, registry: reg}
 }
 
 // createJob stores a job for layer over bbox at z, as the trigger would.

@@ -1,6 +1,8 @@
 // Package testenv starts the real servers that integration tests run
 // against: a fresh redis-server for every test ([Redis]) and one MinIO
 // server per test binary with a fresh bucket for every test ([MinIO]).
+// [NewRedisClients] starts a Redis with the go-redis client, asynq client
+// and inspector a component's tests use on it.
 //
 // [StartRedis] starts a redis-server a test may kill or start with
 // options of its own (a replica, say), and [Sentinel] a primary, a replica

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 )
 
 const (
@@ -35,6 +36,32 @@ const (
 func Redis(t testing.TB) asynq.RedisClientOpt {
 	t.Helper()
 	return asynq.RedisClientOpt{Addr: StartRedis(t).Addr}
+}
+
+// RedisClients are the clients a component's tests use on one fresh
+// redis-server started by [Redis]: go-redis for the job store, an asynq
+// client to queue tasks and an inspector to look at them.
+type RedisClients struct {
+	// Opt are the options to reach the server, for asynq servers.
+	Opt       asynq.RedisClientOpt
+	RDB       *redis.Client
+	Queue     *asynq.Client
+	Inspector *asynq.Inspector
+}
+
+// NewRedisClients starts a server like [Redis] and returns clients of it,
+// closed in t.Cleanup.
+func NewRedisClients(t testing.TB) *RedisClients {
+	t.Helper()
+	opt := Redis(t)
+	c := &RedisClients{
+		Opt:       opt,
+		RDB:       redis.NewClient(&redis.Options{Addr: opt.Addr}),
+		Queue:     asynq.NewClient(opt),
+		Inspector: asynq.NewInspector(opt),
+	}
+	t.Cleanup(func() { c.Inspector.Close(); c.Queue.Close(); c.RDB.Close() })
+	return c
 }
 
 // RedisServer is a redis-server started by [StartRedis], for tests that
