@@ -157,17 +157,21 @@ func completed(t *testing.T, b *bundle, i int, ttl time.Duration) job.Job {
 	return complete(t, b, newJob(t, b, i, 0), ttl)
 }
 
+// put stores body under key.
+func put(t *testing.T, b *bundle, key, body, contentType string) {
+	t.Helper()
+	if err := b.files.Put(t.Context(), key, strings.NewReader(body), int64(len(body)), contentType); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // complete stores j's package and marks j Completed, expiring after ttl.
 func complete(t *testing.T, b *bundle, j job.Job, ttl time.Duration) job.Job {
 	t.Helper()
 	key := job.PackageKey(j.ID, j.Spec.PackageName)
-	if err := b.files.Put(t.Context(), key, strings.NewReader("gpkg"), 4, ""); err != nil {
-		t.Fatal(err)
-	}
+	put(t, b, key, "gpkg", "")
 	// The metadata JSON beside it.
-	if err := b.files.Put(t.Context(), job.MetadataFileKey(key), strings.NewReader("{}"), 2, "application/json"); err != nil {
-		t.Fatal(err)
-	}
+	put(t, b, job.MetadataFileKey(key), "{}", "application/json")
 	j, _, err := b.jobs.Complete(t.Context(), j.ID, job.Result{FileKey: key, FileSize: 4, MetadataSize: 2}, ttl)
 	if err != nil {
 		t.Fatal(err)
@@ -330,15 +334,10 @@ func TestOrphans(t *testing.T) {
 	if _, _, err := b.jobs.Fail(t.Context(), failed.ID, "broken"); err != nil {
 		t.Fatal(err)
 	}
-	put := func(key string) {
-		if err := b.files.Put(t.Context(), key, strings.NewReader("part"), 4, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	put(job.PartKey(running.ID, 0))
-	put(job.PartKey(failed.ID, 0))
-	put(job.PartKey(failed.ID, 1))
-	put(job.PartKey(uuid.NewString(), 0)) // a job whose record is gone
+	put(t, b, job.PartKey(running.ID, 0), "part", "")
+	put(t, b, job.PartKey(failed.ID, 0), "part", "")
+	put(t, b, job.PartKey(failed.ID, 1), "part", "")
+	put(t, b, job.PartKey(uuid.NewString(), 0), "part", "") // a job whose record is gone
 	runTask(t, s, scheduler.TypeOrphans)
 	if n := counter(t, reg, "exporter_scheduler_orphaned_parts_deleted_total"); n != 0 {
 		t.Fatalf("young parts deleted: %v", n)
@@ -370,14 +369,9 @@ func TestOrphanPackages(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := func(j job.Job) string { return job.PackageKey(j.ID, j.Spec.PackageName) }
-	put := func(key string) {
-		if err := b.files.Put(t.Context(), key, strings.NewReader("gpkg"), 4, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
 	gone := job.PackageKey(uuid.NewString(), "p")
 	for _, k := range []string{key(running), key(failed), key(cancelled), gone, "packages/legacy.gpkg"} {
-		put(k)
+		put(t, b, k, "gpkg", "")
 	}
 	b.clock.advance(2 * time.Hour)
 	if _, err := b.jobs.Expire(t.Context(), expired.ID); err != nil {

@@ -142,13 +142,19 @@ func createJob(t *testing.T, b *bundle, layer catalog.Layer, bbox grid.BBox, z g
 	return j
 }
 
-func renderTask(t *testing.T, j job.Job) *asynq.Task {
+// task is a task of type typ with payload.
+func task(t *testing.T, typ string, payload any) *asynq.Task {
 	t.Helper()
-	p, err := job.Encode(job.RenderPayload{JobID: j.ID, Priority: j.Spec.Priority})
+	p, err := job.Encode(payload)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return asynq.NewTask(job.TypeRender, p)
+	return asynq.NewTask(typ, p)
+}
+
+func renderTask(t *testing.T, j job.Job) *asynq.Task {
+	t.Helper()
+	return task(t, job.TypeRender, job.RenderPayload{JobID: j.ID, Priority: j.Spec.Priority})
 }
 
 // download fetches a stored package into a temp file and opens it.
@@ -353,8 +359,7 @@ func TestRenderBadSourceFailsJob(t *testing.T) {
 func TestRenderUnknownJob(t *testing.T) {
 	t.Parallel()
 	w, _ := setup(t)
-	p, _ := job.Encode(job.RenderPayload{JobID: uuid.NewString()})
-	if err := w.Handler().ProcessTask(t.Context(), asynq.NewTask(job.TypeRender, p)); !errors.Is(err, asynq.SkipRetry) {
+	if err := w.Handler().ProcessTask(t.Context(), task(t, job.TypeRender, job.RenderPayload{JobID: uuid.NewString()})); !errors.Is(err, asynq.SkipRetry) {
 		t.Errorf("render of an unknown job = %v, want SkipRetry", err)
 	}
 	if err := w.Handler().ProcessTask(t.Context(), asynq.NewTask(job.TypeRender, []byte("{"))); !errors.Is(err, asynq.SkipRetry) {
@@ -399,11 +404,7 @@ func callbackServer(t *testing.T, status int) (string, <-chan received) {
 
 func callbackTask(t *testing.T, j job.Job, url string) *asynq.Task {
 	t.Helper()
-	p, err := job.Encode(job.CallbackPayload{JobID: j.ID, Callback: job.Callback{URL: url, BBox: []float64{1, 2, 3, 4}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return asynq.NewTask(job.TypeCallback, p)
+	return task(t, job.TypeCallback, job.CallbackPayload{JobID: j.ID, Callback: job.Callback{URL: url, BBox: []float64{1, 2, 3, 4}}})
 }
 
 func TestCallback(t *testing.T) {
@@ -633,20 +634,12 @@ func createBatched(t *testing.T, b *bundle, bbox grid.BBox, z grid.Zoom, maxTile
 
 func batchTask(t *testing.T, j job.Job, batch int) *asynq.Task {
 	t.Helper()
-	p, err := job.Encode(job.RenderPayload{JobID: j.ID, Batch: batch})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return asynq.NewTask(job.TypeRender, p)
+	return task(t, job.TypeRender, job.RenderPayload{JobID: j.ID, Batch: batch})
 }
 
 func finalizeTask(t *testing.T, j job.Job) *asynq.Task {
 	t.Helper()
-	p, err := job.Encode(job.FinalizePayload{JobID: j.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return asynq.NewTask(job.TypeFinalize, p)
+	return task(t, job.TypeFinalize, job.FinalizePayload{JobID: j.ID})
 }
 
 func TestRenderBatchesAndMerge(t *testing.T) {
