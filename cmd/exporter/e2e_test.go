@@ -119,6 +119,19 @@ func start(t *testing.T, dir string, env map[string]string, args ...string) *pro
 	return p
 }
 
+// signal sends sig to the process and waits for it to exit. SIGKILL
+// marks it killed on purpose, so its exit code is not held against it.
+func (p *proc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	if sig == syscall.SIGKILL {
+		p.killed = true
+	}
+}
+
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")

@@ -148,11 +148,7 @@ func TestRestartAfterKillKeepsJobsAndResumes(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	redisPid := embeddedRedisPid(t, dir)
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-first.done
-	first.killed = true
+	first.signal(t, syscall.SIGKILL)
 	phase("exporter all killed mid-export")
 	if runtime.GOOS == "linux" && !testenv.WaitGone(redisPid, 10*time.Second) {
 		t.Errorf("embedded redis-server (pid %d) still runs 10s after exporter all was killed", redisPid)
