@@ -50,9 +50,7 @@ const (
 // Its Redis is a fresh redis-server, unless extra names one.
 func newClusterOn(t *testing.T, store string, batchTiles int, extra map[string]string) *cluster {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end: skipped under -short")
-	}
+	skipShort(t)
 	var s3 testenv.MinIOEnv
 	env := map[string]string{"EXPORTER_DATA_DIR": t.TempDir()}
 	if store == storeMinIO {

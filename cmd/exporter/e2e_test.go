@@ -119,6 +119,14 @@ func start(t *testing.T, dir string, env map[string]string, args ...string) *pro
 	return p
 }
 
+// skipShort skips an end-to-end test under -short.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: skipped under -short")
+	}
+}
+
 // signal sends sig to the process and waits for it to exit. SIGKILL
 // marks it killed on purpose, so its exit code is not held against it.
 func (p *proc) signal(t *testing.T, sig syscall.Signal) {
@@ -356,9 +364,7 @@ func exportSeed(t *testing.T, a api) string {
 }
 
 func TestEndToEndSeparateProcesses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: skipped under -short")
-	}
+	skipShort(t)
 	t.Parallel()
 	redisAddr := testenv.RedisAddr(t)
 	s3 := testenv.MinIO(t)
@@ -390,9 +396,7 @@ func TestEndToEndSeparateProcesses(t *testing.T) {
 }
 
 func TestEndToEndAllInOne(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: skipped under -short")
-	}
+	skipShort(t)
 	t.Parallel()
 	dir := t.TempDir()
 	addr := testenv.FreeAddr(t)

@@ -84,9 +84,7 @@ func checkQuota(t *testing.T, a api, quota int64, ids ...string) {
 }
 
 func TestRestartAfterKillKeepsJobsAndResumes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: skipped under -short")
-	}
+	skipShort(t)
 	t.Parallel()
 	began := time.Now()
 	phase := func(name string) { t.Logf("%6.1fs %s", time.Since(began).Seconds(), name) }
@@ -250,9 +248,7 @@ func TestRestartAfterKillKeepsJobsAndResumes(t *testing.T) {
 }
 
 func TestEmbeddedRedisDeathEndsAll(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: skipped under -short")
-	}
+	skipShort(t)
 	t.Parallel()
 	dir := t.TempDir()
 	p := start(t, dir, map[string]string{"EXPORTER_HTTP_ADDR": testenv.FreeAddr(t), "EXPORTER_LOG_FORMAT": "json"})
