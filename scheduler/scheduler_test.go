@@ -83,14 +83,20 @@ var taskOptions = job.TaskOptions{
 
 func newScheduler(t *testing.T, b *bundle) (*scheduler.Scheduler, *prometheus.Registry) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
 	enqueuer, err := job.NewEnqueuer(b.queue, b.jobs, taskOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := scheduler.New(scheduler.Config{BatchSize: 3},
-		scheduler.Deps{Logger: slog.New(slog.DiscardHandler), Registry: reg, Jobs: b.jobs, Files: b.files,
-			Enqueuer: enqueuer, Tasks: b.inspector, Now: b.clock.now})
+	return newSchedulerOn(t, scheduler.Deps{Jobs: b.jobs, Files: b.files, Enqueuer: enqueuer, Tasks: b.inspector, Now: b.clock.now})
+}
+
+// newSchedulerOn builds the scheduler of these tests (batches of three)
+// on deps, logging nowhere and counting on a registry of its own.
+func newSchedulerOn(t *testing.T, deps scheduler.Deps) (*scheduler.Scheduler, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	deps.Logger, deps.Registry = slog.New(slog.DiscardHandler), reg
+	s, err := scheduler.New(scheduler.Config{BatchSize: 3}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
