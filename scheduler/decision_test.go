@@ -7,7 +7,6 @@ package scheduler_test
 
 import (
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -73,13 +72,7 @@ func setupFake(t *testing.T) (*scheduler.Scheduler, *fakes, *prometheus.Registry
 		tasks:    &fakeTasks{tasks: map[string]*asynq.TaskInfo{}},
 		enqueuer: &jobtest.Enqueuer{},
 	}
-	reg := prometheus.NewRegistry()
-	s, err := scheduler.New(scheduler.Config{BatchSize: 3},
-		scheduler.Deps{Logger: slog.New(slog.DiscardHandler), Registry: reg, Jobs: f.jobs, Files: f.files,
-			Enqueuer: f.enqueuer, Tasks: f.tasks, Now: c.now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, reg := newSchedulerOn(t, scheduler.Deps{Jobs: f.jobs, Files: f.files, Enqueuer: f.enqueuer, Tasks: f.tasks, Now: c.now})
 	return s, f, reg
 }
 

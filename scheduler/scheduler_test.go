@@ -60,17 +60,14 @@ type bundle struct {
 
 func setup(t *testing.T) (*scheduler.Scheduler, *bundle, *prometheus.Registry) {
 	t.Helper()
-	opt := testenv.Redis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: opt.Addr})
-	queue, inspector := asynq.NewClient(opt), asynq.NewInspector(opt)
-	t.Cleanup(func() { rdb.Close(); queue.Close(); inspector.Close() })
+	rc := testenv.NewRedisClients(t)
 	files, err := storage.NewLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &clock{}
 	c.ms.Store(time.Now().UnixMilli())
-	b := &bundle{rdb: rdb, jobs: job.NewStore(rdb, "test", c.now), files: files, clock: c, queue: queue, inspector: inspector}
+	b := &bundle{rdb: rc.RDB, jobs: job.NewStore(rc.RDB, "test", c.now), files: files, clock: c, queue: rc.Queue, inspector: rc.Inspector}
 	s, reg := newScheduler(t, b)
 	return s, b, reg
 }
@@ -86,14 +83,20 @@ var taskOptions = job.TaskOptions{
 
 func newScheduler(t *testing.T, b *bundle) (*scheduler.Scheduler, *prometheus.Registry) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
 	enqueuer, err := job.NewEnqueuer(b.queue, b.jobs, taskOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := scheduler.New(scheduler.Config{BatchSize: 3},
-		scheduler.Deps{Logger: slog.New(slog.DiscardHandler), Registry: reg, Jobs: b.jobs, Files: b.files,
-			Enqueuer: enqueuer, Tasks: b.inspector, Now: b.clock.now})
+	return newSchedulerOn(t, scheduler.Deps{Jobs: b.jobs, Files: b.files, Enqueuer: enqueuer, Tasks: b.inspector, Now: b.clock.now})
+}
+
+// newSchedulerOn builds the scheduler of these tests (batches of three)
+// on deps, logging nowhere and counting on a registry of its own.
+func newSchedulerOn(t *testing.T, deps scheduler.Deps) (*scheduler.Scheduler, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	deps.Logger, deps.Registry = slog.New(slog.DiscardHandler), reg
+	s, err := scheduler.New(scheduler.Config{BatchSize: 3}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,17 +163,21 @@ func completed(t *testing.T, b *bundle, i int, ttl time.Duration) job.Job {
 	return complete(t, b, newJob(t, b, i, 0), ttl)
 }
 
+// put stores body under key.
+func put(t *testing.T, b *bundle, key, body, contentType string) {
+	t.Helper()
+	if err := b.files.Put(t.Context(), key, strings.NewReader(body), int64(len(body)), contentType); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // complete stores j's package and marks j Completed, expiring after ttl.
 func complete(t *testing.T, b *bundle, j job.Job, ttl time.Duration) job.Job {
 	t.Helper()
 	key := job.PackageKey(j.ID, j.Spec.PackageName)
-	if err := b.files.Put(t.Context(), key, strings.NewReader("gpkg"), 4, ""); err != nil {
-		t.Fatal(err)
-	}
+	put(t, b, key, "gpkg", "")
 	// The metadata JSON beside it.
-	if err := b.files.Put(t.Context(), job.MetadataFileKey(key), strings.NewReader("{}"), 2, "application/json"); err != nil {
-		t.Fatal(err)
-	}
+	put(t, b, job.MetadataFileKey(key), "{}", "application/json")
 	j, _, err := b.jobs.Complete(t.Context(), j.ID, job.Result{FileKey: key, FileSize: 4, MetadataSize: 2}, ttl)
 	if err != nil {
 		t.Fatal(err)
@@ -333,15 +340,10 @@ func TestOrphans(t *testing.T) {
 	if _, _, err := b.jobs.Fail(t.Context(), failed.ID, "broken"); err != nil {
 		t.Fatal(err)
 	}
-	put := func(key string) {
-		if err := b.files.Put(t.Context(), key, strings.NewReader("part"), 4, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	put(job.PartKey(running.ID, 0))
-	put(job.PartKey(failed.ID, 0))
-	put(job.PartKey(failed.ID, 1))
-	put(job.PartKey(uuid.NewString(), 0)) // a job whose record is gone
+	put(t, b, job.PartKey(running.ID, 0), "part", "")
+	put(t, b, job.PartKey(failed.ID, 0), "part", "")
+	put(t, b, job.PartKey(failed.ID, 1), "part", "")
+	put(t, b, job.PartKey(uuid.NewString(), 0), "part", "") // a job whose record is gone
 	runTask(t, s, scheduler.TypeOrphans)
 	if n := counter(t, reg, "exporter_scheduler_orphaned_parts_deleted_total"); n != 0 {
 		t.Fatalf("young parts deleted: %v", n)
@@ -373,14 +375,9 @@ func TestOrphanPackages(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := func(j job.Job) string { return job.PackageKey(j.ID, j.Spec.PackageName) }
-	put := func(key string) {
-		if err := b.files.Put(t.Context(), key, strings.NewReader("gpkg"), 4, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
 	gone := job.PackageKey(uuid.NewString(), "p")
 	for _, k := range []string{key(running), key(failed), key(cancelled), gone, "packages/legacy.gpkg"} {
-		put(k)
+		put(t, b, k, "gpkg", "")
 	}
 	b.clock.advance(2 * time.Hour)
 	if _, err := b.jobs.Expire(t.Context(), expired.ID); err != nil {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
-	"github.com/hibiken/asynq"
 	"github.com/peterstace/simplefeatures/geom"
 
 	"github.com/geoexport/exporter/internal/area"
@@ -153,11 +152,7 @@ func TestRenderArea(t *testing.T) {
 	// A callback of an /export request is told in the /export shape.
 	url, got := callbackServer(t, http.StatusNoContent)
 	roi := json.RawMessage(`{"type":"FeatureCollection","features":[]}`)
-	p, err := job.Encode(job.CallbackPayload{JobID: j.ID, Callback: job.Callback{URL: url, ROI: roi}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Handler().ProcessTask(t.Context(), asynq.NewTask(job.TypeCallback, p)); err != nil {
+	if err := w.Handler().ProcessTask(t.Context(), task(t, job.TypeCallback, job.CallbackPayload{JobID: j.ID, Callback: job.Callback{URL: url, ROI: roi}})); err != nil {
 		t.Fatalf("callback: %v", err)
 	}
 	link := "http://exporter.test/downloads/" + j.ID + "/" + spec.PackageName

@@ -33,14 +33,11 @@ const SignatureHeader = "X-Exporter-Signature"
 // it would be the same on every retry. Each attempt's outcome is recorded
 // on the job.
 func (w *Worker) handleCallback(ctx context.Context, t *asynq.Task) error {
-	var p job.CallbackPayload
-	if err := job.Decode(t.Payload(), &p); err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	p, err := decode[job.CallbackPayload](t)
+	if err != nil {
+		return err
 	}
-	j, err := w.deps.Jobs.Get(ctx, p.JobID)
-	if errors.Is(err, job.ErrNotFound) {
-		return fmt.Errorf("callback: %w: %w", err, asynq.SkipRetry)
-	}
+	j, err := getJob(ctx, w.deps.Jobs, "callback", p.JobID)
 	if err != nil {
 		return err
 	}

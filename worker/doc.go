@@ -24,6 +24,9 @@
 //   - callback (callback.go): export:callback tells one caller how a job
 //     ended.
 //
+// Every handler starts in task.go: a payload that does not decode, or a
+// job that no longer exists, ends the task for good.
+//
 // The worker reads and moves jobs through Jobs and queues tasks through
 // Enqueuer, both small interfaces of internal/job's store and enqueue API,
 // so the decisions of each step are unit-tested beside the real-Redis

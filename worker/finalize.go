@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -34,18 +33,15 @@ type finalizer struct {
 // told and its parts removed again, and an In-Progress job whose package
 // is already stored completes with that package (publisher.adopt).
 func (f *finalizer) handle(ctx context.Context, t *asynq.Task) error {
-	var p job.FinalizePayload
-	if err := job.Decode(t.Payload(), &p); err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	p, err := decode[job.FinalizePayload](t)
+	if err != nil {
+		return err
 	}
 	return f.fail.end(ctx, p.JobID, f.finalize(ctx, p.JobID))
 }
 
 func (f *finalizer) finalize(ctx context.Context, id string) error {
-	j, err := f.jobs.Get(ctx, id)
-	if errors.Is(err, job.ErrNotFound) {
-		return fmt.Errorf("finalize: %w: %w", err, asynq.SkipRetry)
-	}
+	j, err := getJob(ctx, f.jobs, "finalize", id)
 	if err != nil {
 		return err
 	}

@@ -41,18 +41,15 @@ type renderer struct {
 // longer In-Progress is left alone, a batch already stored is not
 // rendered again, and every key is derived from the job.
 func (r *renderer) handle(ctx context.Context, t *asynq.Task) error {
-	var p job.RenderPayload
-	if err := job.Decode(t.Payload(), &p); err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	p, err := decode[job.RenderPayload](t)
+	if err != nil {
+		return err
 	}
 	return r.fail.end(ctx, p.JobID, r.render(ctx, p))
 }
 
 func (r *renderer) render(ctx context.Context, p job.RenderPayload) error {
-	j, err := r.jobs.Get(ctx, p.JobID)
-	if errors.Is(err, job.ErrNotFound) {
-		return fmt.Errorf("render: %w: %w", err, asynq.SkipRetry)
-	}
+	j, err := getJob(ctx, r.jobs, "render", p.JobID)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/geoexport/exporter/internal/testenv"
 	"github.com/geoexport/exporter/worker"
 )
 
@@ -42,21 +43,7 @@ type taskDirOwner struct {
 
 func startTaskDirOwner(t *testing.T, parent string) *taskDirOwner {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), holdTaskDirEnv+"="+parent)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stdin.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, _ := bufio.NewReader(out).ReadString('\n')
+	cmd, line, _ := testenv.HelperProcess(t, holdTaskDirEnv+"="+parent)
 	dir := strings.TrimSpace(line)
 	if !strings.HasPrefix(dir, parent) {
 		t.Fatalf("task dir owner said %q", line)

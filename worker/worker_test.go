@@ -88,27 +88,23 @@ var taskOptions = job.TaskOptions{
 
 func setup(t *testing.T, opts ...func(*worker.Config, *worker.Deps)) (*worker.Worker, *bundle) {
 	t.Helper()
-	redisOpt := testenv.Redis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: redisOpt.Addr})
-	queue := asynq.NewClient(redisOpt)
-	inspector := asynq.NewInspector(redisOpt)
-	t.Cleanup(func() { inspector.Close(); queue.Close(); rdb.Close() })
+	rc := testenv.NewRedisClients(t)
 	files, err := storage.NewLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	jobs := job.NewStore(rdb, "test", nil)
+	jobs := job.NewStore(rc.RDB, "test", nil)
 	// Callbacks in these tests go to loopback servers.
 	policy, err := egress.New(egress.Config{Allow: "127.0.0.1/32"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	enqueuer, err := job.NewEnqueuer(queue, jobs, taskOptions)
+	enqueuer, err := job.NewEnqueuer(rc.Queue, jobs, taskOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := worker.Deps{Logger: slog.New(slog.DiscardHandler), Registry: reg, Redis: redisOpt, Jobs: jobs, Files: files, Enqueuer: enqueuer,
+	deps := worker.Deps{Logger: slog.New(slog.DiscardHandler), Registry: reg, Redis: rc.Opt, Jobs: jobs, Files: files, Enqueuer: enqueuer,
 		HTTP: policy.Client(2 * time.Second)}
 	cfg := worker.Config{
 		Concurrency: 2, Fetchers: 4, Encoders: 2,
@@ -124,7 +120,7 @@ func setup(t *testing.T, opts ...func(*worker.Config, *worker.Deps)) (*worker.Wo
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = w.Close() })
-	return w, &bundle{rdb: rdb, jobs: jobs, files: files, inspector: inspector, queue: queue, registry: reg}
+	return w, &bundle{rdb: rc.RDB, jobs: jobs, files: files, inspector: rc.Inspector, queue: rc.Queue, registry: reg}
 }
 
 // createJob stores a job for layer over bbox at z, as the trigger would.
@@ -146,13 +142,19 @@ func createJob(t *testing.T, b *bundle, layer catalog.Layer, bbox grid.BBox, z g
 	return j
 }
 
-func renderTask(t *testing.T, j job.Job) *asynq.Task {
+// task is a task of type typ with payload.
+func task(t *testing.T, typ string, payload any) *asynq.Task {
 	t.Helper()
-	p, err := job.Encode(job.RenderPayload{JobID: j.ID, Priority: j.Spec.Priority})
+	p, err := job.Encode(payload)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return asynq.NewTask(job.TypeRender, p)
+	return asynq.NewTask(typ, p)
+}
+
+func renderTask(t *testing.T, j job.Job) *asynq.Task {
+	t.Helper()
+	return task(t, job.TypeRender, job.RenderPayload{JobID: j.ID, Priority: j.Spec.Priority})
 }
 
 // download fetches a stored package into a temp file and opens it.
@@ -357,8 +359,7 @@ func TestRenderBadSourceFailsJob(t *testing.T) {
 func TestRenderUnknownJob(t *testing.T) {
 	t.Parallel()
 	w, _ := setup(t)
-	p, _ := job.Encode(job.RenderPayload{JobID: uuid.NewString()})
-	if err := w.Handler().ProcessTask(t.Context(), asynq.NewTask(job.TypeRender, p)); !errors.Is(err, asynq.SkipRetry) {
+	if err := w.Handler().ProcessTask(t.Context(), task(t, job.TypeRender, job.RenderPayload{JobID: uuid.NewString()})); !errors.Is(err, asynq.SkipRetry) {
 		t.Errorf("render of an unknown job = %v, want SkipRetry", err)
 	}
 	if err := w.Handler().ProcessTask(t.Context(), asynq.NewTask(job.TypeRender, []byte("{"))); !errors.Is(err, asynq.SkipRetry) {
@@ -403,11 +404,7 @@ func callbackServer(t *testing.T, status int) (string, <-chan received) {
 
 func callbackTask(t *testing.T, j job.Job, url string) *asynq.Task {
 	t.Helper()
-	p, err := job.Encode(job.CallbackPayload{JobID: j.ID, Callback: job.Callback{URL: url, BBox: []float64{1, 2, 3, 4}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return asynq.NewTask(job.TypeCallback, p)
+	return task(t, job.TypeCallback, job.CallbackPayload{JobID: j.ID, Callback: job.Callback{URL: url, BBox: []float64{1, 2, 3, 4}}})
 }
 
 func TestCallback(t *testing.T) {
@@ -637,20 +634,12 @@ func createBatched(t *testing.T, b *bundle, bbox grid.BBox, z grid.Zoom, maxTile
 
 func batchTask(t *testing.T, j job.Job, batch int) *asynq.Task {
 	t.Helper()
-	p, err := job.Encode(job.RenderPayload{JobID: j.ID, Batch: batch})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return asynq.NewTask(job.TypeRender, p)
+	return task(t, job.TypeRender, job.RenderPayload{JobID: j.ID, Batch: batch})
 }
 
 func finalizeTask(t *testing.T, j job.Job) *asynq.Task {
 	t.Helper()
-	p, err := job.Encode(job.FinalizePayload{JobID: j.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return asynq.NewTask(job.TypeFinalize, p)
+	return task(t, job.TypeFinalize, job.FinalizePayload{JobID: j.ID})
 }
 
 func TestRenderBatchesAndMerge(t *testing.T) {

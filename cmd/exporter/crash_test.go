@@ -50,9 +50,7 @@ const (
 // Its Redis is a fresh redis-server, unless extra names one.
 func newClusterOn(t *testing.T, store string, batchTiles int, extra map[string]string) *cluster {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end: skipped under -short")
-	}
+	skipShort(t)
 	var s3 testenv.MinIOEnv
 	env := map[string]string{"EXPORTER_DATA_DIR": t.TempDir()}
 	if store == storeMinIO {
@@ -197,11 +195,7 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 	a := c.worker(nil)
 	id := c.export(crashBBox, crashZoom)
 	c.waitProgress(id)
-	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-a.done
-	a.killed = true
+	a.signal(t, syscall.SIGKILL)
 	// asynq hands the task to another worker once its lease (30 s) has
 	// expired and a recoverer runs.
 	c.worker(nil)
@@ -219,10 +213,7 @@ func TestWorkerStoppedHandsBatchBack(t *testing.T) {
 	a := c.worker(nil)
 	id := c.export(crashBBox, crashZoom)
 	c.waitProgress(id)
-	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	<-a.done
+	a.signal(t, syscall.SIGTERM)
 	if code := a.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("worker stopped by SIGTERM exited %d, want 0", code)
 	}

@@ -119,6 +119,27 @@ func start(t *testing.T, dir string, env map[string]string, args ...string) *pro
 	return p
 }
 
+// skipShort skips an end-to-end test under -short.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: skipped under -short")
+	}
+}
+
+// signal sends sig to the process and waits for it to exit. SIGKILL
+// marks it killed on purpose, so its exit code is not held against it.
+func (p *proc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	if sig == syscall.SIGKILL {
+		p.killed = true
+	}
+}
+
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
@@ -356,9 +377,7 @@ func exportSeed(t *testing.T, a api) string {
 }
 
 func TestEndToEndSeparateProcesses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: skipped under -short")
-	}
+	skipShort(t)
 	t.Parallel()
 	redisAddr := testenv.RedisAddr(t)
 	s3 := testenv.MinIO(t)
@@ -392,9 +411,7 @@ func TestEndToEndSeparateProcesses(t *testing.T) {
 }
 
 func TestEndToEndAllInOne(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: skipped under -short")
-	}
+	skipShort(t)
 	t.Parallel()
 	dir := t.TempDir()
 	addr := testenv.FreeAddr(t)

@@ -43,9 +43,7 @@ var redigitise = strings.NewReplacer(
 // downloads and describes it, the callback has the /export shape, and a
 // re-digitised request is answered from the cache.
 func TestEndToEndExportArea(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: skipped under -short")
-	}
+	skipShort(t)
 	t.Parallel()
 	dir := t.TempDir()
 	addr := testenv.FreeAddr(t)

@@ -17,9 +17,7 @@ import (
 // real Prometheus scrape it and load the alert and recording rules, and
 // evaluates every expression of the dashboard and the rules.
 func TestQueriesAgainstPrometheus(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: skipped under -short")
-	}
+	skipShort(t)
 	t.Parallel()
 	dir := t.TempDir()
 	metricsAddr := testenv.FreeAddr(t)

@@ -84,9 +84,7 @@ func checkQuota(t *testing.T, a api, quota int64, ids ...string) {
 }
 
 func TestRestartAfterKillKeepsJobsAndResumes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: skipped under -short")
-	}
+	skipShort(t)
 	t.Parallel()
 	began := time.Now()
 	phase := func(name string) { t.Logf("%6.1fs %s", time.Since(began).Seconds(), name) }
@@ -148,11 +146,7 @@ func TestRestartAfterKillKeepsJobsAndResumes(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	redisPid := embeddedRedisPid(t, dir)
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-first.done
-	first.killed = true
+	first.signal(t, syscall.SIGKILL)
 	phase("exporter all killed mid-export")
 	if runtime.GOOS == "linux" && !testenv.WaitGone(redisPid, 10*time.Second) {
 		t.Errorf("embedded redis-server (pid %d) still runs 10s after exporter all was killed", redisPid)
@@ -254,9 +248,7 @@ func TestRestartAfterKillKeepsJobsAndResumes(t *testing.T) {
 }
 
 func TestEmbeddedRedisDeathEndsAll(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: skipped under -short")
-	}
+	skipShort(t)
 	t.Parallel()
 	dir := t.TempDir()
 	p := start(t, dir, map[string]string{"EXPORTER_HTTP_ADDR": testenv.FreeAddr(t), "EXPORTER_LOG_FORMAT": "json"})

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
 )
 
 // Environment variables that point at the server binaries, overriding PATH.
@@ -45,6 +46,21 @@ func findBinary(name, env string) (string, error) {
 	}
 	return "", fmt.Errorf("%w: %s; run `make tools` to install it, or set %s (use go test -short to skip integration tests)",
 		errBinaryNotFound, where, env)
+}
+
+// requireBinary skips t under -short, as a test that needs the real
+// server name, and returns the binary [findBinary] locates for it,
+// failing t when there is none.
+func requireBinary(t testing.TB, name, env string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("testenv: test needs a real " + name + "; skipped under -short")
+	}
+	bin, err := findBinary(name, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
 
 // moduleRoot walks up from the working directory (a test's package

@@ -1,6 +1,8 @@
 // Package testenv starts the real servers that integration tests run
 // against: a fresh redis-server for every test ([Redis]) and one MinIO
 // server per test binary with a fresh bucket for every test ([MinIO]).
+// [NewRedisClients] starts a Redis with the go-redis client, asynq client
+// and inspector a component's tests use on it.
 //
 // [StartRedis] starts a redis-server a test may kill or start with
 // options of its own (a replica, say), and [Sentinel] a primary, a replica
@@ -34,6 +36,10 @@
 // a log file that failures quote, a parent-death signal on Linux, a readiness
 // probe ([Process.WaitReady]) and SIGTERM, then SIGKILL, to stop
 // ([Process.Stop]).
+//
+// [HelperProcess] runs the test binary itself again as a helper process
+// (one that holds a lock or a directory, say, until it is told to let go
+// or killed), selected by an environment variable its TestMain reads.
 //
 // testenv is imported only from _test.go files and from other test-helper
 // packages. It imports no other project package, and production code must

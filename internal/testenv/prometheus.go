@@ -21,13 +21,7 @@ const prometheusReadyTimeout = 60 * time.Second
 // PATH, in <module>/bin or through EXPORTER_TEST_PROMETHEUS) fails it.
 func Prometheus(t testing.TB, configFile string) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("testenv: test needs a real prometheus; skipped under -short")
-	}
-	bin, err := findBinary("prometheus", EnvPrometheus)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := requireBinary(t, "prometheus", EnvPrometheus)
 	dir := t.TempDir()
 	client := &http.Client{Timeout: 5 * time.Second}
 	for attempt := 1; ; attempt++ {

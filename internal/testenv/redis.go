@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 )
 
 const (
@@ -37,6 +38,32 @@ func Redis(t testing.TB) asynq.RedisClientOpt {
 	return asynq.RedisClientOpt{Addr: StartRedis(t).Addr}
 }
 
+// RedisClients are the clients a component's tests use on one fresh
+// redis-server started by [Redis]: go-redis for the job store, an asynq
+// client to queue tasks and an inspector to look at them.
+type RedisClients struct {
+	// Opt are the options to reach the server, for asynq servers.
+	Opt       asynq.RedisClientOpt
+	RDB       *redis.Client
+	Queue     *asynq.Client
+	Inspector *asynq.Inspector
+}
+
+// NewRedisClients starts a server like [Redis] and returns clients of it,
+// closed in t.Cleanup.
+func NewRedisClients(t testing.TB) *RedisClients {
+	t.Helper()
+	opt := Redis(t)
+	c := &RedisClients{
+		Opt:       opt,
+		RDB:       redis.NewClient(&redis.Options{Addr: opt.Addr}),
+		Queue:     asynq.NewClient(opt),
+		Inspector: asynq.NewInspector(opt),
+	}
+	t.Cleanup(func() { c.Inspector.Close(); c.Queue.Close(); c.RDB.Close() })
+	return c
+}
+
 // RedisServer is a redis-server started by [StartRedis], for tests that
 // stop, kill or reconfigure their server.
 type RedisServer struct {
@@ -53,13 +80,7 @@ type RedisServer struct {
 // answered PING when StartRedis returns, and it is stopped in t.Cleanup.
 func StartRedis(t testing.TB, args ...string) *RedisServer {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("testenv: test needs a real redis-server; skipped under -short")
-	}
-	bin, err := findBinary("redis-server", EnvRedisServer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := RedisServerBinary(t)
 	dir := t.TempDir()
 	for attempt := 1; ; attempt++ {
 		p, addr, err := startRedis(bin, dir, attempt, args)
@@ -94,14 +115,7 @@ func (r *RedisServer) Kill() error {
 // binary fails it with an install hint.
 func RedisServerBinary(t testing.TB) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("testenv: test needs a real redis-server; skipped under -short")
-	}
-	bin, err := findBinary("redis-server", EnvRedisServer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
+	return requireBinary(t, "redis-server", EnvRedisServer)
 }
 
 // RedisAddr starts a server like [Redis] and returns its "host:port".

@@ -55,10 +55,7 @@ func Sentinel(t testing.TB) *SentinelSet {
 	s.Primary = StartRedis(t)
 	s.Replica = StartReplica(t, s.Primary)
 	ctx := t.Context()
-	bin, err := findBinary("redis-server", EnvRedisServer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := RedisServerBinary(t)
 	for i := range 3 {
 		p, addr := startSentinel(t, bin, i, s.Primary.Addr)
 		s.Sentinels = append(s.Sentinels, p)

@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -63,16 +62,7 @@ func TestServerDiesWithTestBinary(t *testing.T) {
 	for _, mode := range []string{"redis", "minio"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), helperEnv+"="+mode)
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			line, err := bufio.NewReader(out).ReadString('\n')
+			cmd, line, err := HelperProcess(t, helperEnv+"="+mode)
 			var pid int
 			var dir string
 			if _, scanErr := fmt.Sscanf(line, "PID %d %s", &pid, &dir); err != nil || scanErr != nil {
