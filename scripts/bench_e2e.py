@@ -30,7 +30,12 @@ has MapProxy, PIL and GDAL's Python bindings. Everything happens on
  6. Memory: a tile-store export of about 267,000 tiles, or about 1,000,000
     with BENCH_LARGE=1 (hard links to 256 small tiles, so the store costs
     little disk), peak RSS per worker against the 300 MB target.
- 7. A summary table with the CPU use of every process and of everything
+ 7. PNG: exports of about 800 tiles written as PNG, of the demo layer
+    (flat tints) and of the WMS (photographs of many colours);
+    the finest zoom of each is written again by GDAL (gdal_translate to a
+    GeoPackage with TILE_FORMAT=PNG on the same grid) and the bytes are
+    compared.
+ 8. A summary table with the CPU use of every process and of everything
     else on the machine during each case (the machine may be shared), and
     the same table as Markdown.
 
@@ -39,7 +44,7 @@ temp dir), BENCH_TIMEOUT (seconds for the whole run; default 1200, 3600
 with BENCH_LARGE), BENCH_QUIET_WAIT (seconds to wait before each case for
 other processes to go quiet; default 20), BENCH_REPORT=FILE (also write the
 Markdown and the raw results there), BENCH_CASES (a comma-separated subset of
-tilestore, wms, scaling, memory; default all), BENCH_EXPORTER (binary;
+tilestore, wms, scaling, memory, png; default all), BENCH_EXPORTER (binary;
 default bin/exporter), TMPDIR (where the temp dir goes).
 """
 
@@ -73,7 +78,7 @@ KEEP = os.environ.get("BENCH_KEEP", "") not in ("", "0")
 TIMEOUT = int(os.environ.get("BENCH_TIMEOUT") or (3600 if LARGE else 1200))
 REPORT = os.environ.get("BENCH_REPORT", "")
 QUIET_WAIT = int(os.environ.get("BENCH_QUIET_WAIT") or 20)
-ALL_CASES = ("tilestore", "wms", "scaling", "memory")
+ALL_CASES = ("tilestore", "wms", "scaling", "memory", "png")
 CASES = [c.strip() for c in (os.environ.get("BENCH_CASES") or ",".join(ALL_CASES)).split(",") if c.strip()]
 CORES = len(os.sched_getaffinity(0))
 SEED_CONCURRENCY = 2
@@ -128,6 +133,10 @@ if LARGE:
 else:
     MEM_ZOOM, MEM_AREA = 16, snap([34.0, 31.0, 35.5, 32.0], 16)
 MIN_TILES = 20000
+# The PNG case: demo tiles written as PNG, then the same pixels written by
+# GDAL's GeoPackage driver (TILE_FORMAT=PNG) at the finest zoom.
+PNG_ZOOM = 14
+PNG_AREA = snap([34.5, 31.5, 34.75, 31.75], PNG_ZOOM)
 
 # The tile-store export is short, so it runs TILE_RUNS times (the median
 # counts). The scaling check runs with the default batching and again
@@ -549,6 +558,36 @@ def gpkg_tiles(path):
         con.close()
 
 
+def png_against_gdal(path, table, zoom):
+    """The bytes of the package's tiles at zoom against GDAL's of the same
+    pixels: gdal_translate of that zoom into a GeoPackage with PNG tiles on
+    the same grid (InspireCRS84Quad is EPSG:4326, 2 x 1 tiles of 256 px at
+    zoom 0), as libpng and GDAL's defaults write them."""
+    out = path + ".gdal.gpkg"
+    subprocess.run(["gdal_translate", "-q", "-of", "GPKG", "-oo", "TABLE=" + table, "-oo", "ZOOM_LEVEL=%d" % zoom,
+                    "-co", "TILE_FORMAT=PNG", "-co", "TILING_SCHEME=InspireCRS84Quad", "-co", "ZOOM_LEVEL_STRATEGY=UPPER",
+                    path, out], check=True, capture_output=True)
+    try:
+        def sizes(p):
+            con = sqlite3.connect("file:%s?mode=ro" % p, uri=True)
+            try:
+                t = con.execute("SELECT table_name FROM gpkg_contents WHERE data_type = 'tiles'").fetchone()[0]
+                return con.execute('SELECT zoom_level, count(*), sum(length(tile_data)), '
+                                   "sum(substr(tile_data, 1, 4) = X'89504E47') FROM \"%s\" "
+                                   'WHERE zoom_level = (SELECT max(zoom_level) FROM "%s")' % (t, t)).fetchone()
+            finally:
+                con.close()
+        ours, theirs = sizes(path), sizes(out)
+        if ours[3] != ours[1] or theirs[3] != theirs[1]:
+            raise Failed("png: %d of the package's %d tiles and %d of GDAL's %d are PNG, want all" % (ours[3], ours[1], theirs[3], theirs[1]))
+        if ours[0] != zoom or theirs[0] != zoom or ours[1] != theirs[1]:
+            raise Failed("png: GDAL wrote %s tiles at zoom %s, the package %s at zoom %s" % (theirs[1], theirs[0], ours[1], ours[0]))
+        log("png: zoom %d, %d tiles: exporter %d bytes, GDAL %d bytes (%.2f×)" % (zoom, ours[1], ours[2], theirs[2], ours[2] / theirs[2]))
+        return {"png_tiles": ours[1], "png_bytes": ours[2], "gdal_png_bytes": theirs[2]}
+    finally:
+        os.remove(out)
+
+
 def sample_matches_store(path, table, tiledir, n=200):
     """Compares n random tiles of a package with the tile store's files:
     stored tiles must pass byte for byte."""
@@ -783,8 +822,17 @@ class Bench:
         layers.append(layer(layer_id("wms"), "bench-wms", {
             "kind": "wms", "url": self.wms_url, "version": "1.3.0", "layers": ["ortho"], "format": "image/jpeg",
             "transparent": False, "metatile": [4, 4]}, MAIN_AREA, MAIN_ZOOM, "jpeg"))
+        # The tile directory's noisy photographs through the WMS as PNG,
+        # encoded again as PNG: imagery of many colours, the other end from
+        # the demo's flat tints. (A tile store's tiles, and tiles cut from a
+        # JPEG GetMap, are stored as they are.)
+        layers.append(layer(layer_id("png", 1), "bench-png-imagery", dict(layers[-1]["source"], format="image/png"),
+                             MAIN_AREA, MAIN_ZOOM, "png"))
         for name in SCALE_CASES:
             layers.append(layer(layer_id(name), "bench-" + name, {"kind": "demo"}, SCALE_AREA, SCALE_ZOOM, "mixed"))
+        # A footprint wider than the area, so that no tile is left empty.
+        layers.append(layer(layer_id("png"), "bench-png", {"kind": "demo"}, [-180, -90, 180, 90], PNG_ZOOM, "png"))
+
         layers.append(layer(layer_id("large"), "bench-large", {"kind": "tilestore", "path": self.memdir, "rowOrigin": "top",
                                                               "extensions": ["jpg"]}, MEM_AREA, MEM_ZOOM, "jpeg"))
         self.catalog = os.path.join(self.work, "catalog.json")
@@ -824,7 +872,7 @@ class Bench:
         return g
 
     def export(self, label, layer, bbox, zoom, pins, timeout, base=None, check_store=None, validate=True,
-               download_pkg=True):
+               download_pkg=True, inspect=None):
         base = base or self.base
         quiet = wait_quiet(QUIET_WAIT)
         workers = self.start_workers(label, pins)
@@ -910,6 +958,8 @@ class Bench:
             label, stored, secs, stored / secs, size / 1e6 / secs, " / ".join("%.0f" % r for r in rss),
             ", ".join("%s %.1f" % kv for kv in usage["cpu_s"].items() if kv[1] >= 0.05),
             usage["other_cpu_s"], 100 * usage["other_share"]))
+        if inspect:
+            res.update(inspect(path, table, zoom))
         if download_pkg:
             os.remove(path)  # keep disk use down; the numbers are recorded
         return res
@@ -1009,6 +1059,10 @@ class Bench:
                 raise Failed("%s export has %d tiles, want at least %d" % (key, r[key]["tiles"], MIN_TILES))
         if "scaling" in CASES:
             self.scaling_cases()
+        if "png" in CASES:
+            r["png"] = self.export("demo-png", layer_id("png"), PNG_AREA, PNG_ZOOM, both, 600, inspect=png_against_gdal)
+            r["png_imagery"] = self.export("imagery-png", layer_id("png", 1), PNG_AREA, PNG_ZOOM, both, 600,
+                                           inspect=png_against_gdal)
         if "memory" in CASES:
             r["mem"] = self.export("large-tilestore", layer_id("large"), MEM_AREA, MEM_ZOOM, both, 3000 if LARGE else 900,
                                    validate=not LARGE, download_pkg=not LARGE)
@@ -1089,6 +1143,9 @@ def report(r, elapsed):
     if "mem" in r:
         m = r["mem"]
         add("exporter, large tile store, 2 workers", m, wrss(m), split(m))
+    if "png" in r:
+        add("exporter, demo as PNG, 2 workers", r["png"], wrss(r["png"]), split(r["png"]))
+        add("exporter, imagery as PNG, 2 workers", r["png_imagery"], wrss(r["png_imagery"]), split(r["png_imagery"]))
 
     ratios = []
     if "tiles" in r:
@@ -1115,6 +1172,11 @@ def report(r, elapsed):
         peak = max(r["mem"]["rss_mb"])
         ratios.append(["peak worker RSS, %d-tile export" % r["mem"]["tiles"], "%.0f MB" % peak, "< 300 MB at 1,000,000 tiles",
                        ("met" if peak < 300 else "missed") + ("" if LARGE else " (smaller export; BENCH_LARGE=1 for 1M)")])
+    for key, what in (("png", "demo"), ("png_imagery", "imagery")):
+        if key in r:
+            pr = r[key]["png_bytes"] / r[key]["gdal_png_bytes"]
+            ratios.append(["PNG tiles, %s, zoom %d: exporter ÷ GDAL bytes (%d tiles)" % (what, PNG_ZOOM, r[key]["png_tiles"]),
+                           "%.2f×" % pr, "≤ 1×", "met" if pr <= 1 else "missed"])
     if "wms" in r:
         peak_wms = max(r["wms"]["rss_mb"])
         ratios.append(["peak worker RSS, WMS export", "%.0f MB" % peak_wms, "(< 300 MB)", "ok" if peak_wms < 300 else "over"])
