@@ -25,30 +25,26 @@ const monitoringCookie = "exporter_monitoring_token"
 // its own that holds one render task in each of the project's queues.
 func setupMonitoring(t *testing.T, writable bool) (*trigger.Server, *asynq.Inspector) {
 	t.Helper()
-	redisOpt := testenv.Redis(t)
+	rc := testenv.NewRedisClients(t)
 	srv, _ := setup(t, func(c *trigger.Config, d *trigger.Deps) {
 		c.MonitoringWritable = writable
-		d.Redis = redisOpt
+		d.Redis = rc.Opt
 	})
 	t.Cleanup(func() {
 		if err := srv.Close(); err != nil {
 			t.Errorf("Close() = %v, want nil", err)
 		}
 	})
-	client := asynq.NewClient(redisOpt)
-	defer client.Close()
 	for i, q := range job.Queues {
 		payload, err := json.Marshal(job.RenderPayload{JobID: "0c7e6d5a-1b0f-4c8e-9a51-3f6f2d9e8b71", Batch: i})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := client.EnqueueContext(t.Context(), asynq.NewTask(job.TypeRender, payload), asynq.Queue(q)); err != nil {
+		if _, err := rc.Queue.EnqueueContext(t.Context(), asynq.NewTask(job.TypeRender, payload), asynq.Queue(q)); err != nil {
 			t.Fatalf("enqueue on %s: %v", q, err)
 		}
 	}
-	inspector := asynq.NewInspector(redisOpt)
-	t.Cleanup(func() { inspector.Close() })
-	return srv, inspector
+	return srv, rc.Inspector
 }
 
 // queueSnapshot is the part of asynqmon's GET /api/queues entries the

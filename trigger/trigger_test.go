@@ -92,11 +92,8 @@ type option func(*trigger.Config, *trigger.Deps)
 
 func setup(t testing.TB, opts ...option) (*trigger.Server, *bundle) {
 	t.Helper()
-	redisOpt := testenv.Redis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: redisOpt.Addr})
-	client := asynq.NewClient(redisOpt)
-	inspector := asynq.NewInspector(redisOpt)
-	t.Cleanup(func() { rdb.Close(); client.Close(); inspector.Close() })
+	rc := testenv.NewRedisClients(t)
+	rdb, client, inspector := rc.RDB, rc.Queue, rc.Inspector
 	files, err := storage.NewLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
