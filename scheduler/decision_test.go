@@ -18,7 +18,6 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/job/jobtest"
@@ -80,15 +79,8 @@ func setupFake(t *testing.T) (*scheduler.Scheduler, *fakes, *prometheus.Registry
 // st, cut into batches of at most batchTiles tiles (0: one batch).
 func (f *fakes) fakeJob(t *testing.T, st job.Status, batchTiles int64) job.Job {
 	t.Helper()
-	layer := catalog.Demo().Layers()[0]
-	extent, err := grid.Sanitize(grid.BBox{MinX: 34.81, MinY: 31.95, MaxX: 34.82, MaxY: 31.96}, layer.Footprint, 14)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := job.NewSpec(layer, 14, extent, 0)
-	spec.BatchTiles = batchTiles
-	id := uuid.NewString()
-	j := job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, len(spec.Plan())), Status: st, CreatedAt: f.clock.now().Add(-time.Hour)}
+	j := jobtest.NewJob(jobtest.DemoSpec(t, grid.BBox{MinX: 34.81, MinY: 31.95, MaxX: 34.82, MaxY: 31.96}, 14, 0, batchTiles))
+	j.Status, j.CreatedAt = st, f.clock.now().Add(-time.Hour)
 	f.jobs.Put(j)
 	return j
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
-	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/job/jobtest"
@@ -130,16 +129,8 @@ func runTask(t *testing.T, s *scheduler.Scheduler, typ string) {
 // newJob stores an In-Progress job of the demo layer; i varies the bbox.
 func newJob(t *testing.T, b *bundle, i int, batchTiles int64) job.Job {
 	t.Helper()
-	layer := catalog.Demo().Layers()[0]
-	z := grid.Zoom(10 + i%8)
-	extent, err := grid.Sanitize(grid.BBox{MinX: 34.5 + float64(i)*0.01, MinY: 31, MaxX: 34.51 + float64(i)*0.01, MaxY: 31.01}, layer.Footprint, z)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := job.NewSpec(layer, z, extent, 0)
-	spec.BatchTiles = batchTiles
-	id := uuid.NewString()
-	j, _, err := b.jobs.GetOrCreate(t.Context(), job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, len(spec.Plan()))}, job.Request{Subject: "alice", TTL: time.Hour})
+	bbox := grid.BBox{MinX: 34.5 + float64(i)*0.01, MinY: 31, MaxX: 34.51 + float64(i)*0.01, MaxY: 31.01}
+	j, _, err := b.jobs.GetOrCreate(t.Context(), jobtest.NewJob(jobtest.DemoSpec(t, bbox, grid.Zoom(10+i%8), 0, batchTiles)), job.Request{Subject: "alice", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

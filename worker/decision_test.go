@@ -19,8 +19,6 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/geoexport/exporter/internal/catalog"
-	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/job/jobtest"
 	"github.com/geoexport/exporter/internal/storage"
@@ -64,15 +62,8 @@ func setupFake(t *testing.T) (*worker.Worker, *fakes) {
 // status st, cut into batches of at most batchTiles tiles (0: one batch).
 func (f *fakes) fakeJob(t *testing.T, st job.Status, batchTiles int64) job.Job {
 	t.Helper()
-	layer := catalog.Demo().Layers()[0]
-	extent, err := grid.Sanitize(seedBBox, layer.Footprint, 14)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := job.NewSpec(layer, 14, extent, 1000)
-	spec.BatchTiles = batchTiles
-	id := uuid.NewString()
-	j := job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, len(spec.Plan())), Status: st}
+	j := jobtest.NewJob(jobtest.DemoSpec(t, seedBBox, 14, 1000, batchTiles))
+	j.Status = st
 	f.jobs.Put(j)
 	return j
 }

@@ -126,16 +126,11 @@ func setup(t *testing.T, opts ...func(*worker.Config, *worker.Deps)) (*worker.Wo
 // createJob stores a job for layer over bbox at z, as the trigger would.
 func createJob(t *testing.T, b *bundle, layer catalog.Layer, bbox grid.BBox, z grid.Zoom, callbacks ...string) job.Job {
 	t.Helper()
-	extent, err := grid.Sanitize(bbox, layer.Footprint, z)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := uuid.NewString()
 	var cbs []job.Callback
 	for _, u := range callbacks {
 		cbs = append(cbs, job.Callback{URL: u, BBox: bbox.Slice()})
 	}
-	j, _, err := b.jobs.GetOrCreate(t.Context(), job.Job{ID: id, Spec: job.NewSpec(layer, z, extent, 1000), TaskIDs: job.TaskIDs(id, 1)}, job.Request{Subject: "alice", Callbacks: cbs, TTL: time.Hour})
+	j, _, err := b.jobs.GetOrCreate(t.Context(), jobtest.NewJob(jobtest.Spec(t, layer, bbox, z, 1000)), job.Request{Subject: "alice", Callbacks: cbs, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

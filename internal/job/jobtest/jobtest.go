@@ -1,6 +1,7 @@
 // Package jobtest holds in-memory fakes of the job store and of the
 // enqueue API, for the unit tests of the worker's and the scheduler's
-// decisions under -short. They keep the store's rules that those
+// decisions under -short, and the jobs those tests and the real-Redis
+// ones store (Spec, DemoSpec, NewJob in spec.go). They keep the store's rules that those
 // decisions depend on (only an In-Progress job ends, done-sets are sets,
 // unknown ids are job.ErrNotFound); the real-Redis tests use job.Store and
 // job.Enqueuer. LoseComplete, LoseExpire and LoseBatchDone undo writes of
