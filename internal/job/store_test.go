@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/geoexport/exporter/internal/catalog"
@@ -27,9 +28,11 @@ func (c *clock) now() time.Time          { return time.UnixMilli(c.ms.Load()) }
 func (c *clock) advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 
 type bundle struct {
-	rdb   *redis.Client
-	clock *clock
-	spec  job.Spec
+	rdb       *redis.Client
+	queue     *asynq.Client
+	inspector *asynq.Inspector
+	clock     *clock
+	spec      job.Spec
 }
 
 func setup(t *testing.T) (*job.Store, *bundle) {
@@ -37,8 +40,7 @@ func setup(t *testing.T) (*job.Store, *bundle) {
 	if testing.Short() {
 		t.Skip("needs redis-server; skipped under -short")
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
-	t.Cleanup(func() { rdb.Close() })
+	rc := testenv.NewRedisClients(t)
 	c := &clock{}
 	c.ms.Store(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC).UnixMilli())
 	layer := catalog.Demo().Layers()[0]
@@ -46,7 +48,7 @@ func setup(t *testing.T) (*job.Store, *bundle) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return job.NewStore(rdb, "test", c.now), &bundle{rdb: rdb, clock: c, spec: job.NewSpec(layer, 14, extent, 1000)}
+	return job.NewStore(rc.RDB, "test", c.now), &bundle{rdb: rc.RDB, queue: rc.Queue, inspector: rc.Inspector, clock: c, spec: job.NewSpec(layer, 14, extent, 1000)}
 }
 
 func newJob(spec job.Spec) job.Job {

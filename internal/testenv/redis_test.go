@@ -8,21 +8,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 )
-
-func newRedisClient(t *testing.T, addr string) *redis.Client {
-	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
-}
 
 func TestRedis(t *testing.T) {
 	t.Parallel()
-	opt := Redis(t)
+	rc := NewRedisClients(t)
+	opt, rdb := rc.Opt, rc.RDB
 	ctx := t.Context()
-	rdb := newRedisClient(t, opt.Addr)
 
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		t.Fatalf("PING %s: %v", opt.Addr, err)
@@ -47,15 +39,11 @@ func TestRedis(t *testing.T) {
 	}
 
 	// The options work with asynq as they are.
-	client := asynq.NewClient(opt)
-	defer client.Close()
-	info, err := client.EnqueueContext(ctx, asynq.NewTask("testenv:ping", nil))
+	info, err := rc.Queue.EnqueueContext(ctx, asynq.NewTask("testenv:ping", nil))
 	if err != nil {
 		t.Fatalf("asynq enqueue: %v", err)
 	}
-	insp := asynq.NewInspector(opt)
-	defer insp.Close()
-	if _, err := insp.GetTaskInfo(info.Queue, info.ID); err != nil {
+	if _, err := rc.Inspector.GetTaskInfo(info.Queue, info.ID); err != nil {
 		t.Errorf("asynq GetTaskInfo(%s, %s): %v", info.Queue, info.ID, err)
 	}
 }
@@ -68,8 +56,8 @@ func TestRedisIsolated(t *testing.T) {
 		for range cap(seen) {
 			t.Run("server", func(t *testing.T) {
 				t.Parallel()
-				addr := RedisAddr(t)
-				rdb := newRedisClient(t, addr)
+				rc := NewRedisClients(t)
+				addr, rdb := rc.Opt.Addr, rc.RDB
 				if n, err := rdb.DBSize(t.Context()).Result(); err != nil || n != 0 {
 					t.Errorf("DBSIZE on %s = %d, %v, want 0", addr, n, err)
 				}
