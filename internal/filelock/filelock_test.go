@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/geoexport/exporter/internal/filelock"
+	"github.com/geoexport/exporter/internal/testenv"
 )
 
 // holdEnv makes the test binary a helper that locks the file it names,
@@ -38,21 +39,7 @@ func TestMain(m *testing.M) {
 // once the lock is taken.
 func hold(t *testing.T, path string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), holdEnv+"="+path)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stdin.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
+	cmd, line, err := testenv.HelperProcess(t, holdEnv+"="+path)
 	if strings.TrimSpace(line) != "locked" {
 		t.Fatalf("helper said %q, %v", line, err)
 	}

@@ -1,7 +1,6 @@
 package redisserver_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -291,17 +290,7 @@ func TestServerEndsWithKilledParent(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	helper := exec.Command(os.Args[0], "-test.run=^$")
-	helper.Env = append(os.Environ(), helperEnv+"="+dir, "REDISSERVER_TEST_BINARY="+testenv.RedisServerBinary(t))
-	out, err := helper.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := helper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = helper.Process.Kill(); _ = helper.Wait() })
-	line, _ := bufio.NewReader(out).ReadString('\n')
+	helper, line, _ := testenv.HelperProcess(t, helperEnv+"="+dir, "REDISSERVER_TEST_BINARY="+testenv.RedisServerBinary(t))
 	pid, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(line), "pid "))
 	if err != nil {
 		t.Fatalf("helper said %q", line)

@@ -39,7 +39,8 @@
 //
 // [HelperProcess] runs the test binary itself again as a helper process
 // (one that holds a lock or a directory, say, until it is told to let go
-// or killed), selected by an environment variable its TestMain reads.
+// or killed), selected by an environment variable its TestMain reads
+// (more variables may carry the helper's settings).
 //
 // testenv is imported only from _test.go files and from other test-helper
 // packages. It imports no other project package, and production code must
