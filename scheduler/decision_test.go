@@ -79,10 +79,8 @@ func setupFake(t *testing.T) (*scheduler.Scheduler, *fakes, *prometheus.Registry
 // st, cut into batches of at most batchTiles tiles (0: one batch).
 func (f *fakes) fakeJob(t *testing.T, st job.Status, batchTiles int64) job.Job {
 	t.Helper()
-	j := jobtest.NewJob(jobtest.DemoSpec(t, grid.BBox{MinX: 34.81, MinY: 31.95, MaxX: 34.82, MaxY: 31.96}, 14, 0, batchTiles))
-	j.Status, j.CreatedAt = st, f.clock.now().Add(-time.Hour)
-	f.jobs.Put(j)
-	return j
+	bbox := grid.BBox{MinX: 34.81, MinY: 31.95, MaxX: 34.82, MaxY: 31.96}
+	return f.jobs.Add(jobtest.DemoSpec(t, bbox, 14, 0, batchTiles), st, f.clock.now().Add(-time.Hour))
 }
 
 // TestReconcileDecisions: what reconcile does with each state a job of

@@ -62,10 +62,7 @@ func setupFake(t *testing.T) (*worker.Worker, *fakes) {
 // status st, cut into batches of at most batchTiles tiles (0: one batch).
 func (f *fakes) fakeJob(t *testing.T, st job.Status, batchTiles int64) job.Job {
 	t.Helper()
-	j := jobtest.NewJob(jobtest.DemoSpec(t, seedBBox, 14, 1000, batchTiles))
-	j.Status = st
-	f.jobs.Put(j)
-	return j
+	return f.jobs.Add(jobtest.DemoSpec(t, seedBBox, 14, 1000, batchTiles), st, time.Time{})
 }
 
 // TestRenderOfJobNoLongerRunning: a render of a job that left In-Progress

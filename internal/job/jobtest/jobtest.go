@@ -56,6 +56,15 @@ func (s *Store) Put(j job.Job) {
 	s.jobs[j.ID] = j
 }
 
+// Add stores a new job of spec (see NewJob) in status st, created at
+// created, and returns it.
+func (s *Store) Add(spec job.Spec, st job.Status, created time.Time) job.Job {
+	j := NewJob(spec)
+	j.Status, j.CreatedAt = st, created
+	s.Put(j)
+	return j
+}
+
 // Remove deletes a job's record; its id stays in the creation index, as
 // an index may outlive a record.
 func (s *Store) Remove(id string) {
