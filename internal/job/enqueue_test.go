@@ -21,7 +21,7 @@ var taskOptions = job.TaskOptions{
 func TestEnqueuer(t *testing.T) {
 	t.Parallel()
 	store, b := setup(t)
-	e, err := job.NewEnqueuer(b.queue, store, taskOptions)
+	e, err := job.NewEnqueuer(b.Queue, store, taskOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestEnqueuer(t *testing.T) {
 			if added, err := tc.enqueue(); err != nil || !added {
 				t.Fatalf("enqueue = %v, %v; want added", added, err)
 			}
-			info, err := b.inspector.GetTaskInfo(tc.want.queue, tc.id)
+			info, err := b.Inspector.GetTaskInfo(tc.want.queue, tc.id)
 			if err != nil {
 				t.Fatalf("GetTaskInfo(%s, %s): %v", tc.want.queue, tc.id, err)
 			}
@@ -73,7 +73,7 @@ func TestEnqueuer(t *testing.T) {
 				if err := e.Callbacks(ctx, failed); err != nil {
 					t.Errorf("Callbacks again = %v", err)
 				}
-				if tasks, _ := b.inspector.ListPendingTasks(tc.want.queue); len(tasks) != 3 {
+				if tasks, _ := b.Inspector.ListPendingTasks(tc.want.queue); len(tasks) != 3 {
 					t.Errorf("%d tasks pending after callbacks twice, want render, finalize and one callback", len(tasks))
 				}
 				return
@@ -90,14 +90,14 @@ func TestEnqueuer(t *testing.T) {
 	// Retentions that are set are the tasks' retentions.
 	set := taskOptions
 	set.CallbackRetention, set.MaintenanceRetention = 2*time.Hour, 3*time.Hour
-	e2, err := job.NewEnqueuer(b.queue, store, set)
+	e2, err := job.NewEnqueuer(b.Queue, store, set)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e2.Maintenance(ctx, "maintenance:orphans", slot, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if info, err := b.inspector.GetTaskInfo(job.QueueMaintenance, job.MaintenanceTaskID("maintenance:orphans", slot)); err != nil || info.Retention != 3*time.Hour {
+	if info, err := b.Inspector.GetTaskInfo(job.QueueMaintenance, job.MaintenanceTaskID("maintenance:orphans", slot)); err != nil || info.Retention != 3*time.Hour {
 		t.Errorf("maintenance task with MaintenanceRetention 3h = %+v, %v; want retention 3h", info, err)
 	}
 	j2, _, err := store.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "bob", Callbacks: []job.Callback{cb}, TTL: time.Hour})
@@ -111,7 +111,7 @@ func TestEnqueuer(t *testing.T) {
 	if err := e2.Callbacks(ctx, failed2); err != nil {
 		t.Fatal(err)
 	}
-	if info, err := b.inspector.GetTaskInfo(job.QueueDefault, job.CallbackTaskID(j2.ID, job.StatusFailed, cb)); err != nil || info.Retention != 2*time.Hour {
+	if info, err := b.Inspector.GetTaskInfo(job.QueueDefault, job.CallbackTaskID(j2.ID, job.StatusFailed, cb)); err != nil || info.Retention != 2*time.Hour {
 		t.Errorf("callback task with CallbackRetention 2h = %+v, %v; want retention 2h", info, err)
 	}
 }

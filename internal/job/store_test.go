@@ -12,8 +12,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
-	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
@@ -28,11 +26,9 @@ func (c *clock) now() time.Time          { return time.UnixMilli(c.ms.Load()) }
 func (c *clock) advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 
 type bundle struct {
-	rdb       *redis.Client
-	queue     *asynq.Client
-	inspector *asynq.Inspector
-	clock     *clock
-	spec      job.Spec
+	*testenv.RedisClients
+	clock *clock
+	spec  job.Spec
 }
 
 func setup(t *testing.T) (*job.Store, *bundle) {
@@ -48,7 +44,7 @@ func setup(t *testing.T) (*job.Store, *bundle) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return job.NewStore(rc.RDB, "test", c.now), &bundle{rdb: rc.RDB, queue: rc.Queue, inspector: rc.Inspector, clock: c, spec: job.NewSpec(layer, 14, extent, 1000)}
+	return job.NewStore(rc.RDB, "test", c.now), &bundle{RedisClients: rc, clock: c, spec: job.NewSpec(layer, 14, extent, 1000)}
 }
 
 func newJob(spec job.Spec) job.Job {
@@ -386,7 +382,7 @@ func TestFromCache(t *testing.T) {
 		t.Fatalf("Delete(expired) = %v, %v; want deleted", deleted, err)
 	}
 	check("after delete", "bob", []string{first.ID}, []bool{false})
-	if n, err := b.rdb.Exists(ctx, "test:subject:bob:cached", "test:subject:client-0:cached").Result(); err != nil || n != 0 {
+	if n, err := b.RDB.Exists(ctx, "test:subject:bob:cached", "test:subject:client-0:cached").Result(); err != nil || n != 0 {
 		t.Errorf("cache-hit sets left after the only hit job was deleted: %d (%v), want none", n, err)
 	}
 }
@@ -485,7 +481,7 @@ func TestGetOrCreateReusesTheRightJob(t *testing.T) {
 	if _, _, err := s.Complete(ctx, first.ID, job.Result{FileKey: "packages/x.gpkg", FileSize: 42}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.rdb.ScriptFlush(ctx).Err(); err != nil {
+	if err := b.RDB.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if hit := request(job.OutcomeCacheHit); hit.ID != first.ID || hit.Status != job.StatusCompleted {
