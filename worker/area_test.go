@@ -12,13 +12,13 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/uuid"
 	"github.com/peterstace/simplefeatures/geom"
 
 	"github.com/geoexport/exporter/internal/area"
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/job/jobtest"
 )
 
 // twoFeatures is an area of two features with different zoom ranges
@@ -76,8 +76,7 @@ func TestRenderArea(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec.BatchTiles = 60
-	id := uuid.NewString()
-	j, _, err := b.jobs.GetOrCreate(t.Context(), job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, len(spec.Plan()))},
+	j, _, err := b.jobs.GetOrCreate(t.Context(), jobtest.NewJob(spec),
 		job.Request{Subject: "alice", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -190,8 +189,7 @@ func TestRenderAreaCutline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := uuid.NewString()
-	j, _, err := b.jobs.GetOrCreate(t.Context(), job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, len(spec.Plan()))}, job.Request{Subject: "alice", TTL: time.Hour})
+	j, _, err := b.jobs.GetOrCreate(t.Context(), jobtest.NewJob(spec), job.Request{Subject: "alice", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -611,15 +611,7 @@ func TestCallbackToPrivateAddressRefused(t *testing.T) {
 // createBatched stores a job split into batches of at most maxTiles.
 func createBatched(t *testing.T, b *bundle, bbox grid.BBox, z grid.Zoom, maxTiles int64) job.Job {
 	t.Helper()
-	layer := catalog.Demo().Layers()[0]
-	extent, err := grid.Sanitize(bbox, layer.Footprint, z)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := job.NewSpec(layer, z, extent, 1000)
-	spec.BatchTiles = maxTiles
-	id := uuid.NewString()
-	j, _, err := b.jobs.GetOrCreate(t.Context(), job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, len(spec.Plan()))},
+	j, _, err := b.jobs.GetOrCreate(t.Context(), jobtest.NewJob(jobtest.DemoSpec(t, bbox, z, 1000, maxTiles)),
 		job.Request{Subject: "alice", TTL: time.Hour, Callbacks: []job.Callback{{URL: "http://a.test/cb", BBox: bbox.Slice()}}})
 	if err != nil {
 		t.Fatal(err)
@@ -817,8 +809,7 @@ func TestGeoPackageSourceSharedByBatches(t *testing.T) {
 
 	spec := job.NewSpec(layer, 3, footprint, 1000)
 	spec.BatchTiles = 2 // every pivot tile a batch of its own
-	id := uuid.NewString()
-	j, _, err := b.jobs.GetOrCreate(t.Context(), job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, len(spec.Plan()))},
+	j, _, err := b.jobs.GetOrCreate(t.Context(), jobtest.NewJob(spec),
 		job.Request{Subject: "alice", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)

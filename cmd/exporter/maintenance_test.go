@@ -18,6 +18,7 @@ import (
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/job/jobtest"
 	"github.com/geoexport/exporter/internal/storage"
 	"github.com/geoexport/exporter/scheduler"
 )
@@ -305,14 +306,9 @@ func storeUnqueued(t *testing.T, rdb *redis.Client, n int) []string {
 		if i == n-1 {
 			z, area = 11, grid.BBox{MinX: 34.5, MinY: 30.5, MaxX: 35, MaxY: 31}
 		}
-		extent, err := grid.Sanitize(area, layer.Footprint, z)
-		if err != nil {
-			t.Fatal(err)
-		}
-		spec := job.NewSpec(layer, z, extent, 0)
+		spec := jobtest.Spec(t, layer, area, z, 0)
 		spec.BatchTiles, spec.BatchSpread, spec.BatchMinTiles = 150, 16, 50
-		id := uuid.NewString()
-		j, outcome, err := store.GetOrCreate(t.Context(), job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, len(spec.Plan()))},
+		j, outcome, err := store.GetOrCreate(t.Context(), jobtest.NewJob(spec),
 			job.Request{Subject: "e2e-client", TTL: maintenanceTTL})
 		if err != nil || outcome != job.OutcomeCreated {
 			t.Fatalf("store job %d: %v %v", i, outcome, err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/job/jobtest"
 )
 
 var taskOptions = job.TaskOptions{
@@ -26,7 +27,7 @@ func TestEnqueuer(t *testing.T) {
 		t.Fatal(err)
 	}
 	cb := job.Callback{URL: "http://example.com/cb", BBox: []float64{1, 2, 3, 4}}
-	j, _, err := store.GetOrCreate(t.Context(), newJob(b.spec), job.Request{Subject: "alice", Callbacks: []job.Callback{cb}, TTL: time.Hour})
+	j, _, err := store.GetOrCreate(t.Context(), jobtest.NewJob(b.spec), job.Request{Subject: "alice", Callbacks: []job.Callback{cb}, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestEnqueuer(t *testing.T) {
 	if info, err := b.Inspector.GetTaskInfo(job.QueueMaintenance, job.MaintenanceTaskID("maintenance:orphans", slot)); err != nil || info.Retention != 3*time.Hour {
 		t.Errorf("maintenance task with MaintenanceRetention 3h = %+v, %v; want retention 3h", info, err)
 	}
-	j2, _, err := store.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "bob", Callbacks: []job.Callback{cb}, TTL: time.Hour})
+	j2, _, err := store.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "bob", Callbacks: []job.Callback{cb}, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

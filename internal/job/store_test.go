@@ -13,9 +13,9 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
 
-	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/job/jobtest"
 	"github.com/geoexport/exporter/internal/testenv"
 )
 
@@ -39,17 +39,8 @@ func setup(t *testing.T) (*job.Store, *bundle) {
 	rc := testenv.NewRedisClients(t)
 	c := &clock{}
 	c.ms.Store(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC).UnixMilli())
-	layer := catalog.Demo().Layers()[0]
-	extent, err := grid.Sanitize(grid.BBox{MinX: 34.81, MinY: 31.95, MaxX: 34.82, MaxY: 31.96}, layer.Footprint, 14)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return job.NewStore(rc.RDB, "test", c.now), &bundle{RedisClients: rc, clock: c, spec: job.NewSpec(layer, 14, extent, 1000)}
-}
-
-func newJob(spec job.Spec) job.Job {
-	id := uuid.NewString()
-	return job.Job{ID: id, Spec: spec, TaskIDs: job.TaskIDs(id, 1)}
+	spec := jobtest.DemoSpec(t, grid.BBox{MinX: 34.81, MinY: 31.95, MaxX: 34.82, MaxY: 31.96}, 14, 1000, 0)
+	return job.NewStore(rc.RDB, "test", c.now), &bundle{RedisClients: rc, clock: c, spec: spec}
 }
 
 func TestGetOrCreateConcurrent(t *testing.T) {
@@ -69,7 +60,7 @@ func TestGetOrCreateConcurrent(t *testing.T) {
 			defer wg.Done()
 			// Every fourth caller repeats a callback, so 150 are distinct.
 			cb := job.Callback{URL: fmt.Sprintf("http://client.test/cb/%d", i-(i%4/3)), BBox: []float64{1, 2, 3, 4}}
-			j, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", Callbacks: []job.Callback{cb}, TTL: time.Hour})
+			j, outcome, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "alice", Callbacks: []job.Callback{cb}, TTL: time.Hour})
 			if err != nil {
 				t.Error(err)
 				return
@@ -108,11 +99,11 @@ func TestGetOrCreateLifecycle(t *testing.T) {
 	cb1 := job.Callback{URL: "http://a.test/cb", BBox: []float64{34.81, 31.95, 34.82, 31.96}}
 	cb2 := job.Callback{URL: "http://b.test/cb", BBox: []float64{34.811, 31.951, 34.821, 31.961}}
 
-	first, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", Callbacks: []job.Callback{cb1}, TTL: time.Hour})
+	first, outcome, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "alice", Callbacks: []job.Callback{cb1}, TTL: time.Hour})
 	if err != nil || outcome != job.OutcomeCreated || first.Status != job.StatusInProgress {
 		t.Fatalf("GetOrCreate(new) = %v, %v, %v; want created In-Progress", first.Status, outcome, err)
 	}
-	joined, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", Callbacks: []job.Callback{cb2, cb1}, TTL: time.Hour})
+	joined, outcome, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "alice", Callbacks: []job.Callback{cb2, cb1}, TTL: time.Hour})
 	if err != nil || outcome != job.OutcomeJoined || joined.ID != first.ID {
 		t.Fatalf("GetOrCreate(running) = %s, %v, %v; want joined %s", joined.ID, outcome, err, first.ID)
 	}
@@ -138,7 +129,7 @@ func TestGetOrCreateLifecycle(t *testing.T) {
 	}
 
 	b.clock.advance(30 * time.Minute)
-	hit, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
+	hit, outcome, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
 	if err != nil || outcome != job.OutcomeCacheHit || hit.ID != first.ID {
 		t.Fatalf("GetOrCreate(completed) = %s, %v, %v; want cache hit on %s", hit.ID, outcome, err, first.ID)
 	}
@@ -167,7 +158,7 @@ func TestGetOrCreateLifecycle(t *testing.T) {
 	if err := s.ForgetExpiry(ctx, first.ID); err != nil {
 		t.Fatal(err)
 	}
-	fresh, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
+	fresh, outcome, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
 	if err != nil || outcome != job.OutcomeCreated || fresh.ID == first.ID {
 		t.Fatalf("GetOrCreate(expired) = %s, %v, %v; want a new job", fresh.ID, outcome, err)
 	}
@@ -177,7 +168,7 @@ func TestFailedIsNotReused(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t)
 	ctx := t.Context()
-	first, _, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
+	first, _, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +182,7 @@ func TestFailedIsNotReused(t *testing.T) {
 	if _, changed, _ := s.Complete(ctx, first.ID, job.Result{}, time.Hour); changed {
 		t.Error("Complete on a Failed job changed it")
 	}
-	next, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
+	next, outcome, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
 	if err != nil || outcome != job.OutcomeCreated || next.ID == first.ID {
 		t.Fatalf("GetOrCreate after failure = %s, %v, %v; want a new job", next.ID, outcome, err)
 	}
@@ -201,7 +192,7 @@ func TestProgressNeverGoesBack(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t)
 	ctx := t.Context()
-	j, _, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
+	j, _, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,21 +246,21 @@ func TestQuotaAccounting(t *testing.T) {
 	spec := b.spec
 	spec.EstimatedBytes = 1000
 	req := job.Request{Subject: "alice", TTL: time.Hour, QuotaBytes: 2500}
-	a, _, err := s.GetOrCreate(ctx, newJob(spec), req)
+	a, _, err := s.GetOrCreate(ctx, jobtest.NewJob(spec), req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	usage(0, 1000)
 	other := spec
 	other.Zoom = 13
-	c, _, err := s.GetOrCreate(ctx, newJob(other), req)
+	c, _, err := s.GetOrCreate(ctx, jobtest.NewJob(other), req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	usage(0, 2000)
 	third := spec
 	third.Zoom = 12
-	_, _, err = s.GetOrCreate(ctx, newJob(third), req)
+	_, _, err = s.GetOrCreate(ctx, jobtest.NewJob(third), req)
 	var qerr *job.QuotaError
 	if !errors.As(err, &qerr) || qerr.Available() != 500 || qerr.Estimate != 1000 {
 		t.Fatalf("third job = %v, want *QuotaError with 500 available", err)
@@ -306,7 +297,7 @@ func TestFromCache(t *testing.T) {
 	ctx := t.Context()
 	request := func(subject string) (job.Job, job.Outcome) {
 		t.Helper()
-		j, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: subject, TTL: time.Hour})
+		j, outcome, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: subject, TTL: time.Hour})
 		if err != nil {
 			t.Fatalf("GetOrCreate as %s: %v", subject, err)
 		}
@@ -349,7 +340,7 @@ func TestFromCache(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			sub := fmt.Sprintf("client-%d", i)
-			_, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: sub, TTL: time.Hour})
+			_, outcome, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: sub, TTL: time.Hour})
 			if err != nil || outcome != job.OutcomeCacheHit {
 				t.Errorf("GetOrCreate as %s = %v, %v; want a cache hit", sub, outcome, err)
 			}
@@ -395,7 +386,7 @@ func TestLook(t *testing.T) {
 	s, b := setup(t)
 	ctx := t.Context()
 	cb := job.Callback{URL: "http://example.com/done", BBox: []float64{34.81, 31.95, 34.82, 31.96}}
-	first, _, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour, Callbacks: []job.Callback{cb}})
+	first, _, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour, Callbacks: []job.Callback{cb}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +398,7 @@ func TestLook(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.clock.advance(time.Minute)
-	hit, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "bob", TTL: time.Hour})
+	hit, outcome, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "bob", TTL: time.Hour})
 	if err != nil || outcome != job.OutcomeCacheHit {
 		t.Fatalf("bob's request = %v, %v; want a cache hit", outcome, err)
 	}
@@ -463,7 +454,7 @@ func TestGetOrCreateReusesTheRightJob(t *testing.T) {
 	ctx := t.Context()
 	request := func(want job.Outcome) job.Job {
 		t.Helper()
-		j, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
+		j, outcome, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
 		if err != nil || outcome != want {
 			t.Fatalf("GetOrCreate = %v, %v; want %v", outcome, err, want)
 		}

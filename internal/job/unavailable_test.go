@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/job/jobtest"
 	"github.com/geoexport/exporter/internal/testenv"
 )
 
@@ -59,7 +60,7 @@ func TestStoreUnavailable(t *testing.T) {
 	}
 	ctx := t.Context()
 	create := func(s *job.Store) error {
-		_, _, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
+		_, _, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
 		return err
 	}
 
@@ -142,7 +143,7 @@ func TestStoreWaitsForReplicas(t *testing.T) {
 	}
 
 	s := job.NewStore(onPrimary, "test", nil).WithWait(1, time.Second)
-	j, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
+	j, outcome, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
 	if err != nil || outcome != job.OutcomeCreated {
 		t.Fatalf("GetOrCreate waiting for 1 replica = %v, %v", outcome, err)
 	}
@@ -161,7 +162,7 @@ func TestStoreWaitsForReplicas(t *testing.T) {
 	strict := job.NewStore(onPrimary, "test", nil).WithWait(2, 100*time.Millisecond)
 	spec := b.spec
 	spec.Zoom-- // another export
-	other := newJob(spec)
+	other := jobtest.NewJob(spec)
 	_, _, err = strict.GetOrCreate(ctx, other, job.Request{Subject: "alice", TTL: time.Hour})
 	if !errors.Is(err, job.ErrUnavailable) || !strings.Contains(err.Error(), "1 of 2 replicas") {
 		t.Errorf("GetOrCreate waiting for 2 of 1 replicas = %v, want ErrUnavailable naming 1 of 2", err)
@@ -171,10 +172,10 @@ func TestStoreWaitsForReplicas(t *testing.T) {
 	}
 
 	// A cache hit pushes the expiry out: it waits as well.
-	if _, outcome, err := s.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "bob", TTL: 2 * time.Hour}); err != nil || outcome != job.OutcomeCacheHit {
+	if _, outcome, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "bob", TTL: 2 * time.Hour}); err != nil || outcome != job.OutcomeCacheHit {
 		t.Errorf("cache hit waiting for 1 replica = %v, %v", outcome, err)
 	}
-	if _, _, err := strict.GetOrCreate(ctx, newJob(b.spec), job.Request{Subject: "bob", TTL: 3 * time.Hour}); !errors.Is(err, job.ErrUnavailable) {
+	if _, _, err := strict.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "bob", TTL: 3 * time.Hour}); !errors.Is(err, job.ErrUnavailable) {
 		t.Errorf("cache hit waiting for 2 of 1 replicas = %v, want ErrUnavailable", err)
 	}
 }
