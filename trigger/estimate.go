@@ -6,25 +6,20 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/geoexport/exporter/internal/grid"
+	"github.com/geoexport/exporter/internal/job"
 )
-
-// zoomTiles is the tile count of one zoom of an estimate.
-type zoomTiles struct {
-	Zoom  int   `json:"zoom"`
-	Tiles int64 `json:"tiles"`
-}
 
 // estimateResponse is what an export would be, without making it.
 type estimateResponse struct {
-	DBID             string      `json:"dbId"`
-	CRS              string      `json:"crs"`
-	BBox             []float64   `json:"bbox"`
-	Zoom             int         `json:"zoom"`
-	TargetResolution float64     `json:"targetResolution"`
-	TilesTotal       int64       `json:"tilesTotal"`
-	TilesByZoom      []zoomTiles `json:"tilesByZoom"`
-	EstimatedBytes   int64       `json:"estimatedBytes"`
-	PackageName      string      `json:"packageName"`
+	DBID             string          `json:"dbId"`
+	CRS              string          `json:"crs"`
+	BBox             []float64       `json:"bbox"`
+	Zoom             int             `json:"zoom"`
+	TargetResolution float64         `json:"targetResolution"`
+	TilesTotal       int64           `json:"tilesTotal"`
+	TilesByZoom      []job.ZoomTiles `json:"tilesByZoom"`
+	EstimatedBytes   int64           `json:"estimatedBytes"`
+	PackageName      string          `json:"packageName"`
 	// QuotaBytes and QuotaAvailableBytes are set when a quota is.
 	QuotaBytes          int64  `json:"quotaBytes,omitempty"`
 	QuotaAvailableBytes *int64 `json:"quotaAvailableBytes,omitempty"`
@@ -46,7 +41,7 @@ func (s *Server) estimate(c *fiber.Ctx) error {
 		EstimatedBytes: spec.EstimatedBytes, PackageName: spec.PackageName,
 	}
 	for _, rng := range grid.Pyramid(spec.BBox, spec.Zoom) {
-		r.TilesByZoom = append(r.TilesByZoom, zoomTiles{Zoom: int(rng.Zoom), Tiles: rng.Count()})
+		r.TilesByZoom = append(r.TilesByZoom, job.ZoomTiles{Zoom: int(rng.Zoom), Tiles: rng.Count()})
 	}
 	if r.QuotaBytes, r.QuotaAvailableBytes, err = s.quota(c); err != nil {
 		return err
@@ -110,7 +105,7 @@ type areaEstimateResponse struct {
 	BBox           []float64         `json:"bbox"`
 	MaxZoom        int               `json:"maxZoom"`
 	TilesTotal     int64             `json:"tilesTotal"`
-	TilesByZoom    []zoomTiles       `json:"tilesByZoom"`
+	TilesByZoom    []job.ZoomTiles   `json:"tilesByZoom"`
 	EstimatedBytes int64             `json:"estimatedBytes"`
 	PackageName    string            `json:"packageName"`
 	Features       []featureEstimate `json:"features"`
@@ -136,7 +131,7 @@ func (s *Server) estimateArea(c *fiber.Ctx) error {
 	}
 	for z := range cov.Levels {
 		if n := cov.Level(grid.Zoom(z)).Count(); n > 0 {
-			r.TilesByZoom = append(r.TilesByZoom, zoomTiles{Zoom: z, Tiles: n})
+			r.TilesByZoom = append(r.TilesByZoom, job.ZoomTiles{Zoom: z, Tiles: n})
 		}
 	}
 	for i, f := range spec.ROI {

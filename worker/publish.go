@@ -201,12 +201,12 @@ type metadataFile struct {
 	MaxZoom     int             `json:"maxZoom"`
 	// TilesByZoom are the tiles stored at each zoom (tiles without
 	// source data are not stored), and Tiles their sum.
-	TilesByZoom []zoomCount `json:"tilesByZoom"`
-	Tiles       int64       `json:"tiles"`
-	SHA256      string      `json:"sha256"`
-	Size        int64       `json:"size"`
-	CreatedAt   string      `json:"createdAt"`
-	Generator   string      `json:"generator"`
+	TilesByZoom []job.ZoomTiles `json:"tilesByZoom"`
+	Tiles       int64           `json:"tiles"`
+	SHA256      string          `json:"sha256"`
+	Size        int64           `json:"size"`
+	CreatedAt   string          `json:"createdAt"`
+	Generator   string          `json:"generator"`
 }
 
 // metadataRequest is what the export was asked for: a /create bbox and
@@ -218,11 +218,6 @@ type metadataRequest struct {
 	ROI              json.RawMessage `json:"roi,omitempty"`
 	Description      string          `json:"description,omitempty"`
 	Cutline          bool            `json:"cutline,omitempty"`
-}
-
-type zoomCount struct {
-	Zoom  int   `json:"zoom"`
-	Tiles int64 `json:"tiles"`
 }
 
 // storeMetadataFile writes the metadata JSON of the finished package at
@@ -251,7 +246,7 @@ func (p *publisher) storeMetadataFile(ctx context.Context, j job.Job, path, pack
 	}
 	for z := grid.Zoom(0); z <= j.Spec.Zoom; z++ {
 		if n := byZoom[z]; n > 0 {
-			md.TilesByZoom = append(md.TilesByZoom, zoomCount{Zoom: int(z), Tiles: n})
+			md.TilesByZoom = append(md.TilesByZoom, job.ZoomTiles{Zoom: int(z), Tiles: n})
 			md.Tiles += n
 			if md.MinZoom < 0 {
 				md.MinZoom = int(z)

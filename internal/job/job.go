@@ -144,6 +144,13 @@ const PartsRoot = "parts/"
 // TileSizes are the average encoded tile sizes used for estimates.
 type TileSizes struct{ PNG, JPEG int64 }
 
+// ZoomTiles is the tile count of one zoom, as estimates and the metadata
+// JSON beside every package report it.
+type ZoomTiles struct {
+	Zoom  int   `json:"zoom"`
+	Tiles int64 `json:"tiles"`
+}
+
 // Estimate is the expected size of the package of s: its tiles times the
 // average tile of the layer's format (mixed counts the mean of both).
 func (s Spec) Estimate(avg TileSizes) int64 {
