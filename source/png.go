@@ -136,12 +136,10 @@ func writeChunk(buf *bytes.Buffer, typ string, data []byte) {
 	var n [4]byte
 	binary.BigEndian.PutUint32(n[:], uint32(len(data)))
 	buf.Write(n[:])
-	crc := crc32.NewIEEE()
-	_, _ = crc.Write([]byte(typ))
-	_, _ = crc.Write(data)
+	start := buf.Len()
 	buf.WriteString(typ)
 	buf.Write(data)
-	binary.BigEndian.PutUint32(n[:], crc.Sum32())
+	binary.BigEndian.PutUint32(n[:], crc32.ChecksumIEEE(buf.Bytes()[start:]))
 	buf.Write(n[:])
 }
 
@@ -364,7 +362,6 @@ type colorTable struct {
 	vals   [1024]uint8
 	used   [1024]bool
 	colors []uint32 // by index; translucent colours first, for a short tRNS
-	n      int
 }
 
 // build indexes the colours of pix and returns their number, or 0 when
@@ -385,7 +382,7 @@ func (p *colorTable) build(pix []byte) int {
 		if len(p.colors) == 256 {
 			return 0
 		}
-		p.insert(c, 0)
+		p.insert(c)
 		p.colors = append(p.colors, c)
 	}
 	// Translucent colours first, so that tRNS can stop after the last.
@@ -394,8 +391,7 @@ func (p *colorTable) build(pix []byte) int {
 		slot, _ := p.lookup(c)
 		p.vals[slot] = uint8(i)
 	}
-	p.n = len(p.colors)
-	return p.n
+	return len(p.colors)
 }
 
 func partitionTranslucentFirst(colors []uint32) {
@@ -423,9 +419,9 @@ func (p *colorTable) lookup(c uint32) (int, bool) {
 	}
 }
 
-func (p *colorTable) insert(c uint32, v uint8) {
+func (p *colorTable) insert(c uint32) {
 	s, _ := p.lookup(c)
-	p.keys[s], p.vals[s], p.used[s] = c, v, true
+	p.keys[s], p.used[s] = c, true
 }
 
 func (p *colorTable) index(c uint32) byte {
