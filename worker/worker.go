@@ -60,13 +60,13 @@ type Config struct {
 	CallbackTimeout time.Duration
 }
 
-// DefaultConfig returns the defaults of every setting that has one, for
-// this machine's CPUs; a deployment sets PublicURL.
+// DefaultConfig returns the defaults of the worker's own settings, for
+// this machine's CPUs. PublicURL, PackageTTL and CallbackTimeout are
+// shared with the trigger and the task options, and set from those.
 func DefaultConfig() Config {
 	return Config{
 		Concurrency: runtime.NumCPU(), Fetchers: 4 * runtime.NumCPU(), Encoders: runtime.NumCPU(),
 		QueueWeights: [3]int{6, 3, 1}, ShutdownTimeout: 30 * time.Second, PollInterval: DefaultPollInterval,
-		PackageTTL: 30 * 24 * time.Hour, CallbackTimeout: 10 * time.Second,
 	}
 }
 
