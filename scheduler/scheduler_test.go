@@ -245,9 +245,7 @@ func TestExpire(t *testing.T) {
 		t.Errorf("bytes freed = %v, want 20", n)
 	}
 	// The next identical request builds a new package.
-	fresh := job.Job{ID: uuid.NewString(), Spec: due[0].Spec}
-	fresh.TaskIDs = job.TaskIDs(fresh.ID, 1)
-	if _, outcome, err := b.jobs.GetOrCreate(t.Context(), fresh, job.Request{Subject: "alice", TTL: time.Hour}); err != nil || outcome != job.OutcomeCreated {
+	if _, outcome, err := b.jobs.GetOrCreate(t.Context(), jobtest.NewJob(due[0].Spec), job.Request{Subject: "alice", TTL: time.Hour}); err != nil || outcome != job.OutcomeCreated {
 		t.Errorf("request after expiry = %v, %v; want a new job", outcome, err)
 	}
 }
@@ -285,9 +283,7 @@ func TestExpireRespectsCacheHitExtension(t *testing.T) {
 	s, b, _ := setup(t)
 	j := completed(t, b, 0, time.Hour)
 	b.clock.advance(50 * time.Minute)
-	again := job.Job{ID: uuid.NewString(), Spec: j.Spec}
-	again.TaskIDs = job.TaskIDs(again.ID, 1)
-	if _, outcome, err := b.jobs.GetOrCreate(t.Context(), again, job.Request{Subject: "bob", TTL: time.Hour}); err != nil || outcome != job.OutcomeCacheHit {
+	if _, outcome, err := b.jobs.GetOrCreate(t.Context(), jobtest.NewJob(j.Spec), job.Request{Subject: "bob", TTL: time.Hour}); err != nil || outcome != job.OutcomeCacheHit {
 		t.Fatalf("cache hit = %v, %v", outcome, err)
 	}
 	b.clock.advance(30 * time.Minute)

@@ -12,6 +12,9 @@ import (
 	"github.com/geoexport/exporter/internal/grid"
 )
 
+// SeedBody gives seedBody to the package's external tests.
+const SeedBody = seedBody
+
 // seedBody is the example request of the specification.
 const seedBody = `{
   "dbId": "ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8",

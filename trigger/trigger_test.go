@@ -35,14 +35,8 @@ import (
 	"github.com/geoexport/exporter/trigger"
 )
 
-const seedBody = `{
-  "dbId": "ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8",
-  "bbox": [34.811938017107494, 31.95475033759175, 34.82237261707599, 31.96426962177354],
-  "targetResolution": 0.0000429153442382812,
-  "callbackURLs": ["http://example.getmap.com/callback", "http://example.getmap.com/callback2"],
-  "crs": "EPSG:4326",
-  "priority": 0
-}`
+// seedBody is the example request of the specification.
+const seedBody = trigger.SeedBody
 
 // testSecret signs the tests' HS256 tokens.
 var testSecret = []byte("0123456789abcdef0123456789abcdef")

@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/geoexport/exporter/internal/config"
+	"github.com/geoexport/exporter/internal/testenv"
 )
 
 func TestSecretRedacted(t *testing.T) {
@@ -17,25 +16,8 @@ func TestSecretRedacted(t *testing.T) {
 	const secret = "hunter2-very-secret"
 	s := config.Secret(secret)
 
-	var outputs []string
-	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
-		outputs = append(outputs, fmt.Sprintf(verb, s), fmt.Sprintf(verb, struct{ S config.Secret }{s}))
-	}
-	js, err := json.Marshal(struct{ S config.Secret }{s})
-	if err != nil {
-		t.Fatal(err)
-	}
-	outputs = append(outputs, string(js))
-	for _, newHandler := range []func(*bytes.Buffer) slog.Handler{
-		func(b *bytes.Buffer) slog.Handler { return slog.NewTextHandler(b, nil) },
-		func(b *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(b, nil) },
-	} {
-		var buf bytes.Buffer
-		log := slog.New(newHandler(&buf))
-		log.Info("config", "secret", s)
-		log.Info("config", slog.Any("raw", struct{ S config.Secret }{s}))
-		outputs = append(outputs, buf.String())
-	}
+	outputs := append(testenv.Printed(t, s), testenv.Printed(t, &s)...)
+	outputs = append(outputs, testenv.Printed(t, struct{ S config.Secret }{s})...)
 	for _, out := range outputs {
 		if strings.Contains(out, secret) {
 			t.Errorf("output leaks the secret: %s", out)

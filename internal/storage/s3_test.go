@@ -1,12 +1,9 @@
 package storage_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -66,24 +63,7 @@ func TestS3ConfigRedactsSecret(t *testing.T) {
 	const secret = "hunter2-very-secret"
 	cfg := storage.S3Config{Endpoint: "minio:9000", Bucket: "b", AccessKey: "ak", SecretKey: secret}
 
-	var outputs []string
-	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
-		outputs = append(outputs, fmt.Sprintf(verb, cfg), fmt.Sprintf(verb, &cfg))
-	}
-	js, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	outputs = append(outputs, string(js))
-	for _, newHandler := range []func(*bytes.Buffer) slog.Handler{
-		func(b *bytes.Buffer) slog.Handler { return slog.NewTextHandler(b, nil) },
-		func(b *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(b, nil) },
-	} {
-		var buf bytes.Buffer
-		log := slog.New(newHandler(&buf))
-		log.Info("config", "s3", cfg)
-		outputs = append(outputs, buf.String())
-	}
+	outputs := append(testenv.Printed(t, cfg), testenv.Printed(t, &cfg)...)
 	for _, out := range outputs {
 		if strings.Contains(out, secret) {
 			t.Errorf("output leaks the secret: %s", out)
