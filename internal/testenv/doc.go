@@ -42,6 +42,9 @@
 // or killed), selected by an environment variable its TestMain reads
 // (more variables may carry the helper's settings).
 //
+// [Printed] renders a value every way a program may print or log it, for
+// tests that check a secret never shows.
+//
 // testenv is imported only from _test.go files and from other test-helper
 // packages. It imports no other project package, and production code must
 // never import it.
