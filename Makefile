@@ -56,11 +56,13 @@ bench-e2e: ## end-to-end throughput and memory against mapproxy-seed, loopback o
 bench-api: ## the API under load: requests/s, p50, p99 per route against /healthz with wrk, real Redis, loopback only (1.5 to 3.5 min)
 	scripts/bench-api.sh
 
-web: ## rebuild the web tool's bundle (trigger/web/dist, committed and embedded)
+web: ## rebuild the web tool's and the API reference's bundles (trigger/web/dist, trigger/apidocs/dist, committed and embedded)
 	cd trigger/web && npm ci --no-audit --no-fund && npm run build
+	cd trigger/apidocs && npm ci --ignore-scripts --no-audit --no-fund && npm run build
 
-web-check: ## type-check the web tool and fail if the committed bundle is not what its sources build
+web-check: ## type-check the web tool and fail if a committed bundle is not what its sources build
 	cd trigger/web && npm ci --no-audit --no-fund && npm run verify
+	cd trigger/apidocs && npm ci --ignore-scripts --no-audit --no-fund && npm run verify
 
 tools: ## install redis-server, the MinIO server, GDAL and wrk where missing
 	@MINIO_VERSION=$(MINIO_VERSION) BIN=$(BIN) GO=$(GO) scripts/tools.sh

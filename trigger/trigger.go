@@ -217,7 +217,6 @@ type Server struct {
 	app         *fiber.App
 	metrics     *metrics
 	openapiJSON []byte
-	docsHTML    []byte
 	previews    *previews
 	// closeMonitor releases asynqmon's Redis connections, once; nil
 	// without /monitoring.
@@ -275,11 +274,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	openapiJSON, docsHTML, err := renderDocs()
+	doc, err := openapiJSON()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, deps: deps, metrics: m, openapiJSON: openapiJSON, docsHTML: docsHTML, previews: newPreviews(cfg, deps.Sources)}
+	s := &Server{cfg: cfg, deps: deps, metrics: m, openapiJSON: doc, previews: newPreviews(cfg, deps.Sources)}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "exporter",
 		DisableStartupMessage: true,

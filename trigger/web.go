@@ -17,9 +17,10 @@ var webDist embed.FS
 
 // webTypes are the content types of the tool's assets, by extension.
 var webTypes = map[string]string{
-	".js":  "text/javascript; charset=utf-8",
-	".css": "text/css; charset=utf-8",
-	".txt": "text/plain; charset=utf-8",
+	".html": "text/html; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".txt":  "text/plain; charset=utf-8",
 }
 
 // webCSP confines the page to its own origin. OpenLayers sets inline
@@ -31,35 +32,36 @@ const webCSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-
 // Both are public: the page holds no data, and every API call it makes
 // carries the user's token.
 func (s *Server) webRoutes() {
-	index, err := webDist.ReadFile("web/dist/index.html")
+	web := assets{files: webDist, dir: "web/dist", csp: webCSP}
+	s.app.Get("/", func(c *fiber.Ctx) error { return web.serve(c, "index.html") })
+	s.app.Get("/app/:name", func(c *fiber.Ctx) error { return web.serve(c, "app/"+c.Params("name")) })
+}
+
+// assets serves the files of an embedded page: its index.html and the
+// assets it links, with the page's Content-Security-Policy.
+type assets struct {
+	files embed.FS
+	dir   string
+	csp   string
+}
+
+// serve answers with the file name of a.dir, or 404 when there is no such
+// file or its type is not one of webTypes.
+func (a assets) serve(c *fiber.Ctx, name string) error {
+	typ, ok := webTypes[path.Ext(name)]
+	if !ok || !fs.ValidPath(name) {
+		return errorf(fiber.StatusNotFound, "no asset %q", path.Base(name))
+	}
+	data, err := a.files.ReadFile(a.dir + "/" + name)
 	if err != nil {
-		panic("trigger: the embedded web tool has no index.html: " + err.Error())
+		return errorf(fiber.StatusNotFound, "no asset %q", path.Base(name))
 	}
-	headers := func(c *fiber.Ctx) {
-		c.Set("Content-Security-Policy", webCSP)
-		c.Set("X-Content-Type-Options", "nosniff")
-		// The page is first opened with ?token=; keep it out of Referer.
-		c.Set("Referrer-Policy", "no-referrer")
-		// Names are not content-hashed: revalidate every time.
-		c.Set(fiber.HeaderCacheControl, "no-cache")
-	}
-	s.app.Get("/", func(c *fiber.Ctx) error {
-		headers(c)
-		c.Set(fiber.HeaderContentType, "text/html; charset=utf-8")
-		return c.Send(index)
-	})
-	s.app.Get("/app/:name", func(c *fiber.Ctx) error {
-		name := c.Params("name")
-		typ, ok := webTypes[path.Ext(name)]
-		if !ok || !fs.ValidPath(name) {
-			return errorf(fiber.StatusNotFound, "no asset %q", name)
-		}
-		data, err := webDist.ReadFile("web/dist/app/" + name)
-		if err != nil {
-			return errorf(fiber.StatusNotFound, "no asset %q", name)
-		}
-		headers(c)
-		c.Set(fiber.HeaderContentType, typ)
-		return c.Send(data)
-	})
+	c.Set("Content-Security-Policy", a.csp)
+	c.Set("X-Content-Type-Options", "nosniff")
+	// The page is first opened with ?token=; keep it out of Referer.
+	c.Set("Referrer-Policy", "no-referrer")
+	// Names are not content-hashed: revalidate every time.
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	c.Set(fiber.HeaderContentType, typ)
+	return c.Send(data)
 }
