@@ -343,6 +343,37 @@ func (r *Reader) CountByZoom(ctx context.Context, tableName string) (map[grid.Zo
 	return m, nil
 }
 
+// ZoomSize is what one zoom level of a table holds: its tiles and the
+// sum of their tile_data lengths.
+type ZoomSize struct {
+	Tiles int64
+	Bytes int64
+}
+
+// SizeByZoom returns the tiles and tile bytes at each zoom level of table
+// that holds at least one. SQLite reads a blob's length from its record
+// header, so this reads no tile data. Errors are those of Zooms.
+func (r *Reader) SizeByZoom(ctx context.Context, tableName string) (map[grid.Zoom]ZoomSize, error) {
+	zooms, err := r.countByZoom(ctx, tableName, false)
+	if err != nil {
+		return nil, fmt.Errorf("size tiles by zoom in %q: %w", tableName, err)
+	}
+	tbl, err := r.table(ctx, tableName)
+	if err != nil {
+		return nil, fmt.Errorf("size tiles by zoom in %q: %w", tableName, err)
+	}
+	m := make(map[grid.Zoom]ZoomSize, len(zooms))
+	for _, z := range zooms {
+		var s ZoomSize
+		q := `SELECT count(*), coalesce(sum(length(tile_data)), 0) FROM ` + tbl.quoted + ` WHERE zoom_level = ?`
+		if err := r.db.QueryRowContext(ctx, q, int64(z.zoom)).Scan(&s.Tiles, &s.Bytes); err != nil {
+			return nil, fmt.Errorf("size tiles by zoom in %q: %w", tableName, translate(ctx, err))
+		}
+		m[z.zoom] = s
+	}
+	return m, nil
+}
+
 type zoomCount struct {
 	zoom grid.Zoom
 	n    int64

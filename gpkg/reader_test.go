@@ -206,6 +206,7 @@ func TestReadTileErrors(t *testing.T) {
 	}{
 		{"Count", func() error { _, err := r.Count(t.Context(), "other"); return err }},
 		{"CountByZoom", func() error { _, err := r.CountByZoom(t.Context(), "other"); return err }},
+		{"SizeByZoom", func() error { _, err := r.SizeByZoom(t.Context(), "other"); return err }},
 		{"Zooms", func() error { _, err := r.Zooms(t.Context(), "other"); return err }},
 		{"Extent", func() error { _, err := r.Extent(t.Context(), "other"); return err }},
 		{"TileMatrices", func() error { _, err := r.TileMatrices(t.Context(), "other"); return err }},
@@ -265,6 +266,12 @@ func TestReaderRejectsForeignGrids(t *testing.T) {
 			name:  "negative zoom level",
 			stmts: []string{"INSERT INTO tiles (zoom_level, tile_column, tile_row, tile_data) VALUES (-3, 0, 0, x'00')"},
 			call:  func(ctx context.Context, r *gpkg.Reader) error { _, err := r.CountByZoom(ctx, "tiles"); return err },
+			want:  gpkg.ErrNotGrid,
+		},
+		{
+			name:  "negative zoom level, sizes",
+			stmts: []string{"INSERT INTO tiles (zoom_level, tile_column, tile_row, tile_data) VALUES (-3, 0, 0, x'00')"},
+			call:  func(ctx context.Context, r *gpkg.Reader) error { _, err := r.SizeByZoom(ctx, "tiles"); return err },
 			want:  gpkg.ErrNotGrid,
 		},
 		{

@@ -114,6 +114,16 @@ func TestRoundTrip(t *testing.T) {
 	if diff := cmp.Diff(map[grid.Zoom]int64{0: 1, 1: 1, 2: 1, 3: 1, 4: 4}, byZoom); diff != "" {
 		t.Errorf("CountByZoom() (-want +got):\n%s", diff)
 	}
+	wantSizes := map[grid.Zoom]gpkg.ZoomSize{}
+	for tile, data := range p.Tiles {
+		s := wantSizes[tile.Zoom]
+		s.Tiles++
+		s.Bytes += int64(len(data))
+		wantSizes[tile.Zoom] = s
+	}
+	if sizes, err := r.SizeByZoom(ctx, gpkgtest.DefaultTable); err != nil || !cmp.Equal(wantSizes, sizes) {
+		t.Errorf("SizeByZoom() = %v, %v; want the tiles and bytes written, %v", sizes, err, wantSizes)
+	}
 	zooms, err := r.Zooms(ctx, gpkgtest.DefaultTable)
 	if err != nil {
 		t.Fatalf("Zooms() = %v", err)

@@ -114,7 +114,10 @@ func (s *Server) decodeAndPlan(c *fiber.Ctx) (ExportRequest, job.Spec, error) {
 		return req, job.Spec{}, err
 	}
 	spec, err := s.plan(req)
-	return req, spec, err
+	if err != nil {
+		return req, spec, err
+	}
+	return req, spec, s.estimateSpec(c.UserContext(), &spec)
 }
 
 // checkCallbacks checks callback URLs against the callback policy.
@@ -135,7 +138,7 @@ func (s *Server) checkCallbacks(c *fiber.Ctx, urls []string) error {
 }
 
 // plan applies the catalog to a valid request: layer, zoom, footprint,
-// tile budget, size estimate.
+// tile budget.
 func (s *Server) plan(req ExportRequest) (job.Spec, error) {
 	layer, err := s.lookup(req.DBID)
 	if err != nil {
@@ -182,11 +185,10 @@ func (s *Server) lookup(dbID string) (catalog.Layer, error) {
 	return layer, err
 }
 
-// finishSpec sets the estimate and batching of a planned spec and checks
-// the tile cap, naming field (bbox or roi) and what to choose instead
-// when it is exceeded.
+// finishSpec sets the batching of a planned spec and checks the tile cap,
+// naming field (bbox or roi) and what to choose instead when it is
+// exceeded. The estimate is estimateSpec's, once the spec is final.
 func (s *Server) finishSpec(spec *job.Spec, field, instead string) error {
-	spec.EstimatedBytes = spec.Estimate(s.cfg.TileSizes)
 	spec.BatchTiles, spec.BatchSpread, spec.BatchMinTiles = s.cfg.Batching.MaxTiles, s.cfg.Batching.Spread, s.cfg.Batching.MinTiles
 	if spec.TilesTotal > s.cfg.MaxTiles {
 		return invalid(field, "the export holds %d tiles, more than the limit of %d; choose %s",

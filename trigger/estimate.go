@@ -129,11 +129,8 @@ func (s *Server) estimateArea(c *fiber.Ctx) error {
 		DBID: spec.Layer.ID, CRS: spec.CRS, BBox: spec.BBox.Slice(), MaxZoom: int(spec.Zoom), TilesTotal: spec.TilesTotal,
 		EstimatedBytes: spec.EstimatedBytes, PackageName: spec.PackageName,
 	}
-	for z := range cov.Levels {
-		if n := cov.Level(grid.Zoom(z)).Count(); n > 0 {
-			r.TilesByZoom = append(r.TilesByZoom, job.ZoomTiles{Zoom: z, Tiles: n})
-		}
-	}
+	r.TilesByZoom = job.TilesByZoom(cov)
+	sizes := s.sizes(c.UserContext(), spec.Layer)
 	for i, f := range spec.ROI {
 		one := spec
 		one.ROI = spec.ROI[i : i+1]
@@ -141,9 +138,8 @@ func (s *Server) estimateArea(c *fiber.Ctx) error {
 		if err != nil {
 			return roiError(err)
 		}
-		one.TilesTotal = c.Count()
 		r.Features = append(r.Features, featureEstimate{Index: i, MinZoom: int(f.MinZoom), MaxZoom: int(f.MaxZoom),
-			Tiles: one.TilesTotal, EstimatedBytes: one.Estimate(s.cfg.TileSizes)})
+			Tiles: c.Count(), EstimatedBytes: sizes.Estimate(one.Layer, job.TilesByZoom(c))})
 	}
 	if r.QuotaBytes, r.QuotaAvailableBytes, err = s.quota(c); err != nil {
 		return err

@@ -132,13 +132,16 @@ func (s *Server) decodeAndPlanArea(c *fiber.Ctx) (AreaRequest, job.Spec, json.Ra
 		return req, job.Spec{}, nil, err
 	}
 	spec, roi, err := s.planArea(req)
-	return req, spec, roi, err
+	if err != nil {
+		return req, spec, roi, err
+	}
+	return req, spec, roi, s.estimateSpec(c.UserContext(), &spec)
 }
 
 // planArea applies the catalog to a valid /export request: layer, the
 // area's features and their zooms, the tile cap (first on a cheap bound,
 // so that a huge area cannot make the trigger compute its coverage), the
-// coverage within the footprint, the size estimate.
+// coverage within the footprint.
 func (s *Server) planArea(req AreaRequest) (job.Spec, json.RawMessage, error) {
 	layer, err := s.lookup(req.DBID)
 	if err != nil {

@@ -45,8 +45,12 @@ type Config struct {
 	// MaxROIVertices caps the positions of an /export's area, all
 	// features together. Zero: area.DefaultMaxVertices.
 	MaxROIVertices int
-	// TileSizes are the average tile sizes of size estimates.
+	// TileSizes are the average tile sizes of size estimates, where a
+	// layer's finished packages have not yet taught better.
 	TileSizes job.TileSizes
+	// LearnedMaxAge is how long a replica keeps a layer's learned tile
+	// sizes before it reads them from Redis again.
+	LearnedMaxAge time.Duration
 	// Batching cuts exports into render tasks.
 	Batching job.Batching
 	// QuotaBytes caps stored packages plus unfinished estimates; 0 is none.
@@ -82,7 +86,7 @@ func DefaultConfig() Config {
 	return Config{
 		BodyLimit: 1 << 20, ShutdownTimeout: 10 * time.Second,
 		PackageTTL: 30 * 24 * time.Hour, MaxTiles: 5_000_000, MaxROIVertices: area.DefaultMaxVertices,
-		TileSizes: job.TileSizes{PNG: 40_000, JPEG: 12_000},
+		TileSizes: job.TileSizes{PNG: 40_000, JPEG: 12_000}, LearnedMaxAge: 30 * time.Second,
 		Batching:  job.Batching{MaxTiles: 10_000, Spread: 16, MinTiles: 1000},
 		RateLimit: 600, RateBurst: 60,
 		PreviewTimeout: DefaultPreviewTimeout, PreviewConcurrency: DefaultPreviewConcurrency,
@@ -125,6 +129,9 @@ func (c Config) Validate() error {
 	}
 	if c.TileSizes.PNG < 1 || c.TileSizes.JPEG < 1 {
 		add("estimated tile sizes must be at least 1 byte", "TileSizes.PNG", "TileSizes.JPEG")
+	}
+	if c.LearnedMaxAge < 0 {
+		add(fmt.Sprintf("learned sizes max age %v must not be negative", c.LearnedMaxAge), "LearnedMaxAge")
 	}
 	if b := c.Batching; b.MaxTiles < 0 || b.Spread < 0 || b.MinTiles < 0 {
 		add("batch tiles, spread and min tiles must not be negative", "Batching.MaxTiles", "Batching.Spread", "Batching.MinTiles")
@@ -212,10 +219,12 @@ type Deps struct {
 
 // Server is the HTTP API.
 type Server struct {
-	cfg         Config
-	deps        Deps
-	app         *fiber.App
-	metrics     *metrics
+	cfg     Config
+	deps    Deps
+	app     *fiber.App
+	metrics *metrics
+	// learned caches the layers' learned tile sizes.
+	learned     learnedSizes
 	openapiJSON []byte
 	previews    *previews
 	// closeMonitor releases asynqmon's Redis connections, once; nil

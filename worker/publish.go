@@ -62,14 +62,14 @@ func (p *publisher) store(ctx context.Context, j job.Job, path string, tiles int
 		return err
 	}
 	key := job.PackageKey(j.ID, j.Spec.PackageName)
-	mdSize, err := p.storeMetadataFile(ctx, j, path, key, sum, size)
+	mdSize, zooms, err := p.storeMetadataFile(ctx, j, path, key, sum, size)
 	if err != nil {
 		return err
 	}
 	if err := p.files.PutFile(ctx, key, path, ContentTypeGeoPackage); err != nil {
 		return fmt.Errorf("store package %s: %w", key, err)
 	}
-	return p.complete(ctx, j, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles, MetadataSize: mdSize})
+	return p.complete(ctx, j, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles, MetadataSize: mdSize, Zooms: zooms})
 }
 
 // adopt completes an In-Progress job whose package an earlier run stored
@@ -222,16 +222,17 @@ type metadataRequest struct {
 
 // storeMetadataFile writes the metadata JSON of the finished package at
 // path (whose sha256 and size are given), to be stored under packageKey,
-// beside it, and returns its size.
-func (p *publisher) storeMetadataFile(ctx context.Context, j job.Job, path, packageKey, sum string, size int64) (int64, error) {
+// beside it, and returns its size and the package's tiles and tile bytes
+// per zoom.
+func (p *publisher) storeMetadataFile(ctx context.Context, j job.Job, path, packageKey, sum string, size int64) (int64, []job.ZoomBytes, error) {
 	r, err := gpkg.Open(ctx, path)
 	if err != nil {
-		return 0, fmt.Errorf("read package: %w", err)
+		return 0, nil, fmt.Errorf("read package: %w", err)
 	}
-	byZoom, err := r.CountByZoom(ctx, tableName(j.Spec.Layer.ProductID))
+	byZoom, err := r.SizeByZoom(ctx, tableName(j.Spec.Layer.ProductID))
 	r.Close()
 	if err != nil {
-		return 0, fmt.Errorf("read package: %w", err)
+		return 0, nil, fmt.Errorf("read package: %w", err)
 	}
 	md := metadataFile{
 		JobID: j.ID, PackageName: j.Spec.PackageName, Layer: j.Spec.Layer, CRS: j.Spec.CRS, BBox: j.Spec.BBox.Slice(),
@@ -242,11 +243,13 @@ func (p *publisher) storeMetadataFile(ctx context.Context, j job.Job, path, pack
 	if len(j.Spec.ROI) == 0 {
 		md.Request.BBox, md.Request.TargetResolution = j.Spec.BBox.Slice(), j.Spec.Zoom.Resolution()
 	} else if md.Request.ROI, err = area.Encode(j.Spec.ROI); err != nil {
-		return 0, fmt.Errorf("encode area: %w", err)
+		return 0, nil, fmt.Errorf("encode area: %w", err)
 	}
+	var zooms []job.ZoomBytes
 	for z := grid.Zoom(0); z <= j.Spec.Zoom; z++ {
-		if n := byZoom[z]; n > 0 {
+		if n := byZoom[z].Tiles; n > 0 {
 			md.TilesByZoom = append(md.TilesByZoom, job.ZoomTiles{Zoom: int(z), Tiles: n})
+			zooms = append(zooms, job.ZoomBytes{Zoom: int(z), Tiles: n, Bytes: byZoom[z].Bytes})
 			md.Tiles += n
 			if md.MinZoom < 0 {
 				md.MinZoom = int(z)
@@ -256,17 +259,17 @@ func (p *publisher) storeMetadataFile(ctx context.Context, j job.Job, path, pack
 	md.MinZoom = max(md.MinZoom, 0)
 	doc, err := json.MarshalIndent(md, "", "  ")
 	if err != nil {
-		return 0, fmt.Errorf("encode metadata file: %w", err)
+		return 0, nil, fmt.Errorf("encode metadata file: %w", err)
 	}
 	local := strings.TrimSuffix(path, ".gpkg") + ".json"
 	if err := os.WriteFile(local, doc, 0o600); err != nil {
-		return 0, fmt.Errorf("write metadata file: %w", err)
+		return 0, nil, fmt.Errorf("write metadata file: %w", err)
 	}
 	key := job.MetadataFileKey(packageKey)
 	if err := p.files.PutFile(ctx, key, local, ContentTypeJSON); err != nil {
-		return 0, fmt.Errorf("store metadata file %s: %w", key, err)
+		return 0, nil, fmt.Errorf("store metadata file %s: %w", key, err)
 	}
-	return int64(len(doc)), nil
+	return int64(len(doc)), zooms, nil
 }
 
 // fileDigest returns the sha256 and size of a file.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"strings"
@@ -40,8 +41,9 @@ var redigitise = strings.NewReplacer(
 // TestEndToEndExportArea: POST /export of a two-feature area through the
 // real binary, split into batches: the package holds exactly the area's
 // tiles per zoom and passes GDAL's validator, its metadata JSON
-// downloads and describes it, the callback has the /export shape, and a
-// re-digitised request is answered from the cache.
+// downloads and describes it, the callback has the /export shape, a
+// re-digitised request is answered from the cache, and the estimate of the
+// same area, learned from the package, comes close to its size.
 func TestEndToEndExportArea(t *testing.T) {
 	skipShort(t)
 	t.Parallel()
@@ -50,6 +52,7 @@ func TestEndToEndExportArea(t *testing.T) {
 	p := start(t, dir, map[string]string{
 		"EXPORTER_HTTP_ADDR": addr, "EXPORTER_HTTP_CALLBACK_ALLOW": "127.0.0.1/32", "EXPORTER_HTTP_RATE_LIMIT": "0",
 		"EXPORTER_JOBS_BATCH_TILES": "100", "EXPORTER_JOBS_BATCH_MIN_TILES": "50",
+		"EXPORTER_JOBS_ESTIMATE_REFRESH": "0",
 	})
 	base, token := waitURL(t, p)
 	waitReady(t, base, p)
@@ -76,6 +79,7 @@ func TestEndToEndExportArea(t *testing.T) {
 	body := func(roi string) string {
 		return fmt.Sprintf(`{"dbId":%q,"roi":%s,"description":"two sites","callbackURLs":[%q],"crs":"EPSG:4326","priority":10}`, layer.ID, roi, cb.url)
 	}
+	before := a.postJSON(t, "/estimate", body(roi))["estimatedBytes"].(float64)
 	created := a.postJSON(t, "/export", body(roi))
 	if created["status"] != "In-Progress" || created["isDuplicated"] != false {
 		t.Fatalf("POST /export = %v, want a new In-Progress job", created)
@@ -93,6 +97,17 @@ func TestEndToEndExportArea(t *testing.T) {
 		t.Errorf("package tiles per zoom = %v, want %v", byZoom, want)
 	}
 	gpkgtest.RequireGDAL(t).Validate(t, path)
+
+	// The package taught the layer's tile sizes: the same estimate now
+	// comes within 10 % of the package (the zooms of few tiles take the
+	// mean of all).
+	size := float64(again["fileSize"].(float64))
+	after := a.postJSON(t, "/estimate", body(roi))["estimatedBytes"].(float64)
+	t.Logf("estimate of a %.0f-byte package: %.0f bytes before it was made (%+.0f %%), %.0f after (%+.0f %%)",
+		size, before, 100*(before-size)/size, after, 100*(after-size)/size)
+	if math.Abs(after-size) > 0.1*size {
+		t.Errorf("estimate after the package = %.0f bytes, want within 10 %% of its %.0f", after, size)
+	}
 
 	// The metadata JSON: the request, the tiles per zoom, the file's digest.
 	var md struct {

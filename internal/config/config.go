@@ -212,6 +212,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.Tasks.CallbackMaxRetry, "jobs-callback-max-retry", c.Tasks.CallbackMaxRetry, "retries of a failed callback")
 	fs.Int64Var(&c.Trigger.TileSizes.PNG, "jobs-estimate-png-bytes", c.Trigger.TileSizes.PNG, "average PNG tile size used for size estimates")
 	fs.Int64Var(&c.Trigger.TileSizes.JPEG, "jobs-estimate-jpeg-bytes", c.Trigger.TileSizes.JPEG, "average JPEG tile size used for size estimates")
+	fs.DurationVar(&c.Trigger.LearnedMaxAge, "jobs-estimate-refresh", c.Trigger.LearnedMaxAge, "how long a trigger keeps a layer's tile sizes learned from its finished packages before reading them again")
 	fs.Int64Var(&c.Trigger.Batching.MaxTiles, "jobs-batch-tiles", c.Trigger.Batching.MaxTiles, "most tiles one render task writes; larger exports are split into batches")
 	fs.Int64Var(&c.Trigger.Batching.Spread, "jobs-batch-spread", c.Trigger.Batching.Spread, "batches an export is spread over at least, for many workers to share it")
 	fs.Int64Var(&c.Trigger.Batching.MinTiles, "jobs-batch-min-tiles", c.Trigger.Batching.MinTiles, "fewest tiles in a batch made to spread an export")

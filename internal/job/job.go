@@ -151,17 +151,27 @@ type ZoomTiles struct {
 	Tiles int64 `json:"tiles"`
 }
 
-// Estimate is the expected size of the package of s: its tiles times the
-// average tile of the layer's format (mixed counts the mean of both).
-func (s Spec) Estimate(avg TileSizes) int64 {
-	per := (avg.PNG + avg.JPEG) / 2
-	switch s.Layer.TileFormat {
+// For is the average tile of layer's format (mixed counts the mean of
+// both).
+func (avg TileSizes) For(layer catalog.Layer) int64 {
+	switch layer.TileFormat {
 	case "png":
-		per = avg.PNG
+		return avg.PNG
 	case "jpeg":
-		per = avg.JPEG
+		return avg.JPEG
 	}
-	return s.TilesTotal * per
+	return (avg.PNG + avg.JPEG) / 2
+}
+
+// Estimate is the expected size of the package of s by sizes, and its
+// tiles at each zoom.
+func (s Spec) Estimate(sizes Sizes) (int64, []ZoomTiles, error) {
+	c, err := s.Coverage()
+	if err != nil {
+		return 0, nil, err
+	}
+	byZoom := TilesByZoom(c)
+	return sizes.Estimate(s.Layer, byZoom), byZoom, nil
 }
 
 // NewSpec describes the export of layer over the sanitised extent at z.

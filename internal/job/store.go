@@ -417,6 +417,7 @@ local exp = tonumber(ARGV[2]) + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'status', 'Completed', 'file_key', ARGV[4], 'file_size', ARGV[5],
   'sha256', ARGV[6], 'tiles_stored', ARGV[7], 'metadata_size', ARGV[8], 'completed_at', ARGV[2], 'updated_at', ARGV[2], 'expires_at', exp)
 redis.call('ZADD', KEYS[2], exp, ARGV[1])
+for i = 9, #ARGV, 2 do redis.call('HINCRBY', KEYS[5], ARGV[i], ARGV[i + 1]) end
 return {'Completed', 1}
 `)
 
@@ -429,14 +430,23 @@ type Result struct {
 	// MetadataSize is the size of the metadata JSON stored beside the
 	// package (job.MetadataFileKey).
 	MetadataSize int64
+	// Zooms are the package's tiles and tile bytes per zoom, which the
+	// layer's learned sizes (LearnedSizes) add up; none when unknown.
+	Zooms []ZoomBytes
 }
 
 // Complete marks an In-Progress job Completed with its package, expiring
-// after ttl. It is idempotent: on a job that is no longer In-Progress it
-// changes nothing and returns the job's current state with changed false.
+// after ttl, and adds r.Zooms to the layer's learned sizes in the same
+// step, so a package counts once however often it is completed. It is
+// idempotent: on a job that is no longer In-Progress it changes nothing
+// and returns the job's current state with changed false.
 func (s *Store) Complete(ctx context.Context, id string, r Result, ttl time.Duration) (j Job, changed bool, err error) {
-	return s.transition(ctx, id, complete, []string{s.jobKey(id), s.expiryKey(), s.storedKey(), s.reservedKey()},
-		id, s.now().UnixMilli(), ttl.Milliseconds(), r.FileKey, r.FileSize, r.SHA256, r.TilesStored, r.MetadataSize)
+	j, err = s.Get(ctx, id)
+	if err != nil {
+		return Job{}, false, err
+	}
+	args := append([]any{id, s.now().UnixMilli(), ttl.Milliseconds(), r.FileKey, r.FileSize, r.SHA256, r.TilesStored, r.MetadataSize}, learnArgs(r)...)
+	return s.transition(ctx, id, complete, []string{s.jobKey(id), s.expiryKey(), s.storedKey(), s.reservedKey(), s.sizesKey(j.Spec.Layer)}, args...)
 }
 
 // end: KEYS job, reserved; ARGV status, reason, now.

@@ -17,6 +17,8 @@ const (
 	TaskType = "task_type"
 	// Batch is the index of a job's batch.
 	Batch = "batch"
+	// LayerID is a catalog layer's id (dbId).
+	LayerID = "layer_id"
 	// PackageID is a package's name.
 	PackageID = "package_id"
 	// Subject is the token subject a request was made by.
