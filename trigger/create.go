@@ -165,7 +165,7 @@ func (s *Server) plan(req ExportRequest) (job.Spec, error) {
 	// A polygon footprint clips the bbox by the coverage rule: the tiles
 	// that overlap both with a non-zero area (the pyramid of the snapped
 	// bbox, just checked against the cap, is a bound of them).
-	spec, err = job.NewAreaSpec(layer, []area.Feature{area.BBoxFeature(req.BBox, req.TargetResolution, z)}, req.Priority, "", false)
+	spec, err = job.NewAreaSpec(layer, []area.Feature{area.BBoxFeature(req.BBox, req.TargetResolution, z)}, req.Priority, "", false, s.cfg.MaxTiles)
 	var aerr *area.Error
 	if errors.As(err, &aerr) {
 		return job.Spec{}, invalid("bbox", "%s does not intersect the layer footprint", fmtBBox(req.BBox))

@@ -139,9 +139,9 @@ func (s *Server) decodeAndPlanArea(c *fiber.Ctx) (AreaRequest, job.Spec, json.Ra
 }
 
 // planArea applies the catalog to a valid /export request: layer, the
-// area's features and their zooms, the tile cap (first on a cheap bound,
-// so that a huge area cannot make the trigger compute its coverage), the
-// coverage within the footprint.
+// area's features and their zooms, and their coverage within the
+// footprint, counted exactly against the tile cap and given up as soon as
+// it is over it, so that a huge area costs no more than the cap.
 func (s *Server) planArea(req AreaRequest) (job.Spec, json.RawMessage, error) {
 	layer, err := s.lookup(req.DBID)
 	if err != nil {
@@ -158,19 +158,15 @@ func (s *Server) planArea(req AreaRequest) (job.Spec, json.RawMessage, error) {
 	} else if features, err = area.Decode(roi, area.Limits{MaxVertices: s.cfg.MaxROIVertices, MaxZoom: layer.MaxZoom()}); err != nil {
 		return job.Spec{}, nil, roiError(err)
 	}
-	fp, err := layer.AreaFootprint()
-	if err != nil {
-		return job.Spec{}, nil, err
-	}
-	if n := area.Bound(features, fp); n > s.cfg.MaxTiles {
-		what := "the area's extent"
+	spec, err := job.NewAreaSpec(layer, features, req.Priority, req.Description, req.Cutline, s.cfg.MaxTiles)
+	var tooMany *area.TooManyTilesError
+	if errors.As(err, &tooMany) {
+		what := "the area"
 		if req.ROI == nil {
 			what = "the whole layer (roi omitted)"
 		}
-		return job.Spec{}, nil, invalid("roi", "%s holds up to %d tiles, more than the limit of %d; choose %s",
-			what, n, s.cfg.MaxTiles, areaInstead)
+		return job.Spec{}, nil, invalid("roi", "%s holds more than %d tiles, the limit; choose %s", what, s.cfg.MaxTiles, areaInstead)
 	}
-	spec, err := job.NewAreaSpec(layer, features, req.Priority, req.Description, req.Cutline)
 	if err != nil {
 		return job.Spec{}, nil, roiError(err)
 	}

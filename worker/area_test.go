@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -71,7 +72,7 @@ func TestRenderArea(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := bruteForce(t, features)
-	spec, err := job.NewAreaSpec(layer, features, 1000, "two sites", false)
+	spec, err := job.NewAreaSpec(layer, features, 1000, "two sites", false, math.MaxInt64)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +186,7 @@ func TestRenderAreaCutline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec, err := job.NewAreaSpec(layer, features, 1000, "", true)
+	spec, err := job.NewAreaSpec(layer, features, 1000, "", true, math.MaxInt64)
 	if err != nil {
 		t.Fatal(err)
 	}

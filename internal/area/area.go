@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/peterstace/simplefeatures/geom"
 
@@ -133,6 +134,16 @@ func (fp Footprint) BBox() grid.BBox { return fp.bbox }
 // *Error naming it. With a bbox footprint nothing else can fail; with a
 // geometry footprint the library's intersection can.
 func Cover(features []Feature, fp Footprint) (grid.Coverage, error) {
+	return CoverAtMost(features, fp, math.MaxInt64)
+}
+
+// CoverAtMost is Cover that gives up with a *TooManyTilesError as soon as
+// the coverage holds more than limit tiles, so that its time and memory
+// are bounded by the limit and the rows of the features' finest zooms,
+// whatever their extent: a thin diagonal corridor across a continent is
+// covered and counted exactly, and a large area is refused without being
+// covered.
+func CoverAtMost(features []Feature, fp Footprint, limit int64) (grid.Coverage, error) {
 	var c grid.Coverage
 	for i, f := range features {
 		g := f.Geometry
@@ -142,7 +153,10 @@ func Cover(features []Feature, fp Footprint) (grid.Coverage, error) {
 				return grid.Coverage{}, fmt.Errorf("area: clip feature %d to the footprint: %w", i, err)
 			}
 		}
-		l := f.MaxZoom.CoverRings(Rings(g), fp.bbox)
+		l, ok := f.MaxZoom.CoverRingsAtMost(Rings(g), fp.bbox, limit)
+		if !ok {
+			return grid.Coverage{}, &TooManyTilesError{Limit: limit, Feature: i}
+		}
 		if l.Empty() {
 			return grid.Coverage{}, featureError(i, "geometry", "does not meet the layer's footprint %v", fp.bbox)
 		}
@@ -152,6 +166,9 @@ func Cover(features []Feature, fp Footprint) (grid.Coverage, error) {
 				break
 			}
 			l = l.Parent()
+		}
+		if c.Count() > limit {
+			return grid.Coverage{}, &TooManyTilesError{Limit: limit, Feature: i}
 		}
 	}
 	return c, nil
@@ -177,26 +194,4 @@ func Rings(g geom.Geometry) []grid.Ring {
 		}
 	}
 	return out
-}
-
-// Bound is an upper bound of the tiles Cover returns, from the features'
-// bounding boxes alone: cheap, so that a caller can refuse an export over
-// its tile cap before computing a coverage whose cost grows with the rows
-// of the finest zoom.
-func Bound(features []Feature, fp Footprint) int64 {
-	var n int64
-	for _, f := range features {
-		lo, hi, ok := f.Geometry.Envelope().MinMaxXYs()
-		if !ok {
-			continue
-		}
-		b, err := grid.BBox{MinX: lo.X, MinY: lo.Y, MaxX: hi.X, MaxY: hi.Y}.Intersect(fp.bbox)
-		if err != nil {
-			continue
-		}
-		for z := f.MinZoom; z <= f.MaxZoom; z++ {
-			n += z.Range(b).Count()
-		}
-	}
-	return n
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -240,6 +241,50 @@ func TestCoverUnion(t *testing.T) {
 	var ae *area.Error
 	if !errors.As(err, &ae) || ae.Feature != 1 {
 		t.Errorf("Cover() with feature 1 outside the footprint = %v, want an *area.Error for feature 1", err)
+	}
+}
+
+// TestCoverAtMost: a corridor one tile wide running diagonally across a
+// bbox of 9 × 10^8 tiles is covered and counted exactly within a limit its
+// bbox would break a million times over; an area over the limit is refused
+// with the feature that took it over, and within the limit CoverAtMost is
+// Cover.
+func TestCoverAtMost(t *testing.T) {
+	t.Parallel()
+	const z = 16
+	world := area.BBoxFootprint(grid.World)
+	// From tile (25000, 5000) to (55000, 35000): 30,000 rows, two or three
+	// tiles a row.
+	corridor := poly(z, [][2]float64{{25000, 5000}, {25001, 5000}, {55001, 35000}, {55000, 35000}})
+	f := area.Feature{Geometry: corridor.AsGeometry(), MinZoom: z, MaxZoom: z}
+	c, err := area.CoverAtMost([]area.Feature{f}, world, 1_000_000)
+	if err != nil {
+		t.Fatalf("CoverAtMost(corridor) = %v", err)
+	}
+	if n := c.Count(); n < 60_000 || n > 90_000 {
+		t.Errorf("corridor covers %d tiles, want 30,000 rows of two or three", n)
+	}
+	all, err := area.Cover([]area.Feature{f}, world)
+	if err != nil || !reflect.DeepEqual(all, c) {
+		t.Errorf("Cover(corridor) differs from CoverAtMost within its limit (%v)", err)
+	}
+
+	small := area.Feature{Geometry: poly(10, box(1000.5, 300.5, 1004.5, 302.5)).AsGeometry(), MaxZoom: 10}
+	for _, tc := range []struct {
+		name     string
+		features []area.Feature
+		limit    int64
+		feature  int
+	}{
+		{"the finest zoom alone is over", []area.Feature{small, f}, 50_000, 1},
+		{"the coarser zooms take it over", []area.Feature{{Geometry: f.Geometry, MinZoom: 0, MaxZoom: z}}, c.Count(), 0},
+		{"a zoom-0 area", []area.Feature{small}, 0, 0},
+	} {
+		_, err := area.CoverAtMost(tc.features, world, tc.limit)
+		var tooMany *area.TooManyTilesError
+		if !errors.As(err, &tooMany) || tooMany.Limit != tc.limit || tooMany.Feature != tc.feature {
+			t.Errorf("%s: CoverAtMost() = %v, want a *TooManyTilesError for feature %d", tc.name, err, tc.feature)
+		}
 	}
 }
 

@@ -35,3 +35,14 @@ func (e *Error) Error() string {
 func featureError(i int, field, format string, args ...any) *Error {
 	return &Error{Feature: i, Field: field, Reason: fmt.Sprintf(format, args...)}
 }
+
+// TooManyTilesError is an area whose coverage holds more tiles than the
+// limit CoverAtMost was given; Feature is the one whose tiles took it over.
+type TooManyTilesError struct {
+	Limit   int64
+	Feature int
+}
+
+func (e *TooManyTilesError) Error() string {
+	return fmt.Sprintf("area: holds more than %d tiles (over the limit from features[%d] on)", e.Limit, e.Feature)
+}

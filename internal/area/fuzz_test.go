@@ -57,16 +57,19 @@ func FuzzDecode(f *testing.F) {
 		}
 		checkRoundTrip(t, features, lim)
 		fp := area.BBoxFootprint(grid.World)
-		if area.Bound(features, fp) > 1_000_000 {
-			return
-		}
-		c, err := area.Cover(features, fp)
+		const limit = 1_000_000
+		c, err := area.CoverAtMost(features, fp, limit)
 		var ae *area.Error
-		if err != nil && !errors.As(err, &ae) {
-			t.Fatalf("Cover() error = %v", err)
-		}
-		if err == nil && c.Count() > area.Bound(features, fp) {
-			t.Errorf("Cover() = %d tiles, above its bound %d", c.Count(), area.Bound(features, fp))
+		var tooMany *area.TooManyTilesError
+		switch {
+		case errors.As(err, &tooMany):
+			if tooMany.Limit != limit || tooMany.Feature < 0 || tooMany.Feature >= len(features) {
+				t.Errorf("CoverAtMost() error = %+v", tooMany)
+			}
+		case err != nil && !errors.As(err, &ae):
+			t.Fatalf("CoverAtMost() error = %v", err)
+		case err == nil && c.Count() > limit:
+			t.Errorf("CoverAtMost() = %d tiles, above its limit %d", c.Count(), limit)
 		}
 	})
 }

@@ -27,6 +27,14 @@ type Ring = []Point
 // and the row's tiles are the columns their projections span.
 // The cost grows with the vertices and rows, not with the tiles.
 func (z Zoom) CoverRings(rings []Ring, clip BBox) Level {
+	l, _ := z.CoverRingsAtMost(rings, clip, math.MaxInt64)
+	return l
+}
+
+// CoverRingsAtMost is CoverRings that stops as soon as the tiles found
+// exceed limit, with ok false: its memory and time stay bounded by the
+// rows and the limit, whatever the area's extent.
+func (z Zoom) CoverRingsAtMost(rings []Ring, clip BBox, limit int64) (_ Level, ok bool) {
 	d := z.TileDegrees()
 	// u, v: position in tile units, columns from the west and rows from
 	// the north, computed as Range computes them.
@@ -53,10 +61,11 @@ func (z Zoom) CoverRings(rings []Ring, clip BBox) Level {
 		}
 	}
 	out := Level{Zoom: z}
+	var found int64
 	// The strip of rows is clipped as Range clips a bbox.
 	top, bottom := max(vmin, cv0), min(vmax, cv1)
 	if !(top < bottom) || !(cu0 < cu1) {
-		return out
+		return out, true
 	}
 	slices.SortFunc(edges, func(a, b edge) int { return cmp.Compare(a.v0, b.v0) })
 	slices.Sort(events)
@@ -98,9 +107,15 @@ func (z Zoom) CoverRings(rings []Ring, clip BBox) Level {
 		}
 		if merged := mergeSpans(spans); len(merged) > 0 {
 			out.Rows = append(out.Rows, Row{Row: row, Spans: slices.Clone(merged)})
+			for _, sp := range merged {
+				found += sp.Max - sp.Min
+			}
+			if found > limit {
+				return out, false
+			}
 		}
 	}
-	return out
+	return out, true
 }
 
 // edge is a non-horizontal edge from (u0, v0) to (u1, v1), v0 < v1.

@@ -96,7 +96,7 @@ func TestAreaCacheKey(t *testing.T) {
 	create := job.NewSpec(testLayer, 14, extent, 0)
 	spec := func(t *testing.T, cutline bool, features ...string) job.Spec {
 		t.Helper()
-		s, err := job.NewAreaSpec(testLayer, roi(t, features...), 0, "", cutline)
+		s, err := job.NewAreaSpec(testLayer, roi(t, features...), 0, "", cutline, math.MaxInt64)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,7 +135,7 @@ func TestAreaCacheKey(t *testing.T) {
 	}
 	other := testLayer
 	other.Version = "2.0"
-	s2, err := job.NewAreaSpec(other, a.ROI, 0, "", false)
+	s2, err := job.NewAreaSpec(other, a.ROI, 0, "", false, math.MaxInt64)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestNewAreaSpecOutsideFootprint(t *testing.T) {
 	t.Parallel()
 	fs := roi(t, polygonFeature(zoom14, boxRing(grid.BBox{MinX: 34.5, MinY: 31, MaxX: 34.6, MaxY: 31.1})),
 		polygonFeature(zoom14, boxRing(grid.BBox{MinX: 10, MinY: 10, MaxX: 11, MaxY: 11})))
-	_, err := job.NewAreaSpec(testLayer, fs, 0, "", false)
+	_, err := job.NewAreaSpec(testLayer, fs, 0, "", false, math.MaxInt64)
 	var ae *area.Error
 	if !errorsAs(err, &ae) || ae.Feature != 1 {
 		t.Errorf("NewAreaSpec() error = %v, want an *area.Error for feature 1", err)

@@ -187,13 +187,14 @@ func NewSpec(layer catalog.Layer, z grid.Zoom, extent grid.BBox, priority int) S
 // NewAreaSpec describes the export of layer over the features of an
 // /export's area: the tiles area.Cover gives within the layer's footprint.
 // It fails with an *area.Error naming a feature that does not meet the
-// footprint.
-func NewAreaSpec(layer catalog.Layer, features []area.Feature, priority int, description string, cutline bool) (Spec, error) {
+// footprint, and with an *area.TooManyTilesError, without covering the
+// rest, when the tiles are more than maxTiles.
+func NewAreaSpec(layer catalog.Layer, features []area.Feature, priority int, description string, cutline bool, maxTiles int64) (Spec, error) {
 	fp, err := layer.AreaFootprint()
 	if err != nil {
 		return Spec{}, err
 	}
-	c, err := area.Cover(features, fp)
+	c, err := area.CoverAtMost(features, fp, maxTiles)
 	if err != nil {
 		return Spec{}, err
 	}
