@@ -31,7 +31,8 @@ import (
 // headless Chromium at 1280×800 as a person does: it opens the address the
 // exporter prints, picks the demo layer and sees its preview tiles drawn,
 // draws a rectangle on the map, types the specification's example corners,
-// chooses zoom 14, waits for the estimate of 18 tiles, exports, follows the
+// chooses zoom 14 as its finest, waits for the estimate of 18 tiles,
+// exports (POST /export with the rectangle as the area), follows the
 // job to Completed, downloads the package through the page's link, and
 // exports the same area again to see it marked as ready from the earlier
 // export, in this tab and in a new one. The long package name of that
@@ -137,7 +138,7 @@ func TestWebToolEndToEnd(t *testing.T) {
 	}
 	shot("layer")
 
-	// 3. Draw a rectangle with the mouse: press "Draw a rectangle", click a
+	// 3. Draw a rectangle with the mouse: press "Rectangle", click a
 	// corner, move, click the opposite corner. The map's own mouse-position
 	// control tells what coordinates the two points are.
 	box, err := chromedp.Run(browser, chromedp.Evaluate[[]float64](`(() => {
@@ -164,7 +165,7 @@ func TestWebToolEndToEnd(t *testing.T) {
 	}
 	nw, se := at(x1, y1), at(x2, y2)
 	if err := chromedp.Do(browser,
-		chromedp.Click(chromedp.ID("draw-btn")),
+		chromedp.Click(chromedp.ID("draw-rect-btn")),
 		chromedp.MouseEvent(chromedp.MouseMoved, x1, y1),
 		chromedp.MouseClickXY(x1, y1),
 		chromedp.MouseEvent(chromedp.MouseMoved, (x1+x2)/2, (y1+y2)/2),
@@ -175,7 +176,7 @@ func TestWebToolEndToEnd(t *testing.T) {
 	}
 	drawn := wait("the drawn corners", `(() => {
 		const v = ['minx', 'miny', 'maxx', 'maxy'].map((id) => document.getElementById(id).value);
-		return v.every((s) => s !== '') && document.getElementById('draw-btn').getAttribute('aria-pressed') === 'false' && v.join(' ');
+		return v.every((s) => s !== '') && document.getElementById('draw-rect-btn').getAttribute('aria-pressed') === 'false' && v.join(' ');
 	})()`, 5*time.Second)
 	var got [4]float64
 	for i, f := range strings.Fields(drawn) {
@@ -209,10 +210,11 @@ func TestWebToolEndToEnd(t *testing.T) {
 	}
 	shot("typed")
 
-	// 5. Choose zoom 14 by its label and wait for the estimate: 18 tiles.
+	// 5. Choose zoom 14 as the selection's finest by its label and wait for
+	// the estimate: 18 tiles.
 	zoomLabel := wait("zoom 14 chosen", `(() => {
-		const s = document.getElementById('resolution');
-		const o = [...s.options].find((o) => o.text.startsWith('Zoom 14 '));
+		const s = document.querySelector('#selections > li[data-selection-index="0"] select[data-zoom="max"]');
+		const o = s && [...s.options].find((o) => o.text.startsWith('14 '));
 		if (!o) return false;
 		s.value = o.value;
 		s.dispatchEvent(new Event('change', { bubbles: true }));
@@ -486,7 +488,7 @@ const pageStateJS = `JSON.stringify({
 	signin: !document.getElementById('signin').hidden && document.getElementById('token-error').textContent,
 	layer: document.getElementById('layer').value,
 	corners: ['minx', 'miny', 'maxx', 'maxy'].map((id) => document.getElementById(id).value),
-	resolution: document.getElementById('resolution').value,
+	selections: [...document.querySelectorAll('#selections > li')].map((li) => li.innerText),
 	errors: [...document.querySelectorAll('.error')].map((e) => e.id + ': ' + e.textContent).filter((s) => !s.endsWith(': ')),
 	estimate: document.getElementById('estimate-body').innerText,
 	submit: document.getElementById('submit-info').textContent,
