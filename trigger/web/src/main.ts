@@ -265,8 +265,9 @@ function zoomOptions(lat: number, from: number, to: number, chosen: number): HTM
 /**
  * renderSelections redraws the list. Each item has stable hooks for tests and scripts:
  * data-selection-id, data-selection-index (its feature's index in the roi), data-kind,
- * select[data-zoom="min"|"max"], [data-selection-estimate], [data-selection-error] and
- * button[data-action="edit"|"delete"].
+ * data-extent (west,south,east,north), data-zoom-from and data-zoom-pending,
+ * select[data-zoom="min"|"max"], [data-selection-estimate] (its estimated bytes),
+ * [data-selection-error] and button[data-action="edit"|"delete"].
  */
 function renderSelections(): void {
   const l = currentLayer();
@@ -277,6 +278,7 @@ function renderSelections(): void {
     li.dataset.selectionId = String(s.id);
     li.dataset.selectionIndex = String(i);
     li.dataset.kind = s.kind;
+    li.dataset.extent = extentOf(s).map((v) => v.toFixed(7)).join(',');
     if (s.id === active) li.setAttribute('aria-current', 'true');
     if (s.error) li.classList.add('invalid');
     li.dataset.zoomFrom = s.zoomFrom;
@@ -462,7 +464,6 @@ function onChange(): void {
   el.submitInfo.textContent = '';
   estimate = null;
   el.submit.disabled = true;
-  map.setSnapped(null);
   for (const s of selections) s.estimate = undefined;
   const { body: b, problem } = body();
   if (problem) showError(problem[0], problem[1]);
@@ -494,7 +495,6 @@ async function runEstimate(b: AreaBody, these: Selection[]): Promise<void> {
     }
     renderSelections();
     renderEstimate(est);
-    map.setSnapped(est.bbox);
     el.submit.disabled = false;
   } catch (e) {
     if ((e as Error).name === 'AbortError') return;
@@ -508,7 +508,6 @@ function renderEstimate(est: AreaEstimate): void {
   const zooms = est.tilesByZoom.map((t) => t.zoom);
   add('Tiles', `${fmtNum(est.tilesTotal)} (zoom ${zooms.length ? Math.min(...zooms) : 0}–${est.maxZoom})`);
   add('Size', `≈ ${fmtBytes(est.estimatedBytes)}`);
-  dl.title = `Extent of the exported tiles (green on the map): ${fmtBBox(est.bbox)}`;
   if (est.quotaAvailableBytes !== undefined && est.quotaBytes) add('Quota left', `${fmtBytes(est.quotaAvailableBytes)} of ${fmtBytes(est.quotaBytes)}`);
   el.estimateBody.replaceChildren(dl);
 }

@@ -1,7 +1,7 @@
 // The map: EPSG:4326 view, the selected layer's imagery (preview tiles the
 // trigger serves), a graticule, the layers' footprints, the selections
-// (drawn, typed or imported; the active one's vertices can be moved), the
-// extent of the exported tiles and job bboxes.
+// (drawn, typed or imported; the active one's vertices can be moved) and
+// job bboxes.
 import 'ol/ol.css';
 import OlMap from 'ol/Map';
 import View from 'ol/View';
@@ -69,7 +69,6 @@ const selectionStyle = (f: Feature) => {
   }
   return styles;
 };
-const snappedStyle = new Style({ stroke: new Stroke({ color: '#1a7f37', width: 2 }), fill: new Fill({ color: 'rgba(26,127,55,0.15)' }) });
 const jobStyle = new Style({ stroke: new Stroke({ color: '#6e40c9', width: 2, lineDash: [2, 3] }) });
 
 /** MapEvents are what the map tells the form. */
@@ -87,7 +86,6 @@ export interface MapEvents {
 export class ExportMap {
   private footprints = new VectorSource();
   private selections = new VectorSource<Feature<Polygon | MultiPolygon>>();
-  private snapped = new VectorSource();
   private jobBox = new VectorSource();
   private footprintLayer: VectorLayer<VectorSource>;
   private selectionLayer: VectorLayer<VectorSource<Feature<Polygon | MultiPolygon>>>;
@@ -110,7 +108,6 @@ export class ExportMap {
         new Graticule({ strokeStyle: new Stroke({ color: 'rgba(0,0,0,0.18)', width: 1 }), showLabels: true, wrapX: false }),
         this.footprintLayer,
         new VectorLayer({ source: this.jobBox, style: jobStyle }),
-        new VectorLayer({ source: this.snapped, style: snappedStyle }),
         this.selectionLayer,
       ],
       view: new View({ projection: 'EPSG:4326', center: [0, 0], zoom: 2, extent: [-180, -90, 180, 90], constrainOnlyCenter: true }),
@@ -245,11 +242,6 @@ export class ExportMap {
       e[0] = Math.min(e[0], g[0]); e[1] = Math.min(e[1], g[1]); e[2] = Math.max(e[2], g[2]); e[3] = Math.max(e[3], g[3]);
     }
     this.fit(e);
-  }
-
-  setSnapped(b: BBox | null): void {
-    this.snapped.clear();
-    if (b && !inverted(b)) this.snapped.addFeature(new Feature(fromExtent(b)));
   }
 
   showJob(b: BBox | null): void {
