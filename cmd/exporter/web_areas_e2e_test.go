@@ -24,7 +24,9 @@ import (
 // TestWebToolAreasEndToEnd drives the web tool's selections in headless
 // Chromium at 1280×800 against a real `exporter all`: it draws a polygon on
 // the map and sees its default zoom stay within the page's size budget
-// (500 MB) while the next finer zoom would not, sets its zooms, imports a
+// (500 MB) while the next finer zoom would not, sets its zooms, draws a
+// polygon whose edges cross and sees the API's reason next to it, deletes
+// it, imports a
 // GeoJSON file of two features with different zoom ranges through the file
 // input, imports a zipped shapefile in Web Mercator and deletes it, checks that the Export button and the messages under it are
 // visible without scrolling the page, exports, follows the job to
@@ -48,14 +50,7 @@ func TestWebToolAreasEndToEnd(t *testing.T) {
 	for _, c := range clicks {
 		lonlat = append(lonlat, w.at(c[0], c[1]))
 	}
-	if err := chromedp.Do(w.browser, chromedp.Click(chromedp.ID("draw-poly-btn"))); err != nil {
-		w.fail("press Polygon: %v", err)
-	}
-	for _, c := range append(clicks, clicks[0]) {
-		if err := chromedp.Do(w.browser, chromedp.MouseEvent(chromedp.MouseMoved, c[0], c[1]), chromedp.MouseClickXY(c[0], c[1])); err != nil {
-			w.fail("click %v: %v", c, err)
-		}
-	}
+	w.draw("draw-poly-btn", append(clicks, clicks[0]))
 	const polygonJS = `document.querySelector('#selections > li[data-selection-index="0"][data-kind="polygon"]')`
 	// Its default zoom: refined from the server's estimate of the polygon
 	// alone (data-zoom-pending while that runs), then estimated.
@@ -81,6 +76,25 @@ func TestWebToolAreasEndToEnd(t *testing.T) {
 	}
 	// Keep the export small: zooms 0 to 12.
 	w.chooseZoom(0, "max", 12)
+
+	// A polygon whose edges cross is refused by the API, which names its
+	// feature: the page shows the reason next to that selection. Delete it.
+	w.page.allow("status of 400 (Bad Request) " + w.a.base + "/estimate")
+	bowtie := [][2]float64{px(0.60, 0.60), px(0.70, 0.70), px(0.70, 0.60), px(0.60, 0.70), px(0.60, 0.60)}
+	w.draw("draw-poly-btn", bowtie)
+	const bowtieJS = `document.querySelector('#selections > li[data-selection-index="1"][data-kind="polygon"]')`
+	reason := w.wait("the reason next to the crossed polygon", `(() => { const li = `+bowtieJS+`;
+		const e = li?.querySelector('[data-selection-error]')?.textContent;
+		return li?.classList.contains('invalid') && e; })()`, 10*time.Second)
+	if !strings.HasPrefix(reason, "Area: ") {
+		t.Errorf("reason shown next to the crossed polygon = %q, want it to start with Area: ", reason)
+	}
+	t.Logf("crossed polygon: %s", reason)
+	w.shot("crossed-polygon")
+	if err := chromedp.Do(w.browser, chromedp.Click(`#selections > li[data-selection-index="1"] button[data-action="delete"]`)); err != nil {
+		w.fail("delete the crossed polygon: %v", err)
+	}
+	w.wait("the crossed polygon deleted", `document.querySelectorAll('#selections > li').length === 1`, 5*time.Second)
 
 	// 2. Import a GeoJSON file of two features with different zoom ranges:
 	// 10 to 14, and up to 11 (no minResolutionDeg: from 0).
@@ -212,6 +226,19 @@ func TestWebToolAreasEndToEnd(t *testing.T) {
 	}
 	if n, byZoom := tileCount(t, pkg); !cmp.Equal(byZoom, want) {
 		t.Errorf("package holds %d tiles, per zoom %v; want %v (the page's estimate said %s)", n, byZoom, want, total)
+	}
+}
+
+// draw presses the drawing button of id and clicks the points on the map.
+func (w *webTool) draw(id string, points [][2]float64) {
+	w.t.Helper()
+	if err := chromedp.Do(w.browser, chromedp.Click(chromedp.ID(id))); err != nil {
+		w.fail("press %s: %v", id, err)
+	}
+	for _, c := range points {
+		if err := chromedp.Do(w.browser, chromedp.MouseEvent(chromedp.MouseMoved, c[0], c[1]), chromedp.MouseClickXY(c[0], c[1])); err != nil {
+			w.fail("click %v: %v", c, err)
+		}
 	}
 }
 

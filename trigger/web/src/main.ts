@@ -49,6 +49,7 @@ let cornersNew = false;           // the corners make a new rectangle (no rectan
 let estimate: { key: string; value: AreaEstimate } | null = null;
 let estimateAbort: AbortController | null = null;
 let estimateTimer = 0;
+let estimateFailed = false; // the last estimate was refused: selections without a problem of their own wait
 // bytesPerTile is the estimate's size of one tile of the current layer, learnt from its answers.
 let bytesPerTile = 12_000;
 
@@ -330,7 +331,7 @@ function renderSelections(): void {
     est.dataset.selectionEstimate = s.estimate ? String(s.estimate.bytes) : '';
     est.textContent = s.estimate
       ? `${fmtNum(s.estimate.tiles)} tiles (zoom ${s.minZoom}–${s.maxZoom}) · ≈ ${fmtBytes(s.estimate.bytes)}`
-      : s.error ? '' : 'Estimating…';
+      : s.error ? '' : estimateFailed ? 'No estimate until the problem in red is solved.' : 'Estimating…';
     const parts: HTMLElement[] = [head, zooms, est];
     if (s.note) { const p = document.createElement('p'); p.className = 'help'; p.textContent = s.note; parts.push(p); }
     const err = document.createElement('p');
@@ -465,6 +466,7 @@ function onChange(): void {
   estimate = null;
   el.submit.disabled = true;
   for (const s of selections) s.estimate = undefined;
+  estimateFailed = false;
   const { body: b, problem } = body();
   if (problem) showError(problem[0], problem[1]);
   renderSelections();
@@ -499,7 +501,9 @@ async function runEstimate(b: AreaBody, these: Selection[]): Promise<void> {
   } catch (e) {
     if ((e as Error).name === 'AbortError') return;
     el.estimateBody.innerHTML = '<p class="help">No estimate: see the message next to the selection or control.</p>';
+    estimateFailed = true;
     showApiError(e, 'The estimate');
+    renderSelections();
   }
 }
 function renderEstimate(est: AreaEstimate): void {
