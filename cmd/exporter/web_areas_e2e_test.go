@@ -24,7 +24,8 @@ import (
 // TestWebToolAreasEndToEnd drives the web tool's selections in headless
 // Chromium at 1280×800 against a real `exporter all`: it draws a polygon on
 // the map and sees its default zoom stay within the page's size budget
-// (500 MB) while the next finer zoom would not, sets its zooms, draws a
+// (500 MB) while the next finer zoom would not, sets its zooms, moves a
+// vertex, draws a
 // polygon whose edges cross and sees the API's reason next to it, deletes
 // it, imports a
 // GeoJSON file of two features with different zoom ranges through the file
@@ -76,6 +77,30 @@ func TestWebToolAreasEndToEnd(t *testing.T) {
 	}
 	// Keep the export small: zooms 0 to 12.
 	w.chooseZoom(0, "max", 12)
+
+	// Edit it: press Edit and drag its second vertex 40 px east, the
+	// easternmost, so the selection's east edge follows.
+	moved := [2]float64{clicks[1][0] + 40, clicks[1][1]}
+	clicks[1], lonlat[1] = moved, w.at(moved[0], moved[1])
+	if err := chromedp.Do(w.browser,
+		chromedp.Click(`#selections > li[data-selection-index="0"] button[data-action="edit"]`),
+		chromedp.MouseEvent(chromedp.MouseMoved, moved[0]-40, moved[1]),
+		chromedp.MouseEvent(chromedp.MousePressed, moved[0]-40, moved[1], chromedp.ButtonLeft),
+		chromedp.MouseEvent(chromedp.MouseMoved, moved[0]-20, moved[1], chromedp.ButtonLeft),
+		chromedp.MouseEvent(chromedp.MouseMoved, moved[0], moved[1], chromedp.ButtonLeft),
+		chromedp.MouseEvent(chromedp.MouseReleased, moved[0], moved[1], chromedp.ButtonLeft),
+	); err != nil {
+		w.fail("drag the polygon's vertex: %v", err)
+	}
+	east := w.wait("the polygon's new east edge", `(() => { const li = `+polygonJS+`;
+		return li?.querySelector('[data-selection-estimate]').dataset.selectionEstimate && li.dataset.extent.split(',')[2]; })()`, 10*time.Second)
+	if e, err := strconv.ParseFloat(east, 64); err != nil || math.Abs(e-lonlat[1][0]) > 3*math.Abs(lonlat[1][0]-lonlat[0][0])/math.Abs(clicks[1][0]-clicks[0][0]) {
+		t.Errorf("east edge after the drag = %s (%v), want the vertex's new longitude %g", east, err, lonlat[1][0])
+	}
+	w.shot("edited")
+	if err := chromedp.Do(w.browser, chromedp.Click(`#selections > li[data-selection-index="0"] button[data-action="edit"]`)); err != nil {
+		w.fail("press Done: %v", err)
+	}
 
 	// A polygon whose edges cross is refused by the API, which names its
 	// feature: the page shows the reason next to that selection. Delete it.
