@@ -36,7 +36,9 @@ import (
 // request's area covers, computed here with area.Cover from the area the
 // metadata records, whose features must be the drawn polygon (its
 // vertices within three pixels of the clicks) and the file's two, with
-// the zooms chosen. Any console error fails the test.
+// the zooms chosen. Last it exports the polygon at a finer zoom and
+// cancels that job, which the page asks about first. Any console error
+// fails the test.
 func TestWebToolAreasEndToEnd(t *testing.T) {
 	w := openWebTool(t, 90*time.Second)
 	w.pickDemoLayer()
@@ -252,6 +254,37 @@ func TestWebToolAreasEndToEnd(t *testing.T) {
 	if n, byZoom := tileCount(t, pkg); !cmp.Equal(byZoom, want) {
 		t.Errorf("package holds %d tiles, per zoom %v; want %v (the page's estimate said %s)", n, byZoom, want, total)
 	}
+
+	// 9. Export the polygon to zoom 15, thousands of tiles, and cancel it:
+	// Cancel asks first; "No, keep it" keeps it running, "Yes, cancel it"
+	// cancels it.
+	w.chooseZoom(0, "max", 15)
+	if err := chromedp.Do(w.browser, chromedp.WaitEnabled(chromedp.ID("submit-btn")), chromedp.Click(chromedp.ID("submit-btn"))); err != nil {
+		w.fail("click Export: %v", err)
+	}
+	second := w.wait("the second job's row", `(() => { const li = document.querySelector('#jobs-list > li[data-job-id]:not([data-job-id="`+jobID+`"])');
+		return li?.dataset.status === 'In-Progress' && li.querySelector('button[data-action="cancel"]') && li.dataset.jobId; })()`, 10*time.Second)
+	press := func(action string) {
+		t.Helper()
+		if err := chromedp.Do(w.browser, chromedp.Click(`#jobs-list > li[data-job-id="`+second+`"] button[data-action="`+action+`"]`)); err != nil {
+			w.fail("press %s: %v", action, err)
+		}
+	}
+	press("cancel")
+	question := w.wait("the question", `(() => { const li = `+rowJS(second)+`;
+		return li.dataset.status === 'In-Progress' && li.querySelector('button[data-action="confirm-cancel"]') && li.querySelector('.confirm').textContent; })()`, 5*time.Second)
+	t.Logf("Cancel asks: %s", question)
+	w.shot("cancel-asks")
+	press("keep")
+	w.wait("the job kept", `(() => { const li = `+rowJS(second)+`;
+		return li.dataset.status === 'In-Progress' && li.querySelector('button[data-action="cancel"]') && !li.querySelector('.confirm'); })()`, 5*time.Second)
+	press("cancel")
+	press("confirm-cancel")
+	w.wait("the job cancelled", rowJS(second)+`?.dataset.status === 'Cancelled'`, 10*time.Second)
+	if st := w.a.getJSON(t, "/jobs/"+second)["status"]; st != "Cancelled" {
+		t.Errorf("GET /jobs/%s: status %v after cancelling in the page, want Cancelled", second, st)
+	}
+	w.shot("cancelled")
 }
 
 // draw presses the drawing button of id and clicks the points on the map.
