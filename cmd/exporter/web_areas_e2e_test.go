@@ -29,7 +29,8 @@ import (
 // polygon whose edges cross and sees the API's reason next to it, deletes
 // it, imports a
 // GeoJSON file of two features with different zoom ranges through the file
-// input, imports a zipped shapefile in Web Mercator and deletes it, checks that the Export button and the messages under it are
+// input, imports a zipped shapefile in Web Mercator and deletes it, sees
+// why the whole layer cannot be exported, checks that the Export button and the messages under it are
 // visible without scrolling the page, exports, follows the job to
 // Completed and downloads the package and its metadata JSON through the
 // page's links. The package must hold exactly the tiles per zoom that the
@@ -167,7 +168,22 @@ func TestWebToolAreasEndToEnd(t *testing.T) {
 	}
 	w.wait("three selections left", `document.querySelectorAll('#selections > li').length === 3 && !`+shpJS, 5*time.Second)
 
-	// 4. A description, then the estimate of each selection and the total.
+	// 4. Whole layer: the demo layer's footprint at zoom 18 is more tiles
+	// than an export may have; the page says so in its own words. Untick it.
+	if err := chromedp.Do(w.browser, chromedp.Click(chromedp.ID("whole-layer"))); err != nil {
+		w.fail("tick Whole layer: %v", err)
+	}
+	whole := w.wait("the whole layer's problem", `(() => { const e = document.getElementById('area-error').textContent;
+		return [...document.querySelectorAll('#selections select')].every((s) => s.disabled) && e; })()`, 10*time.Second)
+	if !strings.Contains(whole, "the whole layer holds up to ") || !strings.Contains(whole, "5,000,000") || strings.Contains(whole, "roi") {
+		t.Errorf("Whole layer: the page says %q, want the whole layer's tiles over the limit of 5,000,000 in the form's words", whole)
+	}
+	w.shot("whole-layer")
+	if err := chromedp.Do(w.browser, chromedp.Click(chromedp.ID("whole-layer"))); err != nil {
+		w.fail("untick Whole layer: %v", err)
+	}
+
+	// 5. A description, then the estimate of each selection and the total.
 	if err := chromedp.Do(w.browser, chromedp.Click(chromedp.ID("description")), chromedp.KeyEvent("three areas")); err != nil {
 		w.fail("type the description: %v", err)
 	}
@@ -178,7 +194,7 @@ func TestWebToolAreasEndToEnd(t *testing.T) {
 	})()`, 10*time.Second)
 	w.shot("areas")
 
-	// 5. At 1280×800 the page does not scroll, and the Export button and
+	// 6. At 1280×800 the page does not scroll, and the Export button and
 	// the messages under it are in view.
 	const layoutJS = `(() => {
 		const out = [], b = document.getElementById('submit-btn').getBoundingClientRect();
@@ -192,7 +208,7 @@ func TestWebToolAreasEndToEnd(t *testing.T) {
 		t.Errorf("at 1280×800: %s (%v)", problem, err)
 	}
 
-	// 6. Export and follow the job to Completed.
+	// 7. Export and follow the job to Completed.
 	if err := chromedp.Do(w.browser, chromedp.Click(chromedp.ID("submit-btn"))); err != nil {
 		w.fail("click Export: %v", err)
 	}
@@ -206,7 +222,7 @@ func TestWebToolAreasEndToEnd(t *testing.T) {
 	meta := w.wait("the metadata link", `(() => { const a = `+rowJS(jobID)+`?.querySelector('a[data-link="metadata"]'); return a?.href; })()`, time.Second)
 	w.shot("completed")
 
-	// 7. Download the package and its metadata through the page's links.
+	// 8. Download the package and its metadata through the page's links.
 	pkg, err := fetchPackage(t, href)
 	if err != nil {
 		t.Fatalf("the page's download link: %v", err)
@@ -229,7 +245,7 @@ func TestWebToolAreasEndToEnd(t *testing.T) {
 		t.Errorf("metadata description = %q, want %q", md.Request.Description, "three areas")
 	}
 
-	// 8. The area sent is what was drawn and imported, and the package
+	// 9. The area sent is what was drawn and imported, and the package
 	// holds exactly its tiles per zoom.
 	features, want := demoCoverage(t, md.Request.ROI)
 	fileFeatures, _ := demoCoverage(t, []byte(roiFile))
@@ -255,7 +271,7 @@ func TestWebToolAreasEndToEnd(t *testing.T) {
 		t.Errorf("package holds %d tiles, per zoom %v; want %v (the page's estimate said %s)", n, byZoom, want, total)
 	}
 
-	// 9. Export the polygon to zoom 15, thousands of tiles, and cancel it:
+	// 10. Export the polygon to zoom 15, thousands of tiles, and cancel it:
 	// Cancel asks first; "No, keep it" keeps it running, "Yes, cancel it"
 	// cancels it.
 	w.chooseZoom(0, "max", 15)

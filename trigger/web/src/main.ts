@@ -50,7 +50,8 @@ let estimate: { key: string; value: AreaEstimate } | null = null;
 let estimateAbort: AbortController | null = null;
 let estimateTimer = 0;
 let estimateFailed = false; // the last estimate was refused: selections without a problem of their own wait
-// bytesPerTile is the estimate's size of one tile of the current layer, learnt from its answers.
+// bytesPerTile is the estimate's size of one tile of the current layer, learnt from its answers;
+// until then the smallest default (a JPEG tile's), so that a first guess is never too coarse.
 let bytesPerTile = 12_000;
 
 const map = new ExportMap('map', {
@@ -120,7 +121,7 @@ function labelOf(field: string): string {
 /** sayInFormWords rewrites an API message in the form's words, with thousands separators. */
 function sayInFormWords(m: string): string {
   return groupDigits(m.replace(/maxResolutionDeg/g, 'max zoom').replace(/minResolutionDeg/g, 'min zoom')
-    .replace(/\(roi omitted\)/g, '(Whole layer)').replace(/\broi\b/g, 'areas'));
+    .replace(/ \(roi omitted\)/g, '').replace(/\broi\b/g, 'areas'));
 }
 
 // ---------- layers ----------
@@ -158,7 +159,7 @@ function onLayerChange(fit: boolean): void {
   for (const s of selections) { s.maxZoom = Math.min(s.maxZoom, l.maxZoom); s.minZoom = Math.min(s.minZoom, s.maxZoom); }
   onChange();
 }
-el.layer.addEventListener('change', () => onLayerChange(true));
+el.layer.addEventListener('change', () => { bytesPerTile = 12_000; onLayerChange(true); });
 
 // ---------- selections ----------
 function byID(id: number): Selection | undefined { return selections.find((s) => s.id === id); }
@@ -343,6 +344,9 @@ function renderSelections(): void {
   });
   el.selections.replaceChildren(...items);
   el.selectionsEmpty.hidden = selections.length > 0;
+  // With Whole layer the selections are kept but not sent.
+  el.selections.classList.toggle('disabled', el.whole.checked);
+  for (const c of el.selections.querySelectorAll<HTMLSelectElement | HTMLButtonElement>('select, button')) c.disabled = el.whole.checked;
   // Keep the focus on the control that had it: the list is redrawn under it.
   if (focused) (el.selections.querySelector(`[data-focus-key="${focused}"]`) as HTMLElement | null)?.focus();
   renderCorners();
@@ -355,12 +359,13 @@ function activeRectangle(): Selection | undefined {
 }
 function renderCorners(): void {
   const r = activeRectangle();
-  el.cornersBox.hidden = !r && !cornersNew;
+  el.cornersBox.hidden = el.whole.checked || (!r && !cornersNew);
   el.cornersBtn.setAttribute('aria-expanded', String(!el.cornersBox.hidden));
   el.cornersTitle.textContent = r ? `Corners of selection ${selections.indexOf(r) + 1}` : 'New rectangle: type its corners';
 }
 function fillCorners(): void {
   const r = activeRectangle();
+  cornersProblem = '';
   const b = r ? extentOf(r) : null;
   el.corners.forEach((i, k) => { i.value = b ? fmtCoord(b[k]) : ''; });
 }
@@ -436,9 +441,7 @@ async function importFiles(files: File[]): Promise<void> {
 }
 el.whole.addEventListener('change', () => {
   for (const b of [el.drawRect, el.drawPoly, el.cornersBtn, el.importBtn]) b.disabled = el.whole.checked;
-  el.selections.classList.toggle('disabled', el.whole.checked);
-  for (const c of el.selections.querySelectorAll<HTMLSelectElement | HTMLButtonElement>('select, button')) c.disabled = el.whole.checked;
-  if (el.whole.checked) map.setDrawMode(null);
+  if (el.whole.checked) { map.setDrawMode(null); activate(null, false); }
   onChange();
 });
 
