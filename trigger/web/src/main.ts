@@ -97,7 +97,9 @@ function showApiError(e: unknown, what: string): void {
         map.setInvalid(s.id, true);
         if (/footprint/.test(reason)) map.setFootprintStyle(true);
       } else {
-        showError(field, `${field && field !== 'roi' ? labelOf(field) : ''}${sayInFormWords(reason)}`);
+        const label = field && field !== 'roi' ? labelOf(field) : '';
+        const text = sayInFormWords(reason);
+        showError(field, label ? label + text : text.charAt(0).toUpperCase() + text.slice(1));
       }
     }
     renderSelections();
@@ -332,7 +334,8 @@ function renderSelections(): void {
     est.dataset.selectionEstimate = s.estimate ? String(s.estimate.bytes) : '';
     est.textContent = s.estimate
       ? `${fmtNum(s.estimate.tiles)} tiles (zoom ${s.minZoom}–${s.maxZoom}) · ≈ ${fmtBytes(s.estimate.bytes)}`
-      : s.error ? '' : estimateFailed ? 'No estimate until the problem in red is solved.' : 'Estimating…';
+      : s.error ? '' : el.whole.checked ? 'Not exported while Whole layer is ticked.'
+      : estimateFailed ? 'No estimate until the problem in red is solved.' : 'Estimating…';
     const parts: HTMLElement[] = [head, zooms, est];
     if (s.note) { const p = document.createElement('p'); p.className = 'help'; p.textContent = s.note; parts.push(p); }
     const err = document.createElement('p');
@@ -441,7 +444,8 @@ async function importFiles(files: File[]): Promise<void> {
 }
 el.whole.addEventListener('change', () => {
   for (const b of [el.drawRect, el.drawPoly, el.cornersBtn, el.importBtn]) b.disabled = el.whole.checked;
-  if (el.whole.checked) { map.setDrawMode(null); activate(null, false); }
+  const l = currentLayer();
+  if (el.whole.checked) { map.setDrawMode(null); activate(null, false); if (l) map.fit(l.footprint); }
   onChange();
 });
 
