@@ -8,21 +8,36 @@ export interface Layer {
   id: string; productId: string; productType: string; version: string; description?: string;
   footprint: BBox; maxResolution: number; maxZoom: number; sourceKind: string; tileFormat: string;
 }
-export interface ExportBody {
-  dbId: string; bbox: BBox; targetResolution: number; callbackURLs: string[]; crs: 'EPSG:4326'; priority: number;
+/** Geometry is a GeoJSON Polygon or MultiPolygon in EPSG:4326 longitude, latitude. */
+export type Geometry =
+  | { type: 'Polygon'; coordinates: number[][][] }
+  | { type: 'MultiPolygon'; coordinates: number[][][][] };
+/** AreaFeature is one feature of an /export's roi: an area and its resolution range in degrees per pixel. */
+export interface AreaFeature {
+  type: 'Feature'; geometry: Geometry; properties: { minResolutionDeg: number; maxResolutionDeg: number };
 }
-export interface Estimate {
-  dbId: string; crs: string; bbox: BBox; zoom: number; targetResolution: number; tilesTotal: number;
-  tilesByZoom: { zoom: number; tiles: number }[]; estimatedBytes: number; packageName: string;
+/** AreaBody is the body of POST /export and of its POST /estimate; without roi, the layer's whole footprint. */
+export interface AreaBody {
+  dbId: string; roi?: { type: 'FeatureCollection'; features: AreaFeature[] }; callbackURLs: string[];
+  crs: 'EPSG:4326'; priority: number; description?: string;
+}
+export interface ZoomTiles { zoom: number; tiles: number }
+/** AreaEstimate is POST /estimate's answer to an AreaBody: the total, and each feature's own coverage. */
+export interface AreaEstimate {
+  dbId: string; crs: string; bbox: BBox; maxZoom: number; tilesTotal: number; tilesByZoom: ZoomTiles[];
+  estimatedBytes: number; packageName: string;
+  features: { index: number; minZoom: number; maxZoom: number; tiles: number; estimatedBytes: number }[];
   quotaBytes?: number; quotaAvailableBytes?: number;
 }
 export interface JobResult {
   fileUri: string; expirationTime: string; fileSize: number; dbId: string; packageName: string; bbox: BBox;
   targetResolution: number; requestId: string; success: boolean; errorReason?: string;
 }
-export type CreateAnswer =
-  | { status: 'In-Progress'; id: string; taskIds: string[] }
-  | ({ status: 'Completed' } & JobResult);
+/** ExportAnswer is POST /export's answer: a new or joined job, or a finished package from the cache. */
+export type ExportAnswer =
+  | { status: 'In-Progress'; jobId: string; isDuplicated: boolean; percentage: number }
+  | { status: 'Completed'; jobId: string; fileSize: number; expirationTime: string;
+      artifacts: { name: string; url: string; size: number; type: 'GPKG' | 'METADATA' }[] };
 export type JobStatus = 'In-Progress' | 'Completed' | 'Failed' | 'Cancelled' | 'Expired';
 export interface Job {
   id: string; status: JobStatus; percentage: number; tilesDone: number; tilesTotal: number; dbId: string;
@@ -36,12 +51,17 @@ export interface JobList { jobs: Job[]; nextOffset: number | null }
 /** ApiError is an answer other than 2xx, or no answer at all (status 0). */
 export class ApiError extends Error {
   constructor(public status: number, message: string, public retryAfter?: number) { super(message); }
-  /** fields splits a 400 message "field: reason; field: reason" by field. */
+  /** fields splits a 400 message "field: reason; field: reason" by field (roi.features[2].geometry is one). */
   fields(): { field: string; reason: string }[] {
-    return this.message.split('; ').map((part) => {
-      const m = /^([A-Za-z]+(?:\[\d+\])?): (.*)$/s.exec(part);
-      return m ? { field: m[1], reason: m[2] } : { field: '', reason: part };
-    });
+    const out: { field: string; reason: string }[] = [];
+    for (const part of this.message.split('; ')) {
+      const m = /^([A-Za-z]+(?:\[\d+\])?(?:\.[A-Za-z]+(?:\[\d+\])?)*): (.*)$/s.exec(part);
+      // A reason may hold "; " itself: a part that names no field goes on the reason before it.
+      if (m) out.push({ field: m[1], reason: m[2] });
+      else if (out.length > 0) out[out.length - 1].reason += '; ' + part;
+      else out.push({ field: '', reason: part });
+    }
+    return out;
   }
 }
 
@@ -120,8 +140,8 @@ async function call<T>(method: string, path: string, body?: unknown, signal?: Ab
 
 export const api = {
   layers: () => call<Layer[]>('GET', 'layers'),
-  estimate: (b: ExportBody, signal?: AbortSignal) => call<Estimate>('POST', 'estimate', b, signal),
-  create: (b: ExportBody) => call<CreateAnswer>('POST', 'create', b),
+  estimate: (b: AreaBody, signal?: AbortSignal) => call<AreaEstimate>('POST', 'estimate', b, signal),
+  export: (b: AreaBody) => call<ExportAnswer>('POST', 'export', b),
   jobs: () => call<JobList>('GET', 'jobs?limit=50'),
   job: (id: string) => call<Job>('GET', 'jobs/' + encodeURIComponent(id)),
   cancel: (id: string) => call<Job>('DELETE', 'jobs/' + encodeURIComponent(id)),

@@ -1,11 +1,15 @@
 // The map: EPSG:4326 view, the selected layer's imagery (preview tiles the
-// trigger serves), a graticule, the layers' footprints, the selection
-// (drawn or typed), the snapped export bbox and job bboxes.
+// trigger serves), a graticule, the layers' footprints, the selections
+// (drawn, typed or imported; the active one's vertices can be moved) and
+// job bboxes.
 import 'ol/ol.css';
 import OlMap from 'ol/Map';
 import View from 'ol/View';
 import Feature from 'ol/Feature';
-import { fromExtent } from 'ol/geom/Polygon';
+import Collection from 'ol/Collection';
+import Polygon, { fromExtent } from 'ol/geom/Polygon';
+import type MultiPolygon from 'ol/geom/MultiPolygon';
+import MultiPoint from 'ol/geom/MultiPoint';
 import VectorLayer from 'ol/layer/Vector';
 import VectorSource from 'ol/source/Vector';
 import Graticule from 'ol/layer/Graticule';
@@ -13,15 +17,17 @@ import TileLayer from 'ol/layer/Tile';
 import XYZ from 'ol/source/XYZ';
 import TileGrid from 'ol/tilegrid/TileGrid';
 import Draw, { createBox } from 'ol/interaction/Draw';
+import Modify from 'ol/interaction/Modify';
 import { defaults as defaultControls, ScaleLine, MousePosition } from 'ol/control';
 import { createStringXY } from 'ol/coordinate';
-import { Fill, Stroke, Style, Text } from 'ol/style';
+import { Circle as CircleStyle, Fill, Stroke, Style, Text } from 'ol/style';
 import type { Extent } from 'ol/extent';
 import { tileURL } from './api';
 import type { BBox, Layer } from './api';
+import { RES0, TILE } from './zoom';
 
-const RES0 = 0.703125; // degrees per pixel at zoom 0 (internal/grid.Resolution0)
-const TILE = 256;
+/** DrawMode is what a click on the map draws. */
+export type DrawMode = 'rectangle' | 'polygon' | null;
 
 /** exportGrid is the tile grid of exports up to maxZoom: EPSG:4326, 2 × 1 tiles at zoom 0, rows from the north. */
 function exportGrid(maxZoom: number): TileGrid {
@@ -37,29 +43,64 @@ const footprintStyle = (selected: boolean, invalid: boolean) => (f: Feature) => 
   text: new Text({ text: String(f.get('label') ?? ''), font: '12px system-ui, sans-serif', overflow: true,
     fill: new Fill({ color: '#0b3d73' }), stroke: new Stroke({ color: '#fff', width: 3 }), placement: 'point' }),
 });
-const selectionStyle = (invalid: boolean) => new Style({
-  stroke: new Stroke({ color: invalid ? '#b3261e' : '#e07b00', width: 2, lineDash: [6, 4] }),
-  fill: new Fill({ color: invalid ? 'rgba(179,38,30,0.12)' : 'rgba(224,123,0,0.06)' }),
-});
-const snappedStyle = new Style({ stroke: new Stroke({ color: '#1a7f37', width: 2 }), fill: new Fill({ color: 'rgba(26,127,55,0.15)' }) });
+/** vertexStyle marks the vertices that can be moved, and the one under the pointer. */
+const vertexStyle = new Style({ image: new CircleStyle({ radius: 5, fill: new Fill({ color: '#fff' }), stroke: new Stroke({ color: '#e07b00', width: 2 }) }) });
+/** selectionStyle draws a selection: orange dashed, solid and thicker when active, red when the API refused it; its number at its centre. */
+const selectionStyle = (f: Feature) => {
+  const invalid = Boolean(f.get('invalid'));
+  const active = Boolean(f.get('active'));
+  const color = invalid ? '#b3261e' : '#e07b00';
+  const styles = [
+    new Style({
+      stroke: new Stroke({ color, width: active ? 3 : 2, lineDash: active ? undefined : [6, 4] }),
+      fill: new Fill({ color: invalid ? 'rgba(179,38,30,0.12)' : active ? 'rgba(224,123,0,0.14)' : 'rgba(224,123,0,0.06)' }),
+      text: new Text({ text: String(f.get('label') ?? ''), font: 'bold 13px system-ui, sans-serif', overflow: true,
+        fill: new Fill({ color }), stroke: new Stroke({ color: '#fff', width: 3 }) }),
+    }),
+  ];
+  if (f.get('editing')) {
+    const vertices = vertexStyle.clone();
+    vertices.setGeometry((g) => {
+      const geom = g.getGeometry() as Polygon | MultiPolygon;
+      const rings = geom instanceof Polygon ? geom.getCoordinates() : geom.getCoordinates().flat();
+      return new MultiPoint(rings.flat());
+    });
+    styles.push(vertices);
+  }
+  return styles;
+};
 const jobStyle = new Style({ stroke: new Stroke({ color: '#6e40c9', width: 2, lineDash: [2, 3] }) });
+
+/** MapEvents are what the map tells the form. */
+export interface MapEvents {
+  /** drawn: a rectangle or polygon was drawn. */
+  drawn(kind: 'rectangle' | 'polygon', g: Polygon): void;
+  /** modeChanged: drawing started or stopped (Esc, or a shape finished). */
+  modeChanged(mode: DrawMode): void;
+  /** modified: the vertices of the selection with this id were moved. */
+  modified(id: number): void;
+  /** picked: the selection with this id was clicked. */
+  picked(id: number): void;
+}
 
 export class ExportMap {
   private footprints = new VectorSource();
-  private selection = new VectorSource();
-  private snapped = new VectorSource();
+  private selections = new VectorSource<Feature<Polygon | MultiPolygon>>();
   private jobBox = new VectorSource();
-  private selectionLayer: VectorLayer<VectorSource>;
   private footprintLayer: VectorLayer<VectorSource>;
-  private draw: Draw;
+  private selectionLayer: VectorLayer<VectorSource<Feature<Polygon | MultiPolygon>>>;
+  private draws: Record<'rectangle' | 'polygon', Draw>;
+  private mode: DrawMode = null;
+  private editable = new Collection<Feature<Polygon | MultiPolygon>>();
+  private modify: Modify;
   private map: OlMap;
   private selectedLayer = '';
   private preview = new TileLayer({ opacity: 0.9 });
   private previewCounts = { loaded: 0, failed: 0 };
 
-  constructor(target: string, private onDrawn: (b: BBox) => void, private onDrawActive: (active: boolean) => void) {
+  constructor(target: string, private on: MapEvents) {
     this.footprintLayer = new VectorLayer({ source: this.footprints });
-    this.selectionLayer = new VectorLayer({ source: this.selection, style: selectionStyle(false) });
+    this.selectionLayer = new VectorLayer({ source: this.selections, style: (f) => selectionStyle(f as Feature) });
     this.map = new OlMap({
       target,
       layers: [
@@ -67,7 +108,6 @@ export class ExportMap {
         new Graticule({ strokeStyle: new Stroke({ color: 'rgba(0,0,0,0.18)', width: 1 }), showLabels: true, wrapX: false }),
         this.footprintLayer,
         new VectorLayer({ source: this.jobBox, style: jobStyle }),
-        new VectorLayer({ source: this.snapped, style: snappedStyle }),
         this.selectionLayer,
       ],
       view: new View({ projection: 'EPSG:4326', center: [0, 0], zoom: 2, extent: [-180, -90, 180, 90], constrainOnlyCenter: true }),
@@ -77,15 +117,32 @@ export class ExportMap {
       ]),
     });
     this.setFootprintStyle(false);
-    this.draw = new Draw({ source: new VectorSource(), type: 'Circle', geometryFunction: createBox() });
-    this.draw.setActive(false);
-    this.draw.on('drawend', (ev) => {
-      const e = ev.feature.getGeometry()!.getExtent();
-      this.setDrawing(false);
-      this.onDrawn(clampBBox([e[0], e[1], e[2], e[3]]));
+    this.draws = {
+      rectangle: new Draw({ source: new VectorSource(), type: 'Circle', geometryFunction: createBox() }),
+      // A polygon ends with a click on its first point or a double click.
+      polygon: new Draw({ source: new VectorSource(), type: 'Polygon' }),
+    };
+    for (const kind of ['rectangle', 'polygon'] as const) {
+      const d = this.draws[kind];
+      d.setActive(false);
+      d.on('drawend', (ev) => {
+        const g = ev.feature.getGeometry() as Polygon;
+        this.setDrawMode(null);
+        this.on.drawn(kind, g);
+      });
+      this.map.addInteraction(d);
+    }
+    this.modify = new Modify({ features: this.editable, style: vertexStyle });
+    this.modify.on('modifyend', (ev) => {
+      for (const f of ev.features.getArray()) this.on.modified(Number(f.getId()));
     });
-    this.map.addInteraction(this.draw);
-    document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape' && this.draw.getActive()) this.setDrawing(false); });
+    this.map.addInteraction(this.modify);
+    this.map.on('singleclick', (ev) => {
+      if (this.mode) return;
+      const f = this.map.forEachFeatureAtPixel(ev.pixel, (f) => f, { layerFilter: (l) => l === this.selectionLayer });
+      if (f) this.on.picked(Number(f.getId()));
+    });
+    document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape' && this.mode) this.setDrawMode(null); });
   }
 
   setLayers(layers: Layer[]): void {
@@ -145,15 +202,46 @@ export class ExportMap {
     this.footprintLayer.setStyle((f) => footprintStyle(f.getId() === this.selectedLayer, invalid && f.getId() === this.selectedLayer)(f as Feature));
   }
 
-  setSelection(b: BBox | null, invalid = false): void {
-    this.selection.clear();
-    this.selectionLayer.setStyle(selectionStyle(invalid));
-    if (b && !inverted(b)) this.selection.addFeature(new Feature(fromExtent(b)));
+  /** addSelection shows a selection's feature, labelled, under its id. */
+  addSelection(id: number, f: Feature<Polygon | MultiPolygon>, label: string): void {
+    f.setId(id);
+    f.set('label', label);
+    this.selections.addFeature(f);
   }
 
-  setSnapped(b: BBox | null): void {
-    this.snapped.clear();
-    if (b && !inverted(b)) this.snapped.addFeature(new Feature(fromExtent(b)));
+  removeSelection(id: number): void {
+    const f = this.selections.getFeatureById(id);
+    if (!f) return;
+    this.editable.remove(f);
+    this.selections.removeFeature(f);
+  }
+
+  /** setLabel renumbers a selection. */
+  setLabel(id: number, label: string): void { this.selections.getFeatureById(id)?.set('label', label); }
+
+  /** setInvalid marks a selection the API refused. */
+  setInvalid(id: number, invalid: boolean): void { this.selections.getFeatureById(id)?.set('invalid', invalid); }
+
+  /** setActive highlights one selection (or none) and lets its vertices be moved when editable. */
+  setActive(id: number | null, editable: boolean): void {
+    for (const f of this.selections.getFeatures()) {
+      f.set('active', f.getId() === id);
+      f.set('editing', f.getId() === id && editable);
+    }
+    this.editable.clear();
+    const f = id === null ? null : this.selections.getFeatureById(id);
+    if (f && editable) this.editable.push(f);
+  }
+
+  /** fitSelections shows all the given selections' features. */
+  fitSelections(features: Feature<Polygon | MultiPolygon>[]): void {
+    if (features.length === 0) return;
+    const e = features[0].getGeometry()!.getExtent().slice();
+    for (const f of features) {
+      const g = f.getGeometry()!.getExtent();
+      e[0] = Math.min(e[0], g[0]); e[1] = Math.min(e[1], g[1]); e[2] = Math.max(e[2], g[2]); e[3] = Math.max(e[3], g[3]);
+    }
+    this.fit(e);
   }
 
   showJob(b: BBox | null): void {
@@ -165,12 +253,16 @@ export class ExportMap {
     this.map.getView().fit(e, { padding: [40, 40, 40, 40], maxZoom: 18 });
   }
 
-  setDrawing(on: boolean): void {
-    this.draw.setActive(on);
-    this.map.getTargetElement()?.style.setProperty('cursor', on ? 'crosshair' : '');
-    this.onDrawActive(on);
+  /** setDrawMode makes clicks on the map draw a rectangle or a polygon, or nothing. */
+  setDrawMode(mode: DrawMode): void {
+    this.mode = mode;
+    this.draws.rectangle.setActive(mode === 'rectangle');
+    this.draws.polygon.setActive(mode === 'polygon');
+    this.modify.setActive(mode === null);
+    this.map.getTargetElement()?.style.setProperty('cursor', mode ? 'crosshair' : '');
+    this.on.modeChanged(mode);
   }
-  isDrawing(): boolean { return this.draw.getActive(); }
+  drawMode(): DrawMode { return this.mode; }
 }
 
 /** inverted is true for a bbox whose minimum lies beyond its maximum, as while corners are typed: there is nothing to draw. */
