@@ -362,6 +362,7 @@ func (s *Store) decodeJob(id string, m map[string]string) (Job, error) {
 	}
 	j.TilesDone, j.FileSize, j.TilesStored, j.MetadataSize = num("tiles_done"), num("file_size"), num("tiles_stored"), num("metadata_size")
 	j.CreatedAt, j.UpdatedAt, j.CompletedAt, j.ExpiresAt = ms("created_at"), ms("updated_at"), ms("completed_at"), ms("expires_at")
+	j.ProgressSince, j.ProgressBase = ms("progress_since"), num("progress_base")
 	return j, nil
 }
 
@@ -389,15 +390,20 @@ local old = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 local new = tonumber(ARGV[2])
 if new > old then
   redis.call('HSET', KEYS[2], ARGV[1], new)
-  redis.call('HINCRBY', KEYS[1], 'tiles_done', new - old)
+  local done = redis.call('HINCRBY', KEYS[1], 'tiles_done', new - old)
   redis.call('HSET', KEYS[1], 'updated_at', ARGV[3])
+  if redis.call('HSETNX', KEYS[1], 'progress_since', ARGV[3]) == 1 then
+    redis.call('HSET', KEYS[1], 'progress_base', done)
+  end
 end
 return 1
 `)
 
 // SetProgress records that batch has written done tiles. Progress never goes
 // backwards: a re-run batch counts again only past its earlier high mark,
-// so a job's total never counts a tile twice.
+// so a job's total never counts a tile twice. The job's first progress
+// also records when it came and the tiles done then (Job.ProgressSince,
+// Job.ProgressBase), the start of the rate Job.ETA measures.
 func (s *Store) SetProgress(ctx context.Context, id, batch string, done int64) error {
 	k := s.jobKey(id)
 	if err := progress.Run(ctx, s.rdb, []string{k, k + ":progress"}, batch, done, s.now().UnixMilli()).Err(); err != nil {

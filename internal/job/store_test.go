@@ -206,6 +206,7 @@ func TestProgressNeverGoesBack(t *testing.T) {
 		{"0", 9, 9}, // and counts only past its high mark
 		{"1", 4, 13},
 	}
+	first := b.clock.now()
 	for _, st := range steps {
 		if err := s.SetProgress(ctx, j.ID, st.batch, st.done); err != nil {
 			t.Fatal(err)
@@ -214,6 +215,11 @@ func TestProgressNeverGoesBack(t *testing.T) {
 		if got.TilesDone != st.want {
 			t.Errorf("after SetProgress(%s, %d): TilesDone = %d, want %d", st.batch, st.done, got.TilesDone, st.want)
 		}
+		// The first report starts the rate of the job's ETA.
+		if !got.ProgressSince.Equal(first) || got.ProgressBase != 5 {
+			t.Errorf("after SetProgress(%s, %d): progress since %v from %d tiles, want since %v from 5", st.batch, st.done, got.ProgressSince, got.ProgressBase, first)
+		}
+		b.clock.advance(time.Second)
 	}
 	got, _ := s.Get(ctx, j.ID)
 	if p := got.Percentage(); p != 72 { // 13 of 18, not 100 until Completed
