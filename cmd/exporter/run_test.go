@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/geoexport/exporter/internal/config"
 )
 
 func TestRunCommands(t *testing.T) {
@@ -19,6 +22,11 @@ func TestRunCommands(t *testing.T) {
 	}{
 		{"version", []string{"version"}, nil, 0, "exporter "},
 		{"help", []string{"help"}, nil, 0, "Commands:"},
+		{"help flag lists the commands", []string{"-h"}, nil, 0, "Commands:"},
+		{"export help", []string{"export", "-h"}, nil, 0, "EXPORTER_TOKEN"},
+		{"export needs a token, a layer, an area", []string{"export"}, nil, 2, "token: required"},
+		{"export names a bad variable", []string{"export"}, map[string]string{"EXPORTER_MAX_ZOOM": "fine"}, 2, "EXPORTER_MAX_ZOOM"},
+		{"export takes no arguments", []string{"export", "-token", "t", "-layer", "l", "-bbox", "1,2,3,4", "-max-zoom", "3", "x"}, nil, 2, "unexpected arguments"},
 		{"role help", []string{"worker", "-h"}, nil, 0, "EXPORTER_WORKER_CONCURRENCY"},
 		{"unknown command", []string{"render"}, nil, 2, `unknown command "render"`},
 		{"unknown flag", []string{"trigger", "-nope"}, nil, 2, "flag provided but not defined"},
@@ -63,6 +71,21 @@ func TestRunAllWithoutRedisServer(t *testing.T) {
 	for _, want := range []string{"no-such-redis-server not found", "apt-get install redis-server", "brew install redis", "EXPORTER_REDIS_SERVER", "EXPORTER_REDIS_URL"} {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("run(all) without redis-server said %q, want it to contain %q", errOut.String(), want)
+		}
+	}
+}
+
+// TestREADMEListsExportFlags keeps the README's table of the export
+// command true.
+func TestREADMEListsExportFlags(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range exportFlagNames() {
+		if row := "| `-" + name + "`, `" + config.EnvName(name) + "` |"; !strings.Contains(string(readme), row) {
+			t.Errorf("README.md does not list %s", row)
 		}
 	}
 }
