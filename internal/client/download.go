@@ -161,7 +161,7 @@ func (c *Client) fetchFrom(ctx context.Context, uri string, f *os.File, off int6
 		return false, err
 	}
 	defer resp.Body.Close()
-	size := int64(-1)
+	var size int64
 	switch resp.StatusCode {
 	case http.StatusOK: // the whole package: start over
 		if err := f.Truncate(0); err != nil {
