@@ -152,6 +152,9 @@ func runExport(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	d, err := c.Download(ctx, j.Result.FileURI, dest, j.SHA256, show.download(dest))
 	show.end()
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("stopped the download of %s: run the same command again to resume it", dest)
+	}
 	if err != nil {
 		return err
 	}
