@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/term"
 
@@ -147,6 +148,9 @@ func runExport(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return err
+	}
 	if j.SHA256 == "" {
 		fmt.Fprintf(stderr, "export %s: the service reports no sha256; the download cannot be verified\n", j.ID)
 	}
@@ -171,7 +175,8 @@ func runExport(ctx context.Context, args []string, getenv func(string) string, s
 }
 
 // outputPath is where the package at uri goes: out itself, or its file
-// name in the directory out (the current one when out is empty).
+// name in the directory out (an existing one, one written with a final
+// separator, or the current one when out is empty).
 func outputPath(out, uri string) (string, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
@@ -184,7 +189,7 @@ func outputPath(out, uri string) (string, error) {
 	if out == "" {
 		return name, nil
 	}
-	if st, err := os.Stat(out); err == nil && st.IsDir() {
+	if st, err := os.Stat(out); err == nil && st.IsDir() || strings.HasSuffix(out, string(filepath.Separator)) {
 		return filepath.Join(out, name), nil
 	}
 	return out, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -87,5 +88,25 @@ func TestREADMEListsExportFlags(t *testing.T) {
 		if row := "| `-" + name + "`, `" + config.EnvName(name) + "` |"; !strings.Contains(string(readme), row) {
 			t.Errorf("README.md does not list %s", row)
 		}
+	}
+}
+
+func TestOutputPath(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const uri = "http://localhost:8080/downloads/0c7e6d5a-1b0f-4c8e-9a51-3f6f2d9e8b71/Orthophoto_z14.gpkg"
+	tests := []struct{ out, want string }{
+		{"", "Orthophoto_z14.gpkg"},
+		{dir, filepath.Join(dir, "Orthophoto_z14.gpkg")},
+		{filepath.Join(dir, "new") + string(filepath.Separator), filepath.Join(dir, "new", "Orthophoto_z14.gpkg")},
+		{filepath.Join(dir, "mine.gpkg"), filepath.Join(dir, "mine.gpkg")},
+	}
+	for _, tc := range tests {
+		if got, err := outputPath(tc.out, uri); got != tc.want || err != nil {
+			t.Errorf("outputPath(%q) = %q, %v, want %q", tc.out, got, err, tc.want)
+		}
+	}
+	if got, err := outputPath("", "http://localhost:8080/"); err == nil {
+		t.Errorf("outputPath of a fileUri without a file = %q, want an error", got)
 	}
 }

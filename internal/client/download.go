@@ -178,12 +178,15 @@ func (c *Client) fetchFrom(ctx context.Context, uri string, f *os.File, off int6
 		}
 		size = total
 	case http.StatusRequestedRangeNotSatisfiable:
-		// The .part is as long as the package, or longer: a package of
-		// another size. Either way the digest decides.
+		// The .part is as long as the package (the digest decides), or
+		// longer: another package's. That one starts over.
 		if _, total, ok := contentRange(resp.Header.Get("Content-Range")); ok && total == off {
 			return true, nil
 		}
-		return false, f.Truncate(0)
+		if err := f.Truncate(0); err != nil {
+			return false, err
+		}
+		return false, fmt.Errorf("the .part holds %d bytes, more than the package: starting over", off)
 	default:
 		return false, apiError(resp)
 	}
