@@ -5,31 +5,36 @@ import (
 	"time"
 )
 
-// Thresholds of ETA: below them the job's rate says too little to give an
-// estimate. A worker reports progress every 256 tiles or every second
-// (worker's pipeline), so two seconds hold a few reports.
+// The window of ETA and its thresholds: below them the job's rate says too
+// little to give an estimate. A worker reports progress every 256 tiles or
+// every second (worker's pipeline), so two seconds hold a few reports.
 const (
-	// ETAMinTiles is the fewest tiles that must be done since the job's
-	// first progress report.
+	// ETAMinTiles is the fewest tiles that must be done in the window.
 	ETAMinTiles = 100
-	// ETAMinElapsed is the shortest time that must have passed since it.
+	// ETAMinElapsed is the shortest the window may be.
 	ETAMinElapsed = 2 * time.Second
+	// ETAWindow is how far back the window reaches at least, once the job
+	// has run that long: the rate follows a job that slows down or speeds
+	// up (tiles of open sea and of a city, merges competing for the CPU)
+	// within one to two ETAWindows.
+	ETAWindow = 10 * time.Second
 )
 
 // ETA estimates how long j's remaining tiles take to render, at the job's
-// own rate since its first progress report: the tiles done since then
-// over the time since then. Time without progress (a stalled worker, tasks
-// waiting behind other jobs) lowers the rate, so the estimate grows while
-// nothing moves. The merge and upload after the last tile are not in it.
+// own recent rate: the tiles done since RateSince over the time since then
+// (the window Store.SetProgress keeps). Time without progress (a stalled
+// worker, tasks waiting behind other jobs) lowers the rate, so the
+// estimate grows while nothing moves. The merge and upload after the last
+// tile are not in it.
 //
 // ok is false while the estimate would mean little: the job is not
-// In-Progress, has no tiles left to render, or has not yet done
-// ETAMinTiles tiles over ETAMinElapsed since its first report.
+// In-Progress, has no tiles left to render, or its window holds fewer than
+// ETAMinTiles tiles or spans less than ETAMinElapsed.
 func (j Job) ETA(now time.Time) (eta time.Duration, ok bool) {
 	left := j.Spec.TilesTotal - j.TilesDone
-	done := j.TilesDone - j.ProgressBase
-	elapsed := now.Sub(j.ProgressSince)
-	if j.Status != StatusInProgress || j.ProgressSince.IsZero() || left <= 0 ||
+	done := j.TilesDone - j.RateBase
+	elapsed := now.Sub(j.RateSince)
+	if j.Status != StatusInProgress || j.RateSince.IsZero() || left <= 0 ||
 		done < ETAMinTiles || elapsed < ETAMinElapsed {
 		return 0, false
 	}

@@ -12,7 +12,7 @@ func TestETA(t *testing.T) {
 	t.Parallel()
 	since := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	running := func(total, base, done int64) job.Job {
-		j := job.Job{Status: job.StatusInProgress, TilesDone: done, ProgressSince: since, ProgressBase: base}
+		j := job.Job{Status: job.StatusInProgress, TilesDone: done, RateSince: since, RateBase: base}
 		j.Spec.TilesTotal = total
 		return j
 	}
@@ -23,7 +23,7 @@ func TestETA(t *testing.T) {
 		want time.Duration
 		ok   bool
 	}{
-		{"rate since the first report", running(10_000, 1000, 3000), since.Add(10 * time.Second), 35 * time.Second, true},
+		{"rate over the window", running(10_000, 1000, 3000), since.Add(10 * time.Second), 35 * time.Second, true},
 		// 2000 tiles in 10s is 200 tiles/s; 7000 left.
 		{"a stall lowers the rate", running(10_000, 1000, 3000), since.Add(20 * time.Second), 70 * time.Second, true},
 		{"rounded to the second", running(1000, 0, 300), since.Add(3 * time.Second), 7 * time.Second, true},

@@ -341,11 +341,11 @@ type Job struct {
 	UpdatedAt    time.Time `json:"updated_at"`
 	CompletedAt  time.Time `json:"completed_at,omitzero"`
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
-	// ProgressSince is when the job's first progress was recorded and
-	// ProgressBase the tiles done by then: where the rate of its ETA is
-	// measured from. Zero before any progress.
-	ProgressSince time.Time `json:"progress_since,omitzero"`
-	ProgressBase  int64     `json:"progress_base,omitempty"`
+	// RateSince and RateBase are the start of the window the rate of the
+	// job's ETA is measured over, and the tiles done then (Store.SetProgress
+	// moves it). Zero before any progress.
+	RateSince time.Time `json:"rate_since,omitzero"`
+	RateBase  int64     `json:"rate_base,omitempty"`
 }
 
 // Percentage is the job's progress, 0..100. It reaches 100 only once the
