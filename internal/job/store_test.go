@@ -188,14 +188,21 @@ func TestFailedIsNotReused(t *testing.T) {
 	}
 }
 
+// createJob stores a new job of alice's.
+func createJob(t *testing.T, s *job.Store, b *bundle) job.Job {
+	t.Helper()
+	j, _, err := s.GetOrCreate(t.Context(), jobtest.NewJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
 func TestProgressNeverGoesBack(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t)
 	ctx := t.Context()
-	j, _, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := createJob(t, s, b)
 	steps := []struct {
 		batch string
 		done  int64
@@ -237,10 +244,7 @@ func TestRateWindow(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t)
 	ctx := t.Context()
-	j, _, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := createJob(t, s, b)
 	t0 := b.clock.now()
 	at := func(secs int) time.Time { return t0.Add(time.Duration(secs) * time.Second) }
 	steps := []struct {
