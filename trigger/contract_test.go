@@ -310,6 +310,10 @@ func TestContract(t *testing.T) {
 			t.Parallel()
 			contractExport(t, k)
 		})
+		t.Run("eta", func(t *testing.T) {
+			t.Parallel()
+			contractETA(t, k)
+		})
 		t.Run("export over the quota", func(t *testing.T) {
 			t.Parallel()
 			srv, _ := setup(t, func(c *trigger.Config, _ *trigger.Deps) { c.QuotaBytes = 1 })
@@ -571,7 +575,7 @@ func contractMain(t *testing.T, k *contract) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, _, err := b.jobs.Complete(t.Context(), first.ID, job.Result{FileKey: job.PackageKey(first.ID, running.Spec.PackageName), FileSize: 1000, SHA256: "00", TilesStored: 18}, time.Hour)
+	j, _, err := b.jobs.Complete(t.Context(), first.ID, job.Result{FileKey: job.PackageKey(first.ID, running.Spec.PackageName), FileSize: 1000, SHA256: strings.Repeat("0f", 32), TilesStored: 18}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -626,6 +630,9 @@ func contractMain(t *testing.T, k *contract) {
 	if jobs, _ := member(t, bodies["list completed"], "jobs"); len(asSlice(jobs)) != 1 || asSlice(jobs)[0].(map[string]any)["fromCache"] != true {
 		t.Errorf("GET /jobs?status=Completed after the caller was served from the cache: %s, want the one job with fromCache true", bodies["list completed"])
 	}
+	if sum, _ := member(t, bodies["get a completed job"], "sha256"); sum != strings.Repeat("0f", 32) {
+		t.Errorf("GET /jobs/{id} of a completed job: sha256 = %v, want the package's digest: %s", sum, bodies["get a completed job"])
+	}
 	if success, _ := member(t, bodies["get a completed job"], "result", "success"); success != true {
 		t.Errorf("GET /jobs/{id} of a completed job: result.success = %v, want true: %s", success, bodies["get a completed job"])
 	}
@@ -678,6 +685,47 @@ func contractExport(t *testing.T, k *contract) {
 		{name: "download the metadataURI", method: "GET", path: strings.TrimPrefix(uri, "http://exporter.test"), want: 200},
 		{name: "export status of a completed job", method: "GET", path: "/export/" + jobID + "/status", want: 200},
 	})
+}
+
+// contractETA: a job with progress enough for an estimate answers
+// etaSeconds on GET /jobs/{id} and on its /export status; one without
+// does not.
+func contractETA(t *testing.T, k *contract) {
+	srv, b := setup(t)
+	// 19 × 10 tiles at zoom 14 and the pyramid above them.
+	_, body := k.check(t, srv, exchange{name: "create a larger export", method: "POST", path: "/create", want: 200,
+		body: replace(seedBody, seedBBox, "[34.80, 31.90, 35.00, 32.00]")})
+	id := decode[created](t, body).ID
+	_, before := k.check(t, srv, exchange{name: "no eta before progress", method: "GET", path: "/jobs/" + id, want: 200})
+	// The first progress report came 10 seconds ago with 20 tiles done;
+	// 200 are done now.
+	now := time.Now()
+	ago := job.NewStore(b.rdb, "test", func() time.Time { return now.Add(-10 * time.Second) })
+	if err := ago.SetProgress(t.Context(), id, "0", 20); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.jobs.SetProgress(t.Context(), id, "0", 200); err != nil {
+		t.Fatal(err)
+	}
+	bodies := k.run(t, srv, []exchange{
+		{name: "eta of a job under way", method: "GET", path: "/jobs/" + id, want: 200},
+		{name: "eta in the export status", method: "GET", path: "/export/" + id + "/status", want: 200},
+	})
+	j, err := b.jobs.Get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 180 tiles in 10 s; the rest at that rate, give or take the time the
+	// requests took.
+	want := float64(j.Spec.TilesTotal-200) / 18
+	for _, name := range []string{"eta of a job under way", "eta in the export status"} {
+		if eta, _ := member(t, bodies[name], "etaSeconds"); eta == nil || eta.(float64) < want-1 || eta.(float64) > want+1 {
+			t.Errorf("%s: etaSeconds = %v, want about %.0f: %s", name, eta, want, bodies[name])
+		}
+	}
+	if eta, ok := member(t, before, "etaSeconds"); ok {
+		t.Errorf("GET /jobs/{id} before any progress: etaSeconds = %v, want none", eta)
+	}
 }
 
 // foreignToken is a well-formed token signed with a key the server does

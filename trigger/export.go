@@ -110,6 +110,14 @@ func (s *Server) export(c *fiber.Ctx) error {
 	return c.JSON(exportProgress{Status: job.ExportStatus(j.Status), JobID: j.ID, IsDuplicated: outcome == job.OutcomeJoined, Percentage: j.Percentage()})
 }
 
+// exportStatusResponse is GET /export/{jobId}/status: the reference's
+// percentage and status, and the job's ETA once it has one.
+type exportStatusResponse struct {
+	Percentage int    `json:"percentage"`
+	Status     string `json:"status"`
+	ETASeconds *int64 `json:"etaSeconds,omitempty"`
+}
+
 // exportStatus is GET /export/{jobId}/status: the percentage and the
 // status as the reference spells it.
 func (s *Server) exportStatus(c *fiber.Ctx) error {
@@ -117,7 +125,9 @@ func (s *Server) exportStatus(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"percentage": v.Job.Percentage(), "status": job.ExportStatus(v.Job.Status)})
+	return c.JSON(exportStatusResponse{
+		Percentage: v.Job.Percentage(), Status: job.ExportStatus(v.Job.Status), ETASeconds: etaSeconds(v.Job, s.deps.Now()),
+	})
 }
 
 // decodeAndPlanArea decodes an /export body, checks its callbacks and

@@ -35,12 +35,18 @@ type jobResponse struct {
 	FromCache bool   `json:"fromCache"`
 	Reason    string `json:"reason,omitempty"`
 	// EstimatedBytes is the size expected when the job was planned.
-	EstimatedBytes int64           `json:"estimatedBytes"`
-	CreatedAt      time.Time       `json:"createdAt"`
-	UpdatedAt      time.Time       `json:"updatedAt"`
-	CompletedAt    *time.Time      `json:"completedAt,omitempty"`
-	ExpiresAt      *time.Time      `json:"expiresAt,omitempty"`
-	Result         *job.Completion `json:"result,omitempty"`
+	EstimatedBytes int64 `json:"estimatedBytes"`
+	// ETASeconds estimates the seconds until the job's tiles are
+	// rendered (job.Job.ETA), once the estimate means something.
+	ETASeconds *int64 `json:"etaSeconds,omitempty"`
+	// SHA256 is the hex digest of the package, once there is one, for
+	// clients to verify their download.
+	SHA256      string          `json:"sha256,omitempty"`
+	CreatedAt   time.Time       `json:"createdAt"`
+	UpdatedAt   time.Time       `json:"updatedAt"`
+	CompletedAt *time.Time      `json:"completedAt,omitempty"`
+	ExpiresAt   *time.Time      `json:"expiresAt,omitempty"`
+	Result      *job.Completion `json:"result,omitempty"`
 	// Callbacks are the outcomes of deliveries so far, on GET /jobs/{id}.
 	Callbacks []deliveryResponse `json:"callbacks,omitempty"`
 }
@@ -73,6 +79,10 @@ func (s *Server) jobResponse(j job.Job) jobResponse {
 		PackageName: j.Spec.PackageName, TaskIDs: j.TaskIDs, Reason: j.Reason, EstimatedBytes: j.Spec.EstimatedBytes,
 		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt,
 	}
+	r.ETASeconds = etaSeconds(j, s.deps.Now())
+	if j.Status == job.StatusCompleted {
+		r.SHA256 = j.SHA256
+	}
 	if !j.CompletedAt.IsZero() {
 		r.CompletedAt = &j.CompletedAt
 	}
@@ -84,6 +94,16 @@ func (s *Server) jobResponse(j job.Job) jobResponse {
 		r.Result = &res
 	}
 	return r
+}
+
+// etaSeconds is j's ETA in whole seconds, nil while it has none.
+func etaSeconds(j job.Job, now time.Time) *int64 {
+	eta, ok := j.ETA(now)
+	if !ok {
+		return nil
+	}
+	secs := int64(eta / time.Second)
+	return &secs
 }
 
 // jobResponses answers jobs as subject sees them: whether a job was served

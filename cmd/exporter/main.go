@@ -50,14 +50,22 @@ Commands:
   worker     render exports from the queue
   scheduler  run periodic maintenance
   token      print a signed API token (JWT): token -sub NAME [-role ROLE] [-ttl 24h]
+  export     export an area from a running exporter, follow it and download the
+             verified package: export -layer ID -bbox MINX,MINY,MAXX,MAXY -max-zoom Z
   version    print the version
 
-Run "exporter <command> -h" for the flags of a command. Every flag can also
-be set by an EXPORTER_* environment variable.
+Run "exporter <command> -h" for the flags of a command ("exporter all -h"
+for the service's settings). Every flag can also be set by an EXPORTER_*
+environment variable.
 `
 
 // run is main without the process: it returns instead of exiting.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelpFlag(args[0]) {
+		// exporter -h: the commands, not the flags of the default one.
+		fmt.Fprint(stdout, usage)
+		return flag.ErrHelp
+	}
 	cmd := "all"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
@@ -71,6 +79,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "token":
 		return runToken(args, getenv, stdout, stderr)
+	case "export":
+		return runExport(ctx, args, getenv, stdout, stderr, isTerminal(stderr))
 	case "all", "trigger", "worker", "scheduler":
 	default:
 		fmt.Fprint(stderr, usage)

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/geoexport/exporter/internal/config"
 )
 
 func TestRunCommands(t *testing.T) {
@@ -19,6 +23,11 @@ func TestRunCommands(t *testing.T) {
 	}{
 		{"version", []string{"version"}, nil, 0, "exporter "},
 		{"help", []string{"help"}, nil, 0, "Commands:"},
+		{"help flag lists the commands", []string{"-h"}, nil, 0, "Commands:"},
+		{"export help", []string{"export", "-h"}, nil, 0, "EXPORTER_TOKEN"},
+		{"export needs a token, a layer, an area", []string{"export"}, nil, 2, "token: required"},
+		{"export names a bad variable", []string{"export"}, map[string]string{"EXPORTER_MAX_ZOOM": "fine"}, 2, "EXPORTER_MAX_ZOOM"},
+		{"export takes no arguments", []string{"export", "-token", "t", "-layer", "l", "-bbox", "1,2,3,4", "-max-zoom", "3", "x"}, nil, 2, "unexpected arguments"},
 		{"role help", []string{"worker", "-h"}, nil, 0, "EXPORTER_WORKER_CONCURRENCY"},
 		{"unknown command", []string{"render"}, nil, 2, `unknown command "render"`},
 		{"unknown flag", []string{"trigger", "-nope"}, nil, 2, "flag provided but not defined"},
@@ -64,5 +73,40 @@ func TestRunAllWithoutRedisServer(t *testing.T) {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("run(all) without redis-server said %q, want it to contain %q", errOut.String(), want)
 		}
+	}
+}
+
+// TestREADMEListsExportFlags keeps the README's table of the export
+// command true.
+func TestREADMEListsExportFlags(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range exportFlagNames() {
+		if row := "| `-" + name + "`, `" + config.EnvName(name) + "` |"; !strings.Contains(string(readme), row) {
+			t.Errorf("README.md does not list %s", row)
+		}
+	}
+}
+
+func TestOutputPath(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const uri = "http://localhost:8080/downloads/0c7e6d5a-1b0f-4c8e-9a51-3f6f2d9e8b71/Orthophoto_z14.gpkg"
+	tests := []struct{ out, want string }{
+		{"", "Orthophoto_z14.gpkg"},
+		{dir, filepath.Join(dir, "Orthophoto_z14.gpkg")},
+		{filepath.Join(dir, "new") + string(filepath.Separator), filepath.Join(dir, "new", "Orthophoto_z14.gpkg")},
+		{filepath.Join(dir, "mine.gpkg"), filepath.Join(dir, "mine.gpkg")},
+	}
+	for _, tc := range tests {
+		if got, err := outputPath(tc.out, uri); got != tc.want || err != nil {
+			t.Errorf("outputPath(%q) = %q, %v, want %q", tc.out, got, err, tc.want)
+		}
+	}
+	if got, err := outputPath("", "http://localhost:8080/"); err == nil {
+		t.Errorf("outputPath of a fileUri without a file = %q, want an error", got)
 	}
 }

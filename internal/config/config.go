@@ -255,14 +255,21 @@ func Load(name string, args []string, getenv func(string) string, out io.Writer)
 	c.bind(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: %s [flags]\n\nEvery flag can also be set by its environment variable.\n\n", name)
-		fs.VisitAll(func(f *flag.Flag) {
-			fmt.Fprintf(out, "  -%s (%s)\n    \t%s", f.Name, EnvName(f.Name), f.Usage)
-			if !redactedValue(f.Value) && f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
-				fmt.Fprintf(out, " (default %s)", f.DefValue)
-			}
-			fmt.Fprintln(out)
-		})
+		PrintFlags(out, fs)
 	}
+	if err := SetFromEnv(fs, getenv); err != nil {
+		return c, nil, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, nil, err
+	}
+	return c, fs.Args(), nil
+}
+
+// SetFromEnv sets each flag of fs whose environment variable (EnvName)
+// getenv gives a value, so that flags parsed after it win. It reports
+// every value a flag refuses, named by its variable.
+func SetFromEnv(fs *flag.FlagSet, getenv func(string) string) error {
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
 		env := EnvName(f.Name)
@@ -272,13 +279,19 @@ func Load(name string, args []string, getenv func(string) string, out io.Writer)
 			}
 		}
 	})
-	if err := errors.Join(errs...); err != nil {
-		return c, nil, err
-	}
-	if err := fs.Parse(args); err != nil {
-		return c, nil, err
-	}
-	return c, fs.Args(), nil
+	return errors.Join(errs...)
+}
+
+// PrintFlags lists the flags of fs with their environment variables,
+// meanings and defaults (never the value of a secret).
+func PrintFlags(out io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		fmt.Fprintf(out, "  -%s (%s)\n    \t%s", f.Name, EnvName(f.Name), f.Usage)
+		if !redactedValue(f.Value) && f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			fmt.Fprintf(out, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(out)
+	})
 }
 
 // Flags returns the names of every flag, for docs and their tests.

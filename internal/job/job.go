@@ -352,6 +352,11 @@ type Job struct {
 	UpdatedAt    time.Time `json:"updated_at"`
 	CompletedAt  time.Time `json:"completed_at,omitzero"`
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
+	// RateSince and RateBase are the start of the window the rate of the
+	// job's ETA is measured over, and the tiles done then (Store.SetProgress
+	// moves it). Zero before any progress.
+	RateSince time.Time `json:"rate_since,omitzero"`
+	RateBase  int64     `json:"rate_base,omitempty"`
 }
 
 // Percentage is the job's progress, 0..100. It reaches 100 only once the

@@ -362,6 +362,7 @@ func (s *Store) decodeJob(id string, m map[string]string) (Job, error) {
 	}
 	j.TilesDone, j.FileSize, j.TilesStored, j.MetadataSize = num("tiles_done"), num("file_size"), num("tiles_stored"), num("metadata_size")
 	j.CreatedAt, j.UpdatedAt, j.CompletedAt, j.ExpiresAt = ms("created_at"), ms("updated_at"), ms("completed_at"), ms("expires_at")
+	j.RateSince, j.RateBase = ms("rate_since"), num("rate_base")
 	return j, nil
 }
 
@@ -382,25 +383,41 @@ func (s *Store) Callbacks(ctx context.Context, id string) ([]Callback, error) {
 	return out, nil
 }
 
-// progress: KEYS job, progress; ARGV batch, done, now.
+// progress: KEYS job, progress; ARGV batch, done, now, ETAWindow in ms,
+// ETAMinTiles.
 var progress = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local old = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 local new = tonumber(ARGV[2])
 if new > old then
   redis.call('HSET', KEYS[2], ARGV[1], new)
-  redis.call('HINCRBY', KEYS[1], 'tiles_done', new - old)
-  redis.call('HSET', KEYS[1], 'updated_at', ARGV[3])
+  local done = redis.call('HINCRBY', KEYS[1], 'tiles_done', new - old)
+  local now = tonumber(ARGV[3])
+  redis.call('HSET', KEYS[1], 'updated_at', now)
+  local nextat = tonumber(redis.call('HGET', KEYS[1], 'rate_next_at') or '0')
+  if nextat == 0 then
+    redis.call('HSET', KEYS[1], 'rate_since', now, 'rate_base', done, 'rate_next_at', now, 'rate_next_tiles', done)
+  else
+    local nexttiles = tonumber(redis.call('HGET', KEYS[1], 'rate_next_tiles'))
+    if now - nextat >= tonumber(ARGV[4]) and done - nexttiles >= tonumber(ARGV[5]) then
+      redis.call('HSET', KEYS[1], 'rate_since', nextat, 'rate_base', nexttiles, 'rate_next_at', now, 'rate_next_tiles', done)
+    end
+  end
 end
 return 1
 `)
 
 // SetProgress records that batch has written done tiles. Progress never goes
 // backwards: a re-run batch counts again only past its earlier high mark,
-// so a job's total never counts a tile twice.
+// so a job's total never counts a tile twice. It also moves the start of
+// the window Job.ETA measures the job's rate over (Job.RateSince and
+// Job.RateBase): the first progress starts it, and a checkpoint taken then
+// becomes its start once ETAWindow and ETAMinTiles have passed since, when
+// a new checkpoint is taken. The window so reaches back between one and
+// two ETAWindows, further while the job is slow.
 func (s *Store) SetProgress(ctx context.Context, id, batch string, done int64) error {
 	k := s.jobKey(id)
-	if err := progress.Run(ctx, s.rdb, []string{k, k + ":progress"}, batch, done, s.now().UnixMilli()).Err(); err != nil {
+	if err := progress.Run(ctx, s.rdb, []string{k, k + ":progress"}, batch, done, s.now().UnixMilli(), ETAWindow.Milliseconds(), ETAMinTiles).Err(); err != nil {
 		return fmt.Errorf("set job %s progress: %w", id, Unavailable(err))
 	}
 	return nil

@@ -188,14 +188,21 @@ func TestFailedIsNotReused(t *testing.T) {
 	}
 }
 
+// createJob stores a new job of alice's.
+func createJob(t *testing.T, s *job.Store, b *bundle) job.Job {
+	t.Helper()
+	j, _, err := s.GetOrCreate(t.Context(), jobtest.NewJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
 func TestProgressNeverGoesBack(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t)
 	ctx := t.Context()
-	j, _, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := createJob(t, s, b)
 	steps := []struct {
 		batch string
 		done  int64
@@ -206,6 +213,7 @@ func TestProgressNeverGoesBack(t *testing.T) {
 		{"0", 9, 9}, // and counts only past its high mark
 		{"1", 4, 13},
 	}
+	first := b.clock.now()
 	for _, st := range steps {
 		if err := s.SetProgress(ctx, j.ID, st.batch, st.done); err != nil {
 			t.Fatal(err)
@@ -214,6 +222,11 @@ func TestProgressNeverGoesBack(t *testing.T) {
 		if got.TilesDone != st.want {
 			t.Errorf("after SetProgress(%s, %d): TilesDone = %d, want %d", st.batch, st.done, got.TilesDone, st.want)
 		}
+		// The first report starts the window of the job's rate.
+		if !got.RateSince.Equal(first) || got.RateBase != 5 {
+			t.Errorf("after SetProgress(%s, %d): rate since %v from %d tiles, want since %v from 5", st.batch, st.done, got.RateSince, got.RateBase, first)
+		}
+		b.clock.advance(time.Second)
 	}
 	got, _ := s.Get(ctx, j.ID)
 	if p := got.Percentage(); p != 72 { // 13 of 18, not 100 until Completed
@@ -221,6 +234,46 @@ func TestProgressNeverGoesBack(t *testing.T) {
 	}
 	if err := s.SetProgress(ctx, uuid.NewString(), "0", 1); err != nil {
 		t.Errorf("SetProgress on an unknown job: %v, want no error and no record", err)
+	}
+}
+
+// TestRateWindow: the window of a job's rate starts at its first progress
+// and moves to a checkpoint once job.ETAWindow and job.ETAMinTiles have
+// passed since that checkpoint.
+func TestRateWindow(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := t.Context()
+	j := createJob(t, s, b)
+	t0 := b.clock.now()
+	at := func(secs int) time.Time { return t0.Add(time.Duration(secs) * time.Second) }
+	steps := []struct {
+		at        int   // seconds after the first report
+		done      int64 // the batch's tiles
+		sinceAt   int
+		sinceBase int64
+	}{
+		{0, 200, 0, 200},
+		{5, 400, 0, 200},    // within the window: no checkpoint yet
+		{11, 800, 0, 200},   // a window on: a checkpoint at 11 s, 800
+		{22, 1000, 11, 800}, // another: the window starts at the checkpoint
+		{25, 1050, 11, 800},
+		{40, 1090, 11, 800}, // slow: fewer than ETAMinTiles since 22 s
+		{41, 1110, 22, 1000},
+	}
+	for _, st := range steps {
+		b.clock.ms.Store(at(st.at).UnixMilli())
+		if err := s.SetProgress(ctx, j.ID, "0", st.done); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.RateSince.Equal(at(st.sinceAt)) || got.RateBase != st.sinceBase {
+			t.Errorf("at %ds with %d tiles: rate since %v from %d tiles, want since %ds from %d",
+				st.at, st.done, got.RateSince.Sub(t0), got.RateBase, st.sinceAt, st.sinceBase)
+		}
 	}
 }
 
