@@ -149,7 +149,7 @@ func TestEncodePNGSize(t *testing.T) {
 		tile                 grid.Tile
 		ofFastest, ofDefault int // the most, in percent of image/png's size
 	}{
-		{grid.Tile{Zoom: 3, Col: 10, Row: 1}, 85, 107}, // Black Sea to the Caspian: coasts, borders, shading
+		{grid.Tile{Zoom: 3, Col: 10, Row: 1}, 85, 107},   // Black Sea to the Caspian: coasts, borders, shading
 		{grid.Tile{Zoom: 8, Col: 100, Row: 100}, 75, 75}, // open Atlantic
 		{grid.Tile{Zoom: 12, Col: 4000, Row: 1500}, 75, 75},
 	} {
