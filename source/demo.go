@@ -137,10 +137,14 @@ func (d *Demo) Tile(ctx context.Context, t grid.Tile) (Tile, error) {
 	coast := d.lines&drawCoast != 0 && sc.stroke(&ws.land, px, coastWidth, true, &sc.coast)
 	borders := d.lines&drawBorders != 0 && sc.stroke(&ws.borders, px, borderWidth, false, &sc.border)
 
+	allWater := uniform && !allLand
+	if !allWater {
+		sc.relief(reliefStep(res))
+	}
 	img := image.NewRGBA(image.Rect(0, 0, grid.TileSize, grid.TileSize))
 	for y := y0; y < y1; y++ {
 		row := img.Pix[y*img.Stride:]
-		sc.renderRow(row, y, x0, x1, uniform && !allLand)
+		sc.renderRow(row, y, x0, x1, allWater)
 		if d.lines != 0 {
 			sc.renderLines(row, y, x0, x1, coast, borders)
 		}
@@ -155,6 +159,10 @@ func (d *Demo) Tile(ctx context.Context, t grid.Tile) (Tile, error) {
 // few multiplications per wave. The slope along the light direction, for
 // hill shading, is the same sum with cosines: Σ D·cos(X+Y).
 const waves = 12
+
+// shortestWave is the shortest wave's period in degrees: still a few
+// pixels at zoom 0.
+const shortestWave = 2.0
 
 // Wave parameters, set by init.
 var (
@@ -177,15 +185,14 @@ const (
 
 func init() {
 	const (
-		longest  = 140.0 // degrees
-		shortest = 2.0   // degrees: still a few pixels at zoom 0
-		spread   = 0.35  // standard deviation of the height
+		longest = 140.0 // degrees
+		spread  = 0.35  // standard deviation of the height
 	)
 	var sumSq float64
 	for k := range waves {
 		// Geometric periods, jittered so that no two waves beat regularly.
 		jitter := 0.3 * math.Sin(float64(k)*7.3)
-		period := longest * math.Pow(shortest/longest, (float64(k)+jitter)/(waves-1))
+		period := longest * math.Pow(shortestWave/longest, (float64(k)+jitter)/(waves-1))
 		dir := 0.4 + float64(k)*2.399963 // golden angle: directions never line up
 		waveA[k] = 2 * math.Pi * math.Cos(dir) / period
 		waveB[k] = 2 * math.Pi * math.Sin(dir) / period
@@ -200,6 +207,7 @@ func init() {
 		// n·L/lz - 1 for the normal (-S·∂h/∂x, -S·∂h/∂y, 1), to first order.
 		waveShade[k] = -reliefScale * waveAmp[k] * (waveA[k]*lightX + waveB[k]*lightY) / lightZ
 	}
+	initLandColours()
 }
 
 // rgb is a colour with float channels, 0..255.
@@ -229,17 +237,30 @@ const (
 	iceToLatitude   = 80
 )
 
+// tableSize is the columns (and rows) of the wave tables: a tile's, and
+// the first of the next tile, where the relief lattice ends.
+const tableSize = grid.TileSize + 1
+
+// maxLattice is the most relief lattice points along a side; a lattice is
+// used from a step of two pixels on.
+const maxLattice = grid.TileSize/2 + 1
+
 // demoScratch holds the per-tile tables and masks; it is pooled because
 // it is too big for the stack and rebuilt for every tile. Row tables are
 // scaled by the wave's amplitude (A) or shading factor (D) to save
 // multiplications per pixel.
 type demoScratch struct {
-	colSin, colCos   [grid.TileSize][waves]float64
-	rowSinA, rowCosA [grid.TileSize][waves]float64
-	rowSinD, rowCosD [grid.TileSize][waves]float64
-	ice              [grid.TileSize]float32 // 0..1, by row
+	colSin, colCos   [tableSize][waves]float64
+	rowSinA, rowCosA [tableSize][waves]float64
+	rowSinD, rowCosD [tableSize][waves]float64
+	ice              [tableSize]float32     // 0..1, by row
 	colLine          [grid.TileSize]float32 // graticule strength, by column
 	rowLine          [grid.TileSize]float32 // graticule strength, by row
+
+	// The relief's height and slope term every step pixels (see relief).
+	step       int
+	latH, latD [maxLattice * maxLattice]float32
+	rowH, rowD [maxLattice]float32 // latH, latD interpolated to one row
 
 	land, coast, border image.Alpha // coverage masks of the tile
 	raster              vector.Rasterizer
@@ -259,9 +280,9 @@ var scratchPool = sync.Pool{New: func() any {
 // [lo, hi).
 func (sc *demoScratch) columns(minX, res, lo, hi float64) (first, end int) {
 	first, end = grid.TileSize, 0
-	for i := range grid.TileSize {
+	for i := range tableSize {
 		lon := minX + (float64(i)+0.5)*res
-		if lon >= lo && lon < hi {
+		if lon >= lo && lon < hi && i < grid.TileSize {
 			first, end = min(first, i), i+1
 		}
 		for k := range waves {
@@ -274,9 +295,9 @@ func (sc *demoScratch) columns(minX, res, lo, hi float64) (first, end int) {
 // rows is columns for rows, from a tile whose north edge is at maxY.
 func (sc *demoScratch) rows(maxY, res, lo, hi float64) (first, end int) {
 	first, end = grid.TileSize, 0
-	for j := range grid.TileSize {
+	for j := range tableSize {
 		lat := maxY - (float64(j)+0.5)*res
-		if lat >= lo && lat < hi {
+		if lat >= lo && lat < hi && j < grid.TileSize {
 			first, end = min(first, j), j+1
 		}
 		for k := range waves {
@@ -309,31 +330,88 @@ func (sc *demoScratch) lines(minX, maxY, res, s, major float64) {
 	}
 }
 
+// reliefStep is the spacing in pixels of the lattice the relief is
+// computed on at resolution res, interpolated in between: a power of two
+// up to 32 that keeps the shortest wave at least 24 steps long, so that
+// interpolating changes a height by under 1 %; 1 (every pixel computed)
+// up to zoom 4.
+func reliefStep(res float64) int {
+	step := 1
+	for step < 32 && float64(2*step)*res*24 <= shortestWave {
+		step *= 2
+	}
+	return step
+}
+
+// relief computes the shading's height and slope term on the lattice of
+// every step pixels, from (0, 0) to (256, 256), for renderRow; with step
+// 1, renderRow computes every pixel itself.
+func (sc *demoScratch) relief(step int) {
+	sc.step = step
+	if step == 1 {
+		return
+	}
+	n := grid.TileSize/step + 1
+	for j := range n {
+		for i := range n {
+			h, d := sc.wave(i*step, j*step)
+			sc.latH[j*n+i], sc.latD[j*n+i] = float32(h), float32(d)
+		}
+	}
+}
+
+// wave returns the shading's height and slope term at column x, row y.
+func (sc *demoScratch) wave(x, y int) (h, d float64) {
+	cs, cc := &sc.colSin[x], &sc.colCos[x]
+	sa, ca := &sc.rowSinA[y], &sc.rowCosA[y]
+	sd, cd := &sc.rowSinD[y], &sc.rowCosD[y]
+	// Two accumulators each for height and shading halve the chains of
+	// dependent additions.
+	var h0, h1, d0, d1 float64
+	for k := 0; k < waves; k += 2 {
+		h0 += cs[k]*ca[k] + cc[k]*sa[k]
+		d0 += cc[k]*cd[k] - cs[k]*sd[k]
+		h1 += cs[k+1]*ca[k+1] + cc[k+1]*sa[k+1]
+		d1 += cc[k+1]*cd[k+1] - cs[k+1]*sd[k+1]
+	}
+	return h0 + h1, d0 + d1
+}
+
 // renderRow draws the land and water of columns [x0, x1) of row y into
 // row, the row's pixels; allWater says the land mask is empty.
 func (sc *demoScratch) renderRow(row []byte, y, x0, x1 int, allWater bool) {
-	sa, ca := &sc.rowSinA[y], &sc.rowCosA[y]
-	sd, cd := &sc.rowSinD[y], &sc.rowCosD[y]
-	ice := sc.ice[y]
 	land := sc.land.Pix[y*sc.land.Stride:]
+	ice := sc.ice[y]
+	// Ice shows less relief: the shading's waves on white look like a
+	// pattern rather than a surface.
+	relief := 1 - 0.6*ice
+	step := sc.step
+	if !allWater && step > 1 {
+		// Interpolate the lattice's rows around y into one row.
+		n := grid.TileSize/step + 1
+		ky, fy := y/step, float32(y%step)/float32(step)
+		above, below := sc.latH[ky*n:], sc.latH[(ky+1)*n:]
+		aboveD, belowD := sc.latD[ky*n:], sc.latD[(ky+1)*n:]
+		for i := range n {
+			sc.rowH[i] = above[i] + (below[i]-above[i])*fy
+			sc.rowD[i] = aboveD[i] + (belowD[i]-aboveD[i])*fy
+		}
+	}
+	inv := 1 / float32(step)
 	for x := x0; x < x1; x++ {
 		c := waterColour
 		if a := land[x]; a != 0 && !allWater {
-			cs, cc := &sc.colSin[x], &sc.colCos[x]
-			// Two accumulators each for height and shading halve the
-			// chains of dependent additions.
-			var h0, h1, d0, d1 float64
-			for k := 0; k < waves; k += 2 {
-				h0 += cs[k]*ca[k] + cc[k]*sa[k]
-				d0 += cc[k]*cd[k] - cs[k]*sd[k]
-				h1 += cs[k+1]*ca[k+1] + cc[k+1]*sa[k+1]
-				d1 += cc[k+1]*cd[k+1] - cs[k+1]*sd[k+1]
+			var h, d float32
+			if step == 1 {
+				h64, d64 := sc.wave(x, y)
+				h, d = float32(h64), float32(d64)
+			} else {
+				k, f := x/step, float32(x%step)*inv
+				h = sc.rowH[k] + (sc.rowH[k+1]-sc.rowH[k])*f
+				d = sc.rowD[k] + (sc.rowD[k+1]-sc.rowD[k])*f
 			}
-			t := float32(smoothstep(heightLow, heightHigh, h0+h1))
-			l := mix(mix(lowColour, highColour, t), iceColour, ice)
-			// Ice shows less relief: the shading's waves on white look
-			// like a pattern rather than a surface.
-			shade := 1 + float32(d0+d1)*(1-0.6*ice)
+			l := mix(landColours[landIndex(h)], iceColour, ice)
+			shade := 1 + d*relief
 			if shade < minShade {
 				shade = minShade
 			} else if shade > maxShade {
@@ -347,6 +425,23 @@ func (sc *demoScratch) renderRow(row []byte, y, x0, x1 int, allWater bool) {
 	}
 }
 
+// landColours maps the shading's height to the colour of land, from
+// lowColour to highColour, in landSteps steps over [-1, 1].
+const landSteps = 512
+
+var landColours [landSteps]rgb
+
+func landIndex(h float32) int {
+	return max(0, min(int((h+1)*(landSteps/2)), landSteps-1))
+}
+
+func initLandColours() {
+	for i := range landColours {
+		h := -1 + (float64(i)+0.5)*2/landSteps
+		landColours[i] = mix(lowColour, highColour, float32(smoothstep(heightLow, heightHigh, h)))
+	}
+}
+
 // renderLines draws the graticule, the coastlines (when coast) and the
 // borders (when borders) over columns [x0, x1) of row y.
 func (sc *demoScratch) renderLines(row []byte, y, x0, x1 int, coast, borders bool) {
@@ -354,16 +449,27 @@ func (sc *demoScratch) renderLines(row []byte, y, x0, x1 int, coast, borders boo
 	cm := sc.coast.Pix[y*sc.coast.Stride:]
 	bm := sc.border.Pix[y*sc.border.Stride:]
 	for x := x0; x < x1; x++ {
+		g := max(rowLine, sc.colLine[x])
+		var b, k byte
+		if borders {
+			b = bm[x]
+		}
+		if coast {
+			k = cm[x]
+		}
+		if g == 0 && b == 0 && k == 0 {
+			continue // most pixels: nothing over them
+		}
 		px := row[x*4 : x*4+4 : x*4+4]
 		c := rgb{float32(px[0]), float32(px[1]), float32(px[2])}
-		if g := max(rowLine, sc.colLine[x]); g > 0 {
+		if g > 0 {
 			c = mix(c, graticuleLine, g)
 		}
-		if borders && bm[x] != 0 {
-			c = mix(c, borderColour, borderStrength*float32(bm[x])/255)
+		if b != 0 {
+			c = mix(c, borderColour, borderStrength*float32(b)/255)
 		}
-		if coast && cm[x] != 0 {
-			c = mix(c, coastColour, float32(cm[x])/255)
+		if k != 0 {
+			c = mix(c, coastColour, float32(k)/255)
 		}
 		px[0], px[1], px[2] = clampByte(c.r), clampByte(c.g), clampByte(c.b)
 	}
