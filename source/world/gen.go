@@ -115,35 +115,20 @@ func convert(dir, scale string) error {
 	if err := json.Unmarshal(out, &fc); err != nil {
 		return err
 	}
-	var land geom.MultiPolygon
-	var borders geom.MultiLineString
+	kinds := map[string]geom.Geometry{}
 	for _, f := range fc.Features {
 		g, err := geom.UnmarshalGeoJSON(f.Geometry, geom.NoValidate{})
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.Properties.Kind, err)
 		}
-		switch f.Properties.Kind {
-		case "land":
-			mp, ok := g.AsMultiPolygon()
-			if !ok {
-				return fmt.Errorf("land is a %s", g.Type())
-			}
-			if land, err = planarLand(mp); err != nil {
-				return err
-			}
-		case "borders":
-			ml, ok := g.AsMultiLineString()
-			if !ok {
-				return fmt.Errorf("borders are a %s", g.Type())
-			}
-			if borders, err = planarBorders(ml); err != nil {
-				return err
-			}
-		}
+		kinds[f.Properties.Kind] = g
 	}
-	if land.IsEmpty() || borders.IsEmpty() {
-		return errors.New("land or borders missing")
+	mp, isLand := kinds["land"].AsMultiPolygon()
+	ml, isBorders := kinds["borders"].AsMultiLineString()
+	if !isLand || !isBorders || mp.IsEmpty() || ml.IsEmpty() {
+		return errors.New("want a land MultiPolygon and a borders MultiLineString")
 	}
+	land, borders := planarLand(mp), planarBorders(ml)
 	data, err := json.Marshal(geom.GeoJSONFeatureCollection{
 		{Geometry: land.AsGeometry(), Properties: map[string]any{"kind": "land"}},
 		{Geometry: borders.AsGeometry(), Properties: map[string]any{"kind": "borders"}},
@@ -169,7 +154,7 @@ func convert(dir, scale string) error {
 }
 
 // planarLand unwraps, closes and cuts every polygon (see the file comment).
-func planarLand(mp geom.MultiPolygon) (geom.MultiPolygon, error) {
+func planarLand(mp geom.MultiPolygon) geom.MultiPolygon {
 	var polys []geom.Polygon
 	for i := range mp.NumPolygons() {
 		p := mp.PolygonN(i)
@@ -207,19 +192,16 @@ func planarLand(mp geom.MultiPolygon) (geom.MultiPolygon, error) {
 			polys = append(polys, polygon(pieces))
 		}
 	}
-	return geom.NewMultiPolygon(polys), nil
+	return geom.NewMultiPolygon(polys)
 }
 
 // planarBorders splits lines where they cross the antimeridian.
-func planarBorders(ml geom.MultiLineString) (geom.MultiLineString, error) {
+func planarBorders(ml geom.MultiLineString) geom.MultiLineString {
 	var lines []geom.LineString
-	add := func(l []point) error {
-		l = dedupe(l)
-		if len(l) < 2 {
-			return nil
+	add := func(l []point) {
+		if l = dedupe(l); len(l) >= 2 {
+			lines = append(lines, geom.NewLineString(sequence(l)))
 		}
-		lines = append(lines, geom.NewLineString(sequence(l)))
-		return nil
 	}
 	for i := range ml.NumLineStrings() {
 		pts := points(ml.LineStringN(i).Coordinates())
@@ -231,18 +213,14 @@ func planarBorders(ml geom.MultiLineString) (geom.MultiLineString, error) {
 				b := p[0] + 2*edge // p on a's side of the map
 				y := a[1] + (p[1]-a[1])*(edge-a[0])/(b-a[0])
 				cur = append(cur, point{edge, y})
-				if err := add(cur); err != nil {
-					return geom.MultiLineString{}, err
-				}
+				add(cur)
 				cur = []point{{-edge, y}}
 			}
 			cur = append(cur, p)
 		}
-		if err := add(cur); err != nil {
-			return geom.MultiLineString{}, err
-		}
+		add(cur)
 	}
-	return geom.NewMultiLineString(lines), nil
+	return geom.NewMultiLineString(lines)
 }
 
 // unwrap makes a ring's longitudes continuous (no step over 180°), so a
