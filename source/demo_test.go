@@ -199,9 +199,10 @@ func TestDemoDeterministic(t *testing.T) {
 	}
 }
 
-// TestDemoZoomAgreement checks that the terrain at a point is the same at
-// neighbouring zooms. The graticule, the checker and the zoom marker are
-// drawn per zoom on purpose, so the plain (terrain only) demo is compared.
+// TestDemoZoomAgreement checks that the map at a point is the same at
+// neighbouring zooms. Lines are drawn the same width in pixels at every
+// zoom on purpose, so the plain (land, water and shading) demo is
+// compared.
 func TestDemoZoomAgreement(t *testing.T) {
 	t.Parallel()
 	d, err := source.NewPlainDemo(source.DemoConfig{})
@@ -214,7 +215,7 @@ func TestDemoZoomAgreement(t *testing.T) {
 		{34.8175, 31.9583}, {-104.9903, 39.7392}, {151.2153, -33.8568}, {12.3, -75.4},
 	}
 	// Pixel centres of neighbouring zooms sit up to three quarters of a
-	// coarse pixel apart; from zoom 5 on the terrain barely changes over
+	// coarse pixel apart; from zoom 5 on the shading barely changes over
 	// that distance.
 	const tolerance = 3
 	tests := []struct {
