@@ -11,7 +11,7 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 GOLANGCI_VERSION := v2.15.0
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help build run test test-short lint fuzz bench bench-e2e bench-api web web-check tools tidy clean
+.PHONY: help build run test test-short lint fuzz bench bench-e2e bench-api web web-check demo-data demo-data-check tools tidy clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -63,6 +63,12 @@ web: ## rebuild the web tool's and the API reference's bundles (trigger/web/dist
 web-check: ## type-check the web tool and fail if a committed bundle is not what its sources build
 	cd trigger/web && npm ci --no-audit --no-fund && npm run verify
 	cd trigger/apidocs && npm ci --ignore-scripts --no-audit --no-fund && npm run verify
+
+demo-data: ## regenerate the demo map's Natural Earth files (source/world, committed and embedded) from npm's world-atlas; needs npm and node
+	cd source/world && $(GO) generate
+
+demo-data-check: demo-data ## fail if the committed demo map files are not what the generator makes
+	git diff --exit-code -- source/world
 
 tools: ## install redis-server, the MinIO server, GDAL and wrk where missing
 	@MINIO_VERSION=$(MINIO_VERSION) BIN=$(BIN) GO=$(GO) scripts/tools.sh

@@ -6,7 +6,9 @@ import (
 	"image"
 	"image/color"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -197,9 +199,10 @@ func TestDemoDeterministic(t *testing.T) {
 	}
 }
 
-// TestDemoZoomAgreement checks that the terrain at a point is the same at
-// neighbouring zooms. The graticule, the checker and the zoom marker are
-// drawn per zoom on purpose, so the plain (terrain only) demo is compared.
+// TestDemoZoomAgreement checks that the map at a point is the same at
+// neighbouring zooms. Lines are drawn the same width in pixels at every
+// zoom on purpose, so the plain (land, water and shading) demo is
+// compared.
 func TestDemoZoomAgreement(t *testing.T) {
 	t.Parallel()
 	d, err := source.NewPlainDemo(source.DemoConfig{})
@@ -207,10 +210,12 @@ func TestDemoZoomAgreement(t *testing.T) {
 		t.Fatalf("NewPlainDemo: %v", err)
 	}
 	points := []struct{ lon, lat float64 }{
-		{34.8175, 31.9583}, {-73.9857, 40.7484}, {151.2153, -33.8568}, {12.3, -75.4},
+		// Points a few pixels of zoom 5 from any coast: next to one, the
+		// anti-aliased coastline differs between zooms.
+		{34.8175, 31.9583}, {-104.9903, 39.7392}, {151.2153, -33.8568}, {12.3, -75.4},
 	}
 	// Pixel centres of neighbouring zooms sit up to three quarters of a
-	// coarse pixel apart; from zoom 5 on the terrain barely changes over
+	// coarse pixel apart; from zoom 5 on the shading barely changes over
 	// that distance.
 	const tolerance = 3
 	tests := []struct {
@@ -262,15 +267,141 @@ func TestDemoSeamless(t *testing.T) {
 	}
 }
 
+// TestDemoLandAndWater checks the map at places whose land or water is
+// known, at zooms drawn from both scales, across the antimeridian and at
+// the poles.
+func TestDemoLandAndWater(t *testing.T) {
+	t.Parallel()
+	d, err := source.NewPlainDemo(source.DemoConfig{})
+	if err != nil {
+		t.Fatalf("NewPlainDemo: %v", err)
+	}
+	water := source.DemoWaterColour()
+	tests := []struct {
+		name     string
+		lon, lat float64
+		zooms    []grid.Zoom
+		land     bool
+	}{
+		{name: "mid-Atlantic", lon: -35, lat: 30, zooms: []grid.Zoom{0, 2, 3, 8}},
+		{name: "Sahara", lon: 15, lat: 23, zooms: []grid.Zoom{0, 2, 3, 8, 14}, land: true},
+		{name: "Caspian Sea, a hole in Eurasia", lon: 51, lat: 42, zooms: []grid.Zoom{1, 4, 9}},
+		{name: "Mediterranean off Tel Aviv", lon: 34.55, lat: 32.1, zooms: []grid.Zoom{3, 6, 9, 14}},
+		{name: "the specification's example", lon: 34.817, lat: 31.96, zooms: []grid.Zoom{3, 6, 9, 14, 18}, land: true},
+		{name: "Chukotka east of 180°", lon: -175, lat: 66.5, zooms: []grid.Zoom{1, 3, 6}, land: true},
+		{name: "Chukotka west of 180°", lon: 175, lat: 67, zooms: []grid.Zoom{1, 3, 6}, land: true},
+		{name: "Bering Sea", lon: -178, lat: 60, zooms: []grid.Zoom{1, 3, 6}},
+		{name: "South Pole", lon: 0, lat: -89.9, zooms: []grid.Zoom{0, 2, 3, 7}, land: true},
+		{name: "Antarctica at the antimeridian", lon: 179.9, lat: -86, zooms: []grid.Zoom{0, 3, 8}, land: true},
+		{name: "Arctic Ocean", lon: 0, lat: 88, zooms: []grid.Zoom{0, 3, 7}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			for _, z := range tc.zooms {
+				got := pixelAt(t, d, z, tc.lon, tc.lat)
+				if isLand := got != water; isLand != tc.land {
+					t.Errorf("pixel at %v,%v zoom %d = %v, land %v; want land %v (water is %v)", tc.lon, tc.lat, z, got, isLand, tc.land, water)
+				}
+			}
+		})
+	}
+}
+
+// TestDemoLines checks that coastlines and borders are drawn where the
+// map has them, and nowhere else, by comparing tiles drawn with one kind
+// of line against the same tiles drawn without lines.
+func TestDemoLines(t *testing.T) {
+	t.Parallel()
+	plain := newDemoLines(t, false, false, false)
+	coast := newDemoLines(t, false, true, false)
+	borders := newDemoLines(t, false, false, true)
+	tests := []struct {
+		name               string
+		tile               grid.Tile
+		wantCoast, wantBdr bool
+	}{
+		{name: "world, zoom 0", tile: grid.Tile{Zoom: 0, Col: 1, Row: 0}, wantCoast: true, wantBdr: true},
+		{name: "Levant, zoom 6", tile: grid.Tile{Zoom: 6, Col: 76, Row: 20}, wantCoast: true, wantBdr: true},
+		{name: "Israel's coast, zoom 9", tile: grid.Tile{Zoom: 9, Col: 610, Row: 165}, wantCoast: true},
+		{name: "open Atlantic, zoom 6", tile: grid.Tile{Zoom: 6, Col: 50, Row: 20}},
+		{name: "inland, zoom 14", tile: grid.Tile{Zoom: 14, Col: 19552, Row: 5283}},
+		{name: "Siberia, zoom 8", tile: grid.Tile{Zoom: 8, Col: 398, Row: 39}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			base := render(t, plain, tc.tile)
+			for _, l := range []struct {
+				kind string
+				src  *source.Demo
+				want bool
+			}{{"coastline", coast, tc.wantCoast}, {"border", borders, tc.wantBdr}} {
+				changed := 0
+				img := render(t, l.src, tc.tile)
+				for i := 0; i < len(img.Pix); i += 4 {
+					if !bytes.Equal(img.Pix[i:i+4], base.Pix[i:i+4]) {
+						changed++
+					}
+				}
+				// A line crossing a tile covers a few hundred pixels.
+				if got := changed >= 100; got != l.want {
+					t.Errorf("Tile(%v): %d pixels of %s, want some: %v", tc.tile, changed, l.kind, l.want)
+				}
+			}
+		})
+	}
+}
+
+func newDemoLines(tb testing.TB, graticule, coast, borders bool) *source.Demo {
+	tb.Helper()
+	d, err := source.NewDemoLines(source.DemoConfig{}, graticule, coast, borders)
+	if err != nil {
+		tb.Fatalf("NewDemoLines: %v", err)
+	}
+	return d
+}
+
+// BenchmarkDemoTile renders the tiles the brief of the world map looked
+// at: a zoom-2 tile of Europe and Africa (1:110m data, many outlines), a
+// zoom-6 tile of the Levant (1:50m, coasts and borders) and the zoom-14
+// tile of the specification's example (all land: shading and graticule
+// only). tiles/s is per core in wall time; tiles/cpu-s divides by the
+// process's CPU time instead, which other load on the machine does not
+// inflate.
 func BenchmarkDemoTile(b *testing.B) {
 	d := newDemo(b, grid.BBox{})
-	tile := grid.Tile{Zoom: 8, Col: 300, Row: 70}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := d.Tile(b.Context(), tile); err != nil {
-			b.Fatal(err)
-		}
+	for _, tc := range []struct {
+		name string
+		tile grid.Tile
+	}{
+		{"z2-europe-africa", grid.Tile{Zoom: 2, Col: 4, Row: 1}},
+		{"z6-levant", grid.Tile{Zoom: 6, Col: 76, Row: 20}},
+		{"z14-tel-aviv", grid.Tile{Zoom: 14, Col: 19552, Row: 5283}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			render(b, d, tc.tile) // the map loads at the first tile
+			b.ReportAllocs()
+			cpu := cpuTime(b)
+			for b.Loop() {
+				if _, err := d.Tile(b.Context(), tc.tile); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tiles/s")
+			b.ReportMetric(float64(b.N)/(cpuTime(b)-cpu).Seconds(), "tiles/cpu-s")
+		})
 	}
+}
+
+// cpuTime is the CPU time the process has used, user and system.
+func cpuTime(tb testing.TB) time.Duration {
+	tb.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func render(tb testing.TB, s source.Source, t grid.Tile) *image.RGBA {

@@ -9,8 +9,10 @@
 //
 // The package holds:
 //
-//   - [Demo], a synthetic world that needs no data files: the source of the
-//     built-in demo layer;
+//   - [Demo], a map of the whole world (Natural Earth land, water,
+//     coastlines and country borders, embedded by the world subpackage,
+//     with a relief-like shading and a graticule) that needs no data files
+//     and no network: the source of the built-in demo layer;
 //   - [TileStore], pre-cut {z}/{x}/{y}.{ext} tiles in a directory or under
 //     an object-store prefix, passed through without re-encoding;
 //   - [WMS], GetMap requests (1.1.1 or 1.3.0) in EPSG:4326, fetched as

@@ -4,20 +4,40 @@ import (
 	"context"
 	"fmt"
 	"image"
+	"image/color"
 	"time"
 
 	"github.com/geoexport/exporter/internal/grid"
 )
 
-// NewPlainDemo returns a demo source that draws terrain only, without the
-// zoom-dependent graticule and checker, so that tests can compare zooms.
+// NewPlainDemo returns a demo source that draws land, water and shading
+// only, without lines, so that tests can compare zooms.
 func NewPlainDemo(cfg DemoConfig) (*Demo, error) {
+	return NewDemoLines(cfg, false, false, false)
+}
+
+// NewDemoLines returns a demo source that draws the graticule, the
+// coastlines and the borders only where asked.
+func NewDemoLines(cfg DemoConfig, graticule, coast, borders bool) (*Demo, error) {
 	d, err := NewDemo(cfg)
 	if err != nil {
 		return nil, err
 	}
-	d.plain = true
+	d.lines = 0
+	for _, l := range []struct {
+		on   bool
+		line demoLines
+	}{{graticule, drawGraticule}, {coast, drawCoast}, {borders, drawBorders}} {
+		if l.on {
+			d.lines |= l.line
+		}
+	}
 	return d, nil
+}
+
+// DemoWaterColour is the colour of the demo's open water.
+func DemoWaterColour() color.RGBA {
+	return color.RGBA{clampByte(waterColour.r), clampByte(waterColour.g), clampByte(waterColour.b), 0xff}
 }
 
 // SetRetryClock replaces the sleep between retries and the clock of an

@@ -417,15 +417,16 @@ func (c *Catalog) Layers() []Layer { return slices.Clone(c.layers) }
 // specification's example request, so that the example works as given.
 const DemoLayerID = "ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8"
 
-// Demo returns the built-in catalog: one layer drawn by the synthetic demo
-// source over a footprint around the specification's example bbox.
+// Demo returns the built-in catalog: one layer drawn by the demo source (a
+// world map from Natural Earth, embedded) over a footprint around the
+// specification's example bbox.
 func Demo() *Catalog {
 	c, err := New([]Layer{{
 		ID:            DemoLayerID,
 		ProductID:     "demo-terrain",
 		ProductType:   "Orthophoto",
 		Version:       "1.0",
-		Description:   "Synthetic demo raster (no real imagery), zoom 0 to 18",
+		Description:   "Demo world map from Natural Earth (no imagery), zoom 0 to 18",
 		Footprint:     grid.BBox{MinX: 34.2, MinY: 29.4, MaxX: 35.9, MaxY: 33.4},
 		MaxResolution: grid.Zoom(18).Resolution(),
 		Source:        Source{Kind: SourceDemo},
