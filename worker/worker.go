@@ -44,7 +44,7 @@ type Config struct {
 	// before asynq hands them back to the queue.
 	ShutdownTimeout time.Duration
 	// PollInterval is how long an idle task pool waits before it looks for
-	// new tasks again; zero means 200ms. The urgent pool looks at least
+	// new tasks again; zero means 50ms. The urgent pool looks at least
 	// every 100ms.
 	PollInterval time.Duration
 	// PublicURL is the base of download links in callbacks.
@@ -71,7 +71,7 @@ func DefaultConfig() Config {
 }
 
 // DefaultPollInterval is the poll interval of a zero Config.
-const DefaultPollInterval = 200 * time.Millisecond
+const DefaultPollInterval = 50 * time.Millisecond
 
 // Validate reports every problem of c at once, each naming its fields
 // (setting.FieldError).
