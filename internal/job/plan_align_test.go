@@ -47,11 +47,8 @@ func TestPlanAlignedMetatiles(t *testing.T) {
 		}
 		t.Run(fmt.Sprintf("%d/zoom %d %dx%d max %d", i, zoom, b.MetaCols, b.MetaRows, b.MaxTiles), func(t *testing.T) {
 			t.Parallel()
-			plan := job.Plan(extent, zoom, b)
-			ranges := func(batch job.Batch) []grid.TileRange { return batch.Ranges(extent, zoom) }
-			checkPartition(t, plan, ranges, grid.CountTiles(grid.Pyramid(extent, zoom)), b.MaxTiles)
-			checkMetatiles(t, plan, ranges, b)
-			checkLargestFirst(t, plan)
+			checkAligned(t, job.Plan(extent, zoom, b), func(batch job.Batch) []grid.TileRange { return batch.Ranges(extent, zoom) },
+				grid.CountTiles(grid.Pyramid(extent, zoom)), b)
 		})
 	}
 }
@@ -80,13 +77,20 @@ func TestPlanCoverageAlignedMetatiles(t *testing.T) {
 		c := coverOf(t, features...)
 		t.Run(fmt.Sprintf("%d/zoom %d %dx%d max %d", i, zoom, b.MetaCols, b.MetaRows, b.MaxTiles), func(t *testing.T) {
 			t.Parallel()
-			plan := job.PlanCoverage(c, b)
-			ranges := func(batch job.Batch) []grid.TileRange { return batch.CoverageRanges(c) }
-			checkPartition(t, plan, ranges, c.Count(), b.MaxTiles)
-			checkMetatiles(t, plan, ranges, b)
-			checkLargestFirst(t, plan)
+			checkAligned(t, job.PlanCoverage(c, b), func(batch job.Batch) []grid.TileRange { return batch.CoverageRanges(c) }, c.Count(), b)
 		})
 	}
+}
+
+// checkAligned fails t unless plan, an aligned plan by b of want tiles
+// whose batches render ranges, is a partition (checkPartition) in which
+// every metatile belongs to one batch (checkMetatiles), largest batches
+// first (checkLargestFirst).
+func checkAligned(t *testing.T, plan []job.Batch, ranges func(job.Batch) []grid.TileRange, want int64, b job.Batching) {
+	t.Helper()
+	checkPartition(t, plan, ranges, want, b.MaxTiles)
+	checkMetatiles(t, plan, ranges, b)
+	checkLargestFirst(t, plan)
 }
 
 // checkMetatiles fails t when a metatile of b's size (the aligned block
