@@ -80,7 +80,11 @@ func setupFake(t *testing.T) (*scheduler.Scheduler, *fakes, *prometheus.Registry
 func (f *fakes) fakeJob(t *testing.T, st job.Status, batchTiles int64) job.Job {
 	t.Helper()
 	bbox := grid.BBox{MinX: 34.81, MinY: 31.95, MaxX: 34.82, MaxY: 31.96}
-	return f.jobs.Add(jobtest.DemoSpec(t, bbox, 14, 0, batchTiles), st, f.clock.now().Add(-time.Hour))
+	spec := jobtest.DemoSpec(t, bbox, 14, 0, batchTiles)
+	// The cases are written for the two batches the balanced planner
+	// cuts these 18 tiles into (the aligned one adds a small last batch).
+	spec.PlanScheme = job.PlanBalanced
+	return f.jobs.Add(spec, st, f.clock.now().Add(-time.Hour))
 }
 
 // TestReconcileDecisions: what reconcile does with each state a job of

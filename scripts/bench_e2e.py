@@ -114,6 +114,18 @@ def snap(bbox, z):
     return [-180 + c0 * ts, 90 - r1 * ts, -180 + c1 * ts, 90 - r0 * ts]
 
 
+def metatiles(bbox, zoom, cols=4, rows=4):
+    """Distinct metatiles of cols x rows tiles (aligned to multiples of
+    that size, as source.WMS and MapProxy's meta_size place them) that the
+    pyramid of bbox down to zoom needs: the fewest GetMaps an export of it
+    can make."""
+    n = 0
+    for z in range(zoom + 1):
+        c0, c1, r0, r1 = tile_range(bbox, z)
+        n += ((c1 - 1) // cols - c0 // cols + 1) * ((r1 - 1) // rows - r0 // rows + 1)
+    return n
+
+
 def pyramid_tiles(bbox, zoom):
     n = 0
     for z in range(zoom + 1):
@@ -797,19 +809,29 @@ class Bench:
         if not body.startswith(b"\xff\xd8"):
             raise Failed("MapProxy GetMap did not answer a JPEG: %r" % body[:300])
 
-    def access_count(self):
-        """GetMap requests and pixels MapProxy has served so far."""
-        n = px = 0
+    def getmaps(self):
+        """(pixels, Unix time) of every GetMap MapProxy has served so far."""
+        out = []
         try:
             with open(self.access) as f:
                 for line in f:
                     parts = line.split()
-                    if len(parts) == 2 and parts[1] != "0":
-                        n += 1
-                        px += int(parts[1])
+                    if len(parts) == 3 and parts[1] != "0":
+                        out.append((int(parts[1]), float(parts[2])))
         except OSError:
             pass
-        return n, px
+        return out
+
+    def access_count(self):
+        """GetMap requests and pixels MapProxy has served so far."""
+        g = self.getmaps()
+        return len(g), sum(px for px, _ in g)
+
+    def first_getmap(self, since, wall0):
+        """Seconds from wall0 to the first of the GetMaps after the first
+        since, or None."""
+        g = self.getmaps()[since:]
+        return min(t for _, t in g) - wall0 if g else None
 
     def write_catalog(self):
         def layer(lid, product, source, fp, zoom, fmt):
@@ -952,6 +974,7 @@ class Bench:
             "workers": len(workers), "pins": pins, "metrics": metrics, "quiet_before": quiet,
             "io_read": sum(x[0] for x in io), "io_written": sum(x[1] for x in io),
             "getmap": req1[0] - req0[0], "getmap_pixels": req1[1] - req0[1],
+            "first_getmap_s": self.first_getmap(req0[0], wall0),
         }
         res.update(usage)
         log("%s: %d tiles in %.1f s = %.0f tiles/s, %.1f MB/s, peak RSS %s MB; CPU s %s; others %.1f s (%.0f%%)" % (
@@ -997,7 +1020,7 @@ class Bench:
         quiet = wait_quiet(QUIET_WAIT)
         req0 = self.access_count()
         meter = Meter(self.groups())
-        t0 = time.monotonic()
+        wall0, t0 = time.time(), time.monotonic()
         logpath = os.path.join(self.logs, "seed-%s.log" % task)
         with open(logpath, "wb") as out:
             p = subprocess.Popen(["mapproxy-seed", "-f", conf, "-s", tasks, "--seed=" + task, "-c", str(SEED_CONCURRENCY)],
@@ -1029,7 +1052,8 @@ class Bench:
         res = {"label": "mapproxy-seed " + task, "tiles": tiles_area, "tiles_stored": stored, "seconds": secs,
                "bytes": size, "tiles_per_s": tiles_area / secs, "stored_per_s": stored / secs,
                "mb_per_s": size / 1e6 / secs, "seed_rss_mb": rss, "quiet_before": quiet,
-               "getmap": req1[0] - req0[0], "getmap_pixels": req1[1] - req0[1]}
+               "getmap": req1[0] - req0[0], "getmap_pixels": req1[1] - req0[1],
+               "first_getmap_s": self.first_getmap(req0[0], wall0)}
         res.update(usage)
         log("mapproxy-seed %s: %d tiles stored (%d in the area) in %.1f s = %.0f tiles/s; CPU s %s; others %.1f s (%.0f%%)" % (
             task, stored, tiles_area, secs, tiles_area / secs,
@@ -1120,7 +1144,17 @@ def report(r, elapsed):
         return " / ".join("%.0f" % v for v in res["rss_mb"])
 
     def split(res):
-        return "render %.1f + finish %.1f s, %d tasks" % (res["render_s"], res["finish_s"], res["tasks"])
+        out = "render %.1f + finish %.1f s, %d tasks" % (res["render_s"], res["finish_s"], res["tasks"])
+        b = res.get("batches") or []
+        if len(b) >= 2:
+            # How long the last batch ran on after the one before it: a
+            # worker idles that long at the end.
+            out += "; last batch ends %.1f s after the one before" % (b[-1]["at"] - b[-2]["at"])
+        return out
+
+    def first(res):
+        f = res.get("first_getmap_s")
+        return "" if f is None else "; first GetMap %.2f s after the start" % f
 
     if "tiles" in r:
         t = r["tiles"]
@@ -1131,10 +1165,10 @@ def report(r, elapsed):
             "%d tiles stored" % s["tiles_stored"])
     if "wms" in r:
         w = r["wms"]
-        add("exporter, WMS, 2 workers", w, wrss(w), "%s; %d GetMap" % (split(w), w["getmap"]))
+        add("exporter, WMS, 2 workers", w, wrss(w), "%s; %d GetMap%s" % (split(w), w["getmap"], first(w)))
         s = r["seed_wms"]
         add("mapproxy-seed -c %d, WMS" % SEED_CONCURRENCY, s, "%.0f (seed)" % s["seed_rss_mb"],
-            "%d tiles stored; %d GetMap" % (s["tiles_stored"], s["getmap"]))
+            "%d tiles stored; %d GetMap%s" % (s["tiles_stored"], s["getmap"], first(s)))
     for key, case in (("scale1", "demo, 1 worker on core 0"), ("scale2", "demo, 2 workers on cores 0, 1"),
                       ("scale1s", "demo, 1 worker, %s" % UNSPREAD),
                       ("scale2s", "demo, 2 workers, %s" % UNSPREAD)):
@@ -1178,6 +1212,10 @@ def report(r, elapsed):
             ratios.append(["PNG tiles, %s, zoom %d: exporter ÷ GDAL bytes (%d tiles)" % (what, PNG_ZOOM, r[key]["png_tiles"]),
                            "%.2f×" % pr, "≤ 1×", "met" if pr <= 1 else "missed"])
     if "wms" in r:
+        need = metatiles(MAIN_AREA, MAIN_ZOOM)
+        ratios.append(["WMS GetMaps: exporter / mapproxy-seed / distinct 4×4 metatiles of the area",
+                       "%d / %d / %d" % (r["wms"]["getmap"], r["seed_wms"]["getmap"], need), "exporter ≤ metatiles",
+                       "met" if r["wms"]["getmap"] <= need else "missed"])
         peak_wms = max(r["wms"]["rss_mb"])
         ratios.append(["peak worker RSS, WMS export", "%.0f MB" % peak_wms, "(< 300 MB)", "ok" if peak_wms < 300 else "over"])
 

@@ -10,8 +10,9 @@ socket, as gunicorn's sync workers would: one Python process is held to one
 core by the GIL, and a benchmark on a machine with several must not measure
 that. Once it listens it writes "port pid1 pid2 ..." to PORTFILE
 (atomically). With ACCESSLOG, each request appends a line "status
-pixels" (pixels of a GetMap, else 0) to that file, so the caller can count
-requests and pixels served. SIGTERM or SIGINT stops the children and then
+pixels time" (pixels of a GetMap, else 0; the Unix time the request was
+answered) to that file, so the caller can count requests and pixels
+served and time the first GetMap of a case. SIGTERM or SIGINT stops the children and then
 the parent.
 """
 
@@ -19,6 +20,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -45,7 +47,7 @@ class Handler(WSGIRequestHandler):
                 pixels = int(args.get("WIDTH", 0)) * int(args.get("HEIGHT", 0))
             except ValueError:
                 pass
-        os.write(ACCESS, ("%s %d\n" % (code, pixels)).encode())
+        os.write(ACCESS, ("%s %d %.3f\n" % (code, pixels, time.time())).encode())
 
     def log_message(self, format, *args):
         pass

@@ -75,6 +75,22 @@ func (r objectReader) ReadObject(ctx context.Context, key string, limit int64) (
 	return b, nil
 }
 
+// LayerMetatile is the size, in tiles, of the blocks the source of layer l
+// fetches at once (WMS.Metatile): the WMS record's metatile or
+// DefaultMetatile for a WMS, 1 × 1 for every other kind. The trigger plans
+// an export's batches along these blocks, so that no block is fetched by
+// two batches.
+func LayerMetatile(l catalog.Layer) (cols, rows int) {
+	if l.Source.Kind != catalog.SourceWMS {
+		return 1, 1
+	}
+	cols, rows = DefaultMetatile, DefaultMetatile
+	if m := l.Source.Metatile; len(m) == 2 {
+		cols, rows = cmp.Or(m[0], cols), cmp.Or(m[1], rows)
+	}
+	return cols, rows
+}
+
 // ForLayer opens the tile source of a catalog layer, as its Source record
 // says, with the layer's no-data colour filtered out. The worker renders
 // exports from it and the trigger serves preview tiles from it, so both

@@ -97,3 +97,25 @@ func TestForLayerDemoDraws(t *testing.T) {
 		t.Errorf("Tile outside the footprint: %v, want ErrNoData", err)
 	}
 }
+
+// TestLayerMetatile checks the blocks the planner aligns batches to: a
+// WMS's metatile (its default when the record names none, or a zero
+// side), 1 × 1 for sources that fetch tile by tile.
+func TestLayerMetatile(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		src        catalog.Source
+		cols, rows int
+	}{
+		{name: "wms default", src: catalog.Source{Kind: catalog.SourceWMS}, cols: source.DefaultMetatile, rows: source.DefaultMetatile},
+		{name: "wms 8x2", src: catalog.Source{Kind: catalog.SourceWMS, Metatile: []int{8, 2}}, cols: 8, rows: 2},
+		{name: "wms zero side", src: catalog.Source{Kind: catalog.SourceWMS, Metatile: []int{0, 3}}, cols: source.DefaultMetatile, rows: 3},
+		{name: "xyz", src: catalog.Source{Kind: catalog.SourceXYZ}, cols: 1, rows: 1},
+		{name: "tile store", src: catalog.Source{Kind: catalog.SourceTileStore}, cols: 1, rows: 1},
+	} {
+		if cols, rows := source.LayerMetatile(catalog.Layer{Source: tc.src}); cols != tc.cols || rows != tc.rows {
+			t.Errorf("%s: LayerMetatile() = %d × %d, want %d × %d", tc.name, cols, rows, tc.cols, tc.rows)
+		}
+	}
+}

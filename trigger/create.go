@@ -14,6 +14,7 @@ import (
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/logattr"
+	"github.com/geoexport/exporter/source"
 )
 
 // createdResponse is the contract's createGpkgJobResponse.
@@ -190,6 +191,9 @@ func (s *Server) lookup(dbID string) (catalog.Layer, error) {
 // exceeded. The estimate is estimateSpec's, once the spec is final.
 func (s *Server) finishSpec(spec *job.Spec, field, instead string) error {
 	spec.BatchTiles, spec.BatchSpread, spec.BatchMinTiles = s.cfg.Batching.MaxTiles, s.cfg.Batching.Spread, s.cfg.Batching.MinTiles
+	if cols, rows := source.LayerMetatile(spec.Layer); cols*rows > 1 {
+		spec.BatchMetatile = []int64{int64(cols), int64(rows)}
+	}
 	if spec.TilesTotal > s.cfg.MaxTiles {
 		return invalid(field, "the export holds %d tiles, more than the limit of %d; choose %s",
 			spec.TilesTotal, s.cfg.MaxTiles, instead)

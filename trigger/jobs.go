@@ -18,17 +18,21 @@ import (
 
 // jobResponse is GET /jobs/{id}.
 type jobResponse struct {
-	ID          string     `json:"id"`
-	Status      job.Status `json:"status"`
-	Percentage  int        `json:"percentage"`
-	TilesDone   int64      `json:"tilesDone"`
-	TilesTotal  int64      `json:"tilesTotal"`
-	DBID        string     `json:"dbId"`
-	Zoom        int        `json:"zoom"`
-	BBox        []float64  `json:"bbox"`
-	Priority    int        `json:"priority"`
-	PackageName string     `json:"packageName"`
-	TaskIDs     []string   `json:"taskIds"`
+	ID         string     `json:"id"`
+	Status     job.Status `json:"status"`
+	Percentage int        `json:"percentage"`
+	TilesDone  int64      `json:"tilesDone"`
+	TilesTotal int64      `json:"tilesTotal"`
+	// BatchesRetrying is how many batches of an In-Progress job wait to
+	// be run again: their task failed with retries left, or the worker
+	// running it died and the batch was queued again.
+	BatchesRetrying int64     `json:"batchesRetrying,omitempty"`
+	DBID            string    `json:"dbId"`
+	Zoom            int       `json:"zoom"`
+	BBox            []float64 `json:"bbox"`
+	Priority        int       `json:"priority"`
+	PackageName     string    `json:"packageName"`
+	TaskIDs         []string  `json:"taskIds"`
 	// FromCache is true when a request of the caller for this job was
 	// answered at once from the package an earlier export had made (a
 	// naive-cache hit), so it asked for nothing new.
@@ -133,6 +137,9 @@ func (s *Server) getJob(c *fiber.Ctx) error {
 	}
 	r := s.jobResponse(v.Job)
 	r.FromCache = v.FromCache
+	if v.Job.Status == job.StatusInProgress {
+		r.BatchesRetrying = v.Retrying
+	}
 	for _, d := range v.Deliveries {
 		r.Callbacks = append(r.Callbacks, deliveryResponse{
 			URL: d.Callback.URL, BBox: d.Callback.BBox, Outcome: d.Outcome, Code: d.Code, Error: d.Error, Attempts: d.Attempts, At: d.At,

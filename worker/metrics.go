@@ -14,6 +14,7 @@ type metrics struct {
 	tiles          *prometheus.CounterVec
 	tileBytes      *prometheus.CounterVec
 	jobsFinished   *prometheus.CounterVec
+	rescued        prometheus.Counter
 	callbacks      *prometheus.CounterVec
 	encode         *prometheus.HistogramVec
 	sourceDuration *prometheus.HistogramVec
@@ -42,6 +43,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		sourceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exporter_worker_source_errors_total", Help: "Tiles a source failed to give (no-data answers excluded), by source kind.",
 		}, []string{"kind"}),
+		rescued: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "exporter_worker_rescued_tasks_total", Help: "Render tasks of dead workers queued again before asynq's recoverer would have.",
+		}),
 		jobsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exporter_jobs_finished_total", Help: "Jobs that ended, by final status.",
 		}, []string{"status"}),
@@ -53,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 10),
 		}, []string{"format"}),
 	}
-	for _, c := range []prometheus.Collector{m.tasks, m.taskDuration, m.tiles, m.tileBytes, m.jobsFinished, m.callbacks, m.encode, m.sourceDuration, m.sourceErrors} {
+	for _, c := range []prometheus.Collector{m.tasks, m.taskDuration, m.tiles, m.tileBytes, m.jobsFinished, m.rescued, m.callbacks, m.encode, m.sourceDuration, m.sourceErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register worker metrics: %w", err)
 		}

@@ -78,6 +78,10 @@ func (r *renderer) render(ctx context.Context, p job.RenderPayload) error {
 			return r.batchStored(ctx, j, p.Batch, len(plan))
 		}
 	}
+	// The batch runs: it no longer waits for a retry (job status).
+	if err := r.jobs.SetRetrying(ctx, j.ID, p.Batch, false); err != nil {
+		return err
+	}
 	dir, release, err := makeTaskDir(r.tempDir, "render-")
 	if err != nil {
 		return fmt.Errorf("render temp dir: %w", err)

@@ -44,7 +44,7 @@ type Config struct {
 	// before asynq hands them back to the queue.
 	ShutdownTimeout time.Duration
 	// PollInterval is how long an idle task pool waits before it looks for
-	// new tasks again; zero means 200ms. The urgent pool looks at least
+	// new tasks again; zero means 50ms. The urgent pool looks at least
 	// every 100ms.
 	PollInterval time.Duration
 	// PublicURL is the base of download links in callbacks.
@@ -71,7 +71,7 @@ func DefaultConfig() Config {
 }
 
 // DefaultPollInterval is the poll interval of a zero Config.
-const DefaultPollInterval = 200 * time.Millisecond
+const DefaultPollInterval = 50 * time.Millisecond
 
 // Validate reports every problem of c at once, each naming its fields
 // (setting.FieldError).
@@ -157,6 +157,9 @@ type Jobs interface {
 	// SetProgress records how many tiles of a batch are done; it never
 	// goes back.
 	SetProgress(ctx context.Context, id, batch string, done int64) error
+	// SetRetrying records whether a batch waits to be run again; shown
+	// in the job's status. Idempotent.
+	SetRetrying(ctx context.Context, id string, batch int, waiting bool) error
 	// IsBatchDone reports whether a batch is in the job's done-set.
 	IsBatchDone(ctx context.Context, id string, batch int) (bool, error)
 	// BatchDone adds a batch to the job's done-set (a set: a re-run
@@ -180,6 +183,10 @@ type Enqueuer interface {
 	Finalize(ctx context.Context, j job.Job) (added bool, err error)
 	// Callbacks queues the callbacks of the ended job j.
 	Callbacks(ctx context.Context, j job.Job) error
+	// RenderAgain queues once more the render task of j's batch that
+	// deadTaskID was running when its worker died; added is false when
+	// that copy exists already.
+	RenderAgain(ctx context.Context, j job.Job, batch int, deadTaskID string) (added bool, err error)
 }
 
 // Worker runs the export task handlers.
@@ -283,9 +290,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.log.InfoContext(ctx, "worker started", "concurrency", w.cfg.Concurrency, "reserved_concurrency", w.cfg.ReservedConcurrency)
 	w.running.Store(true)
+	inspector := asynq.NewInspector(w.deps.Redis)
+	rescue := &rescuer{active: inspector, jobs: w.deps.Jobs, enqueuer: w.deps.Enqueuer, log: w.log, metrics: w.metrics}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); rescue.run(ctx, RescueInterval) }()
 	<-ctx.Done()
 	w.running.Store(false)
-	var wg sync.WaitGroup
+	wg.Wait()
+	_ = inspector.Close()
 	for _, srv := range servers {
 		wg.Add(1)
 		go func() { defer wg.Done(); srv.Shutdown() }()
@@ -316,6 +329,7 @@ func (w *Worker) server(n int, queues map[string]int) *asynq.Server {
 			id, _ := asynq.GetTaskID(ctx)
 			w.log.WarnContext(ctx, "task failed", logattr.TaskType, task.Type(), logattr.TaskID, id,
 				"retried", retried, "max_retry", maxRetry, logattr.Error, err)
+			w.retrying(ctx, task, err, retried < maxRetry)
 		}),
 		RetryDelayFunc: retryDelay,
 		// A task that found Redis unavailable (a failover, say) is
@@ -323,6 +337,22 @@ func (w *Worker) server(n int, queues map[string]int) *asynq.Server {
 		// no fault of the task, and a job must not fail for it.
 		IsFailure: func(err error) bool { return !errors.Is(err, job.ErrUnavailable) },
 	})
+}
+
+// retrying marks the batch of a render task that failed and will be
+// retried (retriesLeft, the error not ending it for good) as waiting to
+// be run again, for the job's status.
+func (w *Worker) retrying(ctx context.Context, task *asynq.Task, err error, retriesLeft bool) {
+	if task.Type() != job.TypeRender || !retriesLeft || errors.Is(err, asynq.SkipRetry) || errors.Is(err, errCancelled) {
+		return
+	}
+	var p job.RenderPayload
+	if job.Decode(task.Payload(), &p) != nil {
+		return
+	}
+	if serr := w.deps.Jobs.SetRetrying(context.WithoutCancel(ctx), p.JobID, p.Batch, true); serr != nil {
+		w.log.WarnContext(ctx, "record batch retry", logattr.JobID, p.JobID, logattr.Error, serr)
+	}
 }
 
 // retryDelay backs off exponentially from 2s, capped at 5 minutes.

@@ -135,6 +135,33 @@ func (c *cluster) waitProgress(id string) {
 	c.t.Fatal("no progress within 60s")
 }
 
+// waitRetaken waits until the job's status says a batch waits to be run
+// again (batchesRetrying) and then that it runs again (no batch waiting,
+// the job In-Progress or Completed), and returns when each was first seen;
+// it fails the test if that has not happened within of since.
+func (c *cluster) waitRetaken(id string, since time.Time, within time.Duration) (retrying, taken time.Time) {
+	c.t.Helper()
+	for time.Since(since) < within {
+		j := c.api.getJSON(c.t, "/jobs/"+id)
+		n, _ := j["batchesRetrying"].(float64)
+		switch {
+		case retrying.IsZero() && n > 0:
+			retrying = time.Now()
+		case !retrying.IsZero() && n == 0:
+			if st := j["status"]; st != "In-Progress" && st != "Completed" {
+				c.t.Fatalf("job %s after its batch was queued again, want In-Progress or Completed", st)
+			}
+			return retrying, time.Now()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if retrying.IsZero() {
+		c.t.Fatal("the job's status never said a batch waits to be run again")
+	}
+	c.t.Fatalf("the batch queued again %.1f s after the kill was not taken again within %v", retrying.Sub(since).Seconds(), within)
+	return retrying, taken
+}
+
 // checkPackage downloads the finished job's package and checks it holds
 // exactly the tiles of the grid over the job's extent (the crash tests
 // export a region well inside the demo layer's footprint, so every tile has
@@ -196,9 +223,17 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 	id := c.export(crashBBox, crashZoom)
 	c.waitProgress(id)
 	a.signal(t, syscall.SIGKILL)
-	// asynq hands the task to another worker once its lease (30 s) has
-	// expired and a recoverer runs.
-	c.worker(nil)
+	killed := time.Now()
+	// The task's lease (30 s) expires, a worker's rescuer finds it within
+	// worker.RescueInterval and queues the batch again; the job's status
+	// says so until the batch runs again.
+	b := c.worker(nil)
+	retrying, taken := c.waitRetaken(id, killed, 45*time.Second)
+	t.Logf("batch queued again %.1f s and taken again %.1f s after its worker was killed",
+		retrying.Sub(killed).Seconds(), taken.Sub(killed).Seconds())
+	if !strings.Contains(b.logs.String(), `"msg":"batch of a dead worker queued again"`) {
+		t.Error("the live worker did not log queueing the dead worker's batch again")
+	}
 	j := waitCompleted(t, c.api, id)
 	c.checkPackage(j)
 	if j["tilesDone"] != j["tilesTotal"] {

@@ -216,9 +216,9 @@ func TestRestartAfterKillKeepsJobsAndResumes(t *testing.T) {
 		t.Fatalf("export A requested after it expired = %v, want a new job", fresh)
 	}
 
-	// Export B resumes once asynq finds the killed worker's lease expired:
-	// 30 s of lease and 30 s of grace, seen by a recoverer that looks every
-	// minute, so within about 70 s of the kill.
+	// Export B resumes once the restarted worker's rescuer finds the
+	// killed task's 30 s lease expired (it looks every 5 s), so within
+	// about 35 s of the kill; asynq's recoverer would take 60 to 70 s.
 	jobB := waitCompletedWithin(t, a, idB, 150*time.Second)
 	phase("export B completed")
 	if jobB["tilesDone"] != jobB["tilesTotal"] {

@@ -131,7 +131,26 @@ func (e *Enqueuer) Render(ctx context.Context, j Job, batch int) (added bool, er
 	if batch < 0 || batch >= len(j.TaskIDs) {
 		return false, fmt.Errorf("enqueue render: job %s has no batch %d", j.ID, batch)
 	}
-	tid := j.TaskIDs[batch]
+	return e.render(ctx, j, batch, j.TaskIDs[batch])
+}
+
+// RescueSuffix ends the task id of a render task queued again for a
+// worker that died running it (RenderAgain); a task rescued n times has
+// it n times.
+const RescueSuffix = "~r"
+
+// RenderAgain queues the render task of j's batch once more, under the
+// task id of a task that was running it when its worker died plus
+// RescueSuffix, so that every worker that notices the same dead task
+// queues one copy. added is false when that copy exists already.
+func (e *Enqueuer) RenderAgain(ctx context.Context, j Job, batch int, deadTaskID string) (added bool, err error) {
+	if batch < 0 || batch >= len(j.TaskIDs) {
+		return false, fmt.Errorf("enqueue render: job %s has no batch %d", j.ID, batch)
+	}
+	return e.render(ctx, j, batch, deadTaskID+RescueSuffix)
+}
+
+func (e *Enqueuer) render(ctx context.Context, j Job, batch int, tid string) (added bool, err error) {
 	added, err = e.enqueue(ctx, TypeRender, RenderPayload{JobID: j.ID, Batch: batch, Priority: j.Spec.Priority},
 		asynq.TaskID(tid), asynq.Queue(e.Queue(j)), asynq.MaxRetry(e.opt.RenderMaxRetry), asynq.Timeout(e.opt.RenderTimeout))
 	if err != nil {

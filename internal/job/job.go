@@ -68,6 +68,10 @@ type Spec struct {
 	// they were planned with, so that an upgrade never changes the batches
 	// of a job whose tasks are queued.
 	PlanScheme string `json:"plan_scheme,omitempty"`
+	// BatchMetatile is the source's metatile, [columns, rows] in tiles,
+	// that a PlanAligned plan aligns its batches to; empty for a source
+	// that fetches tile by tile.
+	BatchMetatile []int64 `json:"batch_metatile,omitempty"`
 
 	// ROI is the area of an /export: its features, each with its zoom
 	// range, as Decode accepted them. Empty for a /create export, whose
@@ -81,12 +85,24 @@ type Spec struct {
 	Cutline bool `json:"cutline,omitempty"`
 }
 
-// PlanBalanced is the scheme of Plan's balanced batches (see Batching).
-const PlanBalanced = "balanced"
+// Plan schemes: PlanBalanced is Plan's balanced batches, PlanAligned
+// its metatile-aligned batches that end small (see Batching). New jobs
+// are PlanAligned.
+const (
+	PlanBalanced = "balanced"
+	PlanAligned  = "aligned"
+)
 
 // Batching is how the job's export is cut into render tasks.
 func (s Spec) Batching() Batching {
-	return Batching{MaxTiles: s.BatchTiles, Spread: s.BatchSpread, MinTiles: s.BatchMinTiles, ZOrder: s.PlanScheme == ""}
+	b := Batching{
+		MaxTiles: s.BatchTiles, Spread: s.BatchSpread, MinTiles: s.BatchMinTiles,
+		ZOrder: s.PlanScheme == "", Aligned: s.PlanScheme == PlanAligned,
+	}
+	if len(s.BatchMetatile) == 2 {
+		b.MetaCols, b.MetaRows = s.BatchMetatile[0], s.BatchMetatile[1]
+	}
+	return b
 }
 
 // Plan is the job's batches: Plan of the bbox, or PlanCoverage of an
@@ -180,7 +196,7 @@ func NewSpec(layer catalog.Layer, z grid.Zoom, extent grid.BBox, priority int) S
 		Layer: layer, Zoom: z, CRS: CRS, BBox: extent, Priority: priority,
 		PackageName: PackageName(layer, z, extent),
 		TilesTotal:  grid.CountTiles(grid.Pyramid(extent, z)),
-		PlanScheme:  PlanBalanced,
+		PlanScheme:  PlanAligned,
 	}
 }
 
@@ -207,7 +223,7 @@ func NewAreaSpec(layer catalog.Layer, features []area.Feature, priority int, des
 		Layer: layer, Zoom: z, CRS: CRS, BBox: extent, Priority: priority,
 		PackageName: PackageName(layer, z, extent),
 		TilesTotal:  c.Count(),
-		PlanScheme:  PlanBalanced,
+		PlanScheme:  PlanAligned,
 		ROI:         features, Description: description, Cutline: cutline,
 	}, nil
 }

@@ -32,6 +32,32 @@ type Batching struct {
 	// allows (Spread and MinTiles are not used). A queued job's plan must
 	// never change, so such jobs keep it.
 	ZOrder bool
+	// Aligned plans as PlanAligned jobs are planned: batches are made of
+	// whole blocks of MetaCols × MetaRows pivot tiles, aligned to
+	// multiples of that size in the grid, so that no metatile of a source
+	// that fetches blocks of that size (source.WMS) is needed by two
+	// batches; and the last batches are the small ones (see Plan).
+	Aligned bool
+	// MetaCols and MetaRows are the source's metatile size in tiles, for
+	// Aligned; zero means 1.
+	MetaCols, MetaRows int64
+}
+
+// block is the size, in pivot tiles, of the blocks an aligned plan keeps
+// whole: the source's metatile. A block is allowed to exceed a unit's
+// share of a batch (unitCap tiles; batches are then less even, which
+// costs less than fetching metatiles twice) up to half of MaxTiles;
+// beyond that, batches are not aligned.
+// A block at the pivot zoom is enough at every zoom below it: a metatile
+// there spans tiles below one block of pivot tiles only, since a block
+// boundary (a multiple of the metatile size) stays a multiple of it when
+// doubled.
+func (b Batching) block(unitCap int64) (cols, rows int64) {
+	cols, rows = max(b.MetaCols, 1), max(b.MetaRows, 1)
+	if !b.Aligned || cols*rows > max(unitCap, b.MaxTiles/2) {
+		return 1, 1
+	}
+	return cols, rows
 }
 
 // size is the tile count batches of an export of total tiles aim at.
@@ -73,6 +99,15 @@ type Batch struct {
 // batch is left with a small remainder. An export that fits one batch is
 // one batch. With b.ZOrder it plans as jobs made before balanced batches
 // were (see Batching).
+//
+// With b.Aligned, the units cut into batches are aligned blocks of
+// b.MetaCols × b.MetaRows pivot tiles (the pivot zoom is chosen so that a
+// block's sub-pyramids hold at most a quarter of a batch), so each
+// metatile of the source at every zoom a batch renders belongs to one
+// batch only; the last few batches are a half, a quarter and an eighth of
+// the others (tailCut), and the batches come largest first, the order in
+// which they are queued, so that an export ends with small batches that
+// keep every worker busy.
 func Plan(extent grid.BBox, target grid.Zoom, b Batching) []Batch {
 	total := grid.CountTiles(grid.Pyramid(extent, target))
 	// size is what a batch aims at, unitCap the most tiles one pivot
@@ -85,7 +120,8 @@ func Plan(extent grid.BBox, target grid.Zoom, b Batching) []Batch {
 	if total <= size || b.MaxTiles < 1 {
 		return []Batch{{Index: 0, Top: true, TopLast: target, Tiles: total}}
 	}
-	pivot := pivotZoom(unitCap, target)
+	cols, rows := b.block(unitCap)
+	pivot := pivotZoom(max(unitCap/(cols*rows), 1), target)
 	var batches []Batch
 	below := total
 	if pivot > 0 {
@@ -93,14 +129,18 @@ func Plan(extent grid.BBox, target grid.Zoom, b Batching) []Batch {
 		batches = append(batches, Batch{Top: true, TopLast: pivot - 1, Tiles: top})
 		below -= top
 	}
-	units := pivotUnits(extent, pivot, target, b.ZOrder)
-	if b.ZOrder {
+	units := pivotUnits(extent, pivot, target, b.ZOrder, cols, rows)
+	switch {
+	case b.Aligned:
+		batches = append(batches, b.tailCut(units, below, b.spacing(size, units))...)
+		sortLargestFirst(batches)
+	case b.ZOrder:
 		// Greedy: a batch closes when the next pivot tile would break
 		// the limit.
 		batches = append(batches, cut(units, func(cur Batch, u unit, _ int64, _ int) bool {
 			return cur.Tiles+u.tiles > b.MaxTiles
 		})...)
-	} else {
+	default:
 		// Cut the curve into n parts: a batch closes at the unit
 		// boundary nearest to where the running total passes the next
 		// n-th of the tiles below the pivot. Rounding to a unit boundary
@@ -128,11 +168,16 @@ func pivotZoom(unitCap int64, target grid.Zoom) grid.Zoom {
 // spacing is the batch size an even cut of units aims at: size, less the
 // room rounding to a unit boundary at both ends may add under the cap.
 func (b Batching) spacing(size int64, units []unit) int64 {
-	var biggest int64
+	return max(1, min(size, b.MaxTiles-largest(units)))
+}
+
+// largest is the tile count of the largest of units.
+func largest(units []unit) int64 {
+	var n int64
 	for _, u := range units {
-		biggest = max(biggest, u.tiles)
+		n = max(n, u.tiles)
 	}
-	return max(1, min(size, b.MaxTiles-biggest))
+	return n
 }
 
 // evenCut cuts units, in order, into n batches of nearly equal tile
@@ -140,27 +185,102 @@ func (b Batching) spacing(size int64, units []unit) int64 {
 // nearest to where the running total passes the next n-th, or before it
 // would break maxTiles.
 func evenCut(units []unit, below, n, maxTiles int64) []Batch {
+	return cutAt(units, func(closed int) int64 { return (int64(closed) + 1) * below / n }, maxTiles)
+}
+
+// cutAt cuts units, in order, into batches: a batch closes at the unit
+// boundary nearest to where the running total passes boundary(closed)
+// (closed being the number of batches before it), or before it would
+// break maxTiles.
+func cutAt(units []unit, boundary func(closed int) int64, maxTiles int64) []Batch {
 	return cut(units, func(cur Batch, u unit, done int64, closed int) bool {
-		boundary := (int64(closed) + 1) * below / n
-		return done+u.tiles/2 >= boundary || cur.Tiles+u.tiles > maxTiles
+		return done+u.tiles/2 >= boundary(closed) || cur.Tiles+u.tiles > maxTiles
 	})
 }
 
-// unit is a pivot tile and the number of tiles of its sub-pyramid.
+// tailWeights are the sizes of an aligned plan's last batches, in
+// eighths of its other batches: two halves, two quarters, two eighths.
+var tailWeights = []int64{4, 4, 2, 2, 1, 1}
+
+// tailCut cuts units, in order, into batches of nearly equal tile count
+// (below is their total), none above about spacing, except the last ones,
+// which shrink as tailWeights says: while they run, the workers that
+// finish early take the next small batch instead of waiting for one that
+// renders a full one. Tail levels whose batches would hold fewer tiles
+// than the largest unit or a quarter of MinTiles are left out, finest
+// first. The cut closes a batch at the unit boundary nearest to where the
+// running total passes its share, or before it would break MaxTiles.
+func (b Batching) tailCut(units []unit, below, spacing int64) []Batch {
+	floor := max(1, largest(units), b.MinTiles/4)
+	tail := tailWeights
+	var body, sum int64
+	for ; ; tail = tail[:len(tail)-2] {
+		sum = 0
+		for _, w := range tail {
+			sum += w
+		}
+		// Full batches of 8 eighths, so that an eighth is at most
+		// spacing/8 tiles.
+		body = max(0, (8*below-sum*spacing+8*spacing-1)/(8*spacing))
+		if len(tail) == 0 || below*tail[len(tail)-1] >= floor*(8*body+sum) {
+			break
+		}
+	}
+	weights := make([]int64, 0, body+int64(len(tail)))
+	for range body {
+		weights = append(weights, 8)
+	}
+	weights = append(weights, tail...)
+	total := 8*body + sum
+	bounds := make([]int64, len(weights))
+	var cum int64
+	for i, w := range weights {
+		cum += w
+		bounds[i] = cum * below / total
+	}
+	return cutAt(units, func(closed int) int64 {
+		if closed < len(bounds) {
+			return bounds[closed]
+		}
+		return below
+	}, b.MaxTiles)
+}
+
+// sortLargestFirst orders batches by tile count, largest first, the
+// order in which they are queued: the small ones end an export. Batches
+// of the same size keep their order.
+func sortLargestFirst(batches []Batch) {
+	slices.SortStableFunc(batches, func(x, y Batch) int { return cmp.Compare(y.Tiles, x.Tiles) })
+}
+
+// unit is a block of pivot tiles, cut whole into one batch, and the
+// number of tiles of their sub-pyramids.
 type unit struct {
-	tile  grid.Tile
-	tiles int64
+	pivots []grid.Tile
+	tiles  int64
 }
 
 // pivotUnits lists the pivot tiles of extent at zoom pivot, in Z-order or
-// along the generalised Hilbert curve over their range.
-func pivotUnits(extent grid.BBox, pivot, target grid.Zoom, zorder bool) []unit {
+// along the generalised Hilbert curve over their range; with a block of
+// cols × rows, the blocks of pivot tiles along the curve over theirs.
+func pivotUnits(extent grid.BBox, pivot, target grid.Zoom, zorder bool, cols, rows int64) []unit {
 	pr := pivot.Range(extent)
-	units := make([]unit, 0, pr.Count())
-	add := func(t grid.Tile) { units = append(units, unit{tile: t, tiles: subtreeTiles(extent, t, target)}) }
+	units := make([]unit, 0, pr.Count()/(cols*rows)+1)
+	add := func(t grid.Tile) {
+		units = append(units, unit{pivots: []grid.Tile{t}, tiles: subtreeTiles(extent, t, target)})
+	}
 	if !zorder {
-		gilbert(pr.MaxCol-pr.MinCol, pr.MaxRow-pr.MinRow, func(x, y int64) {
-			add(grid.Tile{Zoom: pivot, Col: pr.MinCol + x, Row: pr.MinRow + y})
+		c0, r0 := pr.MinCol/cols, pr.MinRow/rows
+		gilbert((pr.MaxCol-1)/cols-c0+1, (pr.MaxRow-1)/rows-r0+1, func(x, y int64) {
+			var u unit
+			for row := max(pr.MinRow, (r0+y)*rows); row < min(pr.MaxRow, (r0+y+1)*rows); row++ {
+				for col := max(pr.MinCol, (c0+x)*cols); col < min(pr.MaxCol, (c0+x+1)*cols); col++ {
+					t := grid.Tile{Zoom: pivot, Col: col, Row: row}
+					u.pivots = append(u.pivots, t)
+					u.tiles += subtreeTiles(extent, t, target)
+				}
+			}
+			units = append(units, u)
 		})
 		return units
 	}
@@ -186,7 +306,7 @@ func cut(units []unit, closes func(cur Batch, u unit, done int64, closed int) bo
 			out = append(out, cur)
 			cur = Batch{}
 		}
-		cur.Pivot = append(cur.Pivot, u.tile)
+		cur.Pivot = append(cur.Pivot, u.pivots...)
 		cur.Tiles += u.tiles
 		done += u.tiles
 	}

@@ -24,11 +24,17 @@ import (
 // batches are shared among these groups so that the largest is as small
 // as it can be, and each group is cut into its share of batches of nearly
 // equal tile count. So a batch spans two parts only when one of them is
-// smaller than half a batch. The plan is a pure function of c and b.
+// smaller than half a batch. With b.Aligned, units are aligned blocks of
+// the source's metatile as in Plan, the largest group ends with smaller
+// batches, and batches come largest first. The plan is a pure function of
+// c and b.
 // Batches carry Last, their finest zoom; render them with
 // Batch.CoverageRanges.
 func PlanCoverage(c grid.Coverage, b Batching) []Batch {
 	batches := planCoverage(c, b)
+	if b.Aligned {
+		sortLargestFirst(batches)
+	}
 	for i := range batches {
 		batches[i].Index = i
 	}
@@ -45,7 +51,9 @@ func planCoverage(c grid.Coverage, b Batching) []Batch {
 	if total <= size || b.MaxTiles < 1 {
 		return []Batch{{Top: true, TopLast: target, Last: target, Tiles: total}}
 	}
-	pivot := pivotZoom(max(size/4, 1), target)
+	unitCap := max(size/4, 1)
+	cols, rows := b.block(unitCap)
+	pivot := pivotZoom(max(unitCap/(cols*rows), 1), target)
 	var batches []Batch
 	below := total
 	if pivot > 0 {
@@ -59,7 +67,7 @@ func planCoverage(c grid.Coverage, b Batching) []Batch {
 		}
 		below -= n
 	}
-	parts := coverageParts(c, pivot, target)
+	parts := coverageParts(c, pivot, target, cols, rows)
 	var all []unit
 	for _, p := range parts {
 		all = append(all, p.units...)
@@ -67,8 +75,25 @@ func planCoverage(c grid.Coverage, b Batching) []Batch {
 	spacing := b.spacing(size, all)
 	groups := groupParts(parts, spacing)
 	shares := shareBatches(groups, (below+spacing-1)/spacing, spacing)
+	// An aligned plan ends with small batches: the largest group's,
+	// whose share is the most batches, are cut with a tail (tailCut).
+	tailed := -1
+	if b.Aligned {
+		tailed = 0
+		for i, g := range groups {
+			if g.tiles > groups[tailed].tiles {
+				tailed = i
+			}
+		}
+	}
 	for i, g := range groups {
-		for _, batch := range evenCut(g.units, g.tiles, shares[i], b.MaxTiles) {
+		var cuts []Batch
+		if i == tailed {
+			cuts = b.tailCut(g.units, g.tiles, min(spacing, (g.tiles+shares[i]-1)/shares[i]))
+		} else {
+			cuts = evenCut(g.units, g.tiles, shares[i], b.MaxTiles)
+		}
+		for _, batch := range cuts {
 			batch.Last = target
 			batches = append(batches, batch)
 		}
@@ -84,9 +109,10 @@ type part struct {
 }
 
 // coverageParts lists the pivot tiles of c with the tiles of their
-// sub-pyramids down to target, grouped into parts; parts come in the order
-// of their north-westernmost tile, row by row.
-func coverageParts(c grid.Coverage, pivot, target grid.Zoom) []part {
+// sub-pyramids down to target, in units of aligned blocks of cols × rows
+// pivot tiles (Batching.block), grouped into parts of blocks that touch;
+// parts come in the order of their north-westernmost block, row by row.
+func coverageParts(c grid.Coverage, pivot, target grid.Zoom, cols, rows int64) []part {
 	type cell struct{ col, row int64 }
 	counts := map[cell]int64{}
 	for z := pivot; z <= target; z++ {
@@ -100,11 +126,26 @@ func coverageParts(c grid.Coverage, pivot, target grid.Zoom) []part {
 			}
 		}
 	}
-	cells := make([]cell, 0, len(counts))
+	rowMajor := func(a, b cell) int { return cmp.Or(cmp.Compare(a.row, b.row), cmp.Compare(a.col, b.col)) }
+	pivots := make([]cell, 0, len(counts))
 	for k := range counts {
-		cells = append(cells, k)
+		pivots = append(pivots, k)
 	}
-	slices.SortFunc(cells, func(a, b cell) int { return cmp.Or(cmp.Compare(a.row, b.row), cmp.Compare(a.col, b.col)) })
+	slices.SortFunc(pivots, rowMajor)
+	blocks := map[cell]*unit{}
+	var cells []cell
+	for _, p := range pivots {
+		k := cell{p.col / cols, p.row / rows}
+		u, ok := blocks[k]
+		if !ok {
+			u = &unit{}
+			blocks[k] = u
+			cells = append(cells, k)
+		}
+		u.pivots = append(u.pivots, grid.Tile{Zoom: pivot, Col: p.col, Row: p.row})
+		u.tiles += counts[p]
+	}
+	slices.SortFunc(cells, rowMajor)
 	seen := make(map[cell]bool, len(cells))
 	var parts []part
 	for _, start := range cells {
@@ -120,7 +161,7 @@ func coverageParts(c grid.Coverage, pivot, target grid.Zoom) []part {
 			for dr := int64(-1); dr <= 1; dr++ {
 				for dc := int64(-1); dc <= 1; dc++ {
 					n := cell{cur.col + dc, cur.row + dr}
-					if _, ok := counts[n]; !ok || seen[n] {
+					if _, ok := blocks[n]; !ok || seen[n] {
 						continue
 					}
 					seen[n], members[n] = true, true
@@ -133,8 +174,8 @@ func coverageParts(c grid.Coverage, pivot, target grid.Zoom) []part {
 		gilbert(maxC-minC+1, maxR-minR+1, func(x, y int64) {
 			k := cell{minC + x, minR + y}
 			if members[k] {
-				p.units = append(p.units, unit{tile: grid.Tile{Zoom: pivot, Col: k.col, Row: k.row}, tiles: counts[k]})
-				p.tiles += counts[k]
+				p.units = append(p.units, *blocks[k])
+				p.tiles += blocks[k].tiles
 			}
 		})
 		parts = append(parts, p)

@@ -186,7 +186,8 @@ func BenchmarkPlanMillionTiles(b *testing.B) {
 
 // TestPlanOfEarlierJobs checks that a job stored before balanced batches
 // existed (its spec has no plan_scheme) keeps the Z-order plan its tasks
-// were queued with, and that new specs use the balanced planner.
+// were queued with, one stored with balanced batches keeps those, and new
+// specs use the aligned planner.
 func TestPlanOfEarlierJobs(t *testing.T) {
 	t.Parallel()
 	var old job.Spec
@@ -194,17 +195,25 @@ func TestPlanOfEarlierJobs(t *testing.T) {
 	if err := json.Unmarshal([]byte(stored), &old); err != nil {
 		t.Fatal(err)
 	}
-	var sizes []int64
-	for _, b := range old.Plan() {
-		sizes = append(sizes, b.Tiles)
+	sizes := func(s job.Spec) []int64 {
+		var out []int64
+		for _, b := range s.Plan() {
+			out = append(out, b.Tiles)
+		}
+		return out
 	}
 	// The batches the Z-order planner always made for this export.
-	if want := []int64{10, 8140, 3219}; !slices.Equal(sizes, want) {
-		t.Errorf("plan of a stored job = %v tiles per batch, want %v", sizes, want)
+	if got, want := sizes(old), []int64{10, 8140, 3219}; !slices.Equal(got, want) {
+		t.Errorf("plan of a stored job = %v tiles per batch, want %v", got, want)
+	}
+	balanced := old
+	balanced.PlanScheme = job.PlanBalanced
+	if got, want := sizes(balanced), []int64{16, 5538, 5815}; !slices.Equal(got, want) {
+		t.Errorf("plan of a stored balanced job = %v tiles per batch, want %v", got, want)
 	}
 	fresh := job.NewSpec(catalog.Layer{ID: "l"}, old.Zoom, old.BBox, 0)
 	fresh.BatchTiles = 10_000
-	if fresh.PlanScheme != job.PlanBalanced || len(fresh.Plan()) != 3 || fresh.Plan()[1].Tiles == 8140 {
-		t.Errorf("a new spec plans %d batches with scheme %q, want balanced ones", len(fresh.Plan()), fresh.PlanScheme)
+	if fresh.PlanScheme != job.PlanAligned || !fresh.Batching().Aligned {
+		t.Errorf("a new spec plans with scheme %q, want %q", fresh.PlanScheme, job.PlanAligned)
 	}
 }

@@ -510,6 +510,9 @@ type View struct {
 	// FromCache: a request of the subject for the job was answered from
 	// its finished package (FromCache).
 	FromCache bool
+	// Retrying is how many of the job's batches wait to be run again
+	// (SetRetrying).
+	Retrying int64
 	// Deliveries are the job's callback outcomes (Deliveries), when asked
 	// for.
 	Deliveries []Delivery
@@ -524,7 +527,7 @@ func (s *Store) Look(ctx context.Context, id, subject string, deliveries bool) (
 	if deliveries {
 		with = "1"
 	}
-	res, err := look.Run(ctx, s.rdb, []string{s.jobKey(id), s.jobKey(id) + ":subjects", s.subjectCachedKey(subject), s.deliveriesKey(id)},
+	res, err := look.Run(ctx, s.rdb, []string{s.jobKey(id), s.jobKey(id) + ":subjects", s.subjectCachedKey(subject), s.deliveriesKey(id), s.jobKey(id) + ":retry"},
 		subject, id, with).Slice()
 	if err != nil {
 		return View{}, fmt.Errorf("get job %s: %w", id, Unavailable(err))
@@ -536,6 +539,7 @@ func (s *Store) Look(ctx context.Context, id, subject string, deliveries bool) (
 	requested, _ := res[1].(int64)
 	fromCache, _ := res[2].(int64)
 	v.Requested, v.FromCache = requested == 1, fromCache == 1
+	v.Retrying, _ = res[4].(int64)
 	if deliveries {
 		if v.Deliveries, err = decodeDeliveries(id, hashReply(res[3])); err != nil {
 			return View{}, err
@@ -545,13 +549,13 @@ func (s *Store) Look(ctx context.Context, id, subject string, deliveries bool) (
 }
 
 // look reads what Look answers. KEYS job, its subjects, the subject's
-// cache hits, the job's deliveries; ARGV subject, job id, 1 to read the
-// deliveries.
+// cache hits, the job's deliveries, its batches waiting for a retry; ARGV
+// subject, job id, 1 to read the deliveries.
 var look = redis.NewScript(`
 local dels = {}
 if ARGV[3] == '1' then dels = redis.call('HGETALL', KEYS[4]) end
 return {redis.call('HGETALL', KEYS[1]), redis.call('SISMEMBER', KEYS[2], ARGV[1]),
-  redis.call('SISMEMBER', KEYS[3], ARGV[2]), dels}
+  redis.call('SISMEMBER', KEYS[3], ARGV[2]), dels, redis.call('SCARD', KEYS[5])}
 `)
 
 // FromCache reports, for each of ids, whether a request of subject for that
@@ -702,6 +706,24 @@ func (s *Store) BatchDone(ctx context.Context, id string, batch int) (int64, err
 	return n, nil
 }
 
+// SetRetrying records whether a batch of job id waits to be run again:
+// its task failed with retries left, or its worker died and the task was
+// queued again; the batch's next start clears it. GET /jobs/{id} counts
+// these batches (View.Retrying). Idempotent.
+func (s *Store) SetRetrying(ctx context.Context, id string, batch int, waiting bool) error {
+	k := s.jobKey(id) + ":retry"
+	var err error
+	if waiting {
+		err = s.rdb.SAdd(ctx, k, batch).Err()
+	} else {
+		err = s.rdb.SRem(ctx, k, batch).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("record retry of batch %d of job %s: %w", batch, id, Unavailable(err))
+	}
+	return nil
+}
+
 // IsBatchDone reports whether a batch's part is stored.
 func (s *Store) IsBatchDone(ctx context.Context, id string, batch int) (bool, error) {
 	ok, err := s.rdb.SIsMember(ctx, s.jobKey(id)+":done", batch).Result()
@@ -733,7 +755,7 @@ for _, sub in ipairs(redis.call('SMEMBERS', KEYS[1] .. ':subjects')) do
   redis.call('ZREM', ARGV[2] .. 'subject:' .. sub .. ':jobs', ARGV[1])
   redis.call('SREM', ARGV[2] .. 'subject:' .. sub .. ':cached', ARGV[1])
 end
-for _, k in ipairs({'', ':callbacks', ':progress', ':subjects', ':done', ':deliveries'}) do
+for _, k in ipairs({'', ':callbacks', ':progress', ':subjects', ':done', ':deliveries', ':retry'}) do
   redis.call('DEL', KEYS[1] .. k)
 end
 redis.call('ZREM', KEYS[2], ARGV[1])

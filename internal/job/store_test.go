@@ -498,6 +498,41 @@ func TestLook(t *testing.T) {
 	}
 }
 
+// TestSetRetrying checks that Look counts the batches waiting to be run
+// again, each once however often it is marked, until they start.
+func TestSetRetrying(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := t.Context()
+	j, _, err := s.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: "alice", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		batch   int
+		waiting bool
+		want    int64
+	}{
+		{batch: 2, waiting: true, want: 1},
+		{batch: 2, waiting: true, want: 1},
+		{batch: 0, waiting: true, want: 2},
+		{batch: 2, waiting: false, want: 1},
+		{batch: 1, waiting: false, want: 1},
+		{batch: 0, waiting: false, want: 0},
+	} {
+		if err := s.SetRetrying(ctx, j.ID, step.batch, step.waiting); err != nil {
+			t.Fatal(err)
+		}
+		v, err := s.Look(ctx, j.ID, "alice", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Retrying != step.want {
+			t.Errorf("after SetRetrying(%d, %v): Look().Retrying = %d, want %d", step.batch, step.waiting, v.Retrying, step.want)
+		}
+	}
+}
+
 // TestGetOrCreateReusesTheRightJob: the record answered with a reuse is
 // the reused job's, also after the cache key named another job before, and
 // after Redis forgot the scripts.

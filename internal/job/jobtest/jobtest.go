@@ -151,6 +151,9 @@ func (s *Store) Status(_ context.Context, id string) (job.Status, error) {
 // SetProgress records nothing: progress is not a decision.
 func (s *Store) SetProgress(context.Context, string, string, int64) error { return nil }
 
+// SetRetrying records nothing: it is shown, not decided on.
+func (s *Store) SetRetrying(context.Context, string, int, bool) error { return nil }
+
 // IsBatchDone reports whether a batch is in the job's done-set.
 func (s *Store) IsBatchDone(_ context.Context, id string, batch int) (bool, error) {
 	s.mu.Lock()
@@ -269,6 +272,11 @@ func (e *Enqueuer) Queue(j job.Job) string {
 // Render records a render task.
 func (e *Enqueuer) Render(_ context.Context, j job.Job, batch int) (bool, error) {
 	return e.add(fmt.Sprintf("render %s %d", j.ID, batch))
+}
+
+// RenderAgain records a render task queued again for a dead worker's.
+func (e *Enqueuer) RenderAgain(_ context.Context, j job.Job, batch int, deadTaskID string) (bool, error) {
+	return e.add(fmt.Sprintf("render %s %d again for %s", j.ID, batch, deadTaskID))
 }
 
 // Finalize records a finalize task.
