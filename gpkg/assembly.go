@@ -322,25 +322,44 @@ func (a *Assembly) replaced(ctx context.Context, set *TileSet, byZoom map[grid.Z
 
 // Finish completes the package as Merge does (tile matrix rows,
 // last_change; synced unless Options.NoSync), without the record of
-// parts, and closes it. An Assembly without parts is ErrNoParts.
-func (a *Assembly) Finish(ctx context.Context) (AssemblyResult, error) {
+// parts, and closes it. describe, if not nil, returns the metadata
+// document (as WriteMetadata writes it) for what the package holds; it is
+// written on the same connection, without a sync of its own. An Assembly
+// without parts is ErrNoParts; an invalid document is ErrInvalidMetadata.
+func (a *Assembly) Finish(ctx context.Context, describe func(AssemblyResult) (Metadata, error)) (AssemblyResult, error) {
 	if a.w.conn == nil {
 		return AssemblyResult{}, ErrClosed
 	}
 	if len(a.parts) == 0 {
 		return AssemblyResult{}, ErrNoParts
 	}
-	// DELETE removes the journal file TRUNCATE kept: the package is one file.
-	for _, q := range []string{`DROP TABLE ` + assemblyTable, "PRAGMA journal_mode = DELETE"} {
-		if _, err := a.w.conn.ExecContext(ctx, q); err != nil {
-			return AssemblyResult{}, fmt.Errorf("finish %s: %w", a.w.path, translate(ctx, err))
-		}
-	}
 	res := AssemblyResult{MergeResult: MergeResult{ByZoom: map[grid.Zoom]int64{}, Parts: len(a.parts)}, ContentDigest: a.set.Digest()}
 	for z, n := range a.byZoom {
 		if n > 0 {
 			res.ByZoom[z] = n
 			res.Tiles += n
+		}
+	}
+	if describe != nil {
+		md, err := describe(res)
+		if err == nil {
+			err = md.validate()
+		}
+		if err != nil {
+			return AssemblyResult{}, fmt.Errorf("finish %s: %w", a.w.path, err)
+		}
+		now := md.Now
+		if now == nil {
+			now = a.w.opt.Now
+		}
+		if err := putMetadata(ctx, a.w.conn, md, now); err != nil {
+			return AssemblyResult{}, fmt.Errorf("finish %s: %w", a.w.path, err)
+		}
+	}
+	// DELETE removes the journal file TRUNCATE kept: the package is one file.
+	for _, q := range []string{`DROP TABLE ` + assemblyTable, "PRAGMA journal_mode = DELETE"} {
+		if _, err := a.w.conn.ExecContext(ctx, q); err != nil {
+			return AssemblyResult{}, fmt.Errorf("finish %s: %w", a.w.path, translate(ctx, err))
 		}
 	}
 	if err := ctx.Err(); err != nil {

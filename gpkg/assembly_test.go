@@ -53,7 +53,7 @@ func TestAssembly(t *testing.T) {
 	if merged, err := a.MergePart(t.Context(), 0, parts[0]); err != nil || merged {
 		t.Errorf("MergePart of a merged part after reopening = %v, %v; want false, nil", merged, err)
 	}
-	res, err := a.Finish(t.Context())
+	res, err := a.Finish(t.Context(), nil)
 	if err != nil {
 		t.Fatalf("Finish() = %v", err)
 	}
@@ -86,14 +86,14 @@ func TestAssemblyRedoesUnusableFile(t *testing.T) {
 	if _, err := a.MergePart(t.Context(), 7, buildPart(t, all)); err != nil {
 		t.Fatal(err)
 	}
-	res, err := a.Finish(t.Context())
+	res, err := a.Finish(t.Context(), nil)
 	if err != nil || res.Tiles != int64(len(all)) {
 		t.Fatalf("Finish() = %d tiles, %v; want %d", res.Tiles, err, len(all))
 	}
 	// A finished package is no assembly: opening it again starts over.
 	b := openAssembly(t, path)
 	defer b.Abort() //nolint:errcheck // test cleanup
-	if _, err := b.Finish(t.Context()); !errors.Is(err, gpkg.ErrNoParts) {
+	if _, err := b.Finish(t.Context(), nil); !errors.Is(err, gpkg.ErrNoParts) {
 		t.Errorf("Finish() of an assembly without parts = %v, want ErrNoParts", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"log/slog"
 	"net/http"
@@ -134,6 +135,10 @@ type Deps struct {
 
 // Files is the package storage the worker writes.
 type Files interface {
+	// Put uploads size bytes read from r under key, replacing any object
+	// there; readers never see a partial object. It reads r once, from
+	// the start, and does not close it.
+	Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error
 	// PutFile uploads the local file at path under key, replacing any
 	// object there; readers never see a partial object.
 	PutFile(ctx context.Context, key, path, contentType string) error
@@ -178,6 +183,9 @@ type Jobs interface {
 type Enqueuer interface {
 	// Finalize queues the merge of j's parts.
 	Finalize(ctx context.Context, j job.Job) (added bool, err error)
+	// Merge queues a merge of j's stored parts ahead of finalize, after
+	// batch was stored.
+	Merge(ctx context.Context, j job.Job, batch int) (added bool, err error)
 	// Callbacks queues the callbacks of the ended job j.
 	Callbacks(ctx context.Context, j job.Job) error
 }
@@ -190,8 +198,10 @@ type Worker struct {
 	metrics *metrics
 	running atomic.Bool
 	// The steps of an export, each calling forward only:
-	// render → (finalize's task) → finalize → publish, any → failure.
+	// render → (merge's and finalize's tasks) → merge, finalize →
+	// publish, any → failure.
 	render   *renderer
+	merge    *merger
 	finalize *finalizer
 }
 
@@ -237,6 +247,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 			sources: source.NewPool(source.StorageDeps(deps.Tiles, cfg.TempDir), source.DefaultPoolIdle),
 			publish: publish, fail: fail,
 		},
+		merge: &merger{jobs: deps.Jobs, files: deps.Files, log: deps.Logger, tempDir: cfg.TempDir},
 		finalize: &finalizer{
 			jobs: deps.Jobs, files: deps.Files, enqueuer: deps.Enqueuer, log: deps.Logger,
 			tempDir: cfg.TempDir, publish: publish, fail: fail,
@@ -248,12 +259,13 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 // it returns; callers that use Handler alone call it when done.
 func (w *Worker) Close() error { return w.render.sources.Close() }
 
-// Handler returns the task mux: export:render, export:finalize and
-// export:callback, with metrics around each.
+// Handler returns the task mux: export:render, export:merge,
+// export:finalize and export:callback, with metrics around each.
 func (w *Worker) Handler() asynq.Handler {
 	mux := asynq.NewServeMux()
 	mux.Use(w.observe)
 	mux.HandleFunc(job.TypeRender, w.render.handle)
+	mux.HandleFunc(job.TypeMerge, w.merge.handle)
 	mux.HandleFunc(job.TypeFinalize, w.finalize.handle)
 	mux.HandleFunc(job.TypeCallback, w.handleCallback)
 	return mux

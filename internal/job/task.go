@@ -12,6 +12,7 @@ import (
 const (
 	TypeRender   = "export:render"
 	TypeFinalize = "export:finalize"
+	TypeMerge    = "export:merge"
 	TypeCallback = "export:callback"
 )
 
@@ -55,6 +56,14 @@ type RenderPayload struct {
 // parts of a job whose batches are all done.
 type FinalizePayload struct {
 	JobID string `json:"job_id"`
+}
+
+// MergePayload is the payload of an export:merge task: merge the parts of
+// a job stored so far into its package, ahead of finalize; Batch is the
+// batch whose stored part queued it.
+type MergePayload struct {
+	JobID string `json:"job_id"`
+	Batch int    `json:"batch"`
 }
 
 // CallbackPayload is the payload of an export:callback task: one POST of a
