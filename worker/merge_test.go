@@ -37,7 +37,7 @@ func TestMergeAheadOfFinalize(t *testing.T) {
 		if err := w.Handler().ProcessTask(t.Context(), batchTask(t, j, i)); err != nil {
 			t.Fatalf("render batch %d: %v", i, err)
 		}
-		info, err := b.inspector.GetTaskInfo(job.QueueDefault, job.MergeTaskID(j.ID, i))
+		info, err := b.inspector.GetTaskInfo(job.QueueMerge, job.MergeTaskID(j.ID, i))
 		if err != nil || info.Type != job.TypeMerge || info.MaxRetry != 0 {
 			t.Fatalf("merge after batch %d = %+v, %v; want an export:merge task without retries", i, info, err)
 		}

@@ -37,7 +37,8 @@ type Config struct {
 	// Fetchers is the number of tiles fetched and encoded at once in one
 	// render task. Required.
 	Fetchers int
-	// QueueWeights are the shares of the urgent, default and low queues.
+	// QueueWeights are the shares of the urgent, default and low queues;
+	// the merge queue has the urgent queue's.
 	QueueWeights [3]int
 	// TempDir holds packages while they are built; empty is the system's.
 	TempDir string
@@ -281,6 +282,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.sweep(ctx)
 	servers := []*asynq.Server{w.server(w.cfg.Concurrency, map[string]int{
 		job.QueueUrgent: w.cfg.QueueWeights[0], job.QueueDefault: w.cfg.QueueWeights[1], job.QueueLow: w.cfg.QueueWeights[2],
+		job.QueueMerge: w.cfg.QueueWeights[0],
 	})}
 	if n := w.cfg.ReservedConcurrency; n > 0 {
 		servers = append(servers, w.server(n, map[string]int{job.QueueUrgent: 1}))

@@ -155,12 +155,12 @@ func (e *Enqueuer) Finalize(ctx context.Context, j Job) (added bool, err error) 
 }
 
 // Merge queues a merge of j's stored parts ahead of finalize, after batch
-// was stored, with a task id derived from both (MergeTaskID). It has
-// finalize's timeout and no retries: a merge that fails leaves its parts
+// was stored, on QueueMerge, with a task id derived from both
+// (MergeTaskID). It has finalize's timeout and no retries: a merge that fails leaves its parts
 // to the next merge or to finalize. added is false when it exists already.
 func (e *Enqueuer) Merge(ctx context.Context, j Job, batch int) (added bool, err error) {
 	added, err = e.enqueue(ctx, TypeMerge, MergePayload{JobID: j.ID, Batch: batch},
-		asynq.TaskID(MergeTaskID(j.ID, batch)), asynq.Queue(e.Queue(j)),
+		asynq.TaskID(MergeTaskID(j.ID, batch)), asynq.Queue(QueueMerge),
 		asynq.MaxRetry(0), asynq.Timeout(e.opt.FinalizeTimeout))
 	if err != nil {
 		return false, fmt.Errorf("enqueue merge of job %s: %w", j.ID, Unavailable(err))

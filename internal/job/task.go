@@ -23,6 +23,14 @@ const (
 	QueueLow     = "export-low"
 )
 
+// QueueMerge is the queue of every job's merge tasks, served like the
+// urgent queue: a merge is short, and one that waits behind the job's own
+// render tasks would merge nothing ahead of finalize (a queue is first in,
+// first out, and a job's render tasks are all queued when it is created).
+// It is not in Queues: autoscaling follows the render work, which a merge
+// only trails.
+const QueueMerge = "export-merge"
+
 // QueueMaintenance is the queue of the scheduler's maintenance tasks.
 const QueueMaintenance = "maintenance"
 
