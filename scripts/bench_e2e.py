@@ -963,8 +963,11 @@ class Bench:
         res.update(usage)
         if tail_s is not None:
             merged = finalize.get("parts merged", {})
-            log("%s: last batch ended %.1f s after POST /create, Completed %.1f s later: %.0f%% of the wall time; %s of %s parts merged ahead" % (
-                label, last_batch, tail_s, 100 * tail_s / secs, merged.get("merged_ahead", "-"), merged.get("parts", "-")))
+            log("%s: last batch ended %.1f s after POST /create, Completed %.1f s later: %.0f%% of the wall time; "
+                "%s of %s parts merged ahead; finalize waited %s, merged %s, finished %s, stored %s s" % (
+                    label, last_batch, tail_s, 100 * tail_s / secs, merged.get("merged_ahead", "-"), merged.get("parts", "-"),
+                    *("%.2f" % merged[k] if merged.get(k) is not None else "-"
+                      for k in ("wait_seconds", "merge_seconds", "finish_seconds", "store_seconds"))))
         log("%s: %d tiles in %.1f s = %.0f tiles/s, %.1f MB/s, peak RSS %s MB; CPU s %s; others %.1f s (%.0f%%)" % (
             label, stored, secs, stored / secs, size / 1e6 / secs, " / ".join("%.0f" % r for r in rss),
             ", ".join("%s %.1f" % kv for kv in usage["cpu_s"].items() if kv[1] >= 0.05),
@@ -993,8 +996,9 @@ class Bench:
                     if rec.get("msg") == "batch rendered":
                         batches.append({"worker": i + 1, "batch": rec.get("batch"), "tiles": rec.get("tiles"), "at": at})
                     elif rec.get("msg") in ("parts merged", "export completed"):
-                        finalize[rec["msg"]] = {"worker": i + 1, "at": at, "parts": rec.get("parts"),
-                                                "merged_ahead": rec.get("merged_ahead")}
+                        finalize[rec["msg"]] = dict({k: rec.get(k) for k in (
+                            "parts", "merged_ahead", "wait_seconds", "merge_seconds", "finish_seconds", "store_seconds")},
+                            worker=i + 1, at=at)
         batches.sort(key=lambda b: b["at"])
         return batches, finalize
 

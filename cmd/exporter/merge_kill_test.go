@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +38,20 @@ func TestMergerKilledMidPart(t *testing.T) {
 	}
 	j := waitCompleted(t, c.api, id)
 	c.checkPackage(j)
+	// The sha256 taken while the package streamed to MinIO is the stored
+	// file's.
+	uri := j["result"].(map[string]any)["fileUri"].(string)
+	data, err := os.ReadFile(downloadPackage(t, c.api, uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md struct {
+		SHA256 string `json:"sha256"`
+	}
+	getJSONFile(t, c.api, strings.TrimSuffix(uri, ".gpkg")+".json", &md)
+	if sum := sha256.Sum256(data); md.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("metadata JSON sha256 %s, stored package's %x", md.SHA256, sum)
+	}
 	if !strings.Contains(w.logs.String(), `"msg":"parts merged"`) {
 		t.Error("the second worker did not finish the package")
 	}
