@@ -234,6 +234,12 @@ func mergeParts(ctx context.Context, files Files, a *assembly, j job.Job, scratc
 			return merged, err
 		}
 		merged++
+		if _, local := files.(localFiles); local {
+			// A local store keeps this very file and syncs it when it is
+			// stored: start writing it back now, while batches render,
+			// so that sync has little left to wait for.
+			startWriteback(a.path)
+		}
 	}
 	return merged, nil
 }

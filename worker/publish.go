@@ -93,10 +93,24 @@ func (p *publisher) store(ctx context.Context, j job.Job, path string, tiles int
 // size.
 func (p *publisher) upload(ctx context.Context, key, path string) (string, int64, error) {
 	if _, local := p.files.(localFiles); local {
-		if err := p.files.PutFile(ctx, key, path, ContentTypeGeoPackage); err != nil {
+		// The store links the file and syncs it; reading it for the
+		// digest meanwhile overlaps the two.
+		type digest struct {
+			sum  string
+			size int64
+			err  error
+		}
+		done := make(chan digest, 1)
+		go func() {
+			sum, size, err := fileDigest(path)
+			done <- digest{sum, size, err}
+		}()
+		err := p.files.PutFile(ctx, key, path, ContentTypeGeoPackage)
+		d := <-done
+		if err != nil {
 			return "", 0, err
 		}
-		return fileDigest(path)
+		return d.sum, d.size, d.err
 	}
 	f, err := os.Open(path)
 	if err != nil {
