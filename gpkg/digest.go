@@ -2,16 +2,13 @@ package gpkg
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 )
 
 // ContentDigest returns the content digest of the tile table table in the
-// package at path: the SHA-256, as 64 lowercase hex digits, of every tile
-// in (zoom_level, tile_column, tile_row) order, each tile hashed as
+// package at path, as 64 lowercase hex digits: the SHA-256 of a multiset
+// hash (TileSet) of its tiles, each tile encoded as
 //
 //	zoom_level, tile_column, tile_row, len(tile_data)  as 8-byte big-endian integers
 //	tile_data                                          as stored
@@ -19,10 +16,12 @@ import (
 // The length prefix makes the encoding unambiguous. The digest depends on
 // the tiles only, not on the file's page layout, row ids, metadata or the
 // order tiles were written in: two packages with the same tiles have the
-// same digest, which the file's own SHA-256 does not promise. A table
-// without tiles has the digest of no input,
-// e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855.
-// Tile data is hashed as stored; it is not decoded.
+// same digest, which the file's own SHA-256 does not promise. Because the
+// multiset hash is a sum, a package assembled from parts (Assembly) gets
+// its digest from the parts' digests as they are merged, without reading
+// the package again; ContentDigest reads it to check one. A table without
+// tiles has the digest of the empty set,
+// EmptyContentDigest. Tile data is hashed as stored; it is not decoded.
 //
 // The file is opened as Open does and treated as untrusted. Errors are
 // those of Open, ErrTableNotFound or ErrNotTiles for table, ErrCorrupt for
@@ -47,9 +46,10 @@ func (r *Reader) contentDigest(ctx context.Context, tableName string) (string, e
 	if err != nil {
 		return "", err
 	}
-	// The UNIQUE (zoom_level, tile_column, tile_row) index every tile table
-	// has gives the order without a sort. Values of the wrong type are
-	// reported rather than hashed as whatever Scan would make of them.
+	// The order does not matter to the digest; the UNIQUE (zoom_level,
+	// tile_column, tile_row) index reads the table in its page order. Values
+	// of the wrong type are reported rather than hashed as whatever Scan
+	// would make of them.
 	rows, err := r.db.QueryContext(ctx, `SELECT typeof(zoom_level) = 'integer' AND typeof(tile_column) = 'integer'
 			AND typeof(tile_row) = 'integer' AND typeof(tile_data) = 'blob',
 		coalesce(CAST(zoom_level AS INTEGER), 0), coalesce(CAST(tile_column AS INTEGER), 0), coalesce(CAST(tile_row AS INTEGER), 0), tile_data
@@ -57,8 +57,7 @@ func (r *Reader) contentDigest(ctx context.Context, tableName string) (string, e
 	if err != nil {
 		return "", translate(ctx, err)
 	}
-	h := sha256.New()
-	var head [32]byte
+	var set TileSet
 	for rows.Next() {
 		var (
 			ok      bool
@@ -73,15 +72,10 @@ func (r *Reader) contentDigest(ctx context.Context, tableName string) (string, e
 			_ = rows.Close()
 			return "", fmt.Errorf("%w: tile %d/%d/%d: address or data of the wrong type", ErrCorrupt, z, x, y)
 		}
-		binary.BigEndian.PutUint64(head[0:], uint64(z))
-		binary.BigEndian.PutUint64(head[8:], uint64(x))
-		binary.BigEndian.PutUint64(head[16:], uint64(y))
-		binary.BigEndian.PutUint64(head[24:], uint64(len(data)))
-		h.Write(head[:])
-		h.Write(data)
+		set.AddTile(z, x, y, data)
 	}
 	if err := closeRows(ctx, rows); err != nil {
 		return "", err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return set.Digest(), nil
 }

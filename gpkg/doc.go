@@ -45,10 +45,15 @@
 // with one INSERT … SELECT per part, so tiles never pass through Go. Parts
 // are untrusted like [Open]'s files: the same header checks run before a
 // part is attached (read-only, one at a time), and its schema, grid and
-// tile rows are checked before anything is copied. [ContentDigest] hashes
-// the tiles of a package in address order, so the merged package and one
-// written directly with the same tiles have the same digest whatever their
-// page layout; the finalize step records it with [WriteMetadata].
+// tile rows are checked before anything is copied. An [Assembly] merges
+// parts one at a time, as an export's batches store them, recording in
+// the package which parts it holds (in each part's own transaction) and
+// keeping the content digest as it goes. [ContentDigest] is a multiset
+// hash of the tiles ([TileSet]), so the merged package and one written
+// directly with the same tiles have the same digest whatever their order
+// and page layout, and an Assembly sums it part by part without reading
+// the package again; the finalize step records it in the package's
+// metadata.
 //
 // # Dependencies
 //

@@ -170,7 +170,41 @@ func checkParts(parts []string) ([]part, error) {
 
 // mergePart attaches p read-only, checks it and copies its tiles in one
 // transaction, and detaches it again.
-func (w *Writer) mergePart(ctx context.Context, p part) (err error) {
+func (w *Writer) mergePart(ctx context.Context, p part) error {
+	table := quoteIdent(w.opt.Table)
+	return w.withPart(ctx, p, func() error {
+		// An upsert rather than INSERT OR REPLACE: a tile already there with
+		// the same data (a re-run batch) is left alone instead of being
+		// deleted and inserted again under a new id, which would burn ids
+		// and pages.
+		if _, err := w.conn.ExecContext(ctx, copyPartSQL(table, upsertTile)); err != nil {
+			return fmt.Errorf("copy tiles: %w", translate(ctx, err))
+		}
+		return nil
+	})
+}
+
+// upsertTile is the conflict clause of copying a part into a package whose
+// tiles it may overlap: the part's data wins.
+const upsertTile = `ON CONFLICT (zoom_level, tile_column, tile_row) DO UPDATE SET tile_data = excluded.tile_data
+		WHERE tile_data IS NOT excluded.tile_data`
+
+// copyPartSQL copies every tile of the attached part's table into the
+// package's, with the conflict clause onConflict ("" for none: a tile
+// already there fails the statement). Rows are taken in the order of the
+// part's UNIQUE index, which needs no sort: consecutive inserts then land
+// in the same leaf pages of the package's index, instead of a page read
+// per tile once the index has outgrown the page cache.
+func copyPartSQL(table, onConflict string) string {
+	return `INSERT INTO main.` + table + ` (zoom_level, tile_column, tile_row, tile_data)
+		SELECT zoom_level, tile_column, tile_row, tile_data FROM ` + partSchema + `.` + table + `
+		WHERE true ORDER BY zoom_level, tile_column, tile_row ` + onConflict
+}
+
+// withPart attaches p read-only, begins a transaction, checks the part and
+// runs copy, commits, and detaches the part again. Nothing of copy's
+// writes stays when it or the commit fails.
+func (w *Writer) withPart(ctx context.Context, p part, copy func() error) (err error) {
 	// ROLLBACK and DETACH must run even when ctx is done, or the
 	// connection would keep the part open until the file is discarded.
 	cleanup := context.WithoutCancel(ctx)
@@ -195,20 +229,8 @@ func (w *Writer) mergePart(ctx context.Context, p part) (err error) {
 	if err := checkPart(ctx, w.conn, w.opt.Table); err != nil {
 		return err
 	}
-	table := quoteIdent(w.opt.Table)
-	// An upsert rather than INSERT OR REPLACE: a tile already there with the
-	// same data (a re-run batch) is left alone instead of being deleted and
-	// inserted again under a new id, which would burn ids and pages.
-	// Rows are taken in the order of the part's UNIQUE index, which needs
-	// no sort: consecutive inserts then land in the same leaf pages of the
-	// package's index, instead of a page read per tile once the index has
-	// outgrown the page cache.
-	if _, err := w.conn.ExecContext(ctx, `INSERT INTO main.`+table+` (zoom_level, tile_column, tile_row, tile_data)
-		SELECT zoom_level, tile_column, tile_row, tile_data FROM `+partSchema+`.`+table+`
-		WHERE true ORDER BY zoom_level, tile_column, tile_row
-		ON CONFLICT (zoom_level, tile_column, tile_row) DO UPDATE SET tile_data = excluded.tile_data
-		WHERE tile_data IS NOT excluded.tile_data`); err != nil {
-		return fmt.Errorf("copy tiles: %w", translate(ctx, err))
+	if err := copy(); err != nil {
+		return err
 	}
 	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
 		return fmt.Errorf("commit: %w", translate(ctx, err))

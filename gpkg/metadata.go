@@ -121,6 +121,17 @@ func writeMetadata(ctx context.Context, path string, md Metadata) (err error) {
 			err = translate(ctx, cerr)
 		}
 	}()
+	return putMetadata(ctx, db, md, now)
+}
+
+// txBeginner is a *sql.DB or *sql.Conn.
+type txBeginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+// putMetadata writes md as the package's metadata record, stamped with
+// now(), in one transaction on db.
+func putMetadata(ctx context.Context, db txBeginner, md Metadata, now func() time.Time) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return translate(ctx, err)

@@ -36,6 +36,11 @@ type Options struct {
 	// BatchSize is the number of tiles written per transaction. Zero means
 	// DefaultBatchSize; negative is invalid.
 	BatchSize int
+	// NoSync, when true, skips the one fsync Close makes: the file is
+	// temporary (uploaded, then deleted) or will be synced by whoever
+	// stores it, and a crash before then is repaired by building it again,
+	// not by what the disk kept. The zero value syncs.
+	NoSync bool
 	// Now returns the time stored in gpkg_contents.last_change when the
 	// package is created and again when it is closed. Nil means time.Now.
 	Now func() time.Time

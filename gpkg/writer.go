@@ -31,7 +31,8 @@ const cacheKiB = 32 << 10
 //     self-contained database (MEMORY is not persistent: the file itself
 //     stays in the default rollback mode). A crash mid-load leaves a file to
 //     throw away, which the caller does anyway because Close never ran.
-//   - synchronous=OFF skips fsync on every commit; Close syncs the file once.
+//   - synchronous=OFF skips fsync on every commit; Close syncs the file once
+//     (unless Options.NoSync).
 //   - locking_mode=EXCLUSIVE keeps the write lock between transactions, so
 //     no other process can read a half-written package.
 var writerPragmas = []string{
@@ -108,17 +109,8 @@ func create(ctx context.Context, path string, opt Options, hook func(*sqlite3.SQ
 // init opens the database, sets up the connection and writes the schema
 // and metadata rows.
 func (w *Writer) init(ctx context.Context, hook func(*sqlite3.SQLiteConn) error) error {
-	var err error
-	if w.db, err = openDB(w.path, "", 1, hook); err != nil {
+	if err := w.open(ctx, hook, writerPragmas); err != nil {
 		return err
-	}
-	if w.conn, err = w.db.Conn(ctx); err != nil {
-		return err
-	}
-	for _, p := range writerPragmas {
-		if _, err := w.conn.ExecContext(ctx, p); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
 	}
 	tx, err := w.conn.BeginTx(ctx, nil)
 	if err != nil {
@@ -153,6 +145,24 @@ func (w *Writer) init(ctx context.Context, hook func(*sqlite3.SQLiteConn) error)
 	w.insert, err = w.conn.PrepareContext(ctx, `INSERT INTO `+table+` (zoom_level, tile_column, tile_row, tile_data) VALUES (?, ?, ?, ?)
 		ON CONFLICT (zoom_level, tile_column, tile_row) DO UPDATE SET tile_data = excluded.tile_data`)
 	return err
+}
+
+// open opens the database and sets up its one connection with hook and
+// pragmas.
+func (w *Writer) open(ctx context.Context, hook func(*sqlite3.SQLiteConn) error, pragmas []string) error {
+	var err error
+	if w.db, err = openDB(w.path, "", 1, hook); err != nil {
+		return err
+	}
+	if w.conn, err = w.db.Conn(ctx); err != nil {
+		return err
+	}
+	for _, p := range pragmas {
+		if _, err := w.conn.ExecContext(ctx, p); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // Put writes one encoded tile (PNG or JPEG bytes, see CheckTileData) at
@@ -282,6 +292,9 @@ func (w *Writer) finish() error {
 	}
 	if err := w.closeDB(); err != nil {
 		return err
+	}
+	if w.opt.NoSync {
+		return nil
 	}
 	return syncFile(w.path)
 }

@@ -942,6 +942,12 @@ class Bench:
         for wk in workers:
             stop(wk)
         batches, finalize = self.batch_log(workers, jid, wall0)
+        # From the end of the last batch to Completed, by the workers' logs:
+        # what is left when rendering is done (the merge, the digests, the
+        # store), as a share of the wall time.
+        last_batch = max((b["at"] for b in batches), default=None)
+        completed_at = finalize.get("export completed", {}).get("at")
+        tail_s = completed_at - last_batch if last_batch is not None and completed_at is not None else None
         size = j["result"]["fileSize"]
         name = j["packageName"] + ".gpkg"
         if download_pkg:
@@ -970,6 +976,7 @@ class Bench:
             "tiles_per_s": stored / secs, "mb_per_s": size / 1e6 / secs, "rss_mb": rss,
             "render_s": (rendered_at - t0) if rendered_at else None,
             "finish_s": (t1 - rendered_at) if rendered_at else None, "batches": batches, "finalize": finalize,
+            "tail_s": tail_s, "tail_share": tail_s / secs if tail_s is not None else None,
             "tasks": len(created.get("taskIds", [])), "valid": valid, "validate_output": vout, "sample": sample,
             "workers": len(workers), "pins": pins, "metrics": metrics, "quiet_before": quiet,
             "io_read": sum(x[0] for x in io), "io_written": sum(x[1] for x in io),
@@ -977,6 +984,13 @@ class Bench:
             "first_getmap_s": self.first_getmap(req0[0], wall0),
         }
         res.update(usage)
+        if tail_s is not None:
+            merged = finalize.get("parts merged", {})
+            log("%s: last batch ended %.1f s after POST /create, Completed %.1f s later: %.0f%% of the wall time; "
+                "%s of %s parts merged ahead; finalize waited %s, merged %s, finished %s, stored %s s" % (
+                    label, last_batch, tail_s, 100 * tail_s / secs, merged.get("merged_ahead", "-"), merged.get("parts", "-"),
+                    *("%.2f" % merged[k] if merged.get(k) is not None else "-"
+                      for k in ("wait_seconds", "merge_seconds", "finish_seconds", "store_seconds"))))
         log("%s: %d tiles in %.1f s = %.0f tiles/s, %.1f MB/s, peak RSS %s MB; CPU s %s; others %.1f s (%.0f%%)" % (
             label, stored, secs, stored / secs, size / 1e6 / secs, " / ".join("%.0f" % r for r in rss),
             ", ".join("%s %.1f" % kv for kv in usage["cpu_s"].items() if kv[1] >= 0.05),
@@ -1005,7 +1019,9 @@ class Bench:
                     if rec.get("msg") == "batch rendered":
                         batches.append({"worker": i + 1, "batch": rec.get("batch"), "tiles": rec.get("tiles"), "at": at})
                     elif rec.get("msg") in ("parts merged", "export completed"):
-                        finalize[rec["msg"]] = {"worker": i + 1, "at": at}
+                        finalize[rec["msg"]] = dict({k: rec.get(k) for k in (
+                            "parts", "merged_ahead", "wait_seconds", "merge_seconds", "finish_seconds", "store_seconds")},
+                            worker=i + 1, at=at)
         batches.sort(key=lambda b: b["at"])
         return batches, finalize
 
@@ -1145,6 +1161,8 @@ def report(r, elapsed):
 
     def split(res):
         out = "render %.1f + finish %.1f s, %d tasks" % (res["render_s"], res["finish_s"], res["tasks"])
+        if res.get("tail_s") is not None:
+            out += "; last batch → Completed %.1f s (%.0f%%)" % (res["tail_s"], 100 * res["tail_share"])
         b = res.get("batches") or []
         if len(b) >= 2:
             # How long the last batch ran on after the one before it: a
@@ -1202,6 +1220,11 @@ def report(r, elapsed):
                            "", "%.2f vs %.2f cores; worker CPU %.1f vs %.1f s" % (
                                busy_cores(r[b]), busy_cores(r[a]),
                                busy_cores(r[b]) * r[b]["seconds"], busy_cores(r[a]) * r[a]["seconds"])])
+    for key, what in (("tiles", "tile store"), ("mem", "large tile store")):
+        if key in r and r[key].get("tail_share") is not None:
+            share = r[key]["tail_share"]
+            ratios.append(["%s: last batch's end → Completed, share of wall time" % what, "%.0f%% (%.1f of %.1f s)" % (
+                100 * share, r[key]["tail_s"], r[key]["seconds"]), "≤ 15%", "met" if share <= 0.15 else "missed"])
     if "mem" in r:
         peak = max(r["mem"]["rss_mb"])
         ratios.append(["peak worker RSS, %d-tile export" % r["mem"]["tiles"], "%.0f MB" % peak, "< 300 MB at 1,000,000 tiles",

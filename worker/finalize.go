@@ -2,9 +2,9 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -14,9 +14,10 @@ import (
 	"github.com/geoexport/exporter/internal/logattr"
 )
 
-// finalizer is the export:finalize step: it merges the parts of a job
-// whose batches are all stored into its package and hands it to publish;
-// the task's error goes to failure handling.
+// finalizer is the export:finalize step: it completes the package of a
+// job whose batches are all stored, merging the parts that the merge
+// tasks have not merged on this machine, and hands it to publish; the
+// task's error goes to failure handling.
 type finalizer struct {
 	jobs     Jobs
 	files    Files
@@ -27,11 +28,11 @@ type finalizer struct {
 	fail     *failures
 }
 
-// handle merges the parts of a job whose batches are all stored into its
-// package, records what it holds, stores it, completes the job and
-// deletes the parts. Idempotent: a Completed job only has its callers
-// told and its parts removed again, and an In-Progress job whose package
-// is already stored completes with that package (publisher.adopt).
+// handle completes the package of a job whose batches are all stored,
+// records what it holds, stores it, completes the job and deletes the
+// parts. Idempotent: a Completed job only has its callers told and its
+// parts removed again, and an In-Progress job whose package is already
+// stored completes with that package (publisher.adopt).
 func (f *finalizer) handle(ctx context.Context, t *asynq.Task) error {
 	p, err := decode[job.FinalizePayload](t)
 	if err != nil {
@@ -51,11 +52,10 @@ func (f *finalizer) finalize(ctx context.Context, id string) error {
 		if err := f.enqueuer.Callbacks(ctx, j); err != nil {
 			return err
 		}
-		return deleteParts(ctx, f.files, j)
+		return f.cleanUp(ctx, j)
 	default:
-		return deleteParts(ctx, f.files, j)
+		return f.cleanUp(ctx, j)
 	}
-	plan := j.Spec.Plan()
 	dir, release, err := makeTaskDir(f.tempDir, "finalize-")
 	if err != nil {
 		return fmt.Errorf("finalize temp dir: %w", err)
@@ -65,45 +65,51 @@ func (f *finalizer) finalize(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		return deleteParts(ctx, f.files, j)
+		return f.cleanUp(ctx, j)
 	}
 	start := time.Now()
-	parts := make([]string, len(plan))
-	for i := range plan {
-		if parts[i], err = f.fetchPart(ctx, j.ID, i, dir); err != nil {
-			return fmt.Errorf("fetch part %d: %w", i, err)
-		}
-	}
-	fetched := time.Now()
-	path := filepath.Join(dir, j.Spec.PackageName+".gpkg")
-	res, err := gpkg.Merge(ctx, path, parts, packageOptions(j.Spec))
-	if err != nil {
-		return fmt.Errorf("merge %d parts: %w", len(parts), err)
-	}
-	merged := time.Now()
-	took, err := f.publish.publish(ctx, j, path, res.Tiles)
+	// Waits while a merge task of this machine is merging.
+	a, err := openAssembly(ctx, f.tempDir, j, true)
 	if err != nil {
 		return err
 	}
-	f.log.InfoContext(ctx, "parts merged", logattr.JobID, j.ID, "parts", len(parts), logattr.Tiles, res.Tiles,
-		"fetch_seconds", fetched.Sub(start).Seconds(), "merge_seconds", merged.Sub(fetched).Seconds(),
-		"metadata_seconds", took.metadata.Seconds(), "store_seconds", took.store.Seconds())
+	opened := time.Now()
+	ahead := a.Parts()
+	all := func(int) (bool, error) { return true, nil }
+	if _, err := mergeParts(ctx, f.files, a, j, dir, all); err != nil {
+		return errors.Join(err, a.close())
+	}
+	merged := time.Now()
+	res, err := a.Finish(ctx, func(r gpkg.AssemblyResult) (gpkg.Metadata, error) {
+		doc, err := metadataDocument(j, r.Tiles, r.ContentDigest)
+		return gpkg.Metadata{Document: doc}, err
+	})
+	if err != nil {
+		return errors.Join(fmt.Errorf("finish package: %w", err), a.close())
+	}
+	finished := time.Now()
+	// Tile bytes per zoom, for the layer's learned sizes, from the record
+	// headers of the finished package (the assembly records counts only).
+	byZoom, err := countByZoom(ctx, a.path, tableName(j.Spec.Layer.ProductID))
+	if err != nil {
+		return errors.Join(err, a.close())
+	}
+	if err := f.publish.store(ctx, j, a.path, res.Tiles, byZoom); err != nil {
+		// The finished package is no assembly: the next attempt merges
+		// the parts again.
+		return errors.Join(err, a.close())
+	}
+	if err := a.remove(); err != nil {
+		f.log.WarnContext(ctx, "remove assembled package", logattr.JobID, j.ID, logattr.Error, err)
+	}
+	f.log.InfoContext(ctx, "parts merged", logattr.JobID, j.ID, "parts", res.Parts, "merged_ahead", ahead, logattr.Tiles, res.Tiles,
+		"wait_seconds", opened.Sub(start).Seconds(), "merge_seconds", merged.Sub(opened).Seconds(),
+		"finish_seconds", finished.Sub(merged).Seconds(), "store_seconds", time.Since(finished).Seconds())
 	return deleteParts(ctx, f.files, j)
 }
 
-// localFiles is implemented by a storage that keeps objects as local files
-// (storage.Local): finalize attaches its parts where they lie.
-type localFiles interface {
-	Path(key string) (string, error)
-}
-
-// fetchPart returns a local file holding batch i's part: the stored file
-// itself when the storage is local, else a download into dir.
-func (f *finalizer) fetchPart(ctx context.Context, id string, i int, dir string) (string, error) {
-	key := job.PartKey(id, i)
-	if local, ok := f.files.(localFiles); ok {
-		return local.Path(key)
-	}
-	name := filepath.Join(dir, fmt.Sprintf("part-%05d.gpkg", i))
-	return name, f.files.GetFile(ctx, key, name)
+// cleanUp deletes the parts of a job that no longer runs and its package
+// being assembled on this machine.
+func (f *finalizer) cleanUp(ctx context.Context, j job.Job) error {
+	return errors.Join(deleteParts(ctx, f.files, j), removeAssembly(f.tempDir, j.ID))
 }

@@ -17,9 +17,13 @@ const ContentTypeGeoPackage = "application/geopackage+sqlite3"
 const ContentTypeJSON = "application/json"
 
 // packageOptions are the GeoPackage settings of a job's package and of
-// its parts, which render creates and finalize merges alike.
+// its parts, which render creates and merge and finalize assemble alike.
+// None is synced by gpkg: a part or package is uploaded and deleted, or
+// linked into a local store, which syncs what it keeps; a crash before
+// then is repaired by building it again.
 func packageOptions(spec job.Spec) gpkg.Options {
 	return gpkg.Options{
+		NoSync:      true,
 		Table:       tableName(spec.Layer.ProductID),
 		Identifier:  spec.PackageName,
 		Description: fmt.Sprintf("%s %s version %s, zoom 0-%d", spec.Layer.ProductType, spec.Layer.ProductID, spec.Layer.Version, spec.Zoom),

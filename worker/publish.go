@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,35 +43,107 @@ type publisher struct {
 // (with the content digest) and the rest (file digest, upload, complete).
 type published struct{ metadata, store time.Duration }
 
-// publish writes the metadata into the finished package at path, which
-// holds tiles tiles, uploads it and completes the job. A job cancelled
-// meanwhile keeps no package. Idempotent: the key is the job's, and only
-// an In-Progress job is completed.
+// publish writes the metadata into the finished one-batch package at
+// path, which holds tiles tiles, stores it and completes the job. The
+// content digest is read from the package: one batch is small. A job
+// cancelled meanwhile keeps no package. Idempotent: the key is the job's,
+// and only an In-Progress job is completed.
 func (p *publisher) publish(ctx context.Context, j job.Job, path string, tiles int64) (published, error) {
 	start := time.Now()
-	if err := writeMetadata(ctx, j, path, tiles); err != nil {
+	table := tableName(j.Spec.Layer.ProductID)
+	digest, err := gpkg.ContentDigest(ctx, path, table)
+	if err != nil {
+		return published{}, fmt.Errorf("digest package: %w", err)
+	}
+	doc, err := metadataDocument(j, tiles, digest)
+	if err != nil {
+		return published{}, err
+	}
+	if err := gpkg.WriteMetadata(ctx, path, gpkg.Metadata{Document: doc}); err != nil {
+		return published{}, fmt.Errorf("write metadata: %w", err)
+	}
+	byZoom, err := countByZoom(ctx, path, table)
+	if err != nil {
 		return published{}, err
 	}
 	described := time.Now()
-	err := p.store(ctx, j, path, tiles)
+	err = p.store(ctx, j, path, tiles, byZoom)
 	return published{metadata: described.Sub(start), store: time.Since(described)}, err
 }
 
-// store uploads the package and completes the job.
-func (p *publisher) store(ctx context.Context, j job.Job, path string, tiles int64) error {
-	sum, size, err := fileDigest(path)
-	if err != nil {
-		return err
-	}
+// store stores the finished package at path, which holds byZoom tiles,
+// and the metadata JSON beside it, and completes the job. The package's
+// sha256 is taken while it is uploaded; a local store links the file into
+// place instead, and it is read once for the digest.
+func (p *publisher) store(ctx context.Context, j job.Job, path string, tiles int64, byZoom map[grid.Zoom]gpkg.ZoomSize) error {
 	key := job.PackageKey(j.ID, j.Spec.PackageName)
-	mdSize, zooms, err := p.storeMetadataFile(ctx, j, path, key, sum, size)
+	sum, size, err := p.upload(ctx, key, path)
 	if err != nil {
-		return err
-	}
-	if err := p.files.PutFile(ctx, key, path, ContentTypeGeoPackage); err != nil {
 		return fmt.Errorf("store package %s: %w", key, err)
 	}
-	return p.complete(ctx, j, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles, MetadataSize: mdSize, Zooms: zooms})
+	// After the package, whose digest it holds; adopt writes it if a crash
+	// came between the two.
+	mdSize, err := p.storeMetadataFile(ctx, j, path, key, sum, size, byZoom)
+	if err != nil {
+		return err
+	}
+	return p.complete(ctx, j, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles, MetadataSize: mdSize, Zooms: zoomBytes(byZoom)})
+}
+
+// upload stores the file at path under key and returns its sha256 and
+// size.
+func (p *publisher) upload(ctx context.Context, key, path string) (string, int64, error) {
+	if _, local := p.files.(localFiles); local {
+		// The store links the file and syncs it; reading it for the
+		// digest meanwhile overlaps the two.
+		type digest struct {
+			sum  string
+			size int64
+			err  error
+		}
+		done := make(chan digest, 1)
+		go func() {
+			sum, size, err := fileDigest(path)
+			done <- digest{sum, size, err}
+		}()
+		err := p.files.PutFile(ctx, key, path, ContentTypeGeoPackage)
+		d := <-done
+		if err != nil {
+			return "", 0, err
+		}
+		return d.sum, d.size, d.err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", 0, err
+	}
+	h := &hashingReader{r: f, h: sha256.New()}
+	if err := p.files.Put(ctx, key, h, fi.Size(), ContentTypeGeoPackage); err != nil {
+		return "", 0, err
+	}
+	if h.n != fi.Size() {
+		return "", 0, fmt.Errorf("digest package: %d of %d bytes read", h.n, fi.Size())
+	}
+	return hex.EncodeToString(h.h.Sum(nil)), h.n, nil
+}
+
+// hashingReader hashes and counts what is read through it.
+type hashingReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (r *hashingReader) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	r.h.Write(b[:n])
+	r.n += int64(n)
+	return n, err
 }
 
 // adopt completes an In-Progress job whose package an earlier run stored
@@ -88,7 +162,7 @@ func (p *publisher) adopt(ctx context.Context, j job.Job, dir string) (adopted b
 		}
 		adopted = adopted || info.Key == key
 		if info.Key == job.MetadataFileKey(key) {
-			mdSize = info.Size // stored before the package
+			mdSize = info.Size
 		}
 	}
 	if !adopted {
@@ -104,27 +178,47 @@ func (p *publisher) adopt(ctx context.Context, j job.Job, dir string) (adopted b
 	if err != nil {
 		return false, err
 	}
-	tiles, err := countTiles(ctx, path, tableName(j.Spec.Layer.ProductID))
+	byZoom, err := countByZoom(ctx, path, tableName(j.Spec.Layer.ProductID))
 	if err != nil {
 		return false, err
 	}
+	var tiles int64
+	for _, n := range byZoom {
+		tiles += n.Tiles
+	}
+	if mdSize == 0 {
+		// Stored before its metadata JSON, which a crash then kept away.
+		if mdSize, err = p.storeMetadataFile(ctx, j, path, key, sum, size, byZoom); err != nil {
+			return false, err
+		}
+	}
 	p.log.WarnContext(ctx, "stored package adopted: the job was not marked Completed when it was stored",
 		logattr.JobID, j.ID, logattr.PackageID, j.Spec.PackageName, logattr.Tiles, tiles)
-	return true, p.complete(ctx, j, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles, MetadataSize: mdSize})
+	return true, p.complete(ctx, j, job.Result{FileKey: key, FileSize: size, SHA256: sum, TilesStored: tiles, MetadataSize: mdSize, Zooms: zoomBytes(byZoom)})
 }
 
-// countTiles counts the tiles of a package's table.
-func countTiles(ctx context.Context, path, table string) (int64, error) {
+// countByZoom reads the tiles and tile bytes of a package's table at each zoom.
+func countByZoom(ctx context.Context, path, table string) (map[grid.Zoom]gpkg.ZoomSize, error) {
 	r, err := gpkg.Open(ctx, path)
 	if err != nil {
-		return 0, fmt.Errorf("open stored package: %w", err)
+		return nil, fmt.Errorf("open package: %w", err)
 	}
 	defer r.Close()
-	n, err := r.Count(ctx, table)
+	n, err := r.SizeByZoom(ctx, table)
 	if err != nil {
-		return 0, fmt.Errorf("count tiles of stored package: %w", err)
+		return nil, fmt.Errorf("count tiles of package: %w", err)
 	}
 	return n, nil
+}
+
+// zoomBytes lists byZoom by zoom, for the layer's learned sizes.
+func zoomBytes(byZoom map[grid.Zoom]gpkg.ZoomSize) []job.ZoomBytes {
+	out := make([]job.ZoomBytes, 0, len(byZoom))
+	for z, n := range byZoom {
+		out = append(out, job.ZoomBytes{Zoom: int(z), Tiles: n.Tiles, Bytes: n.Bytes})
+	}
+	slices.SortFunc(out, func(a, b job.ZoomBytes) int { return a.Zoom - b.Zoom })
+	return out
 }
 
 // complete marks the job Completed with its stored package and queues its
@@ -162,29 +256,21 @@ type metadata struct {
 	Generator     string          `json:"generator"`
 }
 
-// writeMetadata records the request, layer, zooms, tile count and a digest
-// of the tiles inside the package.
-func writeMetadata(ctx context.Context, j job.Job, path string, tiles int64) error {
-	table := tableName(j.Spec.Layer.ProductID)
-	digest, err := gpkg.ContentDigest(ctx, path, table)
-	if err != nil {
-		return fmt.Errorf("digest package: %w", err)
-	}
+// metadataDocument is the metadata recorded inside the package: the
+// request, layer, zooms, tile count and content digest.
+func metadataDocument(j job.Job, tiles int64, digest string) ([]byte, error) {
 	layer, err := json.Marshal(j.Spec.Layer)
 	if err != nil {
-		return fmt.Errorf("encode layer: %w", err)
+		return nil, fmt.Errorf("encode layer: %w", err)
 	}
 	md, err := json.Marshal(metadata{
 		JobID: j.ID, Layer: layer, BBox: j.Spec.BBox.Slice(), CRS: j.Spec.CRS, Zooms: [2]int{0, int(j.Spec.Zoom)},
 		Tiles: tiles, ContentSHA256: digest, CreatedAt: j.CreatedAt.Format("2006-01-02T15:04:05Z07:00"), Generator: "exporter",
 	})
 	if err != nil {
-		return fmt.Errorf("encode metadata: %w", err)
+		return nil, fmt.Errorf("encode metadata: %w", err)
 	}
-	if err := gpkg.WriteMetadata(ctx, path, gpkg.Metadata{Document: md}); err != nil {
-		return fmt.Errorf("write metadata: %w", err)
-	}
-	return nil
+	return md, nil
 }
 
 // metadataFile is the metadata JSON stored beside every package
@@ -221,19 +307,10 @@ type metadataRequest struct {
 }
 
 // storeMetadataFile writes the metadata JSON of the finished package at
-// path (whose sha256 and size are given), to be stored under packageKey,
-// beside it, and returns its size and the package's tiles and tile bytes
-// per zoom.
-func (p *publisher) storeMetadataFile(ctx context.Context, j job.Job, path, packageKey, sum string, size int64) (int64, []job.ZoomBytes, error) {
-	r, err := gpkg.Open(ctx, path)
-	if err != nil {
-		return 0, nil, fmt.Errorf("read package: %w", err)
-	}
-	byZoom, err := r.SizeByZoom(ctx, tableName(j.Spec.Layer.ProductID))
-	r.Close()
-	if err != nil {
-		return 0, nil, fmt.Errorf("read package: %w", err)
-	}
+// path (whose sha256, size and tiles by zoom are given) beside it, stores
+// it beside the package under packageKey, and returns its size.
+func (p *publisher) storeMetadataFile(ctx context.Context, j job.Job, path, packageKey, sum string, size int64, byZoom map[grid.Zoom]gpkg.ZoomSize) (int64, error) {
+	var err error
 	md := metadataFile{
 		JobID: j.ID, PackageName: j.Spec.PackageName, Layer: j.Spec.Layer, CRS: j.Spec.CRS, BBox: j.Spec.BBox.Slice(),
 		MinZoom: -1, MaxZoom: int(j.Spec.Zoom), SHA256: sum, Size: size,
@@ -243,13 +320,11 @@ func (p *publisher) storeMetadataFile(ctx context.Context, j job.Job, path, pack
 	if len(j.Spec.ROI) == 0 {
 		md.Request.BBox, md.Request.TargetResolution = j.Spec.BBox.Slice(), j.Spec.Zoom.Resolution()
 	} else if md.Request.ROI, err = area.Encode(j.Spec.ROI); err != nil {
-		return 0, nil, fmt.Errorf("encode area: %w", err)
+		return 0, fmt.Errorf("encode area: %w", err)
 	}
-	var zooms []job.ZoomBytes
 	for z := grid.Zoom(0); z <= j.Spec.Zoom; z++ {
 		if n := byZoom[z].Tiles; n > 0 {
 			md.TilesByZoom = append(md.TilesByZoom, job.ZoomTiles{Zoom: int(z), Tiles: n})
-			zooms = append(zooms, job.ZoomBytes{Zoom: int(z), Tiles: n, Bytes: byZoom[z].Bytes})
 			md.Tiles += n
 			if md.MinZoom < 0 {
 				md.MinZoom = int(z)
@@ -259,17 +334,17 @@ func (p *publisher) storeMetadataFile(ctx context.Context, j job.Job, path, pack
 	md.MinZoom = max(md.MinZoom, 0)
 	doc, err := json.MarshalIndent(md, "", "  ")
 	if err != nil {
-		return 0, nil, fmt.Errorf("encode metadata file: %w", err)
+		return 0, fmt.Errorf("encode metadata file: %w", err)
 	}
 	local := strings.TrimSuffix(path, ".gpkg") + ".json"
 	if err := os.WriteFile(local, doc, 0o600); err != nil {
-		return 0, nil, fmt.Errorf("write metadata file: %w", err)
+		return 0, fmt.Errorf("write metadata file: %w", err)
 	}
 	key := job.MetadataFileKey(packageKey)
 	if err := p.files.PutFile(ctx, key, local, ContentTypeJSON); err != nil {
-		return 0, nil, fmt.Errorf("store metadata file %s: %w", key, err)
+		return 0, fmt.Errorf("store metadata file %s: %w", key, err)
 	}
-	return int64(len(doc)), zooms, nil
+	return int64(len(doc)), nil
 }
 
 // fileDigest returns the sha256 and size of a file.

@@ -18,8 +18,8 @@ import (
 
 // renderer is the export:render step: it renders one batch of a job. A
 // one-batch job's package goes straight to publish; a larger job's batch
-// is stored as a part, and the batch that completes the set queues
-// finalize. The task's error goes to failure handling.
+// is stored as a part, which queues a merge, and the batch that completes
+// the set queues finalize. The task's error goes to failure handling.
 type renderer struct {
 	jobs     Jobs
 	files    Files
@@ -75,7 +75,7 @@ func (r *renderer) render(ctx context.Context, p job.RenderPayload) error {
 		}
 		if done {
 			log.InfoContext(ctx, "batch already stored")
-			return r.batchStored(ctx, j, p.Batch, len(plan))
+			return r.batchStored(ctx, j, p.Batch, len(plan), false)
 		}
 	}
 	// The batch runs: it no longer waits for a retry (job status).
@@ -106,19 +106,24 @@ func (r *renderer) render(ctx context.Context, p job.RenderPayload) error {
 	if err := r.checkRunning(ctx, j.ID); err != nil {
 		return errors.Join(err, r.files.Delete(ctx, part))
 	}
-	return r.batchStored(ctx, j, p.Batch, len(plan))
+	return r.batchStored(ctx, j, p.Batch, len(plan), true)
 }
 
 // batchStored records a stored part and, if it was the last one, queues
-// the merge. Both steps are idempotent, so a re-run after a crash between
-// them finishes the job.
-func (r *renderer) batchStored(ctx context.Context, j job.Job, batch, batches int) error {
+// finalize; a part stored just now (fresh) that was not the last queues a
+// merge of the stored parts, which finalize then need not do. The steps
+// are idempotent, so a re-run after a crash between them finishes the
+// job (a merge it does not queue is left to finalize).
+func (r *renderer) batchStored(ctx context.Context, j job.Job, batch, batches int, fresh bool) error {
 	n, err := r.jobs.BatchDone(ctx, j.ID, batch)
 	if err != nil {
 		return err
 	}
 	if int(n) < batches {
-		return nil
+		if fresh {
+			_, err = r.enqueuer.Merge(ctx, j, batch)
+		}
+		return err
 	}
 	_, err = r.enqueuer.Finalize(ctx, j)
 	return err

@@ -21,7 +21,9 @@ import (
 // its directories unlocked. A worker that starts removes every such
 // directory whose lock it can take: nobody alive owns it. Directories of
 // versions before the lock file are removed once they are a day old and
-// hold nothing but GeoPackage files.
+// hold nothing but GeoPackage files. The directories of packages being
+// assembled (merge-<job id>, see assemblyDir) are removed only once
+// nothing in them changed for a day.
 const (
 	tempLockName = ".owner.lock"
 	// legacyTempAge is how old a task directory without a lock file must
@@ -76,7 +78,8 @@ func sweepTempDirs(parent string, now time.Time) ([]string, error) {
 	var removed []string
 	var errs []error
 	for _, e := range entries {
-		if !e.IsDir() || !isTaskDirName(e.Name()) {
+		assembly := isAssemblyDirName(e.Name())
+		if !e.IsDir() || !isTaskDirName(e.Name()) && !assembly {
 			continue
 		}
 		dir := filepath.Join(parent, e.Name())
@@ -84,6 +87,14 @@ func sweepTempDirs(parent string, now time.Time) ([]string, error) {
 		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		// A package being assembled outlives the tasks that write it:
+		// only one untouched for a day is given up.
+		if ownerless && assembly && !staleAssembly(dir, now) {
+			ownerless = false
+			if lock != nil {
+				lock.Close()
+			}
 		}
 		if !ownerless {
 			continue

@@ -143,3 +143,20 @@ func TestSweepTempDirs(t *testing.T) {
 		t.Errorf("%s after release: %v, want it removed", ours, err)
 	}
 }
+
+// TestSweepKeepsAssembliesForADay: the directory of a package being
+// assembled outlives its tasks, so a sweep removes it only when no
+// process owns it and nothing in it changed for a day.
+func TestSweepKeepsAssembliesForADay(t *testing.T) {
+	t.Parallel()
+	parent := t.TempDir()
+	young := mkdir(t, filepath.Join(parent, "merge-1b4e28ba-2fa1-11d2-883f-0016d3cca427"), time.Hour, worker.TempLockName, "p.gpkg")
+	old := mkdir(t, filepath.Join(parent, "merge-2b4e28ba-2fa1-11d2-883f-0016d3cca427"), 25*time.Hour, worker.TempLockName, "p.gpkg", "boot_id")
+	removed, err := worker.SweepTempDirs(parent, time.Now())
+	if err != nil || !slices.Equal(removed, []string{old}) {
+		t.Errorf("SweepTempDirs = %v, %v; want [%s]", removed, err, old)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Errorf("%s after the sweep: %v, want it kept", young, err)
+	}
+}

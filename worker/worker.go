@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"log/slog"
 	"net/http"
@@ -36,7 +37,8 @@ type Config struct {
 	// Fetchers is the number of tiles fetched and encoded at once in one
 	// render task. Required.
 	Fetchers int
-	// QueueWeights are the shares of the urgent, default and low queues.
+	// QueueWeights are the shares of the urgent, default and low queues;
+	// the merge queue has the urgent queue's.
 	QueueWeights [3]int
 	// TempDir holds packages while they are built; empty is the system's.
 	TempDir string
@@ -134,6 +136,10 @@ type Deps struct {
 
 // Files is the package storage the worker writes.
 type Files interface {
+	// Put uploads size bytes read from r under key, replacing any object
+	// there; readers never see a partial object. It reads r once, from
+	// the start, and does not close it.
+	Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error
 	// PutFile uploads the local file at path under key, replacing any
 	// object there; readers never see a partial object.
 	PutFile(ctx context.Context, key, path, contentType string) error
@@ -181,6 +187,9 @@ type Jobs interface {
 type Enqueuer interface {
 	// Finalize queues the merge of j's parts.
 	Finalize(ctx context.Context, j job.Job) (added bool, err error)
+	// Merge queues a merge of j's stored parts ahead of finalize, after
+	// batch was stored.
+	Merge(ctx context.Context, j job.Job, batch int) (added bool, err error)
 	// Callbacks queues the callbacks of the ended job j.
 	Callbacks(ctx context.Context, j job.Job) error
 	// RenderAgain queues once more the render task of j's batch that
@@ -197,8 +206,10 @@ type Worker struct {
 	metrics *metrics
 	running atomic.Bool
 	// The steps of an export, each calling forward only:
-	// render → (finalize's task) → finalize → publish, any → failure.
+	// render → (merge's and finalize's tasks) → merge, finalize →
+	// publish, any → failure.
 	render   *renderer
+	merge    *merger
 	finalize *finalizer
 }
 
@@ -244,6 +255,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 			sources: source.NewPool(source.StorageDeps(deps.Tiles, cfg.TempDir), source.DefaultPoolIdle),
 			publish: publish, fail: fail,
 		},
+		merge: &merger{jobs: deps.Jobs, files: deps.Files, log: deps.Logger, tempDir: cfg.TempDir},
 		finalize: &finalizer{
 			jobs: deps.Jobs, files: deps.Files, enqueuer: deps.Enqueuer, log: deps.Logger,
 			tempDir: cfg.TempDir, publish: publish, fail: fail,
@@ -255,12 +267,13 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 // it returns; callers that use Handler alone call it when done.
 func (w *Worker) Close() error { return w.render.sources.Close() }
 
-// Handler returns the task mux: export:render, export:finalize and
-// export:callback, with metrics around each.
+// Handler returns the task mux: export:render, export:merge,
+// export:finalize and export:callback, with metrics around each.
 func (w *Worker) Handler() asynq.Handler {
 	mux := asynq.NewServeMux()
 	mux.Use(w.observe)
 	mux.HandleFunc(job.TypeRender, w.render.handle)
+	mux.HandleFunc(job.TypeMerge, w.merge.handle)
 	mux.HandleFunc(job.TypeFinalize, w.finalize.handle)
 	mux.HandleFunc(job.TypeCallback, w.handleCallback)
 	return mux
@@ -276,6 +289,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.sweep(ctx)
 	servers := []*asynq.Server{w.server(w.cfg.Concurrency, map[string]int{
 		job.QueueUrgent: w.cfg.QueueWeights[0], job.QueueDefault: w.cfg.QueueWeights[1], job.QueueLow: w.cfg.QueueWeights[2],
+		job.QueueMerge: w.cfg.QueueWeights[0],
 	})}
 	if n := w.cfg.ReservedConcurrency; n > 0 {
 		servers = append(servers, w.server(n, map[string]int{job.QueueUrgent: 1}))

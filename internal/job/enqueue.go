@@ -173,6 +173,20 @@ func (e *Enqueuer) Finalize(ctx context.Context, j Job) (added bool, err error) 
 	return added, nil
 }
 
+// Merge queues a merge of j's stored parts ahead of finalize, after batch
+// was stored, on QueueMerge, with a task id derived from both
+// (MergeTaskID). It has finalize's timeout and no retries: a merge that fails leaves its parts
+// to the next merge or to finalize. added is false when it exists already.
+func (e *Enqueuer) Merge(ctx context.Context, j Job, batch int) (added bool, err error) {
+	added, err = e.enqueue(ctx, TypeMerge, MergePayload{JobID: j.ID, Batch: batch},
+		asynq.TaskID(MergeTaskID(j.ID, batch)), asynq.Queue(QueueMerge),
+		asynq.MaxRetry(0), asynq.Timeout(e.opt.FinalizeTimeout))
+	if err != nil {
+		return false, fmt.Errorf("enqueue merge of job %s: %w", j.ID, Unavailable(err))
+	}
+	return added, nil
+}
+
 // Callbacks queues one callback task per callback of the ended job j, on
 // its queue. Task ids derive from the job, its status and the callback
 // (CallbackTaskID) and are retained after delivery, so calling it again

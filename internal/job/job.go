@@ -404,6 +404,12 @@ func FinalizeTaskID(jobID string) string {
 	return uuid.NewSHA1(uuid.MustParse(jobID), []byte("finalize")).String()
 }
 
+// MergeTaskID derives the task id of the merge a job's stored batch
+// queues, so that a re-run of the batch queues no second one.
+func MergeTaskID(jobID string, batch int) string {
+	return uuid.NewSHA1(uuid.MustParse(jobID), []byte("merge/"+strconv.Itoa(batch))).String()
+}
+
 // CallbackTaskID derives the task id of one callback delivery of a job's
 // ending, so a re-run ending enqueues each delivery once.
 func CallbackTaskID(jobID string, status Status, cb Callback) string {

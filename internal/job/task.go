@@ -12,6 +12,7 @@ import (
 const (
 	TypeRender   = "export:render"
 	TypeFinalize = "export:finalize"
+	TypeMerge    = "export:merge"
 	TypeCallback = "export:callback"
 )
 
@@ -21,6 +22,14 @@ const (
 	QueueDefault = "export-default"
 	QueueLow     = "export-low"
 )
+
+// QueueMerge is the queue of every job's merge tasks, served like the
+// urgent queue: a merge is short, and one that waits behind the job's own
+// render tasks would merge nothing ahead of finalize (a queue is first in,
+// first out, and a job's render tasks are all queued when it is created).
+// It is not in Queues: autoscaling follows the render work, which a merge
+// only trails.
+const QueueMerge = "export-merge"
 
 // QueueMaintenance is the queue of the scheduler's maintenance tasks.
 const QueueMaintenance = "maintenance"
@@ -55,6 +64,14 @@ type RenderPayload struct {
 // parts of a job whose batches are all done.
 type FinalizePayload struct {
 	JobID string `json:"job_id"`
+}
+
+// MergePayload is the payload of an export:merge task: merge the parts of
+// a job stored so far into its package, ahead of finalize; Batch is the
+// batch whose stored part queued it.
+type MergePayload struct {
+	JobID string `json:"job_id"`
+	Batch int    `json:"batch"`
 }
 
 // CallbackPayload is the payload of an export:callback task: one POST of a

@@ -284,6 +284,11 @@ func (e *Enqueuer) Finalize(_ context.Context, j job.Job) (bool, error) {
 	return e.add("finalize " + j.ID)
 }
 
+// Merge records a merge task.
+func (e *Enqueuer) Merge(_ context.Context, j job.Job, batch int) (bool, error) {
+	return e.add(fmt.Sprintf("merge %s %d", j.ID, batch))
+}
+
 // Callbacks records the callbacks of an ended job.
 func (e *Enqueuer) Callbacks(_ context.Context, j job.Job) error {
 	_, err := e.add("callbacks " + j.ID + " " + string(j.Status))

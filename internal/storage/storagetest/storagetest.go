@@ -10,6 +10,7 @@ package storagetest
 import (
 	"context"
 	"errors"
+	"io"
 	"iter"
 	"slices"
 	"strings"
@@ -56,6 +57,16 @@ func (f *Files) Keys() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Put stores key as written now; r is read to its end, its bytes not
+// kept.
+func (f *Files) Put(_ context.Context, key string, r io.Reader, _ int64, _ string) error {
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	f.Add(key, time.Now())
+	return nil
 }
 
 // PutFile stores key as written now; the file's bytes are not kept.
