@@ -70,6 +70,9 @@ func (r *rescuer) scan(ctx context.Context) error {
 		for page := 1; ; page++ {
 			const size = 500
 			tasks, err := r.active.ListActiveTasks(q, asynq.PageSize(size), asynq.Page(page))
+			if errors.Is(err, asynq.ErrQueueNotFound) {
+				break // no task was ever queued there
+			}
 			if err != nil {
 				errs = append(errs, err)
 				break

@@ -175,7 +175,7 @@ func TestWebToolAreasEndToEnd(t *testing.T) {
 	}
 	whole := w.wait("the whole layer's problem", `(() => { const e = document.getElementById('area-error').textContent;
 		return [...document.querySelectorAll('#selections select')].every((s) => s.disabled) && e; })()`, 10*time.Second)
-	if !strings.HasPrefix(whole, "The whole layer holds up to ") || !strings.Contains(whole, "5,000,000") || strings.Contains(whole, "roi") {
+	if !strings.HasPrefix(whole, "The whole layer holds more than ") || !strings.Contains(whole, "5,000,000") || strings.Contains(whole, "roi") {
 		t.Errorf("Whole layer: the page says %q, want the whole layer's tiles over the limit of 5,000,000 in the form's words", whole)
 	}
 	w.shot("whole-layer")
