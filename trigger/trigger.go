@@ -34,8 +34,13 @@ type Config struct {
 	PublicURL string
 	// Debug adds stack traces to 500 responses.
 	Debug bool
-	// BodyLimit caps request bodies in bytes.
+	// BodyLimit caps request bodies in bytes, but those of POST /export
+	// and POST /estimate.
 	BodyLimit int
+	// AreaBodyLimit caps the bodies of POST /export and POST /estimate,
+	// whose area may hold MaxROIVertices positions at some 40 bytes each.
+	// BodyLimit applies when it is larger. Zero: 16 MiB.
+	AreaBodyLimit int
 	// ShutdownTimeout bounds the drain of open requests in Run.
 	ShutdownTimeout time.Duration
 	// PackageTTL is how long a package lives after a cache hit.
@@ -84,7 +89,7 @@ type CallbackPolicy interface {
 // deployment sets PublicURL.
 func DefaultConfig() Config {
 	return Config{
-		BodyLimit: 1 << 20, ShutdownTimeout: 10 * time.Second,
+		BodyLimit: 1 << 20, AreaBodyLimit: 16 << 20, ShutdownTimeout: 10 * time.Second,
 		PackageTTL: 30 * 24 * time.Hour, MaxTiles: 5_000_000, MaxROIVertices: area.DefaultMaxVertices,
 		TileSizes: job.TileSizes{PNG: 40_000, JPEG: 12_000}, LearnedMaxAge: 30 * time.Second,
 		Batching:  job.Batching{MaxTiles: 10_000, Spread: 16, MinTiles: 1000},
@@ -98,6 +103,7 @@ func (c Config) withDefaults() Config {
 	c.PreviewTimeout = cmp.Or(c.PreviewTimeout, DefaultPreviewTimeout)
 	c.PreviewConcurrency = cmp.Or(c.PreviewConcurrency, DefaultPreviewConcurrency)
 	c.MaxROIVertices = cmp.Or(c.MaxROIVertices, area.DefaultMaxVertices)
+	c.AreaBodyLimit = cmp.Or(c.AreaBodyLimit, DefaultConfig().AreaBodyLimit)
 	return c
 }
 
@@ -115,6 +121,7 @@ func (c Config) Validate() error {
 	if c.BodyLimit < 1024 {
 		add(fmt.Sprintf("body limit %d is below 1024 bytes", c.BodyLimit), "BodyLimit")
 	}
+
 	if c.ShutdownTimeout <= 0 {
 		add(fmt.Sprintf("shutdown timeout %v must be positive", c.ShutdownTimeout), "ShutdownTimeout")
 	}
@@ -291,13 +298,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.app = fiber.New(fiber.Config{
 		AppName:               "exporter",
 		DisableStartupMessage: true,
-		BodyLimit:             cfg.BodyLimit,
+		BodyLimit:             max(cfg.BodyLimit, cfg.AreaBodyLimit),
 		ReadBufferSize:        maxHeaderBytes,
 		ErrorHandler:          s.handleError,
 		ReadTimeout:           30 * time.Second,
 		IdleTimeout:           2 * time.Minute,
 	})
-	s.app.Use(s.observe, s.recover)
+	s.app.Use(s.observe, s.recover, s.limitBody)
 	// Public.
 	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	s.app.Get("/readyz", s.ready)
@@ -460,7 +467,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		msg := ferr.Message
 		switch ferr.Code {
 		case fiber.StatusRequestEntityTooLarge:
-			msg = fmt.Sprintf("request body larger than %d bytes", s.cfg.BodyLimit)
+			msg = fmt.Sprintf("request body larger than %d bytes", s.bodyLimit(c))
 		case fiber.StatusRequestHeaderFieldsTooLarge:
 			msg = fmt.Sprintf("request line and headers larger than %d bytes", maxHeaderBytes)
 		}
@@ -508,4 +515,23 @@ func (s *Server) ready(c *fiber.Ctx) error {
 // MetricsHandler serves the registry's metrics in the Prometheus format.
 func MetricsHandler(g prometheus.Gatherer) fiber.Handler {
 	return adaptor.HTTPHandler(promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+}
+
+// bodyLimit is the largest body c's route accepts: AreaBodyLimit for the
+// routes that take an area, BodyLimit for every other.
+func (s *Server) bodyLimit(c *fiber.Ctx) int {
+	if c.Method() == fiber.MethodPost && (c.Path() == "/export" || c.Path() == "/estimate") {
+		return max(s.cfg.BodyLimit, s.cfg.AreaBodyLimit)
+	}
+	return s.cfg.BodyLimit
+}
+
+// limitBody answers 413 to a body over its route's limit. fasthttp reads
+// bodies up to the larger limit, the area routes', before any route is
+// known; every other route is held to BodyLimit here.
+func (s *Server) limitBody(c *fiber.Ctx) error {
+	if len(c.Request().Body()) > s.bodyLimit(c) {
+		return fiber.ErrRequestEntityTooLarge
+	}
+	return c.Next()
 }

@@ -316,17 +316,18 @@ func TestCreateLayerErrors(t *testing.T) {
 
 func TestServeOverTCP(t *testing.T) {
 	t.Parallel()
-	srv, _ := setup(t, func(c *trigger.Config, _ *trigger.Deps) { c.BodyLimit = 2048 })
+	srv, _ := setup(t, func(c *trigger.Config, _ *trigger.Deps) { c.BodyLimit, c.AreaBodyLimit = 2048, 8192 })
 	base := serveTCP(t, srv)
 
-	post := func(body string) (*http.Response, error) {
-		req, err := http.NewRequest("POST", base+"/create", strings.NewReader(body))
+	postTo := func(path, body string) (*http.Response, error) {
+		req, err := http.NewRequest("POST", base+path, strings.NewReader(body))
 		if err != nil {
 			return nil, err
 		}
 		req.Header.Set("Authorization", "Bearer "+mint(t, "alice", "client"))
 		return http.DefaultClient.Do(req)
 	}
+	post := func(body string) (*http.Response, error) { return postTo("/create", body) }
 	resp, err := post(`{"dbId":"` + strings.Repeat("x", 4096) + `"}`)
 	if err != nil {
 		t.Fatal(err)
@@ -335,6 +336,26 @@ func TestServeOverTCP(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 413 || !strings.Contains(string(body), "larger than 2048 bytes") {
 		t.Errorf("POST /create with a large body = %d %s, want 413", resp.StatusCode, body)
+	}
+	// An area may be larger: /export and /estimate take up to 8192 bytes.
+	for _, path := range []string{"/export", "/estimate"} {
+		resp, err := postTo(path, `{"dbId":"`+strings.Repeat("x", 4096)+`"}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(body), "dbId") {
+			t.Errorf("POST %s with a 4 KiB body = %d %s, want 400 about dbId", path, resp.StatusCode, body)
+		}
+		if resp, err = postTo(path, `{"dbId":"`+strings.Repeat("x", 9000)+`"}`); err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 413 || !strings.Contains(string(body), "larger than 8192 bytes") {
+			t.Errorf("POST %s with a 9 KB body = %d %s, want 413", path, resp.StatusCode, body)
+		}
 	}
 	resp, err = post(seedBody)
 	if err != nil {
