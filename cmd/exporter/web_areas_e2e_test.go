@@ -271,8 +271,8 @@ func TestWebToolAreasEndToEnd(t *testing.T) {
 		t.Errorf("package holds %d tiles, per zoom %v; want %v (the page's estimate said %s)", n, byZoom, want, total)
 	}
 
-	// 10. Export the polygon to zoom 15, thousands of tiles, and cancel it:
-	// Cancel asks first; "No, keep it" keeps it running, "Yes, cancel it"
+	// 10. Export the polygon to zoom 15, thousands of tiles, see the time
+	// left, and cancel it: Cancel asks first; "No, keep it" keeps it running, "Yes, cancel it"
 	// cancels it.
 	w.chooseZoom(0, "max", 15)
 	if err := chromedp.Do(w.browser, chromedp.WaitEnabled(chromedp.ID("submit-btn")), chromedp.Click(chromedp.ID("submit-btn"))); err != nil {
@@ -286,6 +286,11 @@ func TestWebToolAreasEndToEnd(t *testing.T) {
 			w.fail("press %s: %v", action, err)
 		}
 	}
+	// While it runs, the row tells the time left, once the job's rate is
+	// known (etaSeconds).
+	left := w.wait("the time left", `(() => { const li = `+rowJS(second)+`;
+		return li.dataset.status === 'In-Progress' && /about .+ left/.test(li.textContent) && li.textContent.match(/about [^·]+ left/)[0]; })()`, 20*time.Second)
+	t.Logf("running export: %s", left)
 	press("cancel")
 	question := w.wait("the question", `(() => { const li = `+rowJS(second)+`;
 		return li.dataset.status === 'In-Progress' && li.querySelector('button[data-action="confirm-cancel"]') && li.querySelector('.confirm').textContent; })()`, 5*time.Second)

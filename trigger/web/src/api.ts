@@ -44,6 +44,10 @@ export interface Job {
   zoom: number; bbox: BBox; priority: number; packageName: string; taskIds: string[]; reason?: string;
   /** fromCache: this caller's request was answered from a package an earlier export had made. */
   fromCache: boolean;
+  /** etaSeconds: the seconds to the last tile at the job's recent rate, once that is meaningful. */
+  etaSeconds?: number;
+  /** batchesRetrying: batches waiting to run again (a failed attempt, or a worker that died). */
+  batchesRetrying?: number;
   estimatedBytes: number; createdAt: string; updatedAt: string; completedAt?: string; expiresAt?: string; result?: JobResult;
 }
 export interface JobList { jobs: Job[]; nextOffset: number | null }

@@ -16,6 +16,14 @@ export function fmtBytes(n: number): string {
   return `${new Intl.NumberFormat('en-US', { maximumSignificantDigits: 3 }).format(v)} ${sizeUnits[i]}`;
 }
 
+/** fmtDuration writes a duration in seconds as a person says it: 45 s, 3 min, 1 h 20 min. */
+export function fmtDuration(s: number): string {
+  if (s < 60) return `${Math.max(1, Math.round(s))} s`;
+  const min = Math.round(s / 60);
+  if (min < 60) return `${min} min`;
+  return `${Math.floor(min / 60)} h${min % 60 ? ` ${min % 60} min` : ''}`;
+}
+
 /** fmtDeg writes degrees per pixel with four significant digits. */
 export const fmtDeg = (d: number): string => d.toPrecision(4);
 

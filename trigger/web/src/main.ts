@@ -6,7 +6,7 @@ import { api, ApiError, describe, downloadURL, getToken, initToken, setToken, su
 import type { AreaBody, AreaEstimate, BBox, Job, Layer } from './api';
 import { ExportMap, clampBBox } from './map';
 import type { DrawMode } from './map';
-import { fmtBBox, fmtBytes, fmtCoord, fmtDate, fmtDeg, fmtMetres, fmtNum, groupDigits } from './format';
+import { fmtBBox, fmtBytes, fmtCoord, fmtDate, fmtDeg, fmtDuration, fmtMetres, fmtNum, groupDigits } from './format';
 import { extentOf, isBox, readFile, toFeature } from './selection';
 import type { Selection, SelectionKind } from './selection';
 import { bboxTilesByZoom, finestWithin, metresPerPixel, resolution } from './zoom';
@@ -699,7 +699,12 @@ class JobRow {
     this.progress.value = j.percentage;
     this.progress.setAttribute('aria-label', `Progress of export ${j.packageName}`);
     this.progress.setAttribute('aria-valuetext', `${j.percentage} %`);
-    this.progressText.textContent = `${j.percentage} % — ${fmtNum(j.tilesDone)} of ${fmtNum(j.tilesTotal)} tiles`;
+    let progress = `${j.percentage} % — ${fmtNum(j.tilesDone)} of ${fmtNum(j.tilesTotal)} tiles`;
+    if (running && j.etaSeconds !== undefined) progress += ` · about ${fmtDuration(j.etaSeconds)} left`;
+    if (running && j.batchesRetrying) {
+      progress += ` · ${fmtNum(j.batchesRetrying)} ${j.batchesRetrying === 1 ? 'batch' : 'batches'} waiting to be retried`;
+    }
+    this.progressText.textContent = progress;
     this.progressText.hidden = this.progress.hidden;
     const lines = [`Requested ${fmtDate(j.createdAt)} · bbox ${fmtBBox(j.bbox)}`];
     if (j.status === 'Completed' && j.result?.success) {
