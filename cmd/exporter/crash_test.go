@@ -226,8 +226,10 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 	killed := time.Now()
 	// The task's lease (30 s) expires, a worker's rescuer finds it within
 	// worker.RescueInterval and queues the batch again; the job's status
-	// says so until the batch runs again.
-	b := c.worker(nil)
+	// says so until the batch runs again. The live worker looks for tasks
+	// every 2 s, not every 50 ms, so that the test's polling sees that
+	// window whatever the machine's load.
+	b := c.worker(map[string]string{"EXPORTER_WORKER_POLL_INTERVAL": "2s"})
 	retrying, taken := c.waitRetaken(id, killed, 45*time.Second)
 	t.Logf("batch queued again %.1f s and taken again %.1f s after its worker was killed",
 		retrying.Sub(killed).Seconds(), taken.Sub(killed).Seconds())
