@@ -30,8 +30,9 @@
 // The worker reads and moves jobs through Jobs and queues tasks through
 // Enqueuer, both small interfaces of internal/job's store and enqueue API,
 // so the decisions of each step are unit-tested beside the real-Redis
-// tests. A starting worker removes the temp dirs of dead processes
-// (tempdir.go). A task that finds Redis unavailable (job.ErrUnavailable)
+// tests. A worker sweeps its temp dir when it starts and every
+// SweepInterval, removing the task dirs of dead processes and the packages
+// assembled for jobs that ended (tempdir.go). A task that finds Redis unavailable (job.ErrUnavailable)
 // is retried without using up an attempt.
 //
 // It imports internal/*, gpkg and source; it meets the trigger and

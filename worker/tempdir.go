@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/geoexport/exporter/internal/filelock"
+	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/logattr"
 )
 
@@ -18,12 +19,13 @@ import (
 // (os.MkdirTemp). The directory holds a lock file, .owner.lock, that the
 // task's process keeps locked (flock) with its pid in it for as long as
 // the directory exists, so a process that dies, however it dies, leaves
-// its directories unlocked. A worker that starts removes every such
-// directory whose lock it can take: nobody alive owns it. Directories of
+// its directories unlocked. A worker's sweep (when it starts and every
+// SweepInterval) removes every such directory whose lock it can take:
+// nobody alive owns it. Directories of
 // versions before the lock file are removed once they are a day old and
 // hold nothing but GeoPackage files. The directories of packages being
-// assembled (merge-<job id>, see assemblyDir) are removed only once
-// nothing in them changed for a day.
+// assembled (merge-<job id>, see assemblyDir) are removed once no process
+// holds them and their job has ended, or nothing in them changed for a day.
 const (
 	tempLockName = ".owner.lock"
 	// legacyTempAge is how old a task directory without a lock file must
@@ -64,10 +66,12 @@ func makeTaskDir(parent, prefix string) (dir string, release func(), err error) 
 }
 
 // sweepTempDirs removes the task directories under parent (the system's
-// temp directory when empty) that no live process owns, and returns them.
+// temp directory when empty) that no live process owns, and the packages
+// being assembled that no process holds and that ended (nil: none has)
+// reports done with or that nothing touched for a day, and returns them.
 // Other entries are left alone. Errors are joined; the sweep goes on past
 // them.
-func sweepTempDirs(parent string, now time.Time) ([]string, error) {
+func sweepTempDirs(parent string, now time.Time, ended func(jobID string) bool) ([]string, error) {
 	if parent == "" {
 		parent = os.TempDir()
 	}
@@ -88,9 +92,12 @@ func sweepTempDirs(parent string, now time.Time) ([]string, error) {
 			errs = append(errs, err)
 			continue
 		}
-		// A package being assembled outlives the tasks that write it:
-		// only one untouched for a day is given up.
-		if ownerless && assembly && !staleAssembly(dir, now) {
+		// A package being assembled outlives the tasks that write it: it
+		// is removed once its job has ended (finalize ran on another
+		// machine, or the job was cancelled or failed), or when untouched
+		// for a day.
+		if ownerless && assembly && !staleAssembly(dir, now) &&
+			(ended == nil || !ended(strings.TrimPrefix(e.Name(), assemblyDirPrefix))) {
 			ownerless = false
 			if lock != nil {
 				lock.Close()
@@ -188,14 +195,45 @@ func isGeoPackageFile(name string) bool {
 	return false
 }
 
-// sweep removes the task directories of dead processes under TempDir; a
-// failure is logged and does not stop the worker.
+// sweep removes the task directories of dead processes under TempDir, and
+// the packages assembled here for jobs that have ended; a failure is
+// logged and does not stop the worker.
 func (w *Worker) sweep(ctx context.Context) {
-	removed, err := sweepTempDirs(w.cfg.TempDir, time.Now())
+	removed, err := sweepTempDirs(w.cfg.TempDir, time.Now(), func(id string) bool { return w.jobEnded(ctx, id) })
 	if len(removed) > 0 {
-		w.log.InfoContext(ctx, "removed temp dirs of ended processes", "count", len(removed), "dirs", removed)
+		w.log.InfoContext(ctx, "removed temp dirs no process needs", "count", len(removed), "dirs", removed)
 	}
 	if err != nil {
 		w.log.WarnContext(ctx, "sweep temp dirs", logattr.Error, err)
+	}
+}
+
+// jobEnded reports whether job id is known to be over: its record is gone
+// or it is no longer In-Progress. A job store that cannot be read keeps
+// the package.
+func (w *Worker) jobEnded(ctx context.Context, id string) bool {
+	st, err := w.deps.Jobs.Status(ctx, id)
+	switch {
+	case errors.Is(err, job.ErrNotFound):
+		return true
+	case err != nil:
+		return false
+	}
+	return st != job.StatusInProgress
+}
+
+// sweepEvery sweeps every interval until ctx is done: a package that
+// merges assembled on this machine while finalize ran on another is
+// removed within interval of the job's end, not left until a restart.
+func (w *Worker) sweepEvery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.sweep(ctx)
+		}
 	}
 }

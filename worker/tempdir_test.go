@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/geoexport/exporter/internal/filelock"
 	"github.com/geoexport/exporter/internal/testenv"
 	"github.com/geoexport/exporter/worker"
 )
@@ -110,7 +111,7 @@ func TestSweepTempDirs(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	removed, err := worker.SweepTempDirs(parent, time.Now())
+	removed, err := worker.SweepTempDirs(parent, time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func TestSweepTempDirs(t *testing.T) {
 
 	// Once its owner is gone, the live one goes too.
 	live.kill(t)
-	removed, err = worker.SweepTempDirs(parent, time.Now())
+	removed, err = worker.SweepTempDirs(parent, time.Now(), nil)
 	if err != nil || !slices.Equal(removed, []string{live.dir}) {
 		t.Errorf("SweepTempDirs after the owner's death = %v, %v; want [%s]", removed, err, live.dir)
 	}
@@ -152,11 +153,50 @@ func TestSweepKeepsAssembliesForADay(t *testing.T) {
 	parent := t.TempDir()
 	young := mkdir(t, filepath.Join(parent, "merge-1b4e28ba-2fa1-11d2-883f-0016d3cca427"), time.Hour, worker.TempLockName, "p.gpkg")
 	old := mkdir(t, filepath.Join(parent, "merge-2b4e28ba-2fa1-11d2-883f-0016d3cca427"), 25*time.Hour, worker.TempLockName, "p.gpkg", "boot_id")
-	removed, err := worker.SweepTempDirs(parent, time.Now())
+	removed, err := worker.SweepTempDirs(parent, time.Now(), nil)
 	if err != nil || !slices.Equal(removed, []string{old}) {
 		t.Errorf("SweepTempDirs = %v, %v; want [%s]", removed, err, old)
 	}
 	if _, err := os.Stat(young); err != nil {
 		t.Errorf("%s after the sweep: %v, want it kept", young, err)
+	}
+}
+
+// TestSweepRemovesAssembliesOfEndedJobs: a package assembled on a machine
+// where finalize did not run is removed once its job has ended, unless a
+// process holds it.
+func TestSweepRemovesAssembliesOfEndedJobs(t *testing.T) {
+	t.Parallel()
+	parent := t.TempDir()
+	const (
+		running = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+		ended   = "2b4e28ba-2fa1-11d2-883f-0016d3cca427"
+		held    = "3b4e28ba-2fa1-11d2-883f-0016d3cca427"
+	)
+	dirs := map[string]string{}
+	for _, id := range []string{running, ended, held} {
+		dirs[id] = mkdir(t, filepath.Join(parent, "merge-"+id), 2*time.Minute, worker.TempLockName, "p.gpkg")
+	}
+	lock, err := filelock.TryLock(filepath.Join(dirs[held], worker.TempLockName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	var asked []string
+	removed, err := worker.SweepTempDirs(parent, time.Now(), func(id string) bool {
+		asked = append(asked, id)
+		return id != running
+	})
+	if err != nil || !slices.Equal(removed, []string{dirs[ended]}) {
+		t.Errorf("SweepTempDirs = %v, %v; want [%s]", removed, err, dirs[ended])
+	}
+	for _, id := range []string{running, held} {
+		if _, err := os.Stat(dirs[id]); err != nil {
+			t.Errorf("assembly of job %s after the sweep: %v, want it kept", id, err)
+		}
+	}
+	slices.Sort(asked)
+	if want := []string{running, ended}; !slices.Equal(asked, want) {
+		t.Errorf("sweep asked about jobs %v, want %v (never about a held package)", asked, want)
 	}
 }

@@ -49,6 +49,12 @@ type Config struct {
 	// new tasks again; zero means 50ms. The urgent pool looks at least
 	// every 100ms.
 	PollInterval time.Duration
+	// SweepInterval is how often the worker removes what nobody needs any
+	// more from TempDir: task directories of dead processes, and packages
+	// assembled here for jobs that ended (finalized on another machine,
+	// cancelled or failed). It also sweeps once when it starts. Zero
+	// means DefaultSweepInterval.
+	SweepInterval time.Duration
 	// PublicURL is the base of download links in callbacks.
 	PublicURL string
 	// PackageTTL is how long a finished package is kept.
@@ -69,11 +75,15 @@ func DefaultConfig() Config {
 	return Config{
 		Concurrency: runtime.NumCPU(), Fetchers: 4 * runtime.NumCPU(), Encoders: runtime.NumCPU(),
 		QueueWeights: [3]int{6, 3, 1}, ShutdownTimeout: 30 * time.Second, PollInterval: DefaultPollInterval,
+		SweepInterval: DefaultSweepInterval,
 	}
 }
 
-// DefaultPollInterval is the poll interval of a zero Config.
-const DefaultPollInterval = 50 * time.Millisecond
+// The poll and sweep intervals of a zero Config.
+const (
+	DefaultPollInterval  = 50 * time.Millisecond
+	DefaultSweepInterval = time.Minute
+)
 
 // Validate reports every problem of c at once, each naming its fields
 // (setting.FieldError).
@@ -106,6 +116,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		add(errors.New("worker: shutdown timeout must be positive"), "ShutdownTimeout")
+	}
+	if c.SweepInterval != 0 && c.SweepInterval < time.Second {
+		add(fmt.Errorf("worker: sweep interval %v must be at least 1s", c.SweepInterval), "SweepInterval")
 	}
 	switch {
 	case c.PollInterval < 0:
@@ -280,7 +293,7 @@ func (w *Worker) Handler() asynq.Handler {
 }
 
 // Run removes the temp dirs that dead processes left in TempDir, then
-// serves tasks until ctx is done, then lets running tasks finish within
+// serves tasks until ctx is done (sweeping TempDir every SweepInterval), then lets running tasks finish within
 // ShutdownTimeout; unfinished ones go back to the queue.
 func (w *Worker) Run(ctx context.Context) error {
 	if w.deps.Redis == nil {
@@ -307,8 +320,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	inspector := asynq.NewInspector(w.deps.Redis)
 	rescue := &rescuer{active: inspector, jobs: w.deps.Jobs, enqueuer: w.deps.Enqueuer, log: w.log, metrics: w.metrics}
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); rescue.run(ctx, RescueInterval) }()
+	go func() { defer wg.Done(); w.sweepEvery(ctx, cmp.Or(w.cfg.SweepInterval, DefaultSweepInterval)) }()
 	<-ctx.Done()
 	w.running.Store(false)
 	wg.Wait()

@@ -852,8 +852,9 @@ func TestConfigValidate(t *testing.T) {
 	bad := good
 	bad.PollInterval = -time.Second
 	bad.ShutdownTimeout = 0
+	bad.SweepInterval = 100 * time.Millisecond
 	err := bad.Validate()
-	for _, want := range []string{"poll interval -1s is negative", "shutdown timeout must be positive"} {
+	for _, want := range []string{"poll interval -1s is negative", "shutdown timeout must be positive", "sweep interval 100ms must be at least 1s"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want a problem saying %q", err, want)
 		}

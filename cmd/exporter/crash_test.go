@@ -200,12 +200,21 @@ var (
 	crashZoom = grid.Zoom(12)
 )
 
+// TestTwoWorkersShareOneExport runs the two workers as if on two machines,
+// each with a temp dir of its own: both merge parts into a package of
+// their own while batches render, one finalizes, and the other's sweep
+// removes its package once the job has ended.
 func TestTwoWorkersShareOneExport(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, 150, nil)
-	a, b := c.worker(nil), c.worker(nil)
+	temp := []string{t.TempDir(), t.TempDir()}
+	machine := func(dir string) map[string]string {
+		return map[string]string{"EXPORTER_WORKER_TEMP_DIR": dir, "EXPORTER_WORKER_SWEEP_INTERVAL": "1s"}
+	}
+	a, b := c.worker(machine(temp[0])), c.worker(machine(temp[1]))
 	id := c.export(crashBBox, crashZoom)
 	j := waitCompleted(t, c.api, id)
+	left := assemblies(t, temp...)
 	if len(j["taskIds"].([]any)) < 4 {
 		t.Fatalf("job has %d batches, want several", len(j["taskIds"].([]any)))
 	}
@@ -214,6 +223,33 @@ func TestTwoWorkersShareOneExport(t *testing.T) {
 	}
 	c.checkPackage(j)
 	c.expectCallback(true)
+
+	merges := func(p *proc) int { return strings.Count(p.logs.String(), `"msg":"parts merged ahead"`) }
+	t.Logf("merges ahead by the two workers: %d and %d; packages being assembled when the job completed: %v",
+		merges(a), merges(b), left)
+	deadline := time.Now().Add(15 * time.Second)
+	for len(left) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("packages of the completed job still on the workers 15 s later: %v", left)
+		}
+		time.Sleep(100 * time.Millisecond)
+		left = assemblies(t, temp...)
+	}
+}
+
+// assemblies lists the packages being assembled (merge-<job id>) in the
+// worker temp dirs.
+func assemblies(t *testing.T, dirs ...string) []string {
+	t.Helper()
+	var found []string
+	for _, dir := range dirs {
+		m, err := filepath.Glob(filepath.Join(dir, "merge-*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		found = append(found, m...)
+	}
+	return found
 }
 
 func TestWorkerKilledMidBatch(t *testing.T) {

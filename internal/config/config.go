@@ -229,6 +229,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.Worker.ReservedConcurrency, "worker-reserved-concurrency", c.Worker.ReservedConcurrency, "extra task slots that serve the urgent queue only; 0 is none")
 	fs.DurationVar(&c.Worker.ShutdownTimeout, "worker-shutdown-timeout", c.Worker.ShutdownTimeout, "time running tasks get to finish on shutdown before they are handed back")
 	fs.DurationVar(&c.Worker.PollInterval, "worker-poll-interval", c.Worker.PollInterval, "how long an idle worker waits before it looks for new tasks again")
+	fs.DurationVar(&c.Worker.SweepInterval, "worker-sweep-interval", c.Worker.SweepInterval, "how often a worker removes from its temp dir what dead processes and ended jobs left")
 	fs.StringVar(&c.Scheduler.ExpireSpec, "scheduler-expire-schedule", c.Scheduler.ExpireSpec, "when expired packages are deleted (cron spec or @every)")
 	fs.StringVar(&c.Scheduler.OrphansSpec, "scheduler-orphans-schedule", c.Scheduler.OrphansSpec, "when parts of jobs no longer running are deleted (cron spec or @every)")
 	fs.StringVar(&c.Scheduler.CleanSpec, "scheduler-clean-schedule", c.Scheduler.CleanSpec, "when records of ended jobs are deleted (cron spec or @every)")
