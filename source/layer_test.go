@@ -25,11 +25,14 @@ func (objectsOf) OpenObject(context.Context, string) (io.ReadCloser, error) {
 	return nil, os.ErrNotExist
 }
 
+// regionFootprint is a layer footprint around the specification's example.
+var regionFootprint = grid.BBox{MinX: 34.2, MinY: 29.4, MaxX: 35.9, MaxY: 33.4}
+
 // TestForLayer opens a source of every kind from catalog records, and
 // checks the records ForLayer cannot open without a dependency.
 func TestForLayer(t *testing.T) {
 	t.Parallel()
-	footprint := grid.BBox{MinX: 34.2, MinY: 29.4, MaxX: 35.9, MaxY: 33.4}
+	footprint := regionFootprint
 	full := source.LayerDeps{Objects: objectsOf{}, Opener: objectsOf{}, TempDir: t.TempDir()}
 	tests := []struct {
 		name    string
@@ -78,11 +81,13 @@ func TestForLayer(t *testing.T) {
 	}
 }
 
-// TestForLayerDemoDraws reads a tile of the demo layer through ForLayer:
-// one inside the footprint has an image, one outside it has no data.
+// TestForLayerDemoDraws reads a tile of the demo layer, given a footprint
+// smaller than its world, through ForLayer: one inside the footprint has
+// an image, one outside it has no data.
 func TestForLayerDemoDraws(t *testing.T) {
 	t.Parallel()
 	l := catalog.Demo().Layers()[0]
+	l.Footprint = regionFootprint
 	src, err := source.ForLayer(l, source.LayerDeps{})
 	if err != nil {
 		t.Fatal(err)

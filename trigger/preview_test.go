@@ -32,8 +32,27 @@ const (
 	previewZoom = grid.Zoom(8)
 )
 
-// footprint is the demo layer's, which every test layer shares.
-var footprint = catalog.Demo().Layers()[0].Footprint
+// footprint is every test layer's: a region around the specification's
+// example, where the built-in demo layer covers the world, so that tests
+// can ask outside it.
+var footprint = grid.BBox{MinX: 34.2, MinY: 29.4, MaxX: 35.9, MaxY: 33.4}
+
+// demoCatalog is the built-in catalog with its demo layer over footprint.
+func demoCatalog(t testing.TB) *catalog.Catalog {
+	t.Helper()
+	c, err := catalog.New([]catalog.Layer{regionalDemo()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// regionalDemo is the demo layer over footprint.
+func regionalDemo() catalog.Layer {
+	l := catalog.Demo().Layers()[0]
+	l.Footprint = footprint
+	return l
+}
 
 // inside is a tile at previewZoom whose column is i tiles east of the
 // footprint's first.
@@ -128,7 +147,7 @@ func previewCatalog(t *testing.T, u *upstream) (*catalog.Catalog, []byte) {
 		}
 	}
 	cat, err := catalog.New([]catalog.Layer{
-		catalog.Demo().Layers()[0],
+		regionalDemo(),
 		layer(storeLayer, "store", catalog.Source{Kind: catalog.SourceTileStore, Path: dir}),
 		layer(brokenLayer, "broken", catalog.Source{Kind: catalog.SourceXYZ, URL: u.srv.URL + "/broken/{z}/{x}/{y}.png", MaxAttempts: 1}),
 		layer(slowLayer, "slow", catalog.Source{Kind: catalog.SourceXYZ, URL: u.srv.URL + "/slow/{z}/{x}/{y}.png", MaxAttempts: 1}),

@@ -106,7 +106,7 @@ func setup(t testing.TB, opts ...option) (*trigger.Server, *bundle) {
 		TileSizes: job.TileSizes{PNG: 40_000, JPEG: 12_000},
 	}
 	deps := trigger.Deps{
-		Logger: slog.New(slog.DiscardHandler), Registry: reg, Gatherer: reg, Catalog: catalog.Demo(),
+		Logger: slog.New(slog.DiscardHandler), Registry: reg, Gatherer: reg, Catalog: demoCatalog(t),
 		Jobs: jobs, Enqueuer: newEnqueuer(t, client, jobs), Tasks: inspector, Files: files, Auth: trigger.NewAuthenticator(verifier),
 		Limiter: redis_rate.NewLimiter(rdb),
 	}

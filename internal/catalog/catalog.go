@@ -418,8 +418,8 @@ func (c *Catalog) Layers() []Layer { return slices.Clone(c.layers) }
 const DemoLayerID = "ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8"
 
 // Demo returns the built-in catalog: one layer drawn by the demo source (a
-// world map from Natural Earth, embedded) over a footprint around the
-// specification's example bbox.
+// world map from Natural Earth, embedded) over the whole world, so that a
+// first export of any place on Earth works.
 func Demo() *Catalog {
 	c, err := New([]Layer{{
 		ID:            DemoLayerID,
@@ -427,7 +427,7 @@ func Demo() *Catalog {
 		ProductType:   "Orthophoto",
 		Version:       "1.0",
 		Description:   "Demo world map from Natural Earth (no imagery), zoom 0 to 18",
-		Footprint:     grid.BBox{MinX: 34.2, MinY: 29.4, MaxX: 35.9, MaxY: 33.4},
+		Footprint:     grid.World,
 		MaxResolution: grid.Zoom(18).Resolution(),
 		Source:        Source{Kind: SourceDemo},
 		TileFormat:    "mixed",
