@@ -51,6 +51,7 @@ func TestWebToolStorage(t *testing.T) {
 	if fits < 0 || tooBig < 0 {
 		w.fail("zooms 8..18 of the rectangle: fitting %d, too big %d; want both within the quota of %d bytes", fits, tooBig, webQuota)
 	}
+	t.Logf("zoom %d is estimated at %d bytes, over the quota of %d; zoom %d fits", tooBig, need, webQuota, fits)
 	msg := w.wait("the message that the export does not fit", `(() => {
 		const m = document.getElementById('storage-error');
 		return document.getElementById('submit-btn').disabled && m.offsetParent !== null && m.textContent;
