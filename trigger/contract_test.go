@@ -591,8 +591,11 @@ func contractMain(t *testing.T, k *contract) {
 	}
 	content := []byte(strings.Repeat("0123456789", 100))
 	putPackage(t, b, j.FileKey, content)
+	// carol asks for the same tiles: her first request of the job is
+	// answered from its package.
+	carol := []string{"Authorization", bearer(t, "carol", "client")}
 	_, body = k.check(t, srv, exchange{name: "create served from cache", method: "POST", path: "/create", want: 200,
-		body: replace(seedBody, "34.811938017107494", "34.8119")})
+		body: replace(seedBody, "34.811938017107494", "34.8119"), header: carol})
 	hit := decode[map[string]any](t, body)
 	uri, _ := hit["fileUri"].(string)
 	download, ok := strings.CutPrefix(uri, "http://exporter.test")
@@ -601,8 +604,9 @@ func contractMain(t *testing.T, k *contract) {
 	}
 	bodies = k.run(t, srv, []exchange{
 		{name: "get a completed job", method: "GET", path: "/jobs/" + first.ID, want: 200},
+		{name: "get a job served from the cache", method: "GET", path: "/jobs/" + first.ID, want: 200, header: carol},
 		{name: "task status of a completed job", method: "GET", path: "/taskStatus/" + first.ID, want: 200},
-		{name: "list completed", method: "GET", path: "/jobs?status=Completed", want: 200},
+		{name: "list completed", method: "GET", path: "/jobs?status=Completed", want: 200, header: carol},
 		{name: "cancel a completed job", method: "DELETE", path: "/jobs/" + first.ID, want: 409},
 
 		{name: "download the fileUri", method: "GET", path: download, want: 200},
@@ -624,8 +628,11 @@ func contractMain(t *testing.T, k *contract) {
 		{name: "head a missing package stored before per-job paths", method: "HEAD", path: "/downloads/missing.gpkg", want: 404},
 		{name: "head without a token", method: "HEAD", path: download, want: 401, header: noAuth, docRejects: true},
 	})
-	if fromCache, _ := member(t, bodies["get a completed job"], "fromCache"); fromCache != true {
-		t.Errorf("GET /jobs/{id} after the caller was served from the cache: fromCache = %v, want true: %s", fromCache, bodies["get a completed job"])
+	if fromCache, _ := member(t, bodies["get a completed job"], "fromCache"); fromCache != false {
+		t.Errorf("GET /jobs/{id} of a completed job the caller created: fromCache = %v, want false: %s", fromCache, bodies["get a completed job"])
+	}
+	if fromCache, _ := member(t, bodies["get a job served from the cache"], "fromCache"); fromCache != true {
+		t.Errorf("GET /jobs/{id} after the caller was served from the cache: fromCache = %v, want true: %s", fromCache, bodies["get a job served from the cache"])
 	}
 	if jobs, _ := member(t, bodies["list completed"], "jobs"); len(asSlice(jobs)) != 1 || asSlice(jobs)[0].(map[string]any)["fromCache"] != true {
 		t.Errorf("GET /jobs?status=Completed after the caller was served from the cache: %s, want the one job with fromCache true", bodies["list completed"])

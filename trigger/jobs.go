@@ -33,9 +33,10 @@ type jobResponse struct {
 	Priority        int       `json:"priority"`
 	PackageName     string    `json:"packageName"`
 	TaskIDs         []string  `json:"taskIds"`
-	// FromCache is true when a request of the caller for this job was
+	// FromCache is true when the caller's first request for this job was
 	// answered at once from the package an earlier export had made (a
-	// naive-cache hit), so it asked for nothing new.
+	// naive-cache hit), so it asked for nothing new; a caller that created
+	// or joined the job, and so saw it render, reads false.
 	FromCache bool   `json:"fromCache"`
 	Reason    string `json:"reason,omitempty"`
 	// EstimatedBytes is the size expected when the job was planned.

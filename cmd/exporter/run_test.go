@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -108,5 +110,29 @@ func TestOutputPath(t *testing.T) {
 	}
 	if got, err := outputPath("", "http://localhost:8080/"); err == nil {
 		t.Errorf("outputPath of a fileUri without a file = %q, want an error", got)
+	}
+}
+
+// TestBinaryHelpListsCommands runs the built binary's -h, as a person
+// does, and checks that it lists every command rather than one role's
+// flags, and exits 0.
+func TestBinaryHelpListsCommands(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}} {
+		cmd := exec.Command(binary(t), args...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("exporter %v: %v\n%s", args, err, out)
+			continue
+		}
+		for _, c := range []string{"all", "trigger", "worker", "scheduler", "token", "export", "version"} {
+			if !regexp.MustCompile(`(?m)^  ` + c + ` +\S`).Match(out) {
+				t.Errorf("exporter %v does not list the command %q:\n%s", args, c, out)
+			}
+		}
+		if bytes.Contains(out, []byte("-redis-url")) || bytes.Contains(out, []byte("EXPORTER_WORKER_CONCURRENCY")) {
+			t.Errorf("exporter %v prints a role's flags:\n%s", args, out)
+		}
 	}
 }

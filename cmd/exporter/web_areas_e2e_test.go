@@ -196,14 +196,6 @@ func TestWebToolAreasEndToEnd(t *testing.T) {
 
 	// 6. At 1280×800 the page does not scroll, and the Export button and
 	// the messages under it are in view.
-	const layoutJS = `(() => {
-		const out = [], b = document.getElementById('submit-btn').getBoundingClientRect();
-		const msg = document.getElementById('submit-info').parentElement.getBoundingClientRect();
-		if (document.documentElement.scrollHeight > innerHeight + 1) out.push('the page scrolls: ' + document.documentElement.scrollHeight + ' > ' + innerHeight);
-		if (b.top < 0 || b.bottom > innerHeight) out.push('the Export button is at ' + b.top + '..' + b.bottom);
-		if (msg.bottom > innerHeight + 1) out.push('the messages end at ' + msg.bottom);
-		return out.join('; ');
-	})()`
 	if problem, err := chromedp.Run(w.browser, chromedp.Evaluate[string](layoutJS)); err != nil || problem != "" {
 		t.Errorf("at 1280×800: %s (%v)", problem, err)
 	}
@@ -307,6 +299,18 @@ func TestWebToolAreasEndToEnd(t *testing.T) {
 	}
 	w.shot("cancelled")
 }
+
+// layoutJS says what of the page does not fit the window: a page that
+// scrolls, an Export button or messages under it out of view; empty when
+// all is in view.
+const layoutJS = `(() => {
+	const out = [], b = document.getElementById('submit-btn').getBoundingClientRect();
+	const msg = document.getElementById('submit-info').parentElement.getBoundingClientRect();
+	if (document.documentElement.scrollHeight > innerHeight + 1) out.push('the page scrolls: ' + document.documentElement.scrollHeight + ' > ' + innerHeight);
+	if (b.top < 0 || b.bottom > innerHeight) out.push('the Export button is at ' + b.top + '..' + b.bottom);
+	if (msg.bottom > innerHeight + 1) out.push('the messages end at ' + msg.bottom);
+	return out.join('; ');
+})()`
 
 // draw presses the drawing button of id and clicks the points on the map.
 func (w *webTool) draw(id string, points [][2]float64) {

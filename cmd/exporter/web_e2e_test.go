@@ -7,10 +7,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -36,6 +38,7 @@ import (
 type webTool struct {
 	t       *testing.T
 	a       api
+	dir     string // the exporter's working directory, ./data in it
 	pageURL string
 	browser context.Context
 	page    *pageWatch
@@ -48,15 +51,22 @@ type webTool struct {
 // browser is closed after timeout.
 func openWebTool(t *testing.T, timeout time.Duration) *webTool {
 	t.Helper()
+	return openWebToolWith(t, timeout, nil)
+}
+
+// openWebToolWith is openWebTool with more EXPORTER_* settings.
+func openWebToolWith(t *testing.T, timeout time.Duration, settings map[string]string) *webTool {
+	t.Helper()
 	skipShort(t)
 	t.Parallel()
 
 	dir := t.TempDir()
-	addr := testenv.FreeAddr(t)
-	p := start(t, dir, map[string]string{"EXPORTER_HTTP_ADDR": addr, "EXPORTER_HTTP_RATE_LIMIT": "0"}, "all")
+	env := map[string]string{"EXPORTER_HTTP_ADDR": testenv.FreeAddr(t), "EXPORTER_HTTP_RATE_LIMIT": "0"}
+	maps.Copy(env, settings)
+	p := start(t, dir, env, "all")
 	base, token := waitURL(t, p)
 	waitReady(t, base, p)
-	w := &webTool{t: t, a: api{base: base, token: token}, pageURL: openURL(t, p)}
+	w := &webTool{t: t, a: api{base: base, token: token}, dir: dir, pageURL: openURL(t, p)}
 
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	t.Cleanup(cancel)
@@ -73,6 +83,24 @@ func openWebTool(t *testing.T, timeout time.Duration) *webTool {
 	w.wait("the layers", `document.querySelectorAll('#layer option').length > 0`, 10*time.Second)
 	w.shot("opened")
 	return w
+}
+
+// tokenFor mints a client token for sub with `exporter token`, signed by
+// the secret the running exporter keeps in its data directory.
+func (w *webTool) tokenFor(sub string) string {
+	w.t.Helper()
+	cmd := exec.Command(binary(w.t), "token", "-sub", sub, "-role", "client")
+	cmd.Dir = w.dir
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "EXPORTER_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		w.t.Fatalf("exporter token -sub %s: %v", sub, err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // shotOf checks what the tab of ctx reported and saves its screenshot;
@@ -147,6 +175,30 @@ func (w *webTool) pickDemoLayer() {
 	w.shot("layer")
 }
 
+// specCorners are the corners of the specification's example bbox, by the
+// ids of the page's corner inputs.
+var specCorners = map[string]string{
+	"minx": "34.811938017107494", "miny": "31.95475033759175",
+	"maxx": "34.82237261707599", "maxy": "31.96426962177354",
+}
+
+// typeCorners types specCorners into the corner inputs, as a person
+// does: over the active rectangle's, or, after "Corners", a new one's.
+func (w *webTool) typeCorners() {
+	w.t.Helper()
+	for _, id := range []string{"minx", "miny", "maxx", "maxy"} {
+		if err := chromedp.Do(w.browser,
+			chromedp.Evaluate[chromedp.Void](`(() => { const e = document.getElementById('`+id+`'); e.focus(); e.select(); })()`),
+			chromedp.KeyEvent(specCorners[id]),
+		); err != nil {
+			w.fail("type %s: %v", id, err)
+		}
+		if v, err := chromedp.Run(w.browser, chromedp.Value(chromedp.ID(id))); err != nil || v != specCorners[id] {
+			w.fail("#%s = %q (%v) after typing, want %q", id, v, err, specCorners[id])
+		}
+	}
+}
+
 // mapBox is the map's left, top, width and height in CSS pixels.
 func (w *webTool) mapBox() [4]float64 {
 	w.t.Helper()
@@ -199,8 +251,11 @@ func rowJS(id string) string {
 // chooses zoom 14 as its finest, waits for the estimate of 18 tiles,
 // exports (POST /export with the rectangle as the area), follows the
 // job to Completed, downloads the package through the page's link, and
-// exports the same area again to see it marked as ready from the earlier
-// export, in this tab and in a new one. The long package name of that
+// exports the same area again: the answer is the package, and the job's
+// row, which rendered it, is not marked as ready from an earlier export.
+// Someone else then exports the area at zoom 13, and this person's export
+// of it is answered from that package: only that row is marked, in this
+// tab and in a new one. The long package name of that
 // answer must stay in its panel, at 1280×800 and in a narrow window. Rows
 // of the jobs panel are found by their data-job-id and data-status, not by
 // their text. Any console error, uncaught exception or failed request of
@@ -246,21 +301,8 @@ func TestWebToolEndToEnd(t *testing.T) {
 	w.shot("drawn")
 
 	// 4. Type the specification's example corners over the drawn ones.
-	corners := map[string]string{
-		"minx": "34.811938017107494", "miny": "31.95475033759175",
-		"maxx": "34.82237261707599", "maxy": "31.96426962177354",
-	}
-	for _, id := range []string{"minx", "miny", "maxx", "maxy"} {
-		if err := chromedp.Do(w.browser,
-			chromedp.Evaluate[chromedp.Void](`(() => { const e = document.getElementById('`+id+`'); e.focus(); e.select(); })()`),
-			chromedp.KeyEvent(corners[id]),
-		); err != nil {
-			w.fail("type %s: %v", id, err)
-		}
-		if v, err := chromedp.Run(w.browser, chromedp.Value(chromedp.ID(id))); err != nil || v != corners[id] {
-			w.fail("#%s = %q (%v) after typing, want %q", id, v, err, corners[id])
-		}
-	}
+	w.typeCorners()
+	corners := specCorners
 	w.shot("typed")
 
 	// 5. Choose zoom 14 as the selection's finest by its label and wait for
@@ -297,10 +339,10 @@ func TestWebToolEndToEnd(t *testing.T) {
 		t.Errorf("GET /jobs = %v, want the one job %s the panel shows", jobs, jobID)
 	}
 	w.shot("submitted")
-	rowJS := rowJS(jobID)
+	row := rowJS(jobID)
 	href := w.completed(jobID, 30*time.Second)
 	progress := w.wait("the progress bar", `(() => {
-		const li = `+rowJS+`;
+		const li = `+row+`;
 		const p = li?.querySelector('progress');
 		return p && !p.hidden && p.getAttribute('aria-label') + ' = ' + p.value + '; ' + p.nextElementSibling.textContent;
 	})()`, 5*time.Second)
@@ -328,28 +370,53 @@ func TestWebToolEndToEnd(t *testing.T) {
 		t.Errorf("downloaded package holds %d tiles (%v), want 18", n, byZoom)
 	}
 
-	// 8. Export the same request again: the row is marked as ready from
-	// the earlier export, and no second job appears.
+	// 8. Export the same request again: the answer is the finished
+	// package, no second job appears, and the row of the job, which
+	// rendered the package before this person's eyes, is not marked as
+	// ready from an earlier export.
 	if err := chromedp.Do(w.browser, chromedp.WaitEnabled(chromedp.ID("submit-btn")), chromedp.Click(chromedp.ID("submit-btn"))); err != nil {
 		w.fail("click Export again: %v", err)
 	}
 	info := w.wait("the answer to the second export", `(() => { const t = document.getElementById('submit-info').textContent;
 		return t.startsWith('Ready from an earlier export') && t; })()`, 10*time.Second)
-	marked := w.wait("the row marked as ready from an earlier export", `(() => {
-		const li = `+rowJS+`;
-		const c = li?.querySelector('.cached');
-		return c && !c.hidden && c.offsetParent !== null && c.textContent + ' | ' + li.querySelector('.actions a[download]')?.href;
-	})()`, 10*time.Second)
-	if marked != "Ready from an earlier export | "+href {
-		t.Errorf("marked row = %q, want the mark on the row whose link is %s", marked, href)
-	}
-	if n, err := chromedp.Run(w.browser, chromedp.Evaluate[int](`document.querySelectorAll('#jobs-list > li[data-job-id]').length`)); err != nil || n != 1 {
-		t.Errorf("jobs panel lists %d rows (%v) after the second export, want the one job", n, err)
-	}
-	if fromCache := a.getJSON(t, "/jobs/"+jobID)["fromCache"]; fromCache != true {
-		t.Errorf("GET /jobs/%s: fromCache = %v after the cached answer, want true", jobID, fromCache)
-	}
 	t.Logf("second export: %s", info)
+	const markedJS = `[...document.querySelectorAll('#jobs-list > li')].map((li) => {
+		const c = li.querySelector('.cached');
+		return li.dataset.jobId + ':' + (c && !c.hidden && c.offsetParent !== null ? 'cached' : 'rendered');
+	}).join(' ')`
+	if jobs := asSlice(a.getJSON(t, "/jobs")["jobs"]); len(jobs) != 1 {
+		t.Errorf("GET /jobs lists %d jobs after the identical request, want the one job %s", len(jobs), jobID)
+	}
+	if fromCache := a.getJSON(t, "/jobs/"+jobID)["fromCache"]; fromCache != false {
+		t.Errorf("GET /jobs/%s: fromCache = %v for the job this subject created, want false", jobID, fromCache)
+	}
+
+	// Someone else exports the rectangle at zoom 13; then this person asks
+	// for it: that answer comes from the other's package, and only its
+	// row is marked.
+	other := api{base: a.base, token: w.tokenFor("someone-else")}
+	res := 0.703125 / (1 << 13)
+	theirs := other.postJSON(t, "/export", fmt.Sprintf(`{"dbId": %q, "roi": {"type": "FeatureCollection", "features": [{"type": "Feature",
+		"geometry": {"type": "Polygon", "coordinates": [[[%[2]s, %[3]s], [%[4]s, %[3]s], [%[4]s, %[5]s], [%[2]s, %[5]s], [%[2]s, %[3]s]]]},
+		"properties": {"minResolutionDeg": 0.703125, "maxResolutionDeg": %[6]v}}]}}`,
+		catalog.DemoLayerID, corners["minx"], corners["miny"], corners["maxx"], corners["maxy"], res))
+	cachedID, _ := theirs["jobId"].(string)
+	waitCompleted(t, other, cachedID)
+	w.chooseZoom(0, "max", 13)
+	if err := chromedp.Do(w.browser, chromedp.WaitEnabled(chromedp.ID("submit-btn")), chromedp.Click(chromedp.ID("submit-btn"))); err != nil {
+		w.fail("click Export at zoom 13: %v", err)
+	}
+	info = w.wait("the answer from the other's package", `(() => { const t = document.getElementById('submit-info').textContent;
+		return t.startsWith('Ready from an earlier export') && t; })()`, 10*time.Second)
+	// The panel lists the jobs again at once after an answer: the new row
+	// and the old one come from the same GET /jobs.
+	w.wait("the row of the other's job", rowJS(cachedID)+` !== null`, 10*time.Second)
+	if marks, err := chromedp.Run(w.browser, chromedp.Evaluate[string](markedJS)); err != nil || marks != cachedID+":cached "+jobID+":rendered" {
+		t.Errorf("jobs panel after an answer from another's package = %q (%v), want %s marked and %s not", marks, err, cachedID, jobID)
+	}
+	if fromCache := a.getJSON(t, "/jobs/"+cachedID)["fromCache"]; fromCache != true {
+		t.Errorf("GET /jobs/%s: fromCache = %v for the job answered from the cache, want true", cachedID, fromCache)
+	}
 	w.shot("cached")
 
 	// 9. The long package name of that answer stays in its panel, here and
@@ -388,12 +455,10 @@ func TestWebToolEndToEnd(t *testing.T) {
 	if err := chromedp.Do(tab, chromedp.EmulateViewport(1280, 800), chromedp.Navigate(w.pageURL)); err != nil {
 		w.fail("open the page in a new tab: %v", err)
 	}
-	v, err := chromedp.Run(tab, chromedp.Poll[any](`(() => { const li = `+rowJS+`;
-		const c = li?.querySelector('.cached');
-		return li?.dataset.status === 'Completed' && c && !c.hidden && c.offsetParent !== null; })()`,
+	v, err := chromedp.Run(tab, chromedp.Poll[any](`document.querySelectorAll('#jobs-list > li[data-status="Completed"]').length === 2 && `+markedJS,
 		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second)))
-	if err != nil || v != true {
-		t.Errorf("a new tab does not mark job %s as ready from an earlier export: %v, %v", jobID, v, err)
+	if err != nil || v != cachedID+":cached "+jobID+":rendered" {
+		t.Errorf("a new tab marks the jobs %v (%v), want %s ready from an earlier export and %s not", v, err, cachedID, jobID)
 	}
 	w.shotOf(tab, tabPage, "new-tab")
 }

@@ -39,7 +39,7 @@ const (
 //	<p>:jobs                 sorted set: every job id by creation (ms)
 //	<p>:job:<id>:subjects    set: subjects that requested the job
 //	<p>:subject:<sub>:jobs   sorted set: a subject's job ids by last request (ms)
-//	<p>:subject:<sub>:cached set: ids of jobs whose finished package answered a request of the subject
+//	<p>:subject:<sub>:cached set: ids of jobs whose finished package answered the subject's first request of them
 //	<p>:job:<id>:done        set: indexes of batches whose parts are stored
 //	<p>:job:<id>:deliveries  hash: callback → JSON Delivery, the latest outcome
 //	<p>:quota:stored         bytes of packages stored
@@ -164,8 +164,10 @@ if id then
         redis.call('HSET', jk, 'expires_at', newexp, 'updated_at', now)
         redis.call('ZADD', KEYS[3], newexp, id)
       end
+      -- The subject's first request of the job was answered from the
+      -- package: a subject that created or joined the job saw it rendered.
+      if redis.call('SISMEMBER', jk .. ':subjects', ARGV[7]) == 0 then redis.call('SADD', KEYS[8], id) end
       seen(id)
-      redis.call('SADD', KEYS[8], id)
       return {'cache_hit', id, redis.call('HGETALL', jk)}
     end
   elseif st == 'In-Progress' then
@@ -236,9 +238,11 @@ func (e *QuotaError) Available() int64 { return max(0, e.Quota-e.Used) }
 // is joined and callbacks are added to it, each distinct callback once.
 // Failed, Cancelled and Expired jobs are never reused. A new job whose
 // estimate does not fit the quota is refused with *QuotaError. Every
-// outcome lists the job among the subject's jobs; a cache hit also records,
-// in the same step, that the subject was served the finished package
-// (FromCache).
+// outcome lists the job among the subject's jobs; a cache hit that is the
+// subject's first request of the job also records, in the same step, that
+// the subject was served the finished package (FromCache). A subject that
+// created or joined the job and asks again is not recorded: it saw the job
+// render, and its list should not call the job an earlier export.
 func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outcome, error) {
 	keys := []string{s.cacheKey(j.Spec.CacheKey()), s.jobKey(j.ID), s.expiryKey(), s.jobsKey(),
 		s.subjectKey(req.Subject), s.storedKey(), s.reservedKey(), s.subjectCachedKey(req.Subject)}
@@ -507,8 +511,8 @@ type View struct {
 	// Requested: the subject asked for the job (created, joined or was
 	// served it from the cache).
 	Requested bool
-	// FromCache: a request of the subject for the job was answered from
-	// its finished package (FromCache).
+	// FromCache: the subject's first request for the job was answered
+	// from its finished package (FromCache).
 	FromCache bool
 	// Retrying is how many of the job's batches wait to be run again
 	// (SetRetrying).
@@ -558,9 +562,10 @@ return {redis.call('HGETALL', KEYS[1]), redis.call('SISMEMBER', KEYS[2], ARGV[1]
   redis.call('SISMEMBER', KEYS[3], ARGV[2]), dels, redis.call('SCARD', KEYS[5])}
 `)
 
-// FromCache reports, for each of ids, whether a request of subject for that
-// job was answered from its finished package (a cache hit of GetOrCreate)
-// rather than by creating or joining it. The answer is in the order of ids;
+// FromCache reports, for each of ids, whether the first request of subject
+// for that job was answered from its finished package (a cache hit of
+// GetOrCreate) rather than by creating or joining it; a later identical
+// request of a subject that created or joined the job leaves it false. The answer is in the order of ids;
 // an unknown id is false.
 func (s *Store) FromCache(ctx context.Context, subject string, ids ...string) ([]bool, error) {
 	if len(ids) == 0 {

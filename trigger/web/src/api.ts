@@ -51,6 +51,11 @@ export interface Job {
   estimatedBytes: number; createdAt: string; updatedAt: string; completedAt?: string; expiresAt?: string; result?: JobResult;
 }
 export interface JobList { jobs: Job[]; nextOffset: number | null }
+/**
+ * Storage is GET /storage in bytes: with a quota, what is left of it and the quota; else the
+ * package storage's free space and size; both null where neither is known (S3 without a quota).
+ */
+export interface Storage { free: number | null; size: number | null }
 
 /** ApiError is an answer other than 2xx, or no answer at all (status 0). */
 export class ApiError extends Error {
@@ -149,6 +154,7 @@ export const api = {
   jobs: () => call<JobList>('GET', 'jobs?limit=50'),
   job: (id: string) => call<Job>('GET', 'jobs/' + encodeURIComponent(id)),
   cancel: (id: string) => call<Job>('DELETE', 'jobs/' + encodeURIComponent(id)),
+  storage: () => call<Storage>('GET', 'storage'),
 };
 
 /** describe says in words what an error means for the person using the page. */

@@ -3,7 +3,7 @@ import Polygon, { fromExtent } from 'ol/geom/Polygon';
 import type MultiPolygon from 'ol/geom/MultiPolygon';
 import Feature from 'ol/Feature';
 import { api, ApiError, describe, downloadURL, getToken, initToken, setToken, subjectOf } from './api';
-import type { AreaBody, AreaEstimate, BBox, Job, Layer } from './api';
+import type { AreaBody, AreaEstimate, BBox, Job, Layer, Storage } from './api';
 import { ExportMap, clampBBox } from './map';
 import type { DrawMode } from './map';
 import { fmtBBox, fmtBytes, fmtCoord, fmtDate, fmtDeg, fmtDuration, fmtMetres, fmtNum, groupDigits } from './format';
@@ -26,7 +26,7 @@ const el = {
   selections: $<HTMLOListElement>('selections'), selectionsEmpty: $('selections-empty'),
   description: $<HTMLInputElement>('description'), callbacks: $<HTMLTextAreaElement>('callbacks'),
   priority: $<HTMLInputElement>('priority'), advanced: $<HTMLDetailsElement>('advanced'),
-  estimateBody: $('estimate-body'), submit: $<HTMLButtonElement>('submit-btn'), submitInfo: $('submit-info'),
+  estimateBody: $('estimate-body'), storageFree: $('storage-free'), storageError: $('storage-error'), submit: $<HTMLButtonElement>('submit-btn'), submitInfo: $('submit-info'),
   jobsList: $<HTMLOListElement>('jobs-list'), jobsStatus: $('jobs-status'), jobsEmpty: $('jobs-empty'),
 };
 // Where each field named by a 400 answer is shown; roi.features[i].… goes next to selection i.
@@ -106,7 +106,7 @@ function showApiError(e: unknown, what: string): void {
     return;
   }
   if (e instanceof ApiError && e.status === 404 && /^dbId:/.test(e.message)) { showError('dbId', e.message.replace(/^dbId: /, 'Layer: ')); return; }
-  if (e instanceof ApiError && e.status === 401) needSignIn(describe(e, what));
+  if (e instanceof ApiError && e.status === 401) { needSignIn(describe(e, what)); return; }
   if (e instanceof ApiError && e.status === 413) { showError('callbackURLs', describe(e, what)); return; }
   showError('', sayInFormWords(describe(e, what)));
 }
@@ -132,11 +132,13 @@ async function loadLayers(): Promise<void> {
   if (!getToken()) return;
   try {
     layers = await api.layers();
+    accepted();
     layersRetry = 0;
     $('layer-error').textContent = '';
   } catch (e) {
-    $('layer-error').textContent = describe(e, 'Loading the layers');
+    // A refused token is said once, in the sign-in box.
     if (e instanceof ApiError && e.status === 401) { needSignIn(describe(e, 'Loading the layers')); return; }
+    $('layer-error').textContent = describe(e, 'Loading the layers');
     if (e instanceof ApiError && e.status === 403) return;
     layersRetry = Math.min(layersRetry + 1, 5);
     setTimeout(() => void loadLayers(), 1000 * 2 ** layersRetry);
@@ -471,7 +473,7 @@ function onChange(): void {
   clearErrors();
   el.submitInfo.textContent = '';
   estimate = null;
-  el.submit.disabled = true;
+  renderSubmit();
   for (const s of selections) s.estimate = undefined;
   estimateFailed = false;
   const { body: b, problem } = body();
@@ -498,13 +500,15 @@ async function runEstimate(b: AreaBody, these: Selection[]): Promise<void> {
     if (ctl.signal.aborted) return;
     estimate = { key: JSON.stringify(b), value: est };
     if (est.tilesTotal > 0) bytesPerTile = est.estimatedBytes / est.tilesTotal;
+    // The estimate's quota left is the same number as GET /storage's, and newer.
+    if (est.quotaBytes && est.quotaAvailableBytes !== undefined) storage = { free: est.quotaAvailableBytes, size: est.quotaBytes };
     for (const f of est.features ?? []) {
       const s = these[f.index];
       if (s) s.estimate = { tiles: f.tiles, bytes: f.estimatedBytes };
     }
     renderSelections();
     renderEstimate(est);
-    el.submit.disabled = false;
+    renderSubmit();
   } catch (e) {
     if ((e as Error).name === 'AbortError') return;
     el.estimateBody.innerHTML = '<p class="help">No estimate: see the message next to the selection or control.</p>';
@@ -519,8 +523,46 @@ function renderEstimate(est: AreaEstimate): void {
   const zooms = est.tilesByZoom.map((t) => t.zoom);
   add('Tiles', `${fmtNum(est.tilesTotal)} (zoom ${zooms.length ? Math.min(...zooms) : 0}–${est.maxZoom})`);
   add('Size', `≈ ${fmtBytes(est.estimatedBytes)}`);
-  if (est.quotaAvailableBytes !== undefined && est.quotaBytes) add('Quota left', `${fmtBytes(est.quotaAvailableBytes)} of ${fmtBytes(est.quotaBytes)}`);
   el.estimateBody.replaceChildren(dl);
+}
+
+// ---------- storage ----------
+/** storage is the last GET /storage (or the quota an estimate reported); null until known. */
+let storage: Storage | null = null;
+let submitting = false;
+/**
+ * loadStorage reads the free space again: at the start and whenever it changes, when an
+ * export is made, ends (its reservation becomes its package, or is released), expires or
+ * is cancelled. A failure leaves the last answer, and the next change asks again.
+ */
+async function loadStorage(): Promise<void> {
+  if (!getToken()) return;
+  try {
+    storage = await api.storage();
+    accepted();
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) needSignIn(describe(e, 'Reading the free space'));
+    return;
+  }
+  renderSubmit();
+}
+/**
+ * renderSubmit shows the free space beside the estimate, and enables Export only once the
+ * estimate of the form is in and fits in it, saying otherwise how much is needed and free.
+ */
+function renderSubmit(): void {
+  const free = storage?.free ?? null;
+  const size = storage?.size ?? null;
+  el.storageFree.hidden = free === null;
+  el.storageFree.dataset.free = free === null ? '' : String(free);
+  el.storageFree.textContent = free === null ? '' : `Free for packages: ${fmtBytes(free)}${size === null ? '' : ` of ${fmtBytes(size)}`}`;
+  const need = estimate?.value.estimatedBytes;
+  const short = need !== undefined && free !== null && need > free;
+  el.storageError.textContent = short
+    ? `Too large for the free space: this export needs ≈ ${fmtBytes(need)}, and ${fmtBytes(free)} is free. ` +
+      'Choose a smaller area or coarser zooms, or wait for older exports to expire.'
+    : '';
+  el.submit.disabled = !estimate || submitting || short;
 }
 el.description.addEventListener('input', onChange);
 el.callbacks.addEventListener('input', onChange);
@@ -529,10 +571,12 @@ el.priority.addEventListener('input', onChange);
 // ---------- submit ----------
 el.form.addEventListener('submit', (ev) => { ev.preventDefault(); void submit(); });
 async function submit(): Promise<void> {
+  if (el.submit.disabled) return; // no estimate yet, or it does not fit
   const { body: b } = body();
   if (!b || !estimate || estimate.key !== JSON.stringify(b)) return;
   clearErrors();
-  el.submit.disabled = true;
+  submitting = true;
+  renderSubmit();
   el.submitInfo.textContent = 'Submitting…';
   sent = el.whole.checked ? [] : [...selections];
   try {
@@ -554,20 +598,44 @@ async function submit(): Promise<void> {
     el.submitInfo.textContent = '';
     showApiError(e, 'The export');
   } finally {
-    el.submit.disabled = false;
+    submitting = false;
+    renderSubmit();
+    void loadStorage(); // the new job reserved its estimate
   }
 }
 
 // ---------- auth ----------
+/**
+ * auth is what the page knows of its token: none, not yet answered by the API, accepted by
+ * it, or refused. The header says "Signed in" only once the API has accepted the token.
+ */
+let auth: 'none' | 'checking' | 'accepted' | 'refused' = 'none';
+/** needSignIn shows the sign-in box; a message says why the token was refused, there alone. */
 function needSignIn(message: string): void {
+  if (message) {
+    auth = 'refused';
+    clearTimeout(pollTimer);
+    // Other places that would tell the same refusal stay quiet.
+    $('layer-error').textContent = '';
+    el.jobsStatus.textContent = '';
+  }
   el.signin.hidden = false;
   el.tokenError.textContent = message;
+  renderAuth();
+}
+/** accepted records that the API answered the token. */
+function accepted(): void {
+  if (auth !== 'checking') return;
+  auth = 'accepted';
   renderAuth();
 }
 function renderAuth(): void {
   el.authState.replaceChildren();
   const t = getToken();
-  if (!t) { el.authState.textContent = 'Not signed in.'; return; }
+  if (!t) auth = 'none';
+  if (auth === 'none') { el.authState.textContent = 'Not signed in.'; return; }
+  if (auth === 'refused') { el.authState.textContent = 'Not signed in: the token was refused.'; return; }
+  if (auth === 'checking') { el.authState.textContent = 'Checking the token…'; return; }
   const sub = subjectOf(t);
   el.authState.append(`Signed in${sub ? ` as ${sub}` : ''}.`);
   const out = document.createElement('button');
@@ -580,11 +648,13 @@ el.signinForm.addEventListener('submit', (ev) => {
   const t = el.tokenInput.value.trim();
   if (!t) { el.tokenError.textContent = 'Paste a token first.'; return; }
   setToken(t);
+  auth = 'checking';
   el.tokenInput.value = '';
   el.tokenError.textContent = '';
   el.signin.hidden = true;
   renderAuth();
   void loadLayers();
+  void loadStorage();
   pollNow();
 });
 
@@ -599,13 +669,14 @@ async function poll(): Promise<void> {
   let delay = 2000;
   try {
     const list = await api.jobs();
+    accepted();
     if (failures > 0) el.jobsStatus.textContent = '';
     failures = 0;
     renderJobs(list.jobs);
   } catch (e) {
     failures++;
     delay = Math.min(2000 * 2 ** failures, 30000);
-    if (e instanceof ApiError && e.status === 401) { needSignIn(describe(e, 'Listing the exports')); el.jobsStatus.textContent = describe(e, 'Listing the exports'); return; }
+    if (e instanceof ApiError && e.status === 401) { needSignIn(describe(e, 'Listing the exports')); return; }
     const retry = e instanceof ApiError && e.retryAfter ? e.retryAfter * 1000 : delay;
     delay = Math.max(delay, retry);
     el.jobsStatus.textContent = `${describe(e, 'Listing the exports')} Retrying in ${Math.round(delay / 1000)} s.`;
@@ -616,17 +687,21 @@ function renderJobs(jobs: Job[]): void {
   el.jobsEmpty.hidden = jobs.length > 0;
   const seen = new Set<string>();
   let prev: HTMLElement | null = null;
+  // A job that appeared, changed its status or went away changed the free space too.
+  let changed = false;
   for (const j of jobs) {
     seen.add(j.id);
     let row = rows.get(j.id);
     if (!row) { row = new JobRow(j.id); rows.set(j.id, row); }
+    if (row.status() !== j.status) changed = true;
     row.update(j);
     // Keep the server's order without recreating rows (focus survives polling).
     const want: ChildNode | null = prev ? prev.nextSibling : el.jobsList.firstChild;
     if (want !== row.li) el.jobsList.insertBefore(row.li, want);
     prev = row.li;
   }
-  for (const [id, row] of rows) if (!seen.has(id)) { row.li.remove(); rows.delete(id); }
+  for (const [id, row] of rows) if (!seen.has(id)) { row.li.remove(); rows.delete(id); changed = true; }
+  if (changed) void loadStorage();
   if (freshJob && rows.has(freshJob)) { rows.get(freshJob)!.li.classList.add('fresh'); freshJob = ''; }
 }
 
@@ -685,6 +760,9 @@ class JobRow {
     this.showBtn.addEventListener('click', () => { if (this.job) map.showJob(this.job.result?.bbox ?? this.job.bbox); });
     this.li.append(head, this.cached, this.progress, this.progressText, this.meta, this.actions, this.error);
   }
+
+  /** status is the job's status as last shown, undefined before the first. */
+  status(): Job['status'] | undefined { return this.job?.status; }
 
   update(j: Job): void {
     this.job = j;
@@ -762,7 +840,9 @@ class JobRow {
     this.error.className = 'error'; this.error.textContent = '';
     try {
       this.update(await api.cancel(this.job.id));
+      void loadStorage(); // its reservation is released
     } catch (e) {
+      if (e instanceof ApiError && e.status === 401) { needSignIn(describe(e, 'Cancelling')); return; }
       this.error.textContent = e instanceof ApiError && e.status === 403
         ? 'Only the person who started this export can cancel it.'
         : describe(e, 'Cancelling');
@@ -776,10 +856,11 @@ class JobRow {
 
 // ---------- start ----------
 function start(): void {
-  initToken();
+  if (initToken()) auth = 'checking';
   renderAuth();
   if (!getToken()) { needSignIn(''); return; }
   void loadLayers();
+  void loadStorage();
   void poll();
 }
 start();
