@@ -15,7 +15,9 @@ import (
 
 // TestQueriesAgainstPrometheus runs a demo export on `exporter all`, lets a
 // real Prometheus scrape it and load the alert and recording rules, and
-// evaluates every expression of the dashboard and the rules.
+// evaluates every expression of the dashboard and the rules. (The alerts'
+// own unit tests, on series written for them, are monitoring's
+// TestAlertRules.)
 func TestQueriesAgainstPrometheus(t *testing.T) {
 	skipShort(t)
 	t.Parallel()
@@ -25,6 +27,9 @@ func TestQueriesAgainstPrometheus(t *testing.T) {
 		"EXPORTER_HTTP_ADDR": testenv.FreeAddr(t), "EXPORTER_HTTP_METRICS_ADDR": metricsAddr,
 		"EXPORTER_HTTP_RATE_LIMIT": "0", "EXPORTER_LOG_FORMAT": "json", "EXPORTER_HTTP_CALLBACK_ALLOW": "127.0.0.1/32",
 		"EXPORTER_HTTP_PPROF": "true",
+		// A quota, so that the storage panels and alert have one to
+		// compare with; expiry often, so that its last success is known.
+		"EXPORTER_JOBS_QUOTA_BYTES": "10000000000", "EXPORTER_SCHEDULER_EXPIRE_SCHEDULE": "@every 2s",
 	}, "all")
 	base, token := waitURL(t, p)
 	waitReady(t, base, p)
