@@ -59,6 +59,20 @@ func TestQueriesAgainstPrometheus(t *testing.T) {
 	// counted when its handler returns, just after the job is Completed.)
 	prom.WaitScrapedAfter(ctx, t, done.Add(1500*time.Millisecond))
 
+	// The gauges the scheduler reads from Redis say what happened: the
+	// export finished, its package is stored within the quota, and expiry
+	// (every 2 s here) succeeded a moment ago.
+	for _, expr := range []string{
+		`max(exporter_jobs_running) == 0`,
+		`max(exporter_storage_stored_bytes) > 0 and max(exporter_storage_reserved_bytes) == 0`,
+		`max(exporter_storage_quota_bytes) == 10000000000`,
+		`time() - max(exporter_scheduler_last_success_timestamp_seconds{task_type="maintenance:expire"}) < 10`,
+	} {
+		if n, err := prom.Series(ctx, expr); err != nil || n != 1 {
+			t.Errorf("Prometheus %s: %d series, %v; want it true", expr, n, err)
+		}
+	}
+
 	queries := monitoringtest.DashboardQueries(t, monitoringtest.LoadDashboard(t))
 	queries = append(queries, prom.RuleQueries(ctx, t)...)
 	scraped := prom.MetricNames(ctx, t)
