@@ -131,6 +131,12 @@ type Jobs interface {
 	// Fail marks an In-Progress job Failed with reason; changed is false
 	// for any other job.
 	Fail(ctx context.Context, id, reason string) (j job.Job, changed bool, err error)
+	// Overview reads the running jobs, the quota's counts and the last
+	// successful maintenance runs, for the gauges of every replica.
+	Overview(ctx context.Context) (job.Overview, error)
+	// MaintenanceSucceeded records a successful run of a maintenance task
+	// type; it never moves the recorded time back.
+	MaintenanceSucceeded(ctx context.Context, typ string, at time.Time) error
 }
 
 // Tasks looks up the asynq tasks of jobs; *asynq.Inspector is one.
@@ -168,6 +174,9 @@ type Deps struct {
 	Redis asynq.RedisConnOpt
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+	// QuotaBytes is the storage quota the trigger enforces
+	// (EXPORTER_JOBS_QUOTA_BYTES), reported beside the usage; 0 is none.
+	QuotaBytes int64
 }
 
 // Scheduler enqueues maintenance at its cron slots and runs it.
@@ -227,7 +236,7 @@ func New(cfg Config, deps Deps) (*Scheduler, error) {
 		s.metrics.runs.WithLabelValues(e.typ, "success")
 		s.metrics.runs.WithLabelValues(e.typ, "failed")
 	}
-	for _, c := range []prometheus.Collector{s.metrics.expired, s.metrics.bytesFreed, s.metrics.orphans, s.metrics.orphanPackages, s.metrics.cleaned, s.metrics.reconciled, s.metrics.runs} {
+	for _, c := range []prometheus.Collector{s.metrics.expired, s.metrics.bytesFreed, s.metrics.orphans, s.metrics.orphanPackages, s.metrics.cleaned, s.metrics.reconciled, s.metrics.runs, newOverviewCollector(s)} {
 		if err := deps.Registry.Register(c); err != nil {
 			return nil, fmt.Errorf("register scheduler metrics: %w", err)
 		}
@@ -259,6 +268,14 @@ func (s *Scheduler) run(typ string, step func(context.Context) (int, error)) asy
 			level = slog.LevelInfo
 		}
 		s.log.Log(ctx, level, "maintenance run", logattr.TaskType, typ, "handled", n, logattr.Error, err)
+		if err == nil {
+			// For the alert on maintenance that stops succeeding, whichever
+			// replica ran it. The run itself is done: a failure to record
+			// it is only logged.
+			if rerr := s.deps.Jobs.MaintenanceSucceeded(ctx, typ, s.deps.Now()); rerr != nil {
+				s.log.WarnContext(ctx, "record maintenance run", logattr.TaskType, typ, logattr.Error, rerr)
+			}
+		}
 		return err
 	}
 }

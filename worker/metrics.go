@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/geoexport/exporter/internal/catalog"
+	"github.com/geoexport/exporter/internal/job"
 )
 
 type metrics struct {
@@ -14,6 +15,7 @@ type metrics struct {
 	tiles          *prometheus.CounterVec
 	tileBytes      *prometheus.CounterVec
 	jobsFinished   *prometheus.CounterVec
+	exportDuration *prometheus.HistogramVec
 	rescued        prometheus.Counter
 	callbacks      *prometheus.CounterVec
 	encode         *prometheus.HistogramVec
@@ -49,6 +51,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		jobsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exporter_jobs_finished_total", Help: "Jobs that ended, by final status.",
 		}, []string{"status"}),
+		exportDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "exporter_jobs_export_duration_seconds",
+			Help: "Time from the request that created an export to its completion, by the queue its priority picks.",
+			// 1 s to about 18 h.
+			Buckets: prometheus.ExponentialBuckets(1, 2, 17),
+		}, []string{"queue"}),
 		callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exporter_worker_callbacks_total", Help: "Callback delivery attempts by outcome: delivered, retry, failed (given up).",
 		}, []string{"outcome"}),
@@ -57,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 10),
 		}, []string{"format"}),
 	}
-	for _, c := range []prometheus.Collector{m.tasks, m.taskDuration, m.tiles, m.tileBytes, m.jobsFinished, m.rescued, m.callbacks, m.encode, m.sourceDuration, m.sourceErrors} {
+	for _, c := range []prometheus.Collector{m.tasks, m.taskDuration, m.tiles, m.tileBytes, m.jobsFinished, m.exportDuration, m.rescued, m.callbacks, m.encode, m.sourceDuration, m.sourceErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register worker metrics: %w", err)
 		}
@@ -66,6 +74,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	// over them have series before the first event.
 	for _, o := range []string{"delivered", "retry", "failed"} {
 		m.callbacks.WithLabelValues(o)
+	}
+	for _, q := range job.Queues {
+		m.exportDuration.WithLabelValues(q)
 	}
 	for _, k := range catalog.SourceKinds {
 		m.sourceErrors.WithLabelValues(k)

@@ -231,6 +231,7 @@ func (p *publisher) complete(ctx context.Context, j job.Job, r job.Result) error
 	}
 	if changed {
 		p.metrics.jobsFinished.WithLabelValues(string(job.StatusCompleted)).Inc()
+		p.metrics.exportDuration.WithLabelValues(p.enqueuer.Queue(j)).Observe(j.CompletedAt.Sub(j.CreatedAt).Seconds())
 		p.log.InfoContext(ctx, "export completed", logattr.JobID, j.ID, logattr.PackageID, j.Spec.PackageName, logattr.Tiles, tiles, "bytes", size)
 	}
 	if j.Status != job.StatusCompleted {

@@ -198,6 +198,8 @@ type Jobs interface {
 // Each method is idempotent: a task that exists already is not queued
 // again.
 type Enqueuer interface {
+	// Queue is the queue of j's tasks, which its priority picks.
+	Queue(j job.Job) string
 	// Finalize queues the merge of j's parts.
 	Finalize(ctx context.Context, j job.Job) (added bool, err error)
 	// Merge queues a merge of j's stored parts ahead of finalize, after

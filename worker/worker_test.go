@@ -14,6 +14,7 @@ import (
 	"image/png"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -209,6 +210,32 @@ func TestRenderDemo(t *testing.T) {
 	if tasks, _ := b.inspector.ListPendingTasks(job.QueueDefault); len(tasks) != 2 {
 		t.Errorf("re-run enqueued callbacks again: %d pending", len(tasks))
 	}
+	// The export's time from creation to completion is observed once, in
+	// its priority's queue; the other queues have empty series.
+	want := map[string]uint64{job.QueueUrgent: 0, job.QueueDefault: 1, job.QueueLow: 0}
+	if got := histogramCounts(t, b.registry, "exporter_jobs_export_duration_seconds"); !maps.Equal(got, want) {
+		t.Errorf("exporter_jobs_export_duration_seconds counts by queue = %v, want %v", got, want)
+	}
+}
+
+// histogramCounts reads the observation counts of a histogram of reg by
+// the value of its one label.
+func histogramCounts(t *testing.T, reg *prometheus.Registry, name string) map[string]uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]uint64{}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			out[m.GetLabel()[0].GetValue()] = m.GetHistogram().GetSampleCount()
+		}
+	}
+	return out
 }
 
 // writeTiles lays out a {z}/{x}/{y}.png tree with rows counted from the

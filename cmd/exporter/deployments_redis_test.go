@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/hibiken/asynq"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -257,19 +256,7 @@ func TestDeploymentsComposeRedis(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.files, "+"), func(t *testing.T) {
 			t.Parallel()
-			var paths []string
-			for _, f := range tc.files {
-				paths = append(paths, filepath.Join(deploymentsDir, f))
-			}
-			opts, err := cli.NewProjectOptions(paths, cli.WithWorkingDirectory(deploymentsDir), cli.WithEnv(nil), cli.WithConsistency(true))
-			if err != nil {
-				t.Fatal(err)
-			}
-			project, err := opts.LoadProject(t.Context())
-			if err != nil {
-				t.Fatalf("load %v: %v", tc.files, err)
-			}
-			checkComposeRedis(t, project, tc.sentinel)
+			checkComposeRedis(t, loadCompose(t, tc.files...), tc.sentinel)
 		})
 	}
 }

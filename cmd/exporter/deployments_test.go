@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/compose-spec/compose-go/v2/cli"
 	"go.yaml.in/yaml/v3"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -344,15 +343,7 @@ func TestDeploymentsKustomize(t *testing.T) {
 // shell's settings) and consistency.
 func TestDeploymentsComposeConfig(t *testing.T) {
 	t.Parallel()
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(repoRoot, "deployments", "compose.yaml")},
-		cli.WithWorkingDirectory(filepath.Join(repoRoot, "deployments")), cli.WithEnv(nil), cli.WithConsistency(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	project, err := opts.LoadProject(t.Context())
-	if err != nil {
-		t.Fatalf("load deployments/compose.yaml: %v", err)
-	}
+	project := loadCompose(t, "compose.yaml")
 	if _, ok := project.Services["worker"]; !ok {
 		t.Errorf("compose project has services %v, want a worker among them", project.ServiceNames())
 	}

@@ -15,7 +15,9 @@ import (
 
 // TestQueriesAgainstPrometheus runs a demo export on `exporter all`, lets a
 // real Prometheus scrape it and load the alert and recording rules, and
-// evaluates every expression of the dashboard and the rules.
+// evaluates every expression of the dashboard and the rules. (The alerts'
+// own unit tests, on series written for them, are monitoring's
+// TestAlertRules.)
 func TestQueriesAgainstPrometheus(t *testing.T) {
 	skipShort(t)
 	t.Parallel()
@@ -25,6 +27,9 @@ func TestQueriesAgainstPrometheus(t *testing.T) {
 		"EXPORTER_HTTP_ADDR": testenv.FreeAddr(t), "EXPORTER_HTTP_METRICS_ADDR": metricsAddr,
 		"EXPORTER_HTTP_RATE_LIMIT": "0", "EXPORTER_LOG_FORMAT": "json", "EXPORTER_HTTP_CALLBACK_ALLOW": "127.0.0.1/32",
 		"EXPORTER_HTTP_PPROF": "true",
+		// A quota, so that the storage panels and alert have one to
+		// compare with; expiry often, so that its last success is known.
+		"EXPORTER_JOBS_QUOTA_BYTES": "10000000000", "EXPORTER_SCHEDULER_EXPIRE_SCHEDULE": "@every 2s",
 	}, "all")
 	base, token := waitURL(t, p)
 	waitReady(t, base, p)
@@ -53,6 +58,20 @@ func TestQueriesAgainstPrometheus(t *testing.T) {
 	// with its final value and rates exist. (A render's task metrics are
 	// counted when its handler returns, just after the job is Completed.)
 	prom.WaitScrapedAfter(ctx, t, done.Add(1500*time.Millisecond))
+
+	// The gauges the scheduler reads from Redis say what happened: the
+	// export finished, its package is stored within the quota, and expiry
+	// (every 2 s here) succeeded a moment ago.
+	for _, expr := range []string{
+		`max(exporter_jobs_running) == 0`,
+		`max(exporter_storage_stored_bytes) > 0 and max(exporter_storage_reserved_bytes) == 0`,
+		`max(exporter_storage_quota_bytes) == 10000000000`,
+		`time() - max(exporter_scheduler_last_success_timestamp_seconds{task_type="maintenance:expire"}) < 10`,
+	} {
+		if n, err := prom.Series(ctx, expr); err != nil || n != 1 {
+			t.Errorf("Prometheus %s: %d series, %v; want it true", expr, n, err)
+		}
+	}
 
 	queries := monitoringtest.DashboardQueries(t, monitoringtest.LoadDashboard(t))
 	queries = append(queries, prom.RuleQueries(ctx, t)...)

@@ -194,7 +194,8 @@ func serve(ctx context.Context, r role, cfg config.Config, stdout, stderr io.Wri
 		// Queue depth and latency, read from Redis at scrape time: served by
 		// the scheduler role alone, so replicas of the others do not repeat it.
 		reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(inspector))
-		s, err := scheduler.New(cfg.Scheduler, scheduler.Deps{Logger: log, Registry: reg, Jobs: jobs, Files: files, Enqueuer: enqueuer, Tasks: inspector, Redis: redisOpt})
+		s, err := scheduler.New(cfg.Scheduler, scheduler.Deps{Logger: log, Registry: reg, Jobs: jobs, Files: files, Enqueuer: enqueuer, Tasks: inspector, Redis: redisOpt,
+			QuotaBytes: cfg.Trigger.QuotaBytes})
 		if err != nil {
 			return err
 		}

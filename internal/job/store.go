@@ -44,6 +44,8 @@ const (
 //	<p>:job:<id>:deliveries  hash: callback → JSON Delivery, the latest outcome
 //	<p>:quota:stored         bytes of packages stored
 //	<p>:quota:reserved       estimated bytes of unfinished jobs
+//	<p>:running              set: ids of In-Progress jobs
+//	<p>:maintenance:success  hash: maintenance task type → last successful run (ms)
 //
 // State changes are Lua scripts, so each is one atomic step. The scripts
 // build job keys from ids they read, so the store needs a single Redis
@@ -139,12 +141,16 @@ func (s *Store) subjectCachedKey(sub string) string {
 }
 func (s *Store) storedKey() string   { return s.prefix + "quota:stored" }
 func (s *Store) reservedKey() string { return s.prefix + "quota:reserved" }
+func (s *Store) runningKey() string  { return s.prefix + "running" }
+func (s *Store) maintenanceKey() string {
+	return s.prefix + "maintenance:success"
+}
 
 // reuseLua is the first half of the get-or-create scripts: it answers a
 // Completed, unexpired job of the cache key as a cache hit (pushing its
 // expiry out) and joins an In-Progress one (adding the callbacks). KEYS
 // cache, new job, expiry, jobs, subject's jobs, stored, reserved,
-// subject's cache hits; ARGV prefix, id, now, ttl, spec, task ids,
+// subject's cache hits, running; ARGV prefix, id, now, ttl, spec, task ids,
 // subject, quota, estimate, callbacks...
 const reuseLua = `
 local now = tonumber(ARGV[3])
@@ -197,6 +203,7 @@ redis.call('HSET', KEYS[2], 'id', ARGV[2], 'spec', ARGV[5], 'task_ids', ARGV[6],
 for i = 10, #ARGV do redis.call('SADD', KEYS[2] .. ':callbacks', ARGV[i]) end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[4], now, ARGV[2])
+redis.call('SADD', KEYS[9], ARGV[2])
 seen(ARGV[2])
 return {'created', ARGV[2], redis.call('HGETALL', KEYS[2])}
 `)
@@ -245,7 +252,7 @@ func (e *QuotaError) Available() int64 { return max(0, e.Quota-e.Used) }
 // render, and its list should not call the job an earlier export.
 func (s *Store) GetOrCreate(ctx context.Context, j Job, req Request) (Job, Outcome, error) {
 	keys := []string{s.cacheKey(j.Spec.CacheKey()), s.jobKey(j.ID), s.expiryKey(), s.jobsKey(),
-		s.subjectKey(req.Subject), s.storedKey(), s.reservedKey(), s.subjectCachedKey(req.Subject)}
+		s.subjectKey(req.Subject), s.storedKey(), s.reservedKey(), s.subjectCachedKey(req.Subject), s.runningKey()}
 	args := []any{s.prefix, j.ID, s.now().UnixMilli(), req.TTL.Milliseconds(), "", "", req.Subject, req.QuotaBytes, j.Spec.EstimatedBytes}
 	for _, cb := range req.Callbacks {
 		b, err := json.Marshal(cb)
@@ -323,12 +330,14 @@ func (s *Store) Usage(ctx context.Context) (stored, reserved int64, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("read usage: %w", Unavailable(err))
 	}
-	n := func(v any) int64 {
-		str, _ := v.(string)
-		x, _ := strconv.ParseInt(str, 10, 64)
-		return x
-	}
-	return n(vals[0]), n(vals[1]), nil
+	return count(vals[0]), count(vals[1]), nil
+}
+
+// count reads a counter MGET answered: 0 when it is missing.
+func count(v any) int64 {
+	str, _ := v.(string)
+	x, _ := strconv.ParseInt(str, 10, 64)
+	return x
 }
 
 // Get returns the job with id, or ErrNotFound.
@@ -427,8 +436,9 @@ func (s *Store) SetProgress(ctx context.Context, id, batch string, done int64) e
 	return nil
 }
 
-// complete: KEYS job, expiry, stored, reserved; ARGV id, now, ttl, file
-// key, size, sha256, tiles.
+// complete: KEYS job, expiry, stored, reserved, layer sizes, running;
+// ARGV id, now, ttl, file key, size, sha256, tiles, metadata size, then
+// zoom and bytes pairs.
 var complete = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'status')
 if st ~= 'In-Progress' then return {st or '', 0} end
@@ -438,6 +448,7 @@ local exp = tonumber(ARGV[2]) + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'status', 'Completed', 'file_key', ARGV[4], 'file_size', ARGV[5],
   'sha256', ARGV[6], 'tiles_stored', ARGV[7], 'metadata_size', ARGV[8], 'completed_at', ARGV[2], 'updated_at', ARGV[2], 'expires_at', exp)
 redis.call('ZADD', KEYS[2], exp, ARGV[1])
+redis.call('SREM', KEYS[6], ARGV[1])
 for i = 9, #ARGV, 2 do redis.call('HINCRBY', KEYS[5], ARGV[i], ARGV[i + 1]) end
 return {'Completed', 1}
 `)
@@ -467,29 +478,30 @@ func (s *Store) Complete(ctx context.Context, id string, r Result, ttl time.Dura
 		return Job{}, false, err
 	}
 	args := append([]any{id, s.now().UnixMilli(), ttl.Milliseconds(), r.FileKey, r.FileSize, r.SHA256, r.TilesStored, r.MetadataSize}, learnArgs(r)...)
-	return s.transition(ctx, id, complete, []string{s.jobKey(id), s.expiryKey(), s.storedKey(), s.reservedKey(), s.sizesKey(j.Spec.Layer)}, args...)
+	return s.transition(ctx, id, complete, []string{s.jobKey(id), s.expiryKey(), s.storedKey(), s.reservedKey(), s.sizesKey(j.Spec.Layer), s.runningKey()}, args...)
 }
 
-// end: KEYS job, reserved; ARGV status, reason, now.
+// end: KEYS job, reserved, running; ARGV status, reason, now, id.
 var end = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'status')
 if st ~= 'In-Progress' then return {st or '', 0} end
 redis.call('DECRBY', KEYS[2], tonumber(redis.call('HGET', KEYS[1], 'estimate') or '0'))
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'reason', ARGV[2], 'updated_at', ARGV[3])
+redis.call('SREM', KEYS[3], ARGV[4])
 return {ARGV[1], 1}
 `)
 
 // Fail marks an In-Progress job Failed with reason. Idempotent like
 // Complete.
 func (s *Store) Fail(ctx context.Context, id, reason string) (j Job, changed bool, err error) {
-	return s.transition(ctx, id, end, []string{s.jobKey(id), s.reservedKey()}, string(StatusFailed), reason, s.now().UnixMilli())
+	return s.transition(ctx, id, end, []string{s.jobKey(id), s.reservedKey(), s.runningKey()}, string(StatusFailed), reason, s.now().UnixMilli(), id)
 }
 
 // Cancel marks an In-Progress job Cancelled with reason, for good: its
 // tasks stop at their next check and are not retried. Idempotent like
 // Complete.
 func (s *Store) Cancel(ctx context.Context, id, reason string) (j Job, changed bool, err error) {
-	return s.transition(ctx, id, end, []string{s.jobKey(id), s.reservedKey()}, string(StatusCancelled), reason, s.now().UnixMilli())
+	return s.transition(ctx, id, end, []string{s.jobKey(id), s.reservedKey(), s.runningKey()}, string(StatusCancelled), reason, s.now().UnixMilli(), id)
 }
 
 // Status reads only a job's status: the cheap check a running task makes

@@ -14,6 +14,7 @@ const (
 	EnvRedisServer = "EXPORTER_TEST_REDIS_SERVER"
 	EnvMinIO       = "EXPORTER_TEST_MINIO"
 	EnvPrometheus  = "EXPORTER_TEST_PROMETHEUS"
+	EnvPromtool    = "EXPORTER_TEST_PROMTOOL"
 )
 
 // errBinaryNotFound is wrapped by findBinary's error.

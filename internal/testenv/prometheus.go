@@ -71,3 +71,11 @@ func Prometheus(t testing.TB, configFile string) string {
 		t.Fatalf("testenv: start prometheus (attempt %d): %v", attempt, err)
 	}
 }
+
+// Promtool returns the promtool binary (found on PATH, in <module>/bin or
+// through EXPORTER_TEST_PROMTOOL). Under -short the test is skipped; a
+// missing binary fails it.
+func Promtool(t testing.TB) string {
+	t.Helper()
+	return requireBinary(t, "promtool", EnvPromtool)
+}

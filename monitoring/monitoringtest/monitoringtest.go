@@ -42,10 +42,15 @@ const (
 )
 
 // PanelsWithData are the panels that must show data once a demo export has
-// run: throughput and queues. The dashboard must keep a panel of each title.
+// run (with a storage quota set, and expiry run at least once): throughput,
+// queues and the operator's views. The dashboard must keep a panel of each
+// title.
 var PanelsWithData = []string{
 	"Tiles /s, all layers", "Tiles written /s", "Tile bytes written /s", "Jobs /min",
 	"Queue backlog", "Queue depth", "Queue latency",
+	"Exports running now", "Storage used of the quota", "Export time, request to Completed",
+	"Storage used and quota", "Queue latency by priority", "Callback failures /min",
+	"Scheduler runs", "Since the last successful maintenance run",
 }
 
 // GroupingLabels are the labels queries may group by: the small fixed sets

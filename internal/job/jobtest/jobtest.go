@@ -13,6 +13,7 @@ package jobtest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -39,11 +40,12 @@ type Store struct {
 	done    map[string]map[int]bool
 	due     []string
 	expires map[string]string
+	ran     map[string]time.Time
 }
 
 // NewStore returns an empty store on the clock now.
 func NewStore(now func() time.Time) *Store {
-	return &Store{now: now, jobs: map[string]job.Job{}, done: map[string]map[int]bool{}, expires: map[string]string{}}
+	return &Store{now: now, jobs: map[string]job.Job{}, done: map[string]map[int]bool{}, expires: map[string]string{}, ran: map[string]time.Time{}}
 }
 
 // Put stores j, replacing the job of its id.
@@ -321,4 +323,32 @@ func CheckFinalizeTask(t testing.TB, in *asynq.Inspector, queue, id string, opt 
 		t.Errorf("finalize task = %s, max retry %d, timeout %v; want %s, %d, %v", info.Type, info.MaxRetry, info.Timeout,
 			job.TypeFinalize, opt.FinalizeMaxRetry, opt.FinalizeTimeout)
 	}
+}
+
+// Overview counts the In-Progress jobs and the stored bytes of Completed
+// ones, and answers the maintenance runs MaintenanceSucceeded recorded.
+func (s *Store) Overview(context.Context) (job.Overview, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := job.Overview{MaintenanceSucceeded: maps.Clone(s.ran)}
+	for _, j := range s.jobs {
+		switch j.Status {
+		case job.StatusInProgress:
+			o.Running++
+			o.Reserved += j.Spec.EstimatedBytes
+		case job.StatusCompleted:
+			o.Stored += j.FileSize
+		}
+	}
+	return o, nil
+}
+
+// MaintenanceSucceeded records a run of typ at at, never moving back.
+func (s *Store) MaintenanceSucceeded(_ context.Context, typ string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at.After(s.ran[typ]) {
+		s.ran[typ] = at
+	}
+	return nil
 }

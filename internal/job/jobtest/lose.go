@@ -11,7 +11,7 @@ import (
 )
 
 // undoComplete reverses the job store's complete script: KEYS job,
-// expiry, stored, reserved; ARGV id.
+// expiry, stored, reserved, running; ARGV id.
 var undoComplete = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'status') ~= 'Completed' then return 0 end
 redis.call('DECRBY', KEYS[3], tonumber(redis.call('HGET', KEYS[1], 'file_size')))
@@ -19,6 +19,7 @@ redis.call('INCRBY', KEYS[4], tonumber(redis.call('HGET', KEYS[1], 'estimate') o
 redis.call('HDEL', KEYS[1], 'file_key', 'file_size', 'sha256', 'tiles_stored', 'completed_at', 'expires_at')
 redis.call('HSET', KEYS[1], 'status', 'In-Progress')
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[1])
 return 1
 `)
 
@@ -29,7 +30,7 @@ return 1
 func LoseComplete(t testing.TB, rdb redis.Scripter, prefix, id string) {
 	t.Helper()
 	p := prefix + ":"
-	n, err := undoComplete.Run(t.Context(), rdb, []string{p + "job:" + id, p + "expiry", p + "quota:stored", p + "quota:reserved"}, id).Int()
+	n, err := undoComplete.Run(t.Context(), rdb, []string{p + "job:" + id, p + "expiry", p + "quota:stored", p + "quota:reserved", p + "running"}, id).Int()
 	if err != nil || n != 1 {
 		t.Fatalf("jobtest: undo the completion of job %s: %d, %v (is it Completed?)", id, n, err)
 	}
