@@ -45,10 +45,16 @@ type webTool struct {
 	step    int
 }
 
+// regionView opens the web tool at a view of the specification's example
+// region (#map=zoom/latitude/longitude), as a shared link would, where the
+// demo layer's footprint alone would show the whole world: the tests draw
+// at fractions of the map.
+const regionView = "#map=7.8/31.4/35.05"
+
 // openWebTool starts `exporter all`, opens the address it prints for the
-// web tool in a viewport of exactly 1280×800, checks that the token left
-// the address bar, and waits for the signed-in state and the layers. The
-// browser is closed after timeout.
+// web tool (at regionView) in a viewport of exactly 1280×800, checks that
+// the token left the address bar, and waits for the signed-in state, the
+// layers and the view. The browser is closed after timeout.
 func openWebTool(t *testing.T, timeout time.Duration) *webTool {
 	t.Helper()
 	return openWebToolWith(t, timeout, nil)
@@ -66,7 +72,7 @@ func openWebToolWith(t *testing.T, timeout time.Duration, settings map[string]st
 	p := start(t, dir, env, "all")
 	base, token := waitURL(t, p)
 	waitReady(t, base, p)
-	w := &webTool{t: t, a: api{base: base, token: token}, dir: dir, pageURL: openURL(t, p)}
+	w := &webTool{t: t, a: api{base: base, token: token}, dir: dir, pageURL: openURL(t, p) + regionView}
 
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	t.Cleanup(cancel)
@@ -81,6 +87,9 @@ func openWebToolWith(t *testing.T, timeout time.Duration, settings map[string]st
 	}
 	w.wait("the signed-in state", `document.getElementById('auth-state').textContent.startsWith('Signed in')`, 10*time.Second)
 	w.wait("the layers", `document.querySelectorAll('#layer option').length > 0`, 10*time.Second)
+	// The view the address named stays (the demo layer's world footprint
+	// does not replace it), and the address keeps it as the map saves it.
+	w.wait("the address's view kept", `location.hash === '#map=7.80/31.40000/35.05000'`, 10*time.Second)
 	w.shot("opened")
 	return w
 }

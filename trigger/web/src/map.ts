@@ -96,6 +96,8 @@ export class ExportMap {
   private map: OlMap;
   private selectedLayer = '';
   private preview = new TileLayer({ opacity: 0.9 });
+  // keepView: the page was opened at a view of its own (#map=…), which the first layer shown does not replace.
+  private keepView = false;
   private previewCounts = { loaded: 0, failed: 0 };
 
   constructor(target: string, private on: MapEvents) {
@@ -117,6 +119,8 @@ export class ExportMap {
       ]),
     });
     this.setFootprintStyle(false);
+    this.keepView = this.restoreView();
+    this.map.on('moveend', () => this.saveView());
     this.draws = {
       rectangle: new Draw({ source: new VectorSource(), type: 'Circle', geometryFunction: createBox() }),
       // A polygon ends with a click on its first point or a double click.
@@ -155,11 +159,41 @@ export class ExportMap {
     }
   }
 
+  /**
+   * selectLayer marks layer id's footprint and, with fit, shows all of it: unless the layer is
+   * the one shown already, or the page was opened at a view of its own (restoreView).
+   */
   selectLayer(id: string, fit: boolean): void {
+    const other = id !== this.selectedLayer;
     this.selectedLayer = id;
     this.setFootprintStyle(false);
     const f = this.footprints.getFeatureById(id);
-    if (fit && f) this.fit(f.getGeometry()!.getExtent());
+    if (fit && other && f && !this.keepView) this.fit(f.getGeometry()!.getExtent());
+    this.keepView = false;
+  }
+
+  /**
+   * restoreView shows the view the address names after #map=zoom/latitude/longitude (as
+   * saveView writes it, the form other web maps use), so that a link shows the place it was
+   * copied at; it reports whether the address named one.
+   */
+  private restoreView(): boolean {
+    const m = /^#map=([\d.]+)\/(-?[\d.]+)\/(-?[\d.]+)$/.exec(location.hash);
+    if (!m) return false;
+    const [z, lat, lon] = m.slice(1).map(Number);
+    if (![z, lat, lon].every(Number.isFinite) || Math.abs(lat) > 90 || Math.abs(lon) > 180) return false;
+    this.map.getView().setCenter([lon, lat]);
+    this.map.getView().setZoom(z);
+    return true;
+  }
+
+  /** saveView writes the current view into the address (#map=…) without a new history entry. */
+  private saveView(): void {
+    const v = this.map.getView();
+    const c = v.getCenter(), z = v.getZoom();
+    if (!c || z === undefined) return;
+    const hash = `#map=${z.toFixed(2)}/${c[1].toFixed(5)}/${c[0].toFixed(5)}`;
+    if (location.hash !== hash) history.replaceState(history.state, '', location.pathname + location.search + hash);
   }
 
   /**

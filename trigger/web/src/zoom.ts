@@ -19,9 +19,12 @@ export function zoomOf(res: number): number {
   return Math.floor(Math.log2((RES0 / res) * (1 + 1e-9)));
 }
 
-/** metresPerPixel is the east–west size of a pixel at zoom z and latitude lat. */
+/**
+ * metresPerPixel is the east–west size of a pixel at zoom z and latitude lat (taken within
+ * ±90°, so that a selection drawn past a pole still gets a size, not a negative one).
+ */
 export const metresPerPixel = (z: number, lat: number): number =>
-  resolution(z) * (Math.PI / 180) * EARTH_RADIUS * Math.cos((lat * Math.PI) / 180);
+  resolution(z) * (Math.PI / 180) * EARTH_RADIUS * Math.cos((Math.min(90, Math.max(-90, lat)) * Math.PI) / 180);
 
 /**
  * bboxTilesByZoom counts, at zooms 0..maxZoom, the tiles whose squares share area with b: an
