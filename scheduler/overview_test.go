@@ -1,7 +1,6 @@
 package scheduler_test
 
 import (
-	"net"
 	"slices"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/testenv"
 	"github.com/geoexport/exporter/scheduler"
 )
 
@@ -36,28 +36,6 @@ func gauges(t *testing.T, reg *prometheus.Registry, names ...string) map[string]
 		}
 	}
 	return out
-}
-
-// refusingAddr is the address of a listener that closes every connection
-// at once: a Redis that cannot be reached, on a port that stays taken for
-// the test, so no other test's server can start there.
-func refusingAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	return ln.Addr().String()
 }
 
 // TestOverviewMetrics: the scheduler reports the running exports, the
@@ -112,7 +90,7 @@ func TestOverviewMetrics(t *testing.T) {
 
 	// Redis unreachable: the scrape still answers, without the gauges read
 	// from it.
-	dead := redis.NewClient(&redis.Options{Addr: refusingAddr(t), MaxRetries: -1})
+	dead := redis.NewClient(&redis.Options{Addr: testenv.RefusingAddr(t), MaxRetries: -1})
 	t.Cleanup(func() { dead.Close() })
 	_, reg = newSchedulerOn(t, scheduler.Deps{Jobs: job.NewStore(dead, "test", b.clock.now), Files: b.files, Enqueuer: enqueuer, Tasks: b.inspector, Now: b.clock.now, QuotaBytes: 1 << 30})
 	got := gauges(t, reg, names...)

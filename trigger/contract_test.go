@@ -294,7 +294,7 @@ func TestContract(t *testing.T) {
 		t.Run("broker down", func(t *testing.T) {
 			t.Parallel()
 			srv, _ := setup(t, func(_ *trigger.Config, d *trigger.Deps) {
-				dead := redis.NewClient(&redis.Options{Addr: testenv.FreeAddr(t), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+				dead := redis.NewClient(&redis.Options{Addr: testenv.RefusingAddr(t), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 				t.Cleanup(func() { dead.Close() })
 				d.Jobs = job.NewStore(dead, "test", nil)
 			})
@@ -326,7 +326,7 @@ func TestContract(t *testing.T) {
 			t.Parallel()
 			srv, _ := setup(t, func(c *trigger.Config, d *trigger.Deps) {
 				c.QuotaBytes = 1 << 30
-				dead := redis.NewClient(&redis.Options{Addr: testenv.FreeAddr(t), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+				dead := redis.NewClient(&redis.Options{Addr: testenv.RefusingAddr(t), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 				t.Cleanup(func() { dead.Close() })
 				d.Jobs = job.NewStore(dead, "test", nil)
 			})

@@ -474,7 +474,7 @@ func TestServeTokenSizes(t *testing.T) {
 func TestCreateBrokerDown(t *testing.T) {
 	t.Parallel()
 	srv, _ := setup(t, func(_ *trigger.Config, d *trigger.Deps) {
-		dead := redis.NewClient(&redis.Options{Addr: testenv.FreeAddr(t), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+		dead := redis.NewClient(&redis.Options{Addr: testenv.RefusingAddr(t), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 		t.Cleanup(func() { dead.Close() })
 		d.Jobs = job.NewStore(dead, "test", nil)
 	})

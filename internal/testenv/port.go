@@ -41,3 +41,26 @@ func freePort() (int, error) {
 func loopbackAddr(port int) string {
 	return net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
 }
+
+// RefusingAddr is the address of a listener that closes every connection
+// at once: a server that cannot be reached, on a port that stays taken for
+// the test, so that no other test's server starts there (a FreeAddr nobody
+// listens on may be taken by one meanwhile).
+func RefusingAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
