@@ -810,14 +810,15 @@ class Bench:
             raise Failed("MapProxy GetMap did not answer a JPEG: %r" % body[:300])
 
     def getmaps(self):
-        """(pixels, Unix time) of every GetMap MapProxy has served so far."""
+        """(pixels, Unix time, query string) of every GetMap MapProxy has
+        served so far."""
         out = []
         try:
             with open(self.access) as f:
                 for line in f:
                     parts = line.split()
-                    if len(parts) == 3 and parts[1] != "0":
-                        out.append((int(parts[1]), float(parts[2])))
+                    if len(parts) == 4 and parts[1] != "0":
+                        out.append((int(parts[1]), float(parts[2]), parts[3]))
         except OSError:
             pass
         return out
@@ -825,13 +826,19 @@ class Bench:
     def access_count(self):
         """GetMap requests and pixels MapProxy has served so far."""
         g = self.getmaps()
-        return len(g), sum(px for px, _ in g)
+        return len(g), sum(px for px, _, _ in g)
 
     def first_getmap(self, since, wall0):
         """Seconds from wall0 to the first of the GetMaps after the first
         since, or None."""
         g = self.getmaps()[since:]
-        return min(t for _, t in g) - wall0 if g else None
+        return min(t for _, t, _ in g) - wall0 if g else None
+
+    def getmap_query(self, since):
+        """The query string of the first GetMap after the first since (the
+        parameters a client sends), or None."""
+        g = self.getmaps()[since:]
+        return g[0][2] if g else None
 
     def write_catalog(self):
         def layer(lid, product, source, fp, zoom, fmt):
@@ -981,7 +988,7 @@ class Bench:
             "workers": len(workers), "pins": pins, "metrics": metrics, "quiet_before": quiet,
             "io_read": sum(x[0] for x in io), "io_written": sum(x[1] for x in io),
             "getmap": req1[0] - req0[0], "getmap_pixels": req1[1] - req0[1],
-            "first_getmap_s": self.first_getmap(req0[0], wall0),
+            "first_getmap_s": self.first_getmap(req0[0], wall0), "getmap_query": self.getmap_query(req0[0]),
         }
         res.update(usage)
         if tail_s is not None:
@@ -1069,7 +1076,7 @@ class Bench:
                "bytes": size, "tiles_per_s": tiles_area / secs, "stored_per_s": stored / secs,
                "mb_per_s": size / 1e6 / secs, "seed_rss_mb": rss, "quiet_before": quiet,
                "getmap": req1[0] - req0[0], "getmap_pixels": req1[1] - req0[1],
-               "first_getmap_s": self.first_getmap(req0[0], wall0)}
+               "first_getmap_s": self.first_getmap(req0[0], wall0), "getmap_query": self.getmap_query(req0[0])}
         res.update(usage)
         log("mapproxy-seed %s: %d tiles stored (%d in the area) in %.1f s = %.0f tiles/s; CPU s %s; others %.1f s (%.0f%%)" % (
             task, stored, tiles_area, secs, tiles_area / secs,
@@ -1270,6 +1277,14 @@ def report(r, elapsed):
                    " (per tile stored)." % (workers_ms(w), mw, es, ms))
         out.append("With the WMS on the same cores, no client can beat mapproxy-seed by more than"
                    " (WMS + seed) / WMS = %.2f× here." % ((ms + es) / ms if ms else float("nan")))
+        # MapProxy's CPU per pixel it served, whatever the tile counts: how
+        # much each client's GetMaps cost the server.
+        mpw = w["cpu_s"].get("mapproxy", 0) / max(w["getmap_pixels"], 1) * 1e9
+        mps = sw["cpu_s"].get("mapproxy", 0) / max(sw["getmap_pixels"], 1) * 1e9
+        out.append("MapProxy WMS CPU ms per GetMap megapixel: exporter %.1f, mapproxy-seed %.1f (exporter %+.1f%%)." % (
+            mpw, mps, 100 * (mpw / mps - 1) if mps else float("nan")))
+        for who, res in (("exporter", w), ("mapproxy-seed", sw)):
+            out.append("First GetMap of %s: ?%s" % (who, res.get("getmap_query")))
     out.append("")
     out.append("Worker I/O (read / written through system calls, all workers) against the package size:")
     for key in ("tiles", "wms", "mem"):
