@@ -28,8 +28,9 @@ one at a time:
     before and after it, not wall time; /proc counts in 10 ms ticks, whose
     rounding evens out over the GetMaps of a round).
  4. Prints, per variant, the median over the rounds of the CPU ms per
-    GetMap, the spread (min to max) and the median against the first
-    variant.
+    GetMap, the spread (min to max), the median against the first
+    variant's, and the median (and range) of its cost against the first
+    variant's in the same round.
 
 Environment: BENCH_ROUNDS (default 9), BENCH_BBOXES (GetMaps per variant
 and round, default 24), BENCH_TIMEOUT (seconds for the whole run, default
@@ -253,9 +254,14 @@ def run(work):
     rows = []
     for name, _ in vs:
         m = statistics.median(per[name])
+        # Paired: each round's cost against the first variant's in the
+        # same round, which shared its load.
+        ratio = sorted(100 * (v / b - 1) for v, b in zip(per[name], per[vs[0][0]]))
         rows.append([name, "%.1f" % m, "%.1f-%.1f" % (min(per[name]), max(per[name])),
-                     "%+.1f%%" % (100 * (m / b0 - 1)), check[name]])
-    head = ["variant", "MapProxy CPU ms/GetMap (median)", "min-max", "vs first", "answer"]
+                     "%+.1f%%" % (100 * (m / b0 - 1)),
+                     "%+.1f%% (%+.0f to %+.0f)" % (statistics.median(ratio), ratio[0], ratio[-1]), check[name]])
+    head = ["variant", "MapProxy CPU ms/GetMap (median)", "min-max", "medians vs first",
+            "per round vs first: median (min to max)", "answer"]
     print("MapProxy CPU per 1024 x 1024 JPEG GetMap: %d rounds of %d GetMaps per variant, %d cores, "
           "1 MapProxy process, MapProxy %s" % (ROUNDS, len(bbs), e2e.CORES, mapproxy_version()))
     print("\n".join(e2e.table(head, rows)))
