@@ -11,7 +11,7 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 GOLANGCI_VERSION := v2.15.0
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help build run test test-short lint fuzz bench bench-e2e bench-api web web-check demo-data demo-data-check tools tidy clean
+.PHONY: help build run test test-short lint fuzz bench bench-e2e bench-getmap bench-api web web-check demo-data demo-data-check tools tidy clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ bench: ## run every benchmark once, to keep them compiling (BENCHTIME=1s for num
 
 bench-e2e: ## end-to-end throughput and memory against mapproxy-seed, loopback only (BENCH_LARGE=1: 1M tiles)
 	scripts/bench-e2e.sh
+
+bench-getmap: ## MapProxy's CPU per GetMap for each way of writing the WMS source's request, same bboxes, same pixels checked, loopback only (2 to 4 min)
+	/usr/bin/python3 scripts/bench_getmap.py
 
 bench-api: ## the API under load: requests/s, p50, p99 per route against /healthz with wrk, real Redis, loopback only (1.5 to 3.5 min)
 	scripts/bench-api.sh

@@ -67,6 +67,7 @@ import tempfile
 import time
 import traceback
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 import zlib
@@ -124,6 +125,18 @@ def metatiles(bbox, zoom, cols=4, rows=4):
         c0, c1, r0, r1 = tile_range(bbox, z)
         n += ((c1 - 1) // cols - c0 // cols + 1) * ((r1 - 1) // rows - r0 // rows + 1)
     return n
+
+
+def share_inside(query, area):
+    """The share of a GetMap's bbox (EPSG:4326, either version) inside
+    area: MapProxy answers the rest blank, without reading a tile."""
+    p = {k.upper(): v for k, v in urllib.parse.parse_qsl(query)}
+    b = [float(v) for v in p["BBOX"].split(",")]
+    if p.get("VERSION") == "1.3.0":
+        b = [b[1], b[0], b[3], b[2]]
+    w = min(b[2], area[2]) - max(b[0], area[0])
+    h = min(b[3], area[3]) - max(b[1], area[1])
+    return max(w, 0) * max(h, 0) / ((b[2] - b[0]) * (b[3] - b[1]))
 
 
 def pyramid_tiles(bbox, zoom):
@@ -810,28 +823,36 @@ class Bench:
             raise Failed("MapProxy GetMap did not answer a JPEG: %r" % body[:300])
 
     def getmaps(self):
-        """(pixels, Unix time) of every GetMap MapProxy has served so far."""
+        """(pixels, Unix time, query string) of every GetMap MapProxy has
+        served so far."""
         out = []
         try:
             with open(self.access) as f:
                 for line in f:
                     parts = line.split()
-                    if len(parts) == 3 and parts[1] != "0":
-                        out.append((int(parts[1]), float(parts[2])))
+                    if len(parts) == 4 and parts[1] != "0":
+                        out.append((int(parts[1]), float(parts[2]), parts[3]))
         except OSError:
             pass
         return out
 
     def access_count(self):
-        """GetMap requests and pixels MapProxy has served so far."""
+        """GetMap requests, pixels and pixels inside MAIN_AREA (where
+        MapProxy's tile source has data) MapProxy has served so far."""
         g = self.getmaps()
-        return len(g), sum(px for px, _ in g)
+        return len(g), sum(px for px, _, _ in g), sum(px * share_inside(q, MAIN_AREA) for px, _, q in g)
 
     def first_getmap(self, since, wall0):
         """Seconds from wall0 to the first of the GetMaps after the first
         since, or None."""
         g = self.getmaps()[since:]
-        return min(t for _, t in g) - wall0 if g else None
+        return min(t for _, t, _ in g) - wall0 if g else None
+
+    def getmap_query(self, since):
+        """The query string of the first GetMap after the first since (the
+        parameters a client sends), or None."""
+        g = self.getmaps()[since:]
+        return g[0][2] if g else None
 
     def write_catalog(self):
         def layer(lid, product, source, fp, zoom, fmt):
@@ -980,8 +1001,8 @@ class Bench:
             "tasks": len(created.get("taskIds", [])), "valid": valid, "validate_output": vout, "sample": sample,
             "workers": len(workers), "pins": pins, "metrics": metrics, "quiet_before": quiet,
             "io_read": sum(x[0] for x in io), "io_written": sum(x[1] for x in io),
-            "getmap": req1[0] - req0[0], "getmap_pixels": req1[1] - req0[1],
-            "first_getmap_s": self.first_getmap(req0[0], wall0),
+            "getmap": req1[0] - req0[0], "getmap_pixels": req1[1] - req0[1], "getmap_data_pixels": req1[2] - req0[2],
+            "first_getmap_s": self.first_getmap(req0[0], wall0), "getmap_query": self.getmap_query(req0[0]),
         }
         res.update(usage)
         if tail_s is not None:
@@ -1068,8 +1089,8 @@ class Bench:
         res = {"label": "mapproxy-seed " + task, "tiles": tiles_area, "tiles_stored": stored, "seconds": secs,
                "bytes": size, "tiles_per_s": tiles_area / secs, "stored_per_s": stored / secs,
                "mb_per_s": size / 1e6 / secs, "seed_rss_mb": rss, "quiet_before": quiet,
-               "getmap": req1[0] - req0[0], "getmap_pixels": req1[1] - req0[1],
-               "first_getmap_s": self.first_getmap(req0[0], wall0)}
+               "getmap": req1[0] - req0[0], "getmap_pixels": req1[1] - req0[1], "getmap_data_pixels": req1[2] - req0[2],
+               "first_getmap_s": self.first_getmap(req0[0], wall0), "getmap_query": self.getmap_query(req0[0])}
         res.update(usage)
         log("mapproxy-seed %s: %d tiles stored (%d in the area) in %.1f s = %.0f tiles/s; CPU s %s; others %.1f s (%.0f%%)" % (
             task, stored, tiles_area, secs, tiles_area / secs,
@@ -1270,6 +1291,20 @@ def report(r, elapsed):
                    " (per tile stored)." % (workers_ms(w), mw, es, ms))
         out.append("With the WMS on the same cores, no client can beat mapproxy-seed by more than"
                    " (WMS + seed) / WMS = %.2f× here." % ((ms + es) / ms if ms else float("nan")))
+        # MapProxy's CPU per pixel it served, whatever the tile counts: how
+        # much each client's GetMaps cost the server. mapproxy-seed's
+        # metatiles reach past the area (the exporter's are clipped to the
+        # footprint), and MapProxy draws pixels outside its source's
+        # coverage blank for next to nothing: per pixel of data is the
+        # fair comparison.
+        for what, key in (("served", "getmap_pixels"), ("inside the area", "getmap_data_pixels")):
+            mpw = w["cpu_s"].get("mapproxy", 0) / max(w[key], 1) * 1e9
+            mps = sw["cpu_s"].get("mapproxy", 0) / max(sw[key], 1) * 1e9
+            out.append("MapProxy WMS CPU ms per GetMap megapixel %s: exporter %.1f (%.0f Mpx), mapproxy-seed %.1f"
+                       " (%.0f Mpx): exporter %+.1f%%." % (what, mpw, w[key] / 1e6, mps, sw[key] / 1e6,
+                                                         100 * (mpw / mps - 1) if mps else float("nan")))
+        for who, res in (("exporter", w), ("mapproxy-seed", sw)):
+            out.append("First GetMap of %s: ?%s" % (who, res.get("getmap_query")))
     out.append("")
     out.append("Worker I/O (read / written through system calls, all workers) against the package size:")
     for key in ("tiles", "wms", "mem"):

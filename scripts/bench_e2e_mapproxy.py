@@ -10,9 +10,10 @@ socket, as gunicorn's sync workers would: one Python process is held to one
 core by the GIL, and a benchmark on a machine with several must not measure
 that. Once it listens it writes "port pid1 pid2 ..." to PORTFILE
 (atomically). With ACCESSLOG, each request appends a line "status
-pixels time" (pixels of a GetMap, else 0; the Unix time the request was
-answered) to that file, so the caller can count requests and pixels
-served and time the first GetMap of a case. SIGTERM or SIGINT stops the children and then
+pixels time query" (pixels of a GetMap, else 0; the Unix time the request
+was answered; the query string as sent, or - without one) to that file, so
+the caller can count requests and pixels served, time the first GetMap of
+a case and see the exact parameters each client sends. SIGTERM or SIGINT stops the children and then
 the parent.
 """
 
@@ -39,7 +40,8 @@ class Handler(WSGIRequestHandler):
     def log_request(self, code="-", size="-"):
         if ACCESS is None:
             return
-        q = self.path.partition("?")[2].upper()
+        raw = self.path.partition("?")[2]
+        q = raw.upper()
         pixels = 0
         if "REQUEST=GETMAP" in q:
             args = dict(kv.partition("=")[::2] for kv in q.split("&"))
@@ -47,7 +49,7 @@ class Handler(WSGIRequestHandler):
                 pixels = int(args.get("WIDTH", 0)) * int(args.get("HEIGHT", 0))
             except ValueError:
                 pass
-        os.write(ACCESS, ("%s %d %.3f\n" % (code, pixels, time.time())).encode())
+        os.write(ACCESS, ("%s %d %.3f %s\n" % (code, pixels, time.time(), raw or "-")).encode())
 
     def log_message(self, format, *args):
         pass

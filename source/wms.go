@@ -62,7 +62,8 @@ type WMSConfig struct {
 	// means image/png.
 	Format string
 	// Transparent asks for TRANSPARENT=TRUE, so that areas without data
-	// come back transparent; PNG only.
+	// come back transparent; PNG only. Otherwise the request has no
+	// TRANSPARENT parameter, which the WMS standard reads as FALSE.
 	Transparent bool
 	// Params are further GetMap parameters, such as BGCOLOR, TIME or a
 	// vendor parameter. They may not repeat the ones the source sets.
@@ -361,10 +362,12 @@ func (s *WMS) mapURL(b grid.BBox, w, h int) string {
 	q.Set("WIDTH", strconv.Itoa(w))
 	q.Set("HEIGHT", strconv.Itoa(h))
 	q.Set("FORMAT", s.cfg.Format)
+	// TRANSPARENT is optional and FALSE when absent (WMS 1.1.1 §7.2.3.6,
+	// 1.3.0 §7.3.3.9), so an opaque request leaves it out and is the same
+	// request, as short as mapproxy-seed's (docs/performance.md, "The
+	// GetMap parameters"). STYLES stays, empty: both versions require it.
 	if s.cfg.Transparent {
 		q.Set("TRANSPARENT", "TRUE")
-	} else {
-		q.Set("TRANSPARENT", "FALSE")
 	}
 	u := *s.base
 	u.RawQuery = readableQuery(q)

@@ -119,38 +119,36 @@ func newWMS(tb testing.TB, srv *tileServer, mod func(*source.WMSConfig)) *source
 	return s
 }
 
-// TestWMSAxisOrder checks the BBOX and CRS parameters of both versions for
-// one tile: 1.1.1 sends longitude first, 1.3.0 latitude first.
+// TestWMSAxisOrder checks the whole GetMap of both versions for one tile:
+// 1.1.1 sends SRS and longitude first, 1.3.0 CRS and latitude first; an
+// opaque request has no TRANSPARENT (the standard's default is FALSE), a
+// transparent one TRANSPARENT=TRUE; STYLES is always there, as both
+// versions require.
 func TestWMSAxisOrder(t *testing.T) {
 	t.Parallel()
 	tile := grid.Tile{Zoom: 2, Col: 5, Row: 1} // [45, 0, 90, 45]
 	tests := []struct {
-		version  source.WMSVersion
-		wantBBox string
-		wantCRS  string
+		version     source.WMSVersion
+		transparent bool
+		want        string
 	}{
-		{version: source.WMS111, wantBBox: "BBOX=45,0,90,45", wantCRS: "SRS=EPSG:4326"},
-		{version: source.WMS130, wantBBox: "BBOX=0,45,45,90", wantCRS: "CRS=EPSG:4326"},
+		{version: source.WMS111, want: "BBOX=45,0,90,45&FORMAT=image/png&HEIGHT=256&LAYERS=ortho&REQUEST=GetMap&SERVICE=WMS&SRS=EPSG:4326&STYLES=&VERSION=1.1.1&WIDTH=256&map=/srv/ortho.map"},
+		{version: source.WMS130, want: "BBOX=0,45,45,90&CRS=EPSG:4326&FORMAT=image/png&HEIGHT=256&LAYERS=ortho&REQUEST=GetMap&SERVICE=WMS&STYLES=&VERSION=1.3.0&WIDTH=256&map=/srv/ortho.map"},
+		{version: source.WMS130, transparent: true, want: "BBOX=0,45,45,90&CRS=EPSG:4326&FORMAT=image/png&HEIGHT=256&LAYERS=ortho&REQUEST=GetMap&SERVICE=WMS&STYLES=&TRANSPARENT=TRUE&VERSION=1.3.0&WIDTH=256&map=/srv/ortho.map"},
 	}
 	for _, tc := range tests {
-		t.Run(string(tc.version), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s transparent %t", tc.version, tc.transparent), func(t *testing.T) {
 			t.Parallel()
 			srv := newTileServer(t, fakeWMS(t, string(tc.version)))
 			s := newWMS(t, srv, func(c *source.WMSConfig) {
-				c.Version, c.MetatileCols, c.MetatileRows = tc.version, 1, 1
+				c.Version, c.Transparent, c.MetatileCols, c.MetatileRows = tc.version, tc.transparent, 1, 1
 			})
 			got := mustTile(t, s, tile)
 			if err := sourcetest.CheckPattern(got.Image, tile, 0); err != nil {
 				t.Error(err)
 			}
-			uris := srv.requestURIs()
-			if len(uris) != 1 {
-				t.Fatalf("requests = %q, want 1", uris)
-			}
-			for _, want := range []string{tc.wantBBox, tc.wantCRS, "WIDTH=256", "HEIGHT=256", "VERSION=" + string(tc.version), "map=/srv/ortho.map", "LAYERS=ortho", "STYLES=&", "TRANSPARENT=FALSE", "FORMAT=image/png"} {
-				if !strings.Contains(uris[0], want) {
-					t.Errorf("request %q lacks %q", uris[0], want)
-				}
+			if diff := cmp.Diff([]string{"/wms?" + tc.want}, srv.requestURIs()); diff != "" {
+				t.Errorf("requests (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -239,21 +237,21 @@ func TestWMSMetatileBlocks(t *testing.T) {
 		tile       grid.Tile
 		want       string // BBOX (1.3.0: lat,lon), WIDTH and HEIGHT
 	}{
-		{name: "zoom 0 clipped to the grid", tile: grid.Tile{Zoom: 0, Col: 1, Row: 0}, want: "BBOX=-90,-180,90,180&CRS=EPSG:4326&FORMAT=image/png&HEIGHT=256&LAYERS=ortho&REQUEST=GetMap&SERVICE=WMS&STYLES=&TRANSPARENT=FALSE&VERSION=1.3.0&WIDTH=512"},
-		{name: "zoom 1 clipped to the grid", tile: grid.Tile{Zoom: 1, Col: 3, Row: 1}, want: "BBOX=-90,-180,90,180&CRS=EPSG:4326&FORMAT=image/png&HEIGHT=512&LAYERS=ortho&REQUEST=GetMap&SERVICE=WMS&STYLES=&TRANSPARENT=FALSE&VERSION=1.3.0&WIDTH=1024"},
-		{name: "aligned block", tile: grid.Tile{Zoom: 3, Col: 13, Row: 6}, want: "BBOX=-90,90,0,180&CRS=EPSG:4326&FORMAT=image/png&HEIGHT=1024&LAYERS=ortho&REQUEST=GetMap&SERVICE=WMS&STYLES=&TRANSPARENT=FALSE&VERSION=1.3.0&WIDTH=1024"},
-		{name: "2 × 1", cols: 2, rows: 1, tile: grid.Tile{Zoom: 3, Col: 13, Row: 6}, want: "BBOX=-67.5,90,-45,135&CRS=EPSG:4326&FORMAT=image/png&HEIGHT=256&LAYERS=ortho&REQUEST=GetMap&SERVICE=WMS&STYLES=&TRANSPARENT=FALSE&VERSION=1.3.0&WIDTH=512"},
+		{name: "zoom 0 clipped to the grid", tile: grid.Tile{Zoom: 0, Col: 1, Row: 0}, want: "BBOX=-90,-180,90,180&CRS=EPSG:4326&FORMAT=image/png&HEIGHT=256&LAYERS=ortho&REQUEST=GetMap&SERVICE=WMS&STYLES=&VERSION=1.3.0&WIDTH=512"},
+		{name: "zoom 1 clipped to the grid", tile: grid.Tile{Zoom: 1, Col: 3, Row: 1}, want: "BBOX=-90,-180,90,180&CRS=EPSG:4326&FORMAT=image/png&HEIGHT=512&LAYERS=ortho&REQUEST=GetMap&SERVICE=WMS&STYLES=&VERSION=1.3.0&WIDTH=1024"},
+		{name: "aligned block", tile: grid.Tile{Zoom: 3, Col: 13, Row: 6}, want: "BBOX=-90,90,0,180&CRS=EPSG:4326&FORMAT=image/png&HEIGHT=1024&LAYERS=ortho&REQUEST=GetMap&SERVICE=WMS&STYLES=&VERSION=1.3.0&WIDTH=1024"},
+		{name: "2 × 1", cols: 2, rows: 1, tile: grid.Tile{Zoom: 3, Col: 13, Row: 6}, want: "BBOX=-67.5,90,-45,135&CRS=EPSG:4326&FORMAT=image/png&HEIGHT=256&LAYERS=ortho&REQUEST=GetMap&SERVICE=WMS&STYLES=&VERSION=1.3.0&WIDTH=512"},
 		{
 			name:      "clipped to the footprint",
 			footprint: grid.BBox{MinX: 34.5, MinY: 29.4, MaxX: 35.9, MaxY: 33.4}, // zoom 8: cols 305..307, rows 80..86
 			tile:      grid.Tile{Zoom: 8, Col: 306, Row: 85},                     // block cols 304..307, rows 84..87
-			want:      "BBOX=28.828125,34.453125,30.9375,36.5625&CRS=EPSG:4326&FORMAT=image/png&HEIGHT=768&LAYERS=ortho&REQUEST=GetMap&SERVICE=WMS&STYLES=&TRANSPARENT=FALSE&VERSION=1.3.0&WIDTH=768",
+			want:      "BBOX=28.828125,34.453125,30.9375,36.5625&CRS=EPSG:4326&FORMAT=image/png&HEIGHT=768&LAYERS=ortho&REQUEST=GetMap&SERVICE=WMS&STYLES=&VERSION=1.3.0&WIDTH=768",
 		},
 		{
 			name:      "outside the footprint: the grid only",
 			footprint: grid.BBox{MinX: 34.5, MinY: 29.4, MaxX: 35.9, MaxY: 33.4},
 			tile:      grid.Tile{Zoom: 8, Col: 10, Row: 10},
-			want:      "BBOX=81.5625,-174.375,84.375,-171.5625&CRS=EPSG:4326&FORMAT=image/png&HEIGHT=1024&LAYERS=ortho&REQUEST=GetMap&SERVICE=WMS&STYLES=&TRANSPARENT=FALSE&VERSION=1.3.0&WIDTH=1024",
+			want:      "BBOX=81.5625,-174.375,84.375,-171.5625&CRS=EPSG:4326&FORMAT=image/png&HEIGHT=1024&LAYERS=ortho&REQUEST=GetMap&SERVICE=WMS&STYLES=&VERSION=1.3.0&WIDTH=1024",
 		},
 	}
 	for _, tc := range tests {
