@@ -2,9 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
+	_ "image/jpeg"
+	_ "image/png"
 	"io"
 	"maps"
 	"math"
@@ -25,6 +29,7 @@ import (
 
 	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/gpkg/gpkgtest"
+	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/internal/testenv"
 )
@@ -425,8 +430,13 @@ func TestEndToEndAllInOne(t *testing.T) {
 		t.Errorf("packages not kept in ./data: %v", err)
 	}
 
-	// The whole demo layer at zoom 9: a package gdalinfo shows with
-	// several overview levels.
+	// The demo layer covers the world: a coastline far from the
+	// specification's example, the Cape Peninsula, comes out as land and
+	// sea in the package.
+	checkCoastExport(t, a)
+
+	// The region around the specification's example at zoom 9: a package
+	// gdalinfo shows with several overview levels.
 	created := a.postJSON(t, "/create", `{"dbId":"ef03ca54-c68e-4ca8-8432-50ae5ad7a7f8","bbox":[34.2,29.4,35.9,33.4],
 	  "targetResolution":0.001373291015625,"callbackURLs":[]}`)
 	j := waitCompleted(t, a, created["id"].(string))
@@ -441,6 +451,54 @@ func TestEndToEndAllInOne(t *testing.T) {
 	}
 	checkWithGDAL(t, path, extent, 9)
 }
+
+// checkCoastExport exports the Cape Peninsula at zoom 10 and checks that
+// the zoom-9 tile over its tip shows both the demo map's water and land:
+// a tenth of its pixels or more of each (about four fifths are sea).
+func checkCoastExport(t *testing.T, a api) {
+	t.Helper()
+	created := a.postJSON(t, "/create", fmt.Sprintf(`{"dbId":%q,"bbox":[18.3,-34.4,18.6,-34.1],"targetResolution":%v,"callbackURLs":[]}`,
+		catalog.DemoLayerID, grid.Zoom(10).Resolution()))
+	j := waitCompleted(t, a, created["id"].(string))
+	path := downloadPackage(t, a, j["result"].(map[string]any)["fileUri"].(string))
+	r, err := gpkg.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	tables, err := r.Tables(t.Context())
+	if err != nil || len(tables) != 1 {
+		t.Fatalf("Tables = %v, %v; want one", tables, err)
+	}
+	z := grid.Zoom(9)
+	tip := z.Range(grid.BBox{MinX: 18.47, MinY: -34.36, MaxX: 18.4701, MaxY: -34.3599})
+	data, err := r.ReadTile(t.Context(), tables[0], grid.Tile{Zoom: z, Col: tip.MinCol, Row: tip.MinRow})
+	if err != nil {
+		t.Fatalf("the tile over the Cape's tip: %v", err)
+	}
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The map's water is (163, 199, 226); JPEG keeps it within a few
+	// levels. Land is shaded green to brown, never that blue.
+	water, all := 0, 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			if abs(int(r>>8)-163) < 12 && abs(int(g>>8)-199) < 12 && abs(int(bl>>8)-226) < 12 {
+				water++
+			}
+			all++
+		}
+	}
+	if water < all/10 || all-water < all/10 {
+		t.Errorf("the zoom-9 tile over the Cape's tip has %d water pixels of %d; want a coast: a tenth or more each of water and land", water, all)
+	}
+}
+
+func abs(v int) int { return max(v, -v) }
 
 // checkWithGDAL runs GDAL's GeoPackage validator and gdalinfo on a
 // package of every zoom 0..maxZoom over extent.
