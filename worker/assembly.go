@@ -23,9 +23,11 @@ import (
 // directories) that its one writer keeps locked (flock) while the package
 // is open, and the boot id of the machine that wrote it. Two processes on
 // one machine therefore never write the package at once, and a process
-// that dies, however it dies, leaves it to the next. A worker on another
-// machine has a directory of its own; finalize completes the package of
-// the machine it runs on, merging there what that one lacks.
+// that dies, however it dies, leaves it to the next. Merges ahead run on
+// one machine only, the first whose merge task claims the job
+// (Jobs.ClaimAssembly, assemblyMachine); merge tasks taken elsewhere leave
+// their parts to it. Finalize completes the package of the machine it runs
+// on, merging there what that one lacks: all of it where no merge ran.
 //
 // The package is written without fsync (synchronous=OFF), since it is
 // uploaded or linked into the store, which syncs what it keeps. Its
@@ -56,6 +58,22 @@ type assembly struct {
 	*gpkg.Assembly
 	dir, path string
 	lock      *filelock.Lock // nil where flock is not supported
+}
+
+// assemblyMachine names the place where this worker assembles packages:
+// the host name (a pod's, in Kubernetes), the machine's boot and the temp
+// dir, so that workers sharing a temp dir on one machine share it, and
+// any other worker, even on the same node, is another place.
+func assemblyMachine(tempDir string) string {
+	host, _ := os.Hostname()
+	boot, _ := os.ReadFile(bootIDPath)
+	if tempDir == "" {
+		tempDir = os.TempDir()
+	}
+	if abs, err := filepath.Abs(tempDir); err == nil {
+		tempDir = abs
+	}
+	return host + "/" + string(bytes.TrimSpace(boot)) + ":" + tempDir
 }
 
 // assemblyDir is the directory of job id's package under tempDir.

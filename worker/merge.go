@@ -25,6 +25,8 @@ type merger struct {
 	files   Files
 	log     *slog.Logger
 	tempDir string
+	// machine names this machine's assemblies (assemblyMachine).
+	machine string
 }
 
 func (m *merger) handle(ctx context.Context, t *asynq.Task) error {
@@ -45,6 +47,11 @@ func (m *merger) merge(ctx context.Context, id string) error {
 	}
 	if j.Status != job.StatusInProgress {
 		return removeAssembly(m.tempDir, id)
+	}
+	// One machine merges ahead: the first whose merge gets here. Merges
+	// that other machines take leave their parts to it, or to finalize.
+	if mine, err := m.jobs.ClaimAssembly(ctx, id, m.machine); err != nil || !mine {
+		return err
 	}
 	a, err := openAssembly(ctx, m.tempDir, j, false)
 	if errors.Is(err, errAssemblyBusy) {

@@ -181,6 +181,10 @@ type Jobs interface {
 	SetRetrying(ctx context.Context, id string, batch int, waiting bool) error
 	// IsBatchDone reports whether a batch is in the job's done-set.
 	IsBatchDone(ctx context.Context, id string, batch int) (bool, error)
+	// ClaimAssembly makes machine the one that merges the job's parts
+	// ahead of finalize unless another machine is, and reports whether
+	// machine is it.
+	ClaimAssembly(ctx context.Context, id, machine string) (bool, error)
 	// BatchDone adds a batch to the job's done-set (a set: a re-run
 	// counts once) and returns how many batches are done.
 	BatchDone(ctx context.Context, id string, batch int) (int64, error)
@@ -270,7 +274,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 			sources: source.NewPool(source.StorageDeps(deps.Tiles, cfg.TempDir), source.DefaultPoolIdle),
 			publish: publish, fail: fail,
 		},
-		merge: &merger{jobs: deps.Jobs, files: deps.Files, log: deps.Logger, tempDir: cfg.TempDir},
+		merge: &merger{jobs: deps.Jobs, files: deps.Files, log: deps.Logger, tempDir: cfg.TempDir, machine: assemblyMachine(cfg.TempDir)},
 		finalize: &finalizer{
 			jobs: deps.Jobs, files: deps.Files, enqueuer: deps.Enqueuer, log: deps.Logger,
 			tempDir: cfg.TempDir, publish: publish, fail: fail,

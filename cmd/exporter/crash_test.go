@@ -201,9 +201,10 @@ var (
 )
 
 // TestTwoWorkersShareOneExport runs the two workers as if on two machines,
-// each with a temp dir of its own: both merge parts into a package of
-// their own while batches render, one finalizes, and the other's sweep
-// removes its package once the job has ended.
+// each with a temp dir of its own: the first to take a merge assembles the
+// package while batches render, the other's merges leave their parts to
+// it; one finalizes, and if that is not the assembler, the assembler's
+// sweep removes its package once the job has ended.
 func TestTwoWorkersShareOneExport(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, 150, nil)
@@ -227,6 +228,9 @@ func TestTwoWorkersShareOneExport(t *testing.T) {
 	merges := func(p *proc) int { return strings.Count(p.logs.String(), `"msg":"parts merged ahead"`) }
 	t.Logf("merges ahead by the two workers: %d and %d; packages being assembled when the job completed: %v",
 		merges(a), merges(b), left)
+	if merges(a) > 0 && merges(b) > 0 {
+		t.Errorf("both workers merged parts ahead (%d and %d): one machine assembles a package", merges(a), merges(b))
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for len(left) > 0 {
 		if time.Now().After(deadline) {

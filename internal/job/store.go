@@ -41,6 +41,7 @@ const (
 //	<p>:subject:<sub>:jobs   sorted set: a subject's job ids by last request (ms)
 //	<p>:subject:<sub>:cached set: ids of jobs whose finished package answered the subject's first request of them
 //	<p>:job:<id>:done        set: indexes of batches whose parts are stored
+//	<p>:job:<id>:assembler   string: the worker machine that merges the job's parts ahead of finalize
 //	<p>:job:<id>:deliveries  hash: callback → JSON Delivery, the latest outcome
 //	<p>:quota:stored         bytes of packages stored
 //	<p>:quota:reserved       estimated bytes of unfinished jobs
@@ -741,6 +742,32 @@ func (s *Store) SetRetrying(ctx context.Context, id string, batch int, waiting b
 	return nil
 }
 
+// claimAssembly: KEYS job, assembler; ARGV machine. Returns 1 when the
+// machine is the job's assembler (it is now, or was already), 0 when
+// another is, -1 for a job that is gone.
+var claimAssembly = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('SET', KEYS[2], ARGV[1], 'NX')
+if redis.call('GET', KEYS[2]) == ARGV[1] then return 1 end
+return 0
+`)
+
+// ClaimAssembly makes machine the one that merges job id's parts ahead of
+// finalize, unless another machine is already, and reports whether
+// machine is it. A package is assembled on one machine only: merges
+// elsewhere would each build a copy of it that only a finalize there uses.
+func (s *Store) ClaimAssembly(ctx context.Context, id, machine string) (bool, error) {
+	k := s.jobKey(id)
+	n, err := claimAssembly.Run(ctx, s.rdb, []string{k, k + ":assembler"}, machine).Int64()
+	if err != nil {
+		return false, fmt.Errorf("claim the assembly of job %s: %w", id, Unavailable(err))
+	}
+	if n < 0 {
+		return false, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return n == 1, nil
+}
+
 // IsBatchDone reports whether a batch's part is stored.
 func (s *Store) IsBatchDone(ctx context.Context, id string, batch int) (bool, error) {
 	ok, err := s.rdb.SIsMember(ctx, s.jobKey(id)+":done", batch).Result()
@@ -772,7 +799,7 @@ for _, sub in ipairs(redis.call('SMEMBERS', KEYS[1] .. ':subjects')) do
   redis.call('ZREM', ARGV[2] .. 'subject:' .. sub .. ':jobs', ARGV[1])
   redis.call('SREM', ARGV[2] .. 'subject:' .. sub .. ':cached', ARGV[1])
 end
-for _, k in ipairs({'', ':callbacks', ':progress', ':subjects', ':done', ':deliveries', ':retry'}) do
+for _, k in ipairs({'', ':callbacks', ':progress', ':subjects', ':done', ':deliveries', ':retry', ':assembler'}) do
   redis.call('DEL', KEYS[1] .. k)
 end
 redis.call('ZREM', KEYS[2], ARGV[1])

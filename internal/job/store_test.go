@@ -542,6 +542,26 @@ func TestSetRetrying(t *testing.T) {
 	}
 }
 
+// TestClaimAssembly: the first machine to claim a job's assembly keeps
+// it; others are told no; an unknown job is ErrNotFound.
+func TestClaimAssembly(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := t.Context()
+	j := createJob(t, s, b)
+	for _, step := range []struct {
+		machine string
+		want    bool
+	}{{"a", true}, {"b", false}, {"a", true}, {"b", false}} {
+		if got, err := s.ClaimAssembly(ctx, j.ID, step.machine); err != nil || got != step.want {
+			t.Errorf("ClaimAssembly(%s) = %v, %v; want %v", step.machine, got, err, step.want)
+		}
+	}
+	if _, err := s.ClaimAssembly(ctx, uuid.NewString(), "a"); !errors.Is(err, job.ErrNotFound) {
+		t.Errorf("ClaimAssembly(unknown job) = %v, want ErrNotFound", err)
+	}
+}
+
 // TestGetOrCreateReusesTheRightJob: the record answered with a reuse is
 // the reused job's, also after the cache key named another job before, and
 // after Redis forgot the scripts.

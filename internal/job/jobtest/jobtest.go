@@ -41,6 +41,8 @@ type Store struct {
 	due     []string
 	expires map[string]string
 	ran     map[string]time.Time
+	// assembler is each job's assembling machine (ClaimAssembly).
+	assembler map[string]string
 }
 
 // NewStore returns an empty store on the clock now.
@@ -155,6 +157,23 @@ func (s *Store) SetProgress(context.Context, string, string, int64) error { retu
 
 // SetRetrying records nothing: it is shown, not decided on.
 func (s *Store) SetRetrying(context.Context, string, int, bool) error { return nil }
+
+// ClaimAssembly makes machine the job's assembler unless another is, and
+// reports whether machine is it.
+func (s *Store) ClaimAssembly(_ context.Context, id, machine string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.jobs[id]; !ok {
+		return false, notFound(id)
+	}
+	if s.assembler == nil {
+		s.assembler = map[string]string{}
+	}
+	if s.assembler[id] == "" {
+		s.assembler[id] = machine
+	}
+	return s.assembler[id] == machine, nil
+}
 
 // IsBatchDone reports whether a batch is in the job's done-set.
 func (s *Store) IsBatchDone(_ context.Context, id string, batch int) (bool, error) {
