@@ -41,6 +41,19 @@ func ParseFormatPolicy(s string) (FormatPolicy, error) {
 	return "", fmt.Errorf("source: unknown format policy %q: want png, jpeg or mixed", s)
 }
 
+// Allows reports whether a stored tile of format f may be kept as it is
+// under p: png keeps only PNG tiles, jpeg only JPEG ones, and mixed
+// either (a JPEG tile is opaque; a PNG one may be, which mixed allows).
+func (p FormatPolicy) Allows(f Format) bool {
+	switch p {
+	case PolicyPNG:
+		return f == PNG
+	case PolicyJPEG:
+		return f == JPEG
+	}
+	return f == PNG || f == JPEG
+}
+
 // Validate reports whether p is one of the defined policies.
 func (p FormatPolicy) Validate() error {
 	switch p {

@@ -15,6 +15,26 @@ import (
 	"github.com/geoexport/exporter/source"
 )
 
+// TestFormatPolicyAllows: which stored tiles a policy keeps as they are.
+func TestFormatPolicyAllows(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		policy    source.FormatPolicy
+		png, jpeg bool
+	}{
+		{source.PolicyPNG, true, false},
+		{source.PolicyJPEG, false, true},
+		{source.PolicyMixed, true, true},
+	} {
+		if got := tc.policy.Allows(source.PNG); got != tc.png {
+			t.Errorf("%s.Allows(PNG) = %v, want %v", tc.policy, got, tc.png)
+		}
+		if got := tc.policy.Allows(source.JPEG); got != tc.jpeg {
+			t.Errorf("%s.Allows(JPEG) = %v, want %v", tc.policy, got, tc.jpeg)
+		}
+	}
+}
+
 func TestParseFormatPolicy(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -158,8 +158,10 @@ func stage[T any](g *errgroup.Group, n int, out chan T, work func() error) {
 }
 
 // encode turns a fetched tile into stored bytes by the layer's policy.
-// Stored tiles pass as they are; rendered ones are encoded; empty ones are
-// dropped (ok false).
+// Stored tiles pass as they are when the policy allows their format, and
+// are decoded and encoded by it otherwise (a png layer over a JPEG tile
+// store, say); rendered ones are encoded; empty ones are dropped (ok
+// false).
 func (p *pipeline) encode(f fetched) (encoded, bool, error) {
 	policy := p.policy
 	if p.cut != nil {
@@ -174,7 +176,14 @@ func (p *pipeline) encode(f fetched) (encoded, bool, error) {
 		}
 	}
 	if f.src.Image == nil {
-		return encoded{tile: f.tile, data: f.src.Data, format: f.src.Format}, true, nil
+		if policy.Allows(f.src.Format) {
+			return encoded{tile: f.tile, data: f.src.Data, format: f.src.Format}, true, nil
+		}
+		img, err := source.DecodeTile(f.src.Data)
+		if err != nil {
+			return encoded{}, false, fmt.Errorf("decode tile %s to encode it as the layer's %s: %w", f.tile, policy, err)
+		}
+		f.src = source.Tile{Image: img}
 	}
 	if source.IsEmpty(f.src.Image) {
 		return encoded{}, false, nil

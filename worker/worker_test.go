@@ -313,6 +313,48 @@ func TestRenderTileStore(t *testing.T) {
 	}
 }
 
+// TestRenderTileStoreByThePolicy: a jpeg layer over a store of PNG tiles
+// holds JPEG tiles of the same pixels, not the stored PNGs.
+func TestRenderTileStoreByThePolicy(t *testing.T) {
+	t.Parallel()
+	w, b := setup(t)
+	dir := t.TempDir()
+	stored := writeTiles(t, dir, []grid.Tile{tl(0, 1, 0), tl(1, 2, 0)})
+	layer := tileStoreLayer(dir)
+	layer.TileFormat = "jpeg"
+	j := createJob(t, b, layer, grid.BBox{MinX: 0, MinY: 0, MaxX: 45, MaxY: 45}, 1)
+	if err := w.Handler().ProcessTask(t.Context(), renderTask(t, j)); err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	done, _ := b.jobs.Get(t.Context(), j.ID)
+	r := download(t, b, done.FileKey)
+	for tile, png := range stored {
+		got, err := r.ReadTile(t.Context(), "store", tile)
+		if err != nil {
+			t.Fatalf("ReadTile(%s): %v", tile, err)
+		}
+		if !bytes.HasPrefix(got, []byte{0xff, 0xd8, 0xff}) {
+			t.Errorf("tile %s starts % x, want a JPEG", tile, got[:min(8, len(got))])
+			continue
+		}
+		want, _ := source.DecodeTile(png)
+		img, err := source.DecodeTile(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The pixel at (100, 100) of the flat tile, within JPEG's error.
+		w, g := want.At(100, 100), img.At(100, 100)
+		wr, wg, wb, _ := w.RGBA()
+		gr, gg, gb, _ := g.RGBA()
+		for _, d := range []int{int(wr>>8) - int(gr>>8), int(wg>>8) - int(gg>>8), int(wb>>8) - int(gb>>8)} {
+			if d < -4 || d > 4 {
+				t.Errorf("tile %s pixel (100, 100) = %v, want about the stored %v", tile, g, w)
+				break
+			}
+		}
+	}
+}
+
 func TestRenderTileStoreInS3(t *testing.T) {
 	t.Parallel()
 	s3 := newS3(t)
