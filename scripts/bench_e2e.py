@@ -868,7 +868,8 @@ class Bench:
         # The tile directory's noisy photographs through the WMS as PNG,
         # encoded again as PNG: imagery of many colours, the other end from
         # the demo's flat tints. (A tile store's tiles, and tiles cut from a
-        # JPEG GetMap, are stored as they are.)
+        # JPEG GetMap, are stored as they are when the layer's tileFormat
+        # allows JPEG, as it does for the cases above.)
         layers.append(layer(layer_id("png", 1), "bench-png-imagery", dict(layers[-1]["source"], format="image/png"),
                              MAIN_AREA, MAIN_ZOOM, "png"))
         for name in SCALE_CASES:
