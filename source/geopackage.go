@@ -7,11 +7,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
 	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/internal/grid"
+	"github.com/geoexport/exporter/internal/tempdir"
 )
 
 var _ TileReader = (*gpkg.Reader)(nil)
@@ -135,7 +137,7 @@ type GeoPackage struct {
 	mu     sync.Mutex // guards the fields below
 	reader TileReader
 	table  string
-	temp   string // downloaded file, removed by Close
+	temp   func() // removes the downloaded file; called by Close
 	err    error  // permanent failure to open
 	closed bool
 }
@@ -257,14 +259,13 @@ func (g *GeoPackage) openReader(ctx context.Context) (TileReader, string, error)
 }
 
 // openFile downloads the file if it is an object, opens it and resolves
-// the table.
-func (g *GeoPackage) openFile(ctx context.Context) (r TileReader, table, temp string, err error) {
+// the table; temp removes a downloaded file.
+func (g *GeoPackage) openFile(ctx context.Context) (r TileReader, table string, temp func(), err error) {
 	path := g.cfg.Path
 	if g.cfg.Key != "" {
-		if temp, err = g.download(ctx); err != nil {
-			return nil, "", "", err
+		if path, temp, err = g.download(ctx); err != nil {
+			return nil, "", nil, err
 		}
-		path = temp
 		defer func() {
 			if err != nil {
 				removeTemp(temp)
@@ -276,12 +277,12 @@ func (g *GeoPackage) openFile(ctx context.Context) (r TileReader, table, temp st
 		if errors.Is(err, fs.ErrNotExist) {
 			err = fmt.Errorf("%w: %w", ErrInvalidData, err)
 		}
-		return nil, "", "", fmt.Errorf("open %s: %w", g.display(), g.classify(err))
+		return nil, "", nil, fmt.Errorf("open %s: %w", g.display(), g.classify(err))
 	}
 	table, err = g.resolveTable(ctx, r)
 	if err != nil {
 		r.Close()
-		return nil, "", "", fmt.Errorf("open %s: %w", g.display(), err)
+		return nil, "", nil, fmt.Errorf("open %s: %w", g.display(), err)
 	}
 	return r, table, temp, nil
 }
@@ -318,34 +319,40 @@ func (g *GeoPackage) resolveTable(ctx context.Context, r TileReader) (string, er
 }
 
 // download copies the object into a new temporary file and returns its
-// path.
-func (g *GeoPackage) download(ctx context.Context) (string, error) {
+// path and the function that removes it. The file lies in a directory of
+// its own that this process holds locked (internal/tempdir), so that a
+// worker's sweep removes it if the process dies.
+func (g *GeoPackage) download(ctx context.Context) (path string, remove func(), err error) {
 	obj, err := g.cfg.Objects.OpenObject(ctx, g.cfg.Key)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNoData) {
 			// A layer's package that is missing is a broken catalog
 			// entry, not a place without tiles.
-			return "", fmt.Errorf("%w: object %s does not exist: %w", ErrInvalidData, g.cfg.Key, err)
+			return "", nil, fmt.Errorf("%w: object %s does not exist: %w", ErrInvalidData, g.cfg.Key, err)
 		}
-		return "", fmt.Errorf("download object %s: %w", g.cfg.Key, err)
+		return "", nil, fmt.Errorf("download object %s: %w", g.cfg.Key, err)
 	}
 	defer obj.Close()
-	f, err := os.CreateTemp(g.cfg.TempDir, "source-*.gpkg")
+	dir, remove, err := tempdir.Make(g.cfg.TempDir, "source-")
 	if err != nil {
-		return "", fmt.Errorf("download object %s: %w", g.cfg.Key, err)
+		return "", nil, fmt.Errorf("download object %s: %w", g.cfg.Key, err)
 	}
-	err = copyContext(ctx, f, obj)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		removeTemp(f.Name())
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return "", ctxErr
+	path = filepath.Join(dir, "layer.gpkg")
+	f, err := os.Create(path)
+	if err == nil {
+		err = copyContext(ctx, f, obj)
+		if cerr := f.Close(); err == nil {
+			err = cerr
 		}
-		return "", fmt.Errorf("download object %s: %w", g.cfg.Key, err)
 	}
-	return f.Name(), nil
+	if err != nil {
+		remove()
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return "", nil, ctxErr
+		}
+		return "", nil, fmt.Errorf("download object %s: %w", g.cfg.Key, err)
+	}
+	return path, remove, nil
 }
 
 // copyContext copies src to dst and stops once ctx ends, for readers that
@@ -371,9 +378,10 @@ func copyContext(ctx context.Context, dst io.Writer, src io.Reader) error {
 	}
 }
 
-func removeTemp(path string) {
-	if path != "" {
-		_ = os.Remove(path)
+// removeTemp calls remove, a download's, if there is one.
+func removeTemp(remove func()) {
+	if remove != nil {
+		remove()
 	}
 }
 
@@ -392,6 +400,6 @@ func (g *GeoPackage) Close() error {
 		g.reader = nil
 	}
 	removeTemp(g.temp)
-	g.temp = ""
+	g.temp = nil
 	return err
 }

@@ -18,7 +18,9 @@ import (
 
 	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/gpkg/gpkgtest"
+	"github.com/geoexport/exporter/internal/filelock"
 	"github.com/geoexport/exporter/internal/grid"
+	"github.com/geoexport/exporter/internal/tempdir"
 	"github.com/geoexport/exporter/source"
 )
 
@@ -203,8 +205,12 @@ func TestGeoPackageDownload(t *testing.T) {
 		if n := objects.opens.Load(); n != 1 {
 			t.Errorf("object opened %d times, want 1", n)
 		}
-		if entries, _ := os.ReadDir(tmp); len(entries) != 1 {
-			t.Errorf("temp dir holds %d files while open, want 1", len(entries))
+		// One directory of its own, which this process holds locked, so that a
+		// worker's sweep leaves it alone while the process lives.
+		if entries, _ := os.ReadDir(tmp); len(entries) != 1 || !entries[0].IsDir() || !strings.HasPrefix(entries[0].Name(), "source-") {
+			t.Errorf("temp dir holds %v while open, want one source-* directory", entries)
+		} else if _, err := filelock.TryLockExisting(filepath.Join(tmp, entries[0].Name(), tempdir.LockName)); !errors.Is(err, filelock.ErrLocked) {
+			t.Errorf("locking the download's directory: %v, want ErrLocked (its owner is alive)", err)
 		}
 		if err := g.Close(); err != nil {
 			t.Fatal(err)

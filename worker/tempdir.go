@@ -12,12 +12,14 @@ import (
 	"github.com/geoexport/exporter/internal/filelock"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/logattr"
+	"github.com/geoexport/exporter/internal/tempdir"
 )
 
 // A render or finalize task builds its files in a temporary directory of
-// its own under Config.TempDir, named render-<digits> or finalize-<digits>
-// (os.MkdirTemp). The directory holds a lock file, .owner.lock, that the
-// task's process keeps locked (flock) with its pid in it for as long as
+// its own under Config.TempDir, named render-<digits> or finalize-<digits>,
+// and a GeoPackage layer's source downloads its file into source-<digits>
+// (internal/tempdir). The directory holds a lock file, .owner.lock, that
+// its process keeps locked (flock) with its pid in it for as long as
 // the directory exists, so a process that dies, however it dies, leaves
 // its directories unlocked. A worker's sweep (when it starts and every
 // SweepInterval) removes every such directory whose lock it can take:
@@ -27,7 +29,7 @@ import (
 // assembled (merge-<job id>, see assemblyDir) are removed once no process
 // holds them and their job has ended, or nothing in them changed for a day.
 const (
-	tempLockName = ".owner.lock"
+	tempLockName = tempdir.LockName
 	// legacyTempAge is how old a task directory without a lock file must
 	// be before a sweep removes it: no task runs that long.
 	legacyTempAge = 24 * time.Hour
@@ -37,32 +39,16 @@ const (
 	unownedLockAge = time.Minute
 )
 
-// taskDirPrefixes are the name prefixes of task directories.
-var taskDirPrefixes = []string{"render-", "finalize-"}
+// taskDirPrefixes are the name prefixes of task directories: the render
+// and finalize tasks', and the layer GeoPackages a source downloads
+// (source-<digits>, see source.GeoPackage).
+var taskDirPrefixes = []string{"render-", "finalize-", "source-"}
 
 // makeTaskDir creates a task directory under parent (the system's temp
 // directory when empty) and locks it. release removes the directory, then
 // drops the lock.
 func makeTaskDir(parent, prefix string) (dir string, release func(), err error) {
-	dir, err = os.MkdirTemp(parent, prefix)
-	if err != nil {
-		return "", nil, err
-	}
-	lock, err := filelock.TryLock(filepath.Join(dir, tempLockName))
-	if errors.Is(err, filelock.ErrUnsupported) {
-		return dir, func() { _ = os.RemoveAll(dir) }, nil
-	}
-	if err == nil {
-		err = lock.WriteOwner()
-		if err != nil {
-			lock.Close()
-		}
-	}
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return "", nil, err
-	}
-	return dir, func() { _ = os.RemoveAll(dir); lock.Close() }, nil
+	return tempdir.Make(parent, prefix)
 }
 
 // sweepTempDirs removes the task directories under parent (the system's

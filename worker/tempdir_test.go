@@ -102,6 +102,7 @@ func TestSweepTempDirs(t *testing.T) {
 	legacyForeign := mkdir(t, filepath.Join(parent, "finalize-1003"), day, "x.gpkg", "notes.txt")
 	unlockedYoung := mkdir(t, filepath.Join(parent, "render-1004"), 0, worker.TempLockName)
 	unlockedOld := mkdir(t, filepath.Join(parent, "render-1005"), time.Hour, worker.TempLockName)
+	sourceOld := mkdir(t, filepath.Join(parent, "source-1008"), time.Hour, worker.TempLockName, "layer.gpkg")
 	others := []string{
 		mkdir(t, filepath.Join(parent, "render-abc"), day, "x.gpkg"),
 		mkdir(t, filepath.Join(parent, "other-1006"), day, "x.gpkg"),
@@ -115,7 +116,7 @@ func TestSweepTempDirs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{dead.dir, legacyOld, unlockedOld}
+	want := []string{dead.dir, legacyOld, unlockedOld, sourceOld}
 	slices.Sort(want)
 	slices.Sort(removed)
 	if diff := cmp.Diff(want, removed); diff != "" {
