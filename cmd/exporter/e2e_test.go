@@ -311,19 +311,27 @@ func downloadPackage(t *testing.T, a api, uri string) string {
 	return path
 }
 
-// tileCount opens a package and counts its tiles by zoom.
-func tileCount(t *testing.T, path string) (int64, map[grid.Zoom]int64) {
+// openPackage opens a package of one tile table, closed when the test
+// ends, and returns the table's name.
+func openPackage(t *testing.T, path string) (*gpkg.Reader, string) {
 	t.Helper()
 	r, err := gpkg.Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	t.Cleanup(func() { r.Close() })
 	tables, err := r.Tables(t.Context())
 	if err != nil || len(tables) != 1 {
 		t.Fatalf("Tables = %v, %v; want one", tables, err)
 	}
-	byZoom, err := r.CountByZoom(t.Context(), tables[0])
+	return r, tables[0]
+}
+
+// tileCount opens a package and counts its tiles by zoom.
+func tileCount(t *testing.T, path string) (int64, map[grid.Zoom]int64) {
+	t.Helper()
+	r, table := openPackage(t, path)
+	byZoom, err := r.CountByZoom(t.Context(), table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,18 +469,10 @@ func checkCoastExport(t *testing.T, a api) {
 		catalog.DemoLayerID, grid.Zoom(10).Resolution()))
 	j := waitCompleted(t, a, created["id"].(string))
 	path := downloadPackage(t, a, j["result"].(map[string]any)["fileUri"].(string))
-	r, err := gpkg.Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	tables, err := r.Tables(t.Context())
-	if err != nil || len(tables) != 1 {
-		t.Fatalf("Tables = %v, %v; want one", tables, err)
-	}
+	r, table := openPackage(t, path)
 	z := grid.Zoom(9)
 	tip := z.Range(grid.BBox{MinX: 18.47, MinY: -34.36, MaxX: 18.4701, MaxY: -34.3599})
-	data, err := r.ReadTile(t.Context(), tables[0], grid.Tile{Zoom: z, Col: tip.MinCol, Row: tip.MinRow})
+	data, err := r.ReadTile(t.Context(), table, grid.Tile{Zoom: z, Col: tip.MinCol, Row: tip.MinRow})
 	if err != nil {
 		t.Fatalf("the tile over the Cape's tip: %v", err)
 	}
