@@ -110,10 +110,11 @@ func average(o []byte, s [4][]byte, nd *NoData) {
 // nrgba returns img as non-premultiplied RGBA starting at (0, 0): as it is
 // when it already is, else converted.
 func nrgba(img image.Image) *image.NRGBA {
-	if m, ok := img.(*image.NRGBA); ok && m.Rect.Min == (image.Point{}) {
-		return m
-	}
 	b := img.Bounds()
+	if m, ok := img.(*image.NRGBA); ok {
+		// A view from (0, 0): a tile cut from a metatile is a sub-image.
+		return &image.NRGBA{Pix: m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], Stride: m.Stride, Rect: image.Rect(0, 0, b.Dx(), b.Dy())}
+	}
 	m := image.NewNRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
 	if rgba, ok := img.(*image.RGBA); ok {
 		// Un-premultiply directly: draw's generic path goes through

@@ -92,6 +92,35 @@ func TestReduceRGBA(t *testing.T) {
 	}
 }
 
+// TestReduceSubImage reads a tile cut from a metatile (a sub-image) at
+// its own origin.
+func TestReduceSubImage(t *testing.T) {
+	t.Parallel()
+	meta := image.NewNRGBA(image.Rect(0, 0, 2*grid.TileSize, grid.TileSize))
+	meta.SetNRGBA(grid.TileSize, 0, color.NRGBA{40, 80, 120, 255})
+	meta.SetNRGBA(grid.TileSize+1, 0, color.NRGBA{40, 80, 120, 255})
+	sub := meta.SubImage(image.Rect(grid.TileSize, 0, 2*grid.TileSize, grid.TileSize))
+	dst := source.NewOverview()
+	if err := source.Reduce(dst, 3, sub, source.ResampleAverage, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dst.NRGBAAt(128, 128), (color.NRGBA{40, 80, 120, 128}); got != want {
+		t.Errorf("Reduce(sub-image) pixel = %v, want %v", got, want)
+	}
+}
+
+func TestParseResampling(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]source.Resampling{"": source.ResampleAverage, "average": source.ResampleAverage, "nearest": source.ResampleNearest} {
+		if got, err := source.ParseResampling(in); got != want || err != nil {
+			t.Errorf("ParseResampling(%q) = %q, %v, want %q", in, got, err, want)
+		}
+	}
+	if _, err := source.ParseResampling("cubic"); err == nil {
+		t.Error("ParseResampling(cubic) succeeded")
+	}
+}
+
 func TestQuadrant(t *testing.T) {
 	t.Parallel()
 	var got []int
