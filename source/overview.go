@@ -18,7 +18,7 @@ const (
 	// "average": the colour is the mean of the four samples that carry
 	// data, weighted by their alpha, so transparent and no-data samples at
 	// the edges of the data never darken or lighten it; the alpha is the
-	// mean of the four alphas.
+	// mean of the four alphas, rounded up.
 	ResampleAverage Resampling = "average"
 	// ResampleNearest takes the top-left sample of each block as it is:
 	// no new colours, for paletted or classified maps.
@@ -104,7 +104,11 @@ func average(o []byte, s [4][]byte, nd *NoData) {
 	default:
 		o[0], o[1], o[2] = 0, 0, 0
 	}
-	o[3] = byte((alpha + 2) / 4)
+	// Rounded up, so that a pixel with any data is never fully
+	// transparent: an area smaller than a pixel stays visible at every
+	// coarser zoom, and a tile is left out only where no finer one has
+	// data.
+	o[3] = byte((alpha + 3) / 4)
 }
 
 // nrgba returns img as non-premultiplied RGBA starting at (0, 0): as it is

@@ -46,7 +46,8 @@ func TestReduce(t *testing.T) {
 		{"all transparent", [4]color.NRGBA{clear, clear, clear, clear}, source.ResampleAverage, nil, clear},
 		{"no-data samples give no colour", [4]color.NRGBA{{100, 100, 100, 255}, white, {254, 255, 253, 255}, {50, 60, 70, 255}}, source.ResampleAverage, nd, color.NRGBA{75, 80, 85, 255}},
 		{"without noData white is data", [4]color.NRGBA{{100, 100, 100, 255}, white, white, {50, 60, 70, 255}}, source.ResampleAverage, nil, color.NRGBA{165, 168, 170, 255}},
-		{"only no-data keeps its colour", [4]color.NRGBA{white, {254, 254, 254, 255}, clear, white}, source.ResampleAverage, nd, color.NRGBA{255, 255, 255, 191}},
+		{"only no-data keeps its colour", [4]color.NRGBA{white, {254, 254, 254, 255}, clear, white}, source.ResampleAverage, nd, color.NRGBA{255, 255, 255, 192}},
+		{"alpha rounds up", [4]color.NRGBA{{9, 9, 9, 1}, clear, clear, clear}, source.ResampleAverage, nil, color.NRGBA{9, 9, 9, 1}},
 		{"nearest", [4]color.NRGBA{{1, 2, 3, 4}, {5, 6, 7, 8}, {9, 10, 11, 12}, {13, 14, 15, 16}}, source.ResampleNearest, nil, color.NRGBA{1, 2, 3, 4}},
 	}
 	for _, tc := range tests {
