@@ -65,17 +65,26 @@ func Reduce(dst *image.NRGBA, q int, child image.Image, r Resampling, nd *NoData
 	src := nrgba(child)
 	x0, y0 := (q&1)*half, (q>>1)*half
 	for y := range half {
-		top := src.Pix[(2*y)*src.Stride:]
-		bottom := src.Pix[(2*y+1)*src.Stride:]
-		out := dst.Pix[(y0+y)*dst.Stride+x0*4:]
+		top := src.Pix[(2*y)*src.Stride:][:8*half]
+		bottom := src.Pix[(2*y+1)*src.Stride:][:8*half]
+		out := dst.Pix[(y0+y)*dst.Stride+x0*4:][:4*half]
+		if r == ResampleNearest {
+			for x := range half {
+				copy(out[4*x:4*x+4], top[8*x:8*x+4])
+			}
+			continue
+		}
 		for x := range half {
-			o := out[4*x : 4*x+4 : 4*x+4]
-			i := 8 * x
-			if r == ResampleNearest {
-				copy(o, top[i:i+4])
+			t, b, o := top[8*x:8*x+8:8*x+8], bottom[8*x:8*x+8:8*x+8], out[4*x:4*x+4:4*x+4]
+			if nd == nil && t[3]&t[7]&b[3]&b[7] == 0xff {
+				// Opaque data, the common case: the plain mean.
+				o[0] = byte((uint32(t[0]) + uint32(t[4]) + uint32(b[0]) + uint32(b[4]) + 2) / 4)
+				o[1] = byte((uint32(t[1]) + uint32(t[5]) + uint32(b[1]) + uint32(b[5]) + 2) / 4)
+				o[2] = byte((uint32(t[2]) + uint32(t[6]) + uint32(b[2]) + uint32(b[6]) + 2) / 4)
+				o[3] = 0xff
 				continue
 			}
-			average(o, [4][]byte{top[i : i+4], top[i+4 : i+8], bottom[i : i+4], bottom[i+4 : i+8]}, nd)
+			average(o, t[0:4], t[4:8], b[0:4], b[4:8], nd)
 		}
 	}
 	return nil
@@ -83,9 +92,9 @@ func Reduce(dst *image.NRGBA, q int, child image.Image, r Resampling, nd *NoData
 
 // average writes into o the area average of four non-premultiplied RGBA
 // samples.
-func average(o []byte, s [4][]byte, nd *NoData) {
+func average(o, s0, s1, s2, s3 []byte, nd *NoData) {
 	var alpha, weight, r, g, b uint32
-	for _, p := range s {
+	for _, p := range [4][]byte{s0, s1, s2, s3} {
 		a := uint32(p[3])
 		alpha += a
 		if a == 0 || nd != nil && nd.near(p[0], p[1], p[2]) {

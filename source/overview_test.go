@@ -132,3 +132,29 @@ func TestQuadrant(t *testing.T) {
 		t.Errorf("Quadrant (-want +got):\n%s", diff)
 	}
 }
+
+// BenchmarkReduce reduces one opaque tile with transparent and no-data
+// pixels into a quadrant, by area average.
+func BenchmarkReduce(b *testing.B) {
+	m := block2(color.NRGBA{90, 120, 150, 255}, [4]color.NRGBA{{}, {255, 255, 255, 255}, {1, 2, 3, 128}, {}})
+	nd := &source.NoData{R: 255, G: 255, B: 255}
+	dst := source.NewOverview()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := source.Reduce(dst, 1, m, source.ResampleAverage, nd); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReduceOpaque reduces an opaque tile, the common case.
+func BenchmarkReduceOpaque(b *testing.B) {
+	m := block2(color.NRGBA{90, 120, 150, 255}, [4]color.NRGBA{{1, 2, 3, 255}, {4, 5, 6, 255}, {7, 8, 9, 255}, {10, 11, 12, 255}})
+	dst := source.NewOverview()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := source.Reduce(dst, 2, m, source.ResampleAverage, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
