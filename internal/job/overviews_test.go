@@ -89,7 +89,7 @@ func TestOverviewsBBox(t *testing.T) {
 func TestOverviewsArea(t *testing.T) {
 	t.Parallel()
 	coarse := polygonFeature(`"maxResolutionDeg": 0.00274658203125`, boxRing(grid.BBox{MinX: 34.2, MinY: 29.4, MaxX: 34.5, MaxY: 33.4})) // zoom 8
-	fine := polygonFeature(`"maxResolutionDeg": 0.0006866455078125`, boxRing(grid.BBox{MinX: 34.5, MinY: 29.4, MaxX: 35.9, MaxY: 33.4}))  // zoom 10
+	fine := polygonFeature(`"maxResolutionDeg": 0.0006866455078125`, boxRing(grid.BBox{MinX: 34.5, MinY: 29.4, MaxX: 35.9, MaxY: 33.4})) // zoom 10
 	s, err := job.NewAreaSpec(downsampleLayer(), roi(t, coarse, fine), 0, "", false, math.MaxInt64)
 	if err != nil {
 		t.Fatal(err)
