@@ -321,7 +321,7 @@ _POOL = None
 
 
 def _noise_pool():
-    from PIL import Image, ImageChops
+    from PIL import Image
     pool = []
     for i in range(32):
         g = Image.linear_gradient("L").rotate(i * 360 / 32).resize((TILE, TILE))
@@ -605,7 +605,7 @@ def overview_difference(path, reference, zoom):
     overview tiles (every zoom below zoom) of the package at path and the
     same tiles of the reference package, whose overviews the source
     rendered; and the tile counts compared per zoom."""
-    from PIL import Image
+    from PIL import Image, ImageChops
 
     def tiles(p):
         con = sqlite3.connect("file:%s?mode=ro" % p, uri=True)
