@@ -128,6 +128,10 @@ func nrgba(img image.Image) *image.NRGBA {
 		// A view from (0, 0): a tile cut from a metatile is a sub-image.
 		return &image.NRGBA{Pix: m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], Stride: m.Stride, Rect: image.Rect(0, 0, b.Dx(), b.Dy())}
 	}
+	if rgba, ok := img.(*image.RGBA); ok && IsOpaque(rgba) {
+		// Opaque premultiplied pixels are the same bytes (a decoded JPEG).
+		return &image.NRGBA{Pix: rgba.Pix[rgba.PixOffset(b.Min.X, b.Min.Y):], Stride: rgba.Stride, Rect: image.Rect(0, 0, b.Dx(), b.Dy())}
+	}
 	m := image.NewNRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
 	if rgba, ok := img.(*image.RGBA); ok {
 		// Un-premultiply directly: draw's generic path goes through

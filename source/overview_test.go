@@ -88,6 +88,16 @@ func TestReduceRGBA(t *testing.T) {
 	if got, want := dst.NRGBAAt(0, 0), (color.NRGBA{199, 100, 0, 32}); got != want {
 		t.Errorf("Reduce(RGBA) pixel = %v, want %v", got, want)
 	}
+	opaque := image.NewRGBA(image.Rect(0, 0, grid.TileSize, grid.TileSize))
+	for i := range opaque.Pix {
+		opaque.Pix[i] = byte(60 + i%4*65)
+	}
+	if err := source.Reduce(dst, 1, opaque, source.ResampleAverage, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dst.NRGBAAt(255, 0), (color.NRGBA{60, 125, 190, 255}); got != want {
+		t.Errorf("Reduce(opaque RGBA) pixel = %v, want %v", got, want)
+	}
 	if err := source.Reduce(dst, 0, image.NewRGBA(image.Rect(0, 0, 512, 512)), source.ResampleAverage, nil); err == nil {
 		t.Error("Reduce(512x512) succeeded, want an error")
 	}
