@@ -43,6 +43,9 @@ func newOverviews(spec job.Spec, b job.Batch, ranges []grid.TileRange) (*overvie
 		return nil, err
 	}
 	ov := &overviews{resampling: r, noData: layerNoData(spec), built: map[grid.Tile]int{}, deferred: map[grid.Tile]bool{}}
+	if len(ranges) == 0 {
+		return ov, nil
+	}
 	bo := o.Batch(spec, b)
 	var kids []grid.Tile
 	for _, rg := range ranges {
@@ -191,7 +194,8 @@ func buildDeferred(ctx context.Context, a *assembly, j job.Job, dir string, enc 
 	if len(levels) == 0 || a.Merged(id) {
 		return nil
 	}
-	ov, err := newOverviews(j.Spec, job.Batch{Top: true}, nil)
+	// Only the layer's resampling and no-data colour: no batch's tiles.
+	ov, err := newOverviews(j.Spec, job.Batch{}, nil)
 	if err != nil {
 		return err
 	}
