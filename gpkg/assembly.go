@@ -198,6 +198,36 @@ func removeDB(path string) error {
 	return errors.Join(errs...)
 }
 
+// ReadTile returns the data of tile t in the package, on the assembly's
+// own connection (it holds the file's lock, so no other connection can
+// read it while it is open); ErrTileNotFound when it has none. The data
+// is checked like Reader.ReadTile checks it. Errors are also ErrClosed,
+// ctx.Err() and classified SQLite errors.
+func (a *Assembly) ReadTile(ctx context.Context, t grid.Tile) ([]byte, error) {
+	if err := checkTile(t); err != nil {
+		return nil, err
+	}
+	w := a.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil, ErrClosed
+	}
+	var data []byte
+	err := w.conn.QueryRowContext(ctx, `SELECT tile_data FROM `+quoteIdent(w.opt.Table)+
+		` WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?`, int64(t.Zoom), t.Col, t.Row).Scan(&data)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, ErrTileNotFound
+	case err != nil:
+		return nil, fmt.Errorf("read tile %s: %w", t, translate(ctx, err))
+	}
+	if _, err := CheckTileData(data); err != nil {
+		return nil, fmt.Errorf("read tile %s: %w", t, err)
+	}
+	return data, nil
+}
+
 // Merged reports whether part id is in the package.
 func (a *Assembly) Merged(id int64) bool { return a.parts[id] }
 

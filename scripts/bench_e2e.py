@@ -613,6 +613,67 @@ def png_against_gdal(path, table, zoom):
         os.remove(out)
 
 
+def overview_difference(path, reference, zoom):
+    """The mean absolute difference, per channel (0-255), between the
+    overview tiles (every zoom below zoom) of the package at path and the
+    same tiles of the reference package, whose overviews the source
+    rendered, over the pixels inside MAIN_AREA (outside it the source
+    paints its background and a JPEG overview its transparency black);
+    also per zoom. The bench's tile directory draws each zoom as a
+    distinct picture, so against it the difference measures two different
+    images, not resampling; see docs/performance.md."""
+    from PIL import Image, ImageChops
+
+    def tiles(p):
+        con = sqlite3.connect("file:%s?mode=ro" % p, uri=True)
+        try:
+            t = con.execute("SELECT table_name FROM gpkg_contents WHERE data_type = 'tiles'").fetchone()[0]
+            return {(z, x, y): d for z, x, y, d in con.execute(
+                'SELECT zoom_level, tile_column, tile_row, tile_data FROM "%s" WHERE zoom_level < ?' % t, (zoom,))}
+        finally:
+            con.close()
+
+    def inside(z, x, y):
+        """The pixel box of tile z/x/y (rows from the north) wholly inside MAIN_AREA."""
+        deg = tile_deg(z)
+        ppd = TILE / deg
+        lon0, lat0 = -180 + x * deg, 90 - y * deg
+        box = (math.ceil((MAIN_AREA[0] - lon0) * ppd), math.ceil((lat0 - MAIN_AREA[3]) * ppd),
+               math.floor((MAIN_AREA[2] - lon0) * ppd), math.floor((lat0 - MAIN_AREA[1]) * ppd))
+        box = tuple(min(max(v, 0), TILE) for v in box)
+        return box if box[0] < box[2] and box[1] < box[3] else None
+
+    ours, theirs = tiles(path), tiles(reference)
+    if set(ours) != set(theirs):
+        raise Failed("overviews: the downsample package has %d overview tiles, the source's %d, %d in common" % (
+            len(ours), len(theirs), len(set(ours) & set(theirs))))
+    total, n, by_zoom = [0, 0, 0], 0, {}
+    for key, data in ours.items():
+        box = inside(*key)
+        if box is None:
+            continue
+        a = Image.open(io.BytesIO(data)).convert("RGB").crop(box)
+        b = Image.open(io.BytesIO(theirs[key])).convert("RGB").crop(box)
+        # The histogram of |a - b|, 256 bins per channel: the sum of the
+        # differences is the sum of bin × count.
+        h = ImageChops.difference(a, b).histogram()
+        diff = [sum(i * c for i, c in enumerate(h[k:k + 256])) for k in (0, 256, 512)]
+        for ch in range(3):
+            total[ch] += diff[ch]
+        px = a.size[0] * a.size[1]
+        n += px
+        zs = by_zoom.setdefault(key[0], [0, 0])
+        zs[0] += sum(diff)
+        zs[1] += 3 * px
+    mad = [t / max(n, 1) for t in total]
+    log("overviews: %d tiles below zoom %d, %d pixels inside the area; mean absolute difference to the source's "
+        "R %.2f G %.2f B %.2f; by zoom %s" % (
+            len(ours), zoom, n, mad[0], mad[1], mad[2],
+            ", ".join("%d: %.2f" % (z, v[0] / v[1]) for z, v in sorted(by_zoom.items(), reverse=True))))
+    return {"overview_tiles": len(ours), "overview_mad": mad,
+            "overview_mad_by_zoom": {z: v[0] / v[1] for z, v in by_zoom.items()}}
+
+
 def sample_matches_store(path, table, tiledir, n=200):
     """Compares n random tiles of a package with the tile store's files:
     stored tiles must pass byte for byte."""
@@ -865,6 +926,10 @@ class Bench:
         layers.append(layer(layer_id("wms"), "bench-wms", {
             "kind": "wms", "url": self.wms_url, "version": "1.3.0", "layers": ["ortho"], "format": "image/jpeg",
             "transparent": False, "metatile": [4, 4]}, MAIN_AREA, MAIN_ZOOM, "jpeg"))
+        wms = layers[-1]
+        # The same WMS with overviews built from the finest zoom (issue 13 §2).
+        layers.append(dict(layer(layer_id("wms-ds"), "bench-wms-downsample", wms["source"], MAIN_AREA, MAIN_ZOOM, "jpeg"),
+                           overviews="downsample"))
         # The tile directory's noisy photographs through the WMS as PNG,
         # encoded again as PNG: imagery of many colours, the other end from
         # the demo's flat tints. (A tile store's tiles, and tiles cut from a
@@ -916,7 +981,7 @@ class Bench:
         return g
 
     def export(self, label, layer, bbox, zoom, pins, timeout, base=None, check_store=None, validate=True,
-               download_pkg=True, inspect=None):
+               download_pkg=True, inspect=None, keep=False):
         base = base or self.base
         quiet = wait_quiet(QUIET_WAIT)
         workers = self.start_workers(label, pins)
@@ -1019,7 +1084,9 @@ class Bench:
             usage["other_cpu_s"], 100 * usage["other_share"]))
         if inspect:
             res.update(inspect(path, table, zoom))
-        if download_pkg:
+        if keep:
+            res["path"] = path  # the caller removes it
+        elif download_pkg:
             os.remove(path)  # keep disk use down; the numbers are recorded
         return res
 
@@ -1114,7 +1181,12 @@ class Bench:
         if "tilestore" in CASES:
             self.tilestore_cases(both)
         if "wms" in CASES:
-            r["wms"] = self.export("wms", layer_id("wms"), MAIN_AREA, MAIN_ZOOM, both, 900)
+            r["wms"] = self.export("wms", layer_id("wms"), MAIN_AREA, MAIN_ZOOM, both, 900, keep=True)
+            try:
+                r["wms_ds"] = self.export("wms-downsample", layer_id("wms-ds"), MAIN_AREA, MAIN_ZOOM, both, 900,
+                                          inspect=lambda path, table, zoom: overview_difference(path, r["wms"]["path"], zoom))
+            finally:
+                os.remove(r["wms"].pop("path"))
             r["seed_wms"] = self.seed("wms", r["wms"]["tiles"], 1200)
         for key in ("tiles", "wms"):
             if key in r and r[key]["tiles"] < MIN_TILES:
@@ -1206,6 +1278,9 @@ def report(r, elapsed):
     if "wms" in r:
         w = r["wms"]
         add("exporter, WMS, 2 workers", w, wrss(w), "%s; %d GetMap%s" % (split(w), w["getmap"], first(w)))
+        if "wms_ds" in r:
+            d = r["wms_ds"]
+            add("exporter, WMS, overviews: downsample, 2 workers", d, wrss(d), "%s; %d GetMap%s" % (split(d), d["getmap"], first(d)))
         s = r["seed_wms"]
         add("mapproxy-seed -c %d, WMS" % SEED_CONCURRENCY, s, "%.0f (seed)" % s["seed_rss_mb"],
             "%d tiles stored; %d GetMap%s" % (s["tiles_stored"], s["getmap"], first(s)))
@@ -1228,6 +1303,15 @@ def report(r, elapsed):
     if "wms" in r:
         wr = r["wms"]["tiles_per_s"] / r["seed_wms"]["tiles_per_s"]
         ratios.append(["WMS: exporter ÷ mapproxy-seed tiles/s", "%.2f×" % wr, "≥ 2×", "met" if wr >= 2 else "missed"])
+    if "wms_ds" in r:
+        d = r["wms_ds"]
+        dr = d["tiles_per_s"] / r["seed_wms"]["tiles_per_s"]
+        ratios.append(["WMS, overviews: downsample: exporter ÷ mapproxy-seed tiles/s", "%.2f×" % dr, "≥ 1.25×",
+                       "met" if dr >= 1.25 else "missed"])
+        ratios.append(["  its GetMap pixels ÷ overviews: source's", "%.2f" % (d["getmap_pixels"] / r["wms"]["getmap_pixels"]),
+                       "", "%d / %d GetMaps" % (d["getmap"], r["wms"]["getmap"])])
+        ratios.append(["  overview tiles' mean |difference| to the source's, R G B (0-255)",
+                       " ".join("%.2f" % v for v in d["overview_mad"]), "", "%d tiles below zoom %d" % (d["overview_tiles"], MAIN_ZOOM)])
     def busy_cores(res):
         return sum(v for k, v in res["cpu_s"].items() if k.startswith("worker")) / res["seconds"]
 
@@ -1268,7 +1352,7 @@ def report(r, elapsed):
     rhead = ["ratio", "measured", "target", "result"]
     out = [""] + table(head, rows) + [""] + table(rhead, ratios) + [""]
     out.append("CPU seconds per case (%d cores: %d CPU-s per wall second); 'others' is the rest of the machine:" % (CORES, CORES))
-    for key in ("tiles", "seed_tiles", "wms", "seed_wms", "scale1", "scale2", "scale1s", "scale2s", "mem"):
+    for key in ("tiles", "seed_tiles", "wms", "wms_ds", "seed_wms", "scale1", "scale2", "scale1s", "scale2s", "mem"):
         if key not in r:
             continue
         res = r[key]
@@ -1308,7 +1392,7 @@ def report(r, elapsed):
             out.append("First GetMap of %s: ?%s" % (who, res.get("getmap_query")))
     out.append("")
     out.append("Worker I/O (read / written through system calls, all workers) against the package size:")
-    for key in ("tiles", "wms", "mem"):
+    for key in ("tiles", "wms", "wms_ds", "mem"):
         if key not in r:
             continue
         res = r[key]
@@ -1317,7 +1401,7 @@ def report(r, elapsed):
             res["io_read"] / res["bytes"], res["io_written"] / res["bytes"]))
     out.append("")
     out.append("Batches (s after POST /create when each ended, worker, tiles):")
-    for key in ("tiles", "wms", "scale1", "scale2", "scale1s", "scale2s", "mem"):
+    for key in ("tiles", "wms", "wms_ds", "scale1", "scale2", "scale1s", "scale2s", "mem"):
         if key not in r:
             continue
         res = r[key]
@@ -1331,7 +1415,7 @@ def report(r, elapsed):
         out.append("  %-22s %s%s" % (res["label"], b, f))
     out.append("")
     out.append("Worker histograms, summed over workers (count, total s, mean):")
-    for key in ("tiles", "wms", "scale1", "scale2", "scale1s", "scale2s", "mem"):
+    for key in ("tiles", "wms", "wms_ds", "scale1", "scale2", "scale1s", "scale2s", "mem"):
         if key not in r:
             continue
         parts = []

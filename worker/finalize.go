@@ -26,6 +26,7 @@ type finalizer struct {
 	tempDir  string
 	publish  *publisher
 	fail     *failures
+	metrics  *metrics
 }
 
 // handle completes the package of a job whose batches are all stored,
@@ -79,6 +80,9 @@ func (f *finalizer) finalize(ctx context.Context, id string) error {
 	if _, err := mergeParts(ctx, f.files, a, j, dir, all); err != nil {
 		return errors.Join(err, a.close())
 	}
+	if err := f.overviews(ctx, a, j, dir); err != nil {
+		return errors.Join(err, a.close())
+	}
 	merged := time.Now()
 	res, err := a.Finish(ctx, func(r gpkg.AssemblyResult) (gpkg.Metadata, error) {
 		doc, err := metadataDocument(j, r.Tiles, r.ContentDigest)
@@ -106,6 +110,19 @@ func (f *finalizer) finalize(ctx context.Context, id string) error {
 		"wait_seconds", opened.Sub(start).Seconds(), "merge_seconds", merged.Sub(opened).Seconds(),
 		"finish_seconds", finished.Sub(merged).Seconds(), "store_seconds", time.Since(finished).Seconds())
 	return deleteParts(ctx, f.files, j)
+}
+
+// overviews builds the deferred overviews of a job whose layer builds
+// them, now that every part is in the package.
+func (f *finalizer) overviews(ctx context.Context, a *assembly, j job.Job, dir string) error {
+	if !j.Spec.Layer.Downsample() {
+		return nil
+	}
+	enc, err := newEncoder(j.Spec, f.metrics)
+	if err != nil {
+		return err
+	}
+	return buildDeferred(ctx, a, j, dir, enc)
 }
 
 // cleanUp deletes the parts of a job that no longer runs and its package

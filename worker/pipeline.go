@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -23,6 +24,9 @@ const progressEvery = 256
 type fetched struct {
 	tile grid.Tile
 	src  source.Tile
+	// img is the tile's pixels for building its parent (overviews); nil
+	// when the tile has no data or no parent is built from it.
+	img image.Image
 }
 
 // encoded is a tile ready for the writer.
@@ -37,6 +41,10 @@ type encoded struct {
 // flat whatever the export's size and the slowest stage sets the pace:
 //
 //	planner ─tiles→ Fetchers × fetch ─fetched→ Encoders × encode ─encoded→ one writer
+//
+// A layer that builds its overviews has one more stage, after the
+// fetchers: the builder (overviews.build), which passes the fetched tiles
+// on and adds the tiles it builds from them.
 //
 // Any error, a cancelled ctx, or the job leaving In-Progress (checked with
 // each progress update) stops every stage; pipeline returns once all have
@@ -56,6 +64,9 @@ type pipeline struct {
 	cut      *area.Cutter
 	gw       *gpkg.Writer
 	progress func(ctx context.Context, done int64) error
+	// ov, when set, builds the batch's overviews: only the tiles it names
+	// are asked of the source.
+	ov *overviews
 }
 
 func (p *pipeline) run(ctx context.Context) (int64, error) {
@@ -70,10 +81,17 @@ func (p *pipeline) run(ctx context.Context) (int64, error) {
 	if cols, rows := p.metatile[0], p.metatile[1]; cols > 1 || rows > 1 {
 		order = func(r grid.TileRange) func(func(grid.Tile) bool) { return source.TilesByBlock(r, cols, rows) }
 	}
+	ranges := p.ranges
+	if p.ov != nil {
+		ranges = p.ov.order(ranges)
+	}
 	g.Go(func() error {
 		defer close(tiles)
-		for _, r := range p.ranges {
+		for _, r := range ranges {
 			for t := range order(r) {
+				if p.ov != nil && !p.ov.fromSource(t) {
+					continue
+				}
 				select {
 				case tiles <- t:
 				case <-ctx.Done():
@@ -86,8 +104,12 @@ func (p *pipeline) run(ctx context.Context) (int64, error) {
 	stage(g, p.fetchers, raw, func() error {
 		for t := range tiles {
 			st, err := p.src.Tile(ctx, t)
+			feeds := p.ov != nil && p.ov.feeds(t)
 			if errors.Is(err, source.ErrNoData) {
-				continue
+				if !feeds {
+					continue
+				}
+				st, err = source.Tile{}, nil
 			}
 			if err != nil {
 				if errors.Is(err, source.ErrInvalidData) || errors.Is(err, source.ErrInvalidTile) {
@@ -95,16 +117,27 @@ func (p *pipeline) run(ctx context.Context) (int64, error) {
 				}
 				return fmt.Errorf("tile %s: %w", t, err)
 			}
+			var img image.Image
+			if feeds {
+				if img, err = pixels(st); err != nil {
+					return fmt.Errorf("tile %s: %w: %w", t, err, asynq.SkipRetry)
+				}
+			}
 			select {
-			case raw <- fetched{tile: t, src: st}:
+			case raw <- fetched{tile: t, src: st, img: img}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
 		return nil
 	})
+	toEncode := raw
+	if p.ov != nil {
+		toEncode = make(chan fetched, 2*p.encoders)
+		stage(g, 1, toEncode, func() error { return p.ov.build(ctx, raw, toEncode) })
+	}
 	stage(g, p.encoders, out, func() error {
-		for f := range raw {
+		for f := range toEncode {
 			e, ok, err := p.encode(f)
 			if err != nil {
 				return err

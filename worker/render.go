@@ -143,9 +143,9 @@ func (r *renderer) build(ctx context.Context, j job.Job, batch job.Batch, path s
 		metatile[0], metatile[1] = m.Metatile()
 	}
 	src = measured{Source: src, kind: spec.Layer.Source.Kind, metrics: r.metrics}
-	policy, err := source.ParseFormatPolicy(spec.Layer.TileFormat)
+	p, err := newEncoder(spec, r.metrics)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return 0, err
 	}
 	gw, err := gpkg.Create(ctx, path, packageOptions(spec))
 	if err != nil {
@@ -153,25 +153,17 @@ func (r *renderer) build(ctx context.Context, j job.Job, batch job.Batch, path s
 	}
 	defer func() { _ = gw.Abort() }() // a no-op once Close succeeded
 	key := fmt.Sprint(batch.Index)
-	var cut *area.Cutter
-	if spec.Cutline && len(spec.ROI) > 0 {
-		fp, err := spec.Layer.AreaFootprint()
-		if err == nil {
-			cut, err = area.NewCutter(spec.ROI, fp)
-		}
-		if err != nil {
-			return 0, fmt.Errorf("cutline: %w: %w", err, asynq.SkipRetry)
-		}
+	ranges := spec.Ranges(batch)
+	if p.ov, err = newOverviews(spec, batch, ranges); err != nil {
+		return 0, fmt.Errorf("overviews: %w: %w", err, asynq.SkipRetry)
 	}
-	p := &pipeline{
-		fetchers: r.fetchers, encoders: r.encoders, metrics: r.metrics, layer: spec.Layer.ProductID, src: src, metatile: metatile, policy: policy, quality: spec.Layer.JPEGQuality,
-		ranges: spec.Ranges(batch), cut: cut, gw: gw,
-		progress: func(ctx context.Context, done int64) error {
-			if err := r.jobs.SetProgress(ctx, j.ID, key, done); err != nil {
-				return err
-			}
-			return r.checkRunning(ctx, j.ID)
-		},
+	p.fetchers, p.encoders, p.layer, p.src, p.metatile = r.fetchers, r.encoders, spec.Layer.ProductID, src, metatile
+	p.ranges, p.gw = ranges, gw
+	p.progress = func(ctx context.Context, done int64) error {
+		if err := r.jobs.SetProgress(ctx, j.ID, key, done); err != nil {
+			return err
+		}
+		return r.checkRunning(ctx, j.ID)
 	}
 	written, err := p.run(ctx)
 	if err != nil {
@@ -185,6 +177,27 @@ func (r *renderer) build(ctx context.Context, j job.Job, batch job.Batch, path s
 		return 0, err
 	}
 	return written, nil
+}
+
+// newEncoder is a pipeline with what its encode stage needs for spec's
+// tiles: the layer's format policy and the area's cutline. Settings that
+// cannot work are permanent errors.
+func newEncoder(spec job.Spec, m *metrics) (*pipeline, error) {
+	policy, err := source.ParseFormatPolicy(spec.Layer.TileFormat)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	p := &pipeline{metrics: m, policy: policy, quality: spec.Layer.JPEGQuality}
+	if spec.Cutline && len(spec.ROI) > 0 {
+		fp, err := spec.Layer.AreaFootprint()
+		if err == nil {
+			p.cut, err = area.NewCutter(spec.ROI, fp)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cutline: %w: %w", err, asynq.SkipRetry)
+		}
+	}
+	return p, nil
 }
 
 // checkRunning is the progress hook's second half: it stops the pipeline

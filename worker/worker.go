@@ -277,7 +277,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		merge: &merger{jobs: deps.Jobs, files: deps.Files, log: deps.Logger, tempDir: cfg.TempDir, machine: assemblyMachine(cfg.TempDir)},
 		finalize: &finalizer{
 			jobs: deps.Jobs, files: deps.Files, enqueuer: deps.Enqueuer, log: deps.Logger,
-			tempDir: cfg.TempDir, publish: publish, fail: fail,
+			tempDir: cfg.TempDir, publish: publish, fail: fail, metrics: m,
 		},
 	}, nil
 }

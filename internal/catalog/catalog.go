@@ -66,7 +66,28 @@ type Layer struct {
 	TileFormat string `json:"tileFormat,omitempty"`
 	// JPEGQuality is 1..100. Default 85.
 	JPEGQuality int `json:"jpegQuality,omitempty"`
+	// Overviews says where the zooms coarser than an export's finest come
+	// from: OverviewsSource (empty means it) asks the source for every
+	// zoom, OverviewsDownsample builds each such tile from its four
+	// children, as gdaladdo builds overviews.
+	Overviews string `json:"overviews,omitempty"`
+	// OverviewResampling is how OverviewsDownsample reduces four children
+	// to their parent: ResampleAverage (empty means it) or
+	// ResampleNearest.
+	OverviewResampling string `json:"overviewResampling,omitempty"`
 }
+
+// Overview settings of a layer.
+const (
+	OverviewsSource     = "source"
+	OverviewsDownsample = "downsample"
+	ResampleAverage     = "average"
+	ResampleNearest     = "nearest"
+)
+
+// Downsample reports whether the layer's overviews are built from the
+// finest zoom rather than asked of its source.
+func (l Layer) Downsample() bool { return l.Overviews == OverviewsDownsample }
 
 // layerFields is Layer without its methods, for its JSON encoding.
 type layerFields Layer
@@ -320,6 +341,19 @@ func (l Layer) Validate() error {
 	}
 	if l.JPEGQuality < 0 || l.JPEGQuality > 100 {
 		add("jpegQuality %d is not within 1..100", l.JPEGQuality)
+	}
+	switch l.Overviews {
+	case "", OverviewsSource, OverviewsDownsample:
+	default:
+		add("overviews %q is not source or downsample", l.Overviews)
+	}
+	switch l.OverviewResampling {
+	case "", ResampleAverage, ResampleNearest:
+		if l.OverviewResampling != "" && !l.Downsample() {
+			add("overviewResampling applies to overviews downsample")
+		}
+	default:
+		add("overviewResampling %q is not average or nearest", l.OverviewResampling)
 	}
 	return errors.Join(errs...)
 }

@@ -72,6 +72,11 @@ func TestInvalidCatalogs(t *testing.T) {
 		{"bad resolution", func(l *catalog.Layer) { l.MaxResolution = 0 }, "maxResolution"},
 		{"bad format", func(l *catalog.Layer) { l.TileFormat = "webp" }, "tileFormat"},
 		{"bad quality", func(l *catalog.Layer) { l.JPEGQuality = 101 }, "jpegQuality"},
+		{"bad overviews", func(l *catalog.Layer) { l.Overviews = "gdal" }, `overviews "gdal" is not source or downsample`},
+		{"bad resampling", func(l *catalog.Layer) {
+			l.Overviews, l.OverviewResampling = catalog.OverviewsDownsample, "cubic"
+		}, `overviewResampling "cubic" is not average or nearest`},
+		{"resampling without downsample", func(l *catalog.Layer) { l.OverviewResampling = catalog.ResampleNearest }, "overviewResampling applies to overviews downsample"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

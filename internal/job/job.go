@@ -1,6 +1,7 @@
 package job
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -255,8 +256,20 @@ func (s Spec) CacheKey() string {
 
 // bboxKey is the key of a /create export's tiles.
 func (s Spec) bboxKey(z grid.Zoom, extent grid.BBox) string {
-	sum := sha256.Sum256([]byte(s.Layer.ID + "|" + s.Layer.Version + "|" + strconv.Itoa(int(z)) + "|" + s.CRS + "|" + extent.String()))
+	sum := sha256.Sum256([]byte(s.Layer.ID + "|" + s.Layer.Version + "|" + strconv.Itoa(int(z)) + "|" + s.CRS + "|" + extent.String() + s.overviewsKey()))
 	return hex.EncodeToString(sum[:])
+}
+
+// overviewsKey is what the cache key adds for a layer that builds its
+// overviews: their pixels differ from the source's, so a layer switched to
+// downsample (or to another resampling) never shares packages made
+// before. Empty when the layer asks its source, so keys of such layers
+// are as they always were.
+func (s Spec) overviewsKey() string {
+	if !s.Layer.Downsample() {
+		return ""
+	}
+	return "|overviews=downsample/" + cmp.Or(s.Layer.OverviewResampling, catalog.ResampleAverage)
 }
 
 // digest is the key of any other set of tiles, described by tiles.
@@ -264,6 +277,7 @@ func (s Spec) digest(tiles []byte) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s|%s|%s|", s.Layer.ID, s.Layer.Version, s.CRS)
 	h.Write(tiles)
+	h.Write([]byte(s.overviewsKey()))
 	return hex.EncodeToString(h.Sum(nil))
 }
 
