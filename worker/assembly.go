@@ -13,6 +13,7 @@ import (
 	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/internal/filelock"
 	"github.com/geoexport/exporter/internal/job"
+	"github.com/geoexport/exporter/internal/logattr"
 )
 
 // A job's package is assembled part by part in a directory of its own
@@ -26,8 +27,12 @@ import (
 // that dies, however it dies, leaves it to the next. Merges ahead run on
 // one machine only, the first whose merge task claims the job
 // (Jobs.ClaimAssembly, assemblyMachine); merge tasks taken elsewhere leave
-// their parts to it. Finalize completes the package of the machine it runs
-// on, merging there what that one lacks: all of it where no merge ran.
+// their parts to it, and the job's finalize is sent to its own queue
+// (job.MachineQueue) while its heartbeat lasts (MachineTTL). Finalize
+// completes the package of the machine it runs on, merging there what that
+// one lacks: all of it where no merge ran (a finalize moved from a dead
+// machine's queue by a rescuer, or queued before any merge claimed the
+// job).
 //
 // The package is written without fsync (synchronous=OFF), since it is
 // uploaded or linked into the store, which syncs what it keeps. Its
@@ -279,4 +284,13 @@ func fetchPart(ctx context.Context, files Files, id string, i int, dir string) (
 	}
 	name := filepath.Join(dir, fmt.Sprintf("part-%05d.gpkg", i))
 	return name, true, files.GetFile(ctx, key, name)
+}
+
+// heartbeat says that this machine is alive for MachineTTL, so that
+// finalizes of the packages it assembles are sent to its queue; a failure
+// is logged and the next beat tries again.
+func (w *Worker) heartbeat(ctx context.Context) {
+	if err := w.deps.Jobs.Heartbeat(ctx, w.queue, MachineTTL); err != nil && ctx.Err() == nil {
+		w.log.WarnContext(ctx, "heartbeat", logattr.Error, err)
+	}
 }

@@ -181,6 +181,10 @@ type Jobs interface {
 	SetRetrying(ctx context.Context, id string, batch int, waiting bool) error
 	// IsBatchDone reports whether a batch is in the job's done-set.
 	IsBatchDone(ctx context.Context, id string, batch int) (bool, error)
+	// Heartbeat says the machine whose queue is queue is alive for ttl.
+	Heartbeat(ctx context.Context, queue string, ttl time.Duration) error
+	// MachineAlive reports whether that machine's heartbeat lasts.
+	MachineAlive(ctx context.Context, queue string) (bool, error)
 	// ClaimAssembly makes machine the one that merges the job's parts
 	// ahead of finalize unless another machine is, and reports whether
 	// machine is it.
@@ -215,6 +219,10 @@ type Enqueuer interface {
 	// deadTaskID was running when its worker died; added is false when
 	// that copy exists already.
 	RenderAgain(ctx context.Context, j job.Job, batch int, deadTaskID string) (added bool, err error)
+	// FinalizeElsewhere queues in j's own queue the finalize deadTaskID
+	// that a dead machine's queue holds; added is false when that copy
+	// exists already.
+	FinalizeElsewhere(ctx context.Context, j job.Job, deadTaskID string) (added bool, err error)
 }
 
 // Worker runs the export task handlers.
@@ -224,6 +232,9 @@ type Worker struct {
 	log     *slog.Logger
 	metrics *metrics
 	running atomic.Bool
+	// queue is this machine's own queue (job.MachineQueue of
+	// assemblyMachine): finalizes of the packages it assembles.
+	queue string
 	// The steps of an export, each calling forward only:
 	// render → (merge's and finalize's tasks) → merge, finalize →
 	// publish, any → failure.
@@ -266,6 +277,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		return nil, err
 	}
 	fail := &failures{jobs: deps.Jobs, files: deps.Files, enqueuer: deps.Enqueuer, log: deps.Logger, metrics: m}
+	machineQueue := job.MachineQueue(assemblyMachine(cfg.TempDir))
 	publish := &publisher{jobs: deps.Jobs, files: deps.Files, enqueuer: deps.Enqueuer, log: deps.Logger, metrics: m, ttl: cfg.PackageTTL}
 	return &Worker{cfg: cfg, deps: deps, log: deps.Logger, metrics: m,
 		render: &renderer{
@@ -274,7 +286,8 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 			sources: source.NewPool(source.StorageDeps(deps.Tiles, cfg.TempDir), source.DefaultPoolIdle),
 			publish: publish, fail: fail,
 		},
-		merge: &merger{jobs: deps.Jobs, files: deps.Files, log: deps.Logger, tempDir: cfg.TempDir, machine: assemblyMachine(cfg.TempDir)},
+		queue: machineQueue,
+		merge: &merger{jobs: deps.Jobs, files: deps.Files, log: deps.Logger, tempDir: cfg.TempDir, machine: machineQueue},
 		finalize: &finalizer{
 			jobs: deps.Jobs, files: deps.Files, enqueuer: deps.Enqueuer, log: deps.Logger,
 			tempDir: cfg.TempDir, publish: publish, fail: fail, metrics: m,
@@ -306,9 +319,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		return errors.New("worker: redis connection is required to run")
 	}
 	w.sweep(ctx)
+	// The heartbeat goes first: a finalize is sent to this machine's queue
+	// only while it lasts.
+	w.heartbeat(ctx)
 	servers := []*asynq.Server{w.server(w.cfg.Concurrency, map[string]int{
 		job.QueueUrgent: w.cfg.QueueWeights[0], job.QueueDefault: w.cfg.QueueWeights[1], job.QueueLow: w.cfg.QueueWeights[2],
-		job.QueueMerge: w.cfg.QueueWeights[0],
+		job.QueueMerge: w.cfg.QueueWeights[0], w.queue: w.cfg.QueueWeights[0],
 	})}
 	if n := w.cfg.ReservedConcurrency; n > 0 {
 		servers = append(servers, w.server(n, map[string]int{job.QueueUrgent: 1}))
@@ -324,7 +340,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.InfoContext(ctx, "worker started", "concurrency", w.cfg.Concurrency, "reserved_concurrency", w.cfg.ReservedConcurrency)
 	w.running.Store(true)
 	inspector := asynq.NewInspector(w.deps.Redis)
-	rescue := &rescuer{active: inspector, jobs: w.deps.Jobs, enqueuer: w.deps.Enqueuer, log: w.log, metrics: w.metrics}
+	rescue := &rescuer{active: inspector, jobs: w.deps.Jobs, enqueuer: w.deps.Enqueuer, log: w.log, metrics: w.metrics,
+		own: w.queue, beat: func() { w.heartbeat(ctx) }}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); rescue.run(ctx, RescueInterval) }()

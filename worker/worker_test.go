@@ -313,6 +313,55 @@ func TestRenderTileStore(t *testing.T) {
 	}
 }
 
+// TestDeadMachineFinalizeMoves: the finalize a dead machine's queue holds
+// (no heartbeat) is queued again in its job's queue by a live worker's
+// rescuer, once, and the dead queue goes; a live machine's queue and a
+// dead one's task of an ended job are left alone or only deleted.
+func TestDeadMachineFinalizeMoves(t *testing.T) {
+	t.Parallel()
+	_, b := setup(t)
+	ctx := t.Context()
+	enqueuer, err := job.NewEnqueuer(b.queue, b.jobs, taskOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := createJob(t, b, catalog.Demo().Layers()[0], seedBBox, 12)
+	dead, live, own := job.MachineQueue("dead"), job.MachineQueue("live"), job.MachineQueue("own")
+	if err := b.jobs.Heartbeat(ctx, live, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{dead, live, own} {
+		if ok, err := b.jobs.ClaimAssembly(ctx, running.ID, q); err != nil || (q == dead) != ok {
+			t.Fatalf("ClaimAssembly(%s) = %v, %v", q, ok, err)
+		}
+		payload, _ := job.Encode(job.FinalizePayload{JobID: running.ID})
+		if _, err := b.queue.Enqueue(asynq.NewTask(job.TypeFinalize, payload), asynq.Queue(q), asynq.TaskID(job.FinalizeTaskID(running.ID))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 { // the second scan finds nothing more to do
+		if err := worker.ScanMachines(ctx, b.inspector, b.jobs, enqueuer, own); err != nil {
+			t.Fatal(err)
+		}
+	}
+	moved := job.FinalizeTaskID(running.ID) + job.RescueSuffix
+	if info, err := b.inspector.GetTaskInfo(job.QueueDefault, moved); err != nil || info.Type != job.TypeFinalize {
+		t.Errorf("the dead machine's finalize in the job's queue: %v, %v; want it there", info, err)
+	}
+	queues, err := b.inspector.Queues()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(queues, dead) || !slices.Contains(queues, live) || !slices.Contains(queues, own) {
+		t.Errorf("queues after the scans = %v; want the dead machine's gone, the live one's and this one's kept", queues)
+	}
+	for _, q := range []string{live, own} {
+		if _, err := b.inspector.GetTaskInfo(q, job.FinalizeTaskID(running.ID)); err != nil {
+			t.Errorf("finalize in %s: %v; want it left alone", q, err)
+		}
+	}
+}
+
 // TestRenderTileStoreByThePolicy: a jpeg layer over a store of PNG tiles
 // holds JPEG tiles of the same pixels, not the stored PNGs.
 func TestRenderTileStoreByThePolicy(t *testing.T) {

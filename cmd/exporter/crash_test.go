@@ -14,8 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/geoexport/exporter/internal/catalog"
 	"github.com/geoexport/exporter/internal/grid"
+	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/testenv"
 )
 
@@ -231,6 +234,12 @@ func TestTwoWorkersShareOneExport(t *testing.T) {
 	if merges(a) > 0 && merges(b) > 0 {
 		t.Errorf("both workers merged parts ahead (%d and %d): one machine assembles a package", merges(a), merges(b))
 	}
+	// The finalize went to the machine that merged ahead, which had its
+	// package nearly whole.
+	finalized := func(p *proc) bool { return strings.Contains(p.logs.String(), `"msg":"parts merged"`) }
+	if assembler := map[bool]*proc{true: a, false: b}[merges(a) > 0]; merges(a)+merges(b) > 0 && !finalized(assembler) {
+		t.Error("the finalize ran on the worker that merged nothing ahead")
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for len(left) > 0 {
 		if time.Now().After(deadline) {
@@ -239,6 +248,76 @@ func TestTwoWorkersShareOneExport(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		left = assemblies(t, temp...)
 	}
+}
+
+// TestAssemblerDiesWithItsFinalize: the worker machine that merged a
+// job's parts ahead is sent the job's finalize, and freezes (SIGSTOP)
+// with it queued or running; once its heartbeat has lapsed, the other
+// worker's rescuer queues the finalize again in the job's own queue and
+// completes the package from the parts, with every tile.
+func TestAssemblerDiesWithItsFinalize(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 150, nil)
+	// The assembler looks for tasks every 2 s, so that the finalize waits
+	// in its queue for a while; it starts alone, so it claims the job.
+	a := c.worker(map[string]string{"EXPORTER_WORKER_TEMP_DIR": t.TempDir(), "EXPORTER_WORKER_POLL_INTERVAL": "2s"})
+	id := c.export(crashBBox, crashZoom)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(a.logs.String(), `"msg":"parts merged ahead"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first worker merged no part ahead within 60 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b := c.worker(map[string]string{"EXPORTER_WORKER_TEMP_DIR": t.TempDir()})
+
+	opt, err := asynq.ParseRedisURI(c.env["EXPORTER_REDIS_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := asynq.NewInspector(opt)
+	defer in.Close()
+	deadline = time.Now().Add(90 * time.Second)
+	for !finalizeInMachineQueue(t, in, id) {
+		if time.Now().After(deadline) {
+			t.Fatal("no finalize reached a machine's queue within 90 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	t.Cleanup(func() { _ = a.cmd.Process.Signal(syscall.SIGCONT) })
+	j := waitCompletedWithin(t, c.api, id, 90*time.Second)
+	t.Logf("completed %.1f s after the assembler froze", time.Since(stopped).Seconds())
+	if !strings.Contains(b.logs.String(), `"msg":"finalize of a dead machine queued again"`) {
+		t.Error("the live worker did not log queueing the frozen machine's finalize again")
+	}
+	c.checkPackage(j)
+	if j["tilesDone"] != j["tilesTotal"] {
+		t.Errorf("tiles done %v of %v", j["tilesDone"], j["tilesTotal"])
+	}
+}
+
+// finalizeInMachineQueue reports whether job id's finalize is pending or
+// running in a machine's queue.
+func finalizeInMachineQueue(t *testing.T, in *asynq.Inspector, id string) bool {
+	t.Helper()
+	queues, err := in.Queues()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range queues {
+		if !job.IsMachineQueue(q) {
+			continue
+		}
+		if info, err := in.GetTaskInfo(q, job.FinalizeTaskID(id)); err == nil &&
+			(info.State == asynq.TaskStatePending || info.State == asynq.TaskStateActive) {
+			return true
+		}
+	}
+	return false
 }
 
 // assemblies lists the packages being assembled (merge-<job id>) in the

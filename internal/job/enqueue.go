@@ -17,9 +17,14 @@ type TaskQueue interface {
 	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
-// CallbackReader reads the callbacks of a job; *Store is one.
-type CallbackReader interface {
+// TaskRecords are what the Enqueuer reads of a job besides the job
+// itself; *Store is one.
+type TaskRecords interface {
+	// Callbacks reads the callbacks of a job.
 	Callbacks(ctx context.Context, id string) ([]Callback, error)
+	// AssemblerQueue is the queue of the machine that merges the job's
+	// parts ahead (ClaimAssembly) while that machine is alive, else "".
+	AssemblerQueue(ctx context.Context, id string) (string, error)
 }
 
 // TaskOptions are the asynq options of the tasks of an export, fixed when
@@ -105,14 +110,15 @@ const CallbackSlack = 5 * time.Second
 // retained), picks its queue and sets its retries, timeout and retention.
 type Enqueuer struct {
 	q   TaskQueue
-	cbs CallbackReader
+	cbs TaskRecords
 	opt TaskOptions
 }
 
-// NewEnqueuer builds the enqueue API over q, reading callbacks from cbs.
-func NewEnqueuer(q TaskQueue, cbs CallbackReader, opt TaskOptions) (*Enqueuer, error) {
+// NewEnqueuer builds the enqueue API over q, reading callbacks and
+// assemblers from cbs.
+func NewEnqueuer(q TaskQueue, cbs TaskRecords, opt TaskOptions) (*Enqueuer, error) {
 	if q == nil || cbs == nil {
-		return nil, errors.New("job: enqueuer needs a task queue and a callback reader")
+		return nil, errors.New("job: enqueuer needs a task queue and the job records")
 	}
 	if err := opt.Validate(); err != nil {
 		return nil, err
@@ -161,11 +167,29 @@ func (e *Enqueuer) render(ctx context.Context, j Job, batch int, tid string) (ad
 
 // Finalize queues the merge of j's parts, with the task id derived from
 // the job (FinalizeTaskID), so every batch that finds the set complete,
-// the cancel and reconcile all queue the same task. added is false when
-// it already exists.
+// the cancel and reconcile all queue the same task. It goes to the queue
+// of the machine that merged the job's parts ahead while that machine is
+// alive (AssemblerQueue), else to the job's queue. added is false when it
+// already exists.
 func (e *Enqueuer) Finalize(ctx context.Context, j Job) (added bool, err error) {
+	queue, err := e.cbs.AssemblerQueue(ctx, j.ID)
+	if err != nil {
+		return false, fmt.Errorf("enqueue finalize of job %s: %w", j.ID, err)
+	}
+	return e.finalize(ctx, j, cmp.Or(queue, e.Queue(j)), FinalizeTaskID(j.ID))
+}
+
+// FinalizeElsewhere queues again, in j's own queue, the finalize that a
+// dead machine's queue holds (deadTaskID), under a derived task id:
+// every worker that finds it queues the same copy. added is false when
+// that copy exists already.
+func (e *Enqueuer) FinalizeElsewhere(ctx context.Context, j Job, deadTaskID string) (added bool, err error) {
+	return e.finalize(ctx, j, e.Queue(j), deadTaskID+RescueSuffix)
+}
+
+func (e *Enqueuer) finalize(ctx context.Context, j Job, queue, tid string) (added bool, err error) {
 	added, err = e.enqueue(ctx, TypeFinalize, FinalizePayload{JobID: j.ID},
-		asynq.TaskID(FinalizeTaskID(j.ID)), asynq.Queue(e.Queue(j)),
+		asynq.TaskID(tid), asynq.Queue(queue),
 		asynq.MaxRetry(e.opt.FinalizeMaxRetry), asynq.Timeout(e.opt.FinalizeTimeout))
 	if err != nil {
 		return false, fmt.Errorf("enqueue finalize of job %s: %w", j.ID, Unavailable(err))

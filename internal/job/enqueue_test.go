@@ -117,6 +117,88 @@ func TestEnqueuer(t *testing.T) {
 	}
 }
 
+// TestFinalizeGoesToTheAssembler: a job's finalize goes to the queue of
+// the machine that claimed its assembly while that machine's heartbeat
+// lasts (in real time, here a second), and to the job's queue once it has
+// lapsed or when nobody claimed it; FinalizeElsewhere copies a dead
+// machine's finalize into the job's queue once.
+func TestFinalizeGoesToTheAssembler(t *testing.T) {
+	t.Parallel()
+	store, b := setup(t)
+	e, err := job.NewEnqueuer(b.Queue, store, taskOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	newJob := func(sub string) job.Job {
+		j, _, err := store.GetOrCreate(ctx, jobtest.NewJob(b.spec), job.Request{Subject: sub, TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A job of its own: the spec's cache key would join the first.
+		if _, _, err := store.Fail(ctx, j.ID, "done with"); err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	queueOf := func(tid string) string {
+		for _, q := range []string{job.QueueDefault, job.MachineQueue("a")} {
+			if info, err := b.Inspector.GetTaskInfo(q, tid); err == nil {
+				return info.Queue
+			}
+		}
+		return "none"
+	}
+	machine := job.MachineQueue("a")
+	if err := store.Heartbeat(ctx, machine, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	claimed := newJob("alice")
+	if ok, err := store.ClaimAssembly(ctx, claimed.ID, machine); err != nil || !ok {
+		t.Fatalf("ClaimAssembly = %v, %v", ok, err)
+	}
+	unclaimed := newJob("bob")
+	for _, j := range []job.Job{claimed, unclaimed} {
+		if _, err := e.Finalize(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := queueOf(job.FinalizeTaskID(claimed.ID)); got != machine {
+		t.Errorf("finalize of the claimed job went to %s, want the live machine's %s", got, machine)
+	}
+	if got := queueOf(job.FinalizeTaskID(unclaimed.ID)); got != job.QueueDefault {
+		t.Errorf("finalize of the unclaimed job went to %s, want %s", got, job.QueueDefault)
+	}
+	if added, err := e.FinalizeElsewhere(ctx, claimed, job.FinalizeTaskID(claimed.ID)); err != nil || !added {
+		t.Fatalf("FinalizeElsewhere = %v, %v; want added", added, err)
+	}
+	if added, err := e.FinalizeElsewhere(ctx, claimed, job.FinalizeTaskID(claimed.ID)); err != nil || added {
+		t.Errorf("FinalizeElsewhere again = %v, %v; want nothing added", added, err)
+	}
+	if got := queueOf(job.FinalizeTaskID(claimed.ID) + job.RescueSuffix); got != job.QueueDefault {
+		t.Errorf("finalize moved from the dead machine went to %s, want %s", got, job.QueueDefault)
+	}
+
+	// Once the heartbeat has lapsed, the machine is no one's assembler.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		alive, err := store.MachineAlive(ctx, machine)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !alive {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the machine's heartbeat of 1 s still lasts after 5 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if q, err := store.AssemblerQueue(ctx, claimed.ID); err != nil || q != "" {
+		t.Errorf("AssemblerQueue after the heartbeat lapsed = %q, %v; want none", q, err)
+	}
+}
+
 func TestTaskOptionsValidate(t *testing.T) {
 	t.Parallel()
 	if err := taskOptions.Validate(); err != nil {

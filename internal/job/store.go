@@ -41,7 +41,8 @@ const (
 //	<p>:subject:<sub>:jobs   sorted set: a subject's job ids by last request (ms)
 //	<p>:subject:<sub>:cached set: ids of jobs whose finished package answered the subject's first request of them
 //	<p>:job:<id>:done        set: indexes of batches whose parts are stored
-//	<p>:job:<id>:assembler   string: the worker machine that merges the job's parts ahead of finalize
+//	<p>:job:<id>:assembler   string: the queue of the worker machine that merges the job's parts ahead of finalize
+//	<p>:machine:<queue>      string with a TTL: a worker machine's heartbeat
 //	<p>:job:<id>:deliveries  hash: callback → JSON Delivery, the latest outcome
 //	<p>:quota:stored         bytes of packages stored
 //	<p>:quota:reserved       estimated bytes of unfinished jobs
@@ -766,6 +767,42 @@ func (s *Store) ClaimAssembly(ctx context.Context, id, machine string) (bool, er
 		return false, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	return n == 1, nil
+}
+
+// Heartbeat says the worker machine whose queue is queue is alive for ttl.
+func (s *Store) Heartbeat(ctx context.Context, queue string, ttl time.Duration) error {
+	if err := s.rdb.Set(ctx, s.prefix+"machine:"+queue, 1, ttl).Err(); err != nil {
+		return fmt.Errorf("heartbeat of %s: %w", queue, Unavailable(err))
+	}
+	return nil
+}
+
+// MachineAlive reports whether the machine whose queue is queue has sent a
+// heartbeat that has not expired.
+func (s *Store) MachineAlive(ctx context.Context, queue string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.prefix+"machine:"+queue).Result()
+	if err != nil {
+		return false, fmt.Errorf("heartbeat of %s: %w", queue, Unavailable(err))
+	}
+	return n == 1, nil
+}
+
+// assemblerQueue: KEYS assembler; ARGV machine key prefix. The claimed
+// machine's queue while its heartbeat lasts, else ”.
+var assemblerQueue = redis.NewScript(`
+local q = redis.call('GET', KEYS[1])
+if q and redis.call('EXISTS', ARGV[1] .. q) == 1 then return q end
+return ''
+`)
+
+// AssemblerQueue is the queue of the machine that claimed job id's
+// assembly while that machine is alive, else "".
+func (s *Store) AssemblerQueue(ctx context.Context, id string) (string, error) {
+	q, err := assemblerQueue.Run(ctx, s.rdb, []string{s.jobKey(id) + ":assembler"}, s.prefix+"machine:").Text()
+	if err != nil {
+		return "", fmt.Errorf("assembler of job %s: %w", id, Unavailable(err))
+	}
+	return q, nil
 }
 
 // IsBatchDone reports whether a batch's part is stored.

@@ -1,9 +1,12 @@
 package job
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/hibiken/asynq"
 )
@@ -33,6 +36,22 @@ const QueueMerge = "export-merge"
 
 // QueueMaintenance is the queue of the scheduler's maintenance tasks.
 const QueueMaintenance = "maintenance"
+
+// MachineQueuePrefix begins the name of each worker machine's own queue
+// (MachineQueue): the finalize of a job whose parts a machine merged ahead
+// goes there, so that it completes that machine's package instead of
+// merging every part again elsewhere.
+const MachineQueuePrefix = "export-at-"
+
+// MachineQueue is the queue of the worker machine named machine: the
+// prefix and 12 hex digits of the name's SHA-256.
+func MachineQueue(machine string) string {
+	sum := sha256.Sum256([]byte(machine))
+	return MachineQueuePrefix + hex.EncodeToString(sum[:6])
+}
+
+// IsMachineQueue reports whether q is a machine's queue.
+func IsMachineQueue(q string) bool { return strings.HasPrefix(q, MachineQueuePrefix) }
 
 // Queues lists every queue of export tasks, most urgent first.
 var Queues = []string{QueueUrgent, QueueDefault, QueueLow}

@@ -41,8 +41,10 @@ type Store struct {
 	due     []string
 	expires map[string]string
 	ran     map[string]time.Time
-	// assembler is each job's assembling machine (ClaimAssembly).
+	// assembler is each job's assembling machine (ClaimAssembly); alive
+	// the machines whose heartbeat was recorded.
 	assembler map[string]string
+	alive     map[string]bool
 }
 
 // NewStore returns an empty store on the clock now.
@@ -157,6 +159,25 @@ func (s *Store) SetProgress(context.Context, string, string, int64) error { retu
 
 // SetRetrying records nothing: it is shown, not decided on.
 func (s *Store) SetRetrying(context.Context, string, int, bool) error { return nil }
+
+// Heartbeat records that the machine whose queue is queue is alive; it
+// stays so (the fake keeps no time for it).
+func (s *Store) Heartbeat(_ context.Context, queue string, _ time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.alive == nil {
+		s.alive = map[string]bool{}
+	}
+	s.alive[queue] = true
+	return nil
+}
+
+// MachineAlive reports whether a heartbeat of the machine was recorded.
+func (s *Store) MachineAlive(_ context.Context, queue string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.alive[queue], nil
+}
 
 // ClaimAssembly makes machine the job's assembler unless another is, and
 // reports whether machine is it.
@@ -303,6 +324,11 @@ func (e *Enqueuer) RenderAgain(_ context.Context, j job.Job, batch int, deadTask
 // Finalize records a finalize task.
 func (e *Enqueuer) Finalize(_ context.Context, j job.Job) (bool, error) {
 	return e.add("finalize " + j.ID)
+}
+
+// FinalizeElsewhere records a finalize moved from a dead machine's queue.
+func (e *Enqueuer) FinalizeElsewhere(_ context.Context, j job.Job, deadTaskID string) (bool, error) {
+	return e.add("finalize " + j.ID + " again after " + deadTaskID)
 }
 
 // Merge records a merge task.
