@@ -82,6 +82,7 @@ func TestMergeAheadOfFinalize(t *testing.T) {
 	}
 	var md struct {
 		ContentSHA256 string `json:"contentSha256"`
+		Algorithm     string `json:"contentDigestAlgorithm"`
 	}
 	if err := json.Unmarshal(mds[0].Document, &md); err != nil {
 		t.Fatal(err)
@@ -92,6 +93,9 @@ func TestMergeAheadOfFinalize(t *testing.T) {
 	}
 	if want, err := gpkg.ContentDigest(t.Context(), path, "demo_terrain"); err != nil || md.ContentSHA256 != want {
 		t.Errorf("recorded content digest %s, package's %s (%v)", md.ContentSHA256, want, err)
+	}
+	if md.Algorithm != gpkg.ContentDigestAlgorithm {
+		t.Errorf("recorded content digest algorithm %q, want %q", md.Algorithm, gpkg.ContentDigestAlgorithm)
 	}
 	if _, err := os.Stat(filepath.Join(tempDir, "merge-"+j.ID)); !os.IsNotExist(err) {
 		t.Errorf("assembly directory after finalize: %v, want it removed", err)

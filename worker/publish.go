@@ -246,15 +246,19 @@ func (p *publisher) complete(ctx context.Context, j job.Job, r job.Result) error
 
 // metadata is the JSON document stored in every package.
 type metadata struct {
-	JobID         string          `json:"jobId"`
-	Layer         json.RawMessage `json:"layer"`
-	BBox          []float64       `json:"bbox"`
-	CRS           string          `json:"crs"`
-	Zooms         [2]int          `json:"zooms"`
-	Tiles         int64           `json:"tiles"`
-	ContentSHA256 string          `json:"contentSha256"`
-	CreatedAt     string          `json:"createdAt"`
-	Generator     string          `json:"generator"`
+	JobID string          `json:"jobId"`
+	Layer json.RawMessage `json:"layer"`
+	BBox  []float64       `json:"bbox"`
+	CRS   string          `json:"crs"`
+	Zooms [2]int          `json:"zooms"`
+	Tiles int64           `json:"tiles"`
+	// ContentSHA256 is the content digest (gpkg.ContentDigest), computed
+	// by ContentDigestAlgorithm. Packages without the algorithm carry an
+	// earlier digest: see docs/architecture.md.
+	ContentSHA256          string `json:"contentSha256"`
+	ContentDigestAlgorithm string `json:"contentDigestAlgorithm"`
+	CreatedAt              string `json:"createdAt"`
+	Generator              string `json:"generator"`
 }
 
 // metadataDocument is the metadata recorded inside the package: the
@@ -266,7 +270,7 @@ func metadataDocument(j job.Job, tiles int64, digest string) ([]byte, error) {
 	}
 	md, err := json.Marshal(metadata{
 		JobID: j.ID, Layer: layer, BBox: j.Spec.BBox.Slice(), CRS: j.Spec.CRS, Zooms: [2]int{0, int(j.Spec.Zoom)},
-		Tiles: tiles, ContentSHA256: digest, CreatedAt: j.CreatedAt.Format("2006-01-02T15:04:05Z07:00"), Generator: "exporter",
+		Tiles: tiles, ContentSHA256: digest, ContentDigestAlgorithm: gpkg.ContentDigestAlgorithm, CreatedAt: j.CreatedAt.Format("2006-01-02T15:04:05Z07:00"), Generator: "exporter",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encode metadata: %w", err)
