@@ -208,7 +208,17 @@ func (s *Scheduler) reconcileJob(ctx context.Context, id string) (bool, error) {
 			return false, err
 		}
 		if int(done) == len(plan) {
-			return s.ensureTask(ctx, j, job.TypeFinalize, job.FinalizeTaskID(id), func() (bool, error) { return s.deps.Enqueuer.Finalize(ctx, j) })
+			// The finalize is in the job's queue, or in the queue of the
+			// machine that merged its parts ahead.
+			queues := []string{s.deps.Enqueuer.Queue(j)}
+			asm, err := s.deps.Jobs.Assembler(ctx, id)
+			if err != nil {
+				return false, err
+			}
+			if asm != "" {
+				queues = append(queues, asm)
+			}
+			return s.ensureTask(ctx, j, job.TypeFinalize, job.FinalizeTaskID(id), queues, func() (bool, error) { return s.deps.Enqueuer.Finalize(ctx, j) })
 		}
 	}
 	revived := false
@@ -218,7 +228,7 @@ func (s *Scheduler) reconcileJob(ctx context.Context, id string) (bool, error) {
 				continue
 			}
 		}
-		ok, err := s.ensureTask(ctx, j, job.TypeRender, tid, func() (bool, error) { return s.deps.Enqueuer.Render(ctx, j, i) })
+		ok, err := s.ensureTask(ctx, j, job.TypeRender, tid, []string{s.deps.Enqueuer.Queue(j)}, func() (bool, error) { return s.deps.Enqueuer.Render(ctx, j, i) })
 		if err != nil {
 			return revived, err
 		}
@@ -227,11 +237,16 @@ func (s *Scheduler) reconcileJob(ctx context.Context, id string) (bool, error) {
 	return revived, nil
 }
 
-// ensureTask makes sure the job's task tid of type typ exists: an
-// archived one fails the job, a missing one is queued again by enqueue.
-// changed reports either.
-func (s *Scheduler) ensureTask(ctx context.Context, j job.Job, typ, tid string, enqueue func() (bool, error)) (changed bool, err error) {
-	info, err := s.deps.Tasks.GetTaskInfo(s.deps.Enqueuer.Queue(j), tid)
+// ensureTask makes sure the job's task tid of type typ exists in one of
+// queues: an archived one fails the job, a missing one is queued again by
+// enqueue. changed reports either.
+func (s *Scheduler) ensureTask(ctx context.Context, j job.Job, typ, tid string, queues []string, enqueue func() (bool, error)) (changed bool, err error) {
+	var info *asynq.TaskInfo
+	for _, q := range queues {
+		if info, err = s.deps.Tasks.GetTaskInfo(q, tid); err == nil || !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+			break
+		}
+	}
 	switch {
 	case err == nil && info.State == asynq.TaskStateArchived:
 		reason := fmt.Sprintf("%s task gave up after %d retries: %s", typ, info.Retried, info.LastErr)

@@ -128,6 +128,9 @@ type Jobs interface {
 	DoneBatches(ctx context.Context, id string) (int64, error)
 	// IsBatchDone reports whether a batch is stored.
 	IsBatchDone(ctx context.Context, id string, batch int) (bool, error)
+	// Assembler is the queue of the machine that claimed the job's
+	// assembly, where its finalize may be; "" when none did.
+	Assembler(ctx context.Context, id string) (string, error)
 	// Fail marks an In-Progress job Failed with reason; changed is false
 	// for any other job.
 	Fail(ctx context.Context, id, reason string) (j job.Job, changed bool, err error)

@@ -428,6 +428,21 @@ func TestReconcile(t *testing.T) {
 	if err := b.inspector.ArchiveTask(job.QueueLow, archived.TaskIDs[0]); err != nil {
 		t.Fatal(err)
 	}
+	// A split job whose finalize, sent to the machine that merged its
+	// parts ahead, asynq archived there after its retries.
+	machine := job.MachineQueue("assembler")
+	archivedFinalize := newJob(t, b, 4, 10)
+	storeEveryBatch(t, b, archivedFinalize)
+	if ok, err := b.jobs.ClaimAssembly(t.Context(), archivedFinalize.ID, machine); err != nil || !ok {
+		t.Fatalf("ClaimAssembly = %v, %v", ok, err)
+	}
+	p, _ = job.Encode(job.FinalizePayload{JobID: archivedFinalize.ID})
+	if _, err := b.queue.Enqueue(asynq.NewTask(job.TypeFinalize, p), asynq.TaskID(job.FinalizeTaskID(archivedFinalize.ID)), asynq.Queue(machine)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.inspector.ArchiveTask(machine, job.FinalizeTaskID(archivedFinalize.ID)); err != nil {
+		t.Fatal(err)
+	}
 	// Young jobs are left alone.
 	runTask(t, s, scheduler.TypeReconcile)
 	if n := counter(t, reg, "exporter_scheduler_jobs_reconciled_total"); n != 0 {
@@ -444,13 +459,16 @@ func TestReconcile(t *testing.T) {
 	if got, _ := b.jobs.Get(t.Context(), archived.ID); got.Status != job.StatusFailed || !strings.Contains(got.Reason, "gave up") {
 		t.Errorf("job with an archived task = %s %q, want Failed", got.Status, got.Reason)
 	}
-	if n := counter(t, reg, "exporter_scheduler_jobs_reconciled_total"); n != 3 {
-		t.Errorf("reconciled = %v, want 3", n)
+	if got, _ := b.jobs.Get(t.Context(), archivedFinalize.ID); got.Status != job.StatusFailed || !strings.Contains(got.Reason, "gave up") {
+		t.Errorf("job whose finalize was archived in its assembler's queue = %s %q, want Failed", got.Status, got.Reason)
+	}
+	if n := counter(t, reg, "exporter_scheduler_jobs_reconciled_total"); n != 4 {
+		t.Errorf("reconciled = %v, want 4", n)
 	}
 	// Running it again changes nothing.
 	runTask(t, s, scheduler.TypeReconcile)
-	if n := counter(t, reg, "exporter_scheduler_jobs_reconciled_total"); n != 3 {
-		t.Errorf("second reconcile changed %v jobs, want none", n-3)
+	if n := counter(t, reg, "exporter_scheduler_jobs_reconciled_total"); n != 4 {
+		t.Errorf("second reconcile changed %v jobs, want none", n-4)
 	}
 }
 

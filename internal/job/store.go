@@ -769,6 +769,19 @@ func (s *Store) ClaimAssembly(ctx context.Context, id, machine string) (bool, er
 	return n == 1, nil
 }
 
+// Assembler is the queue of the machine that claimed job id's assembly,
+// alive or not; "" when none did.
+func (s *Store) Assembler(ctx context.Context, id string) (string, error) {
+	q, err := s.rdb.Get(ctx, s.jobKey(id)+":assembler").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("assembler of job %s: %w", id, Unavailable(err))
+	}
+	return q, nil
+}
+
 // Heartbeat says the worker machine whose queue is queue is alive for ttl.
 func (s *Store) Heartbeat(ctx context.Context, queue string, ttl time.Duration) error {
 	if err := s.rdb.Set(ctx, s.prefix+"machine:"+queue, 1, ttl).Err(); err != nil {

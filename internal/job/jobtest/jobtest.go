@@ -160,6 +160,13 @@ func (s *Store) SetProgress(context.Context, string, string, int64) error { retu
 // SetRetrying records nothing: it is shown, not decided on.
 func (s *Store) SetRetrying(context.Context, string, int, bool) error { return nil }
 
+// Assembler is the machine that claimed the job's assembly, or "".
+func (s *Store) Assembler(_ context.Context, id string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.assembler[id], nil
+}
+
 // Heartbeat records that the machine whose queue is queue is alive; it
 // stays so (the fake keeps no time for it).
 func (s *Store) Heartbeat(_ context.Context, queue string, _ time.Duration) error {
