@@ -179,7 +179,13 @@ func (c *cluster) checkPackage(j map[string]any) {
 // and that GDAL accepts it.
 func checkFullPackage(t *testing.T, a api, j map[string]any) {
 	t.Helper()
-	path := downloadPackage(t, a, j["result"].(map[string]any)["fileUri"].(string))
+	checkFullPackageFile(t, downloadPackage(t, a, j["result"].(map[string]any)["fileUri"].(string)), j)
+}
+
+// checkFullPackageFile is checkFullPackage of the package at path,
+// downloaded already.
+func checkFullPackageFile(t *testing.T, path string, j map[string]any) {
+	t.Helper()
 	bb := j["bbox"].([]any)
 	extent := grid.BBox{MinX: bb[0].(float64), MinY: bb[1].(float64), MaxX: bb[2].(float64), MaxY: bb[3].(float64)}
 	z := grid.Zoom(j["zoom"].(float64))
