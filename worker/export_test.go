@@ -3,11 +3,13 @@ package worker
 import (
 	"context"
 	"log/slog"
+
+	"github.com/geoexport/exporter/internal/tempdir"
 )
 
 // MakeTaskDir and SweepTempDirs are the task temp dirs, for tests.
 var (
-	MakeTaskDir   = makeTaskDir
+	MakeTaskDir   = tempdir.Make
 	SweepTempDirs = sweepTempDirs
 )
 

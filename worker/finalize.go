@@ -12,6 +12,7 @@ import (
 	"github.com/geoexport/exporter/gpkg"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/logattr"
+	"github.com/geoexport/exporter/internal/tempdir"
 )
 
 // finalizer is the export:finalize step: it completes the package of a
@@ -57,7 +58,7 @@ func (f *finalizer) finalize(ctx context.Context, id string) error {
 	default:
 		return f.cleanUp(ctx, j)
 	}
-	dir, release, err := makeTaskDir(f.tempDir, "finalize-")
+	dir, release, err := tempdir.Make(f.tempDir, "finalize-")
 	if err != nil {
 		return fmt.Errorf("finalize temp dir: %w", err)
 	}

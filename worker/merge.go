@@ -25,7 +25,8 @@ type merger struct {
 	files   Files
 	log     *slog.Logger
 	tempDir string
-	// machine names this machine's assemblies (assemblyMachine).
+	// machine is this machine's queue (job.MachineQueue of
+	// assemblyMachine), the value its assembly claims hold.
 	machine string
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/geoexport/exporter/internal/area"
 	"github.com/geoexport/exporter/internal/job"
 	"github.com/geoexport/exporter/internal/logattr"
+	"github.com/geoexport/exporter/internal/tempdir"
 	"github.com/geoexport/exporter/source"
 )
 
@@ -82,7 +83,7 @@ func (r *renderer) render(ctx context.Context, p job.RenderPayload) error {
 	if err := r.jobs.SetRetrying(ctx, j.ID, p.Batch, false); err != nil {
 		return err
 	}
-	dir, release, err := makeTaskDir(r.tempDir, "render-")
+	dir, release, err := tempdir.Make(r.tempDir, "render-")
 	if err != nil {
 		return fmt.Errorf("render temp dir: %w", err)
 	}

@@ -63,23 +63,16 @@ type rescuer struct {
 	beat func()
 }
 
-// run scans every interval until ctx is done.
+// run beats and scans every interval until ctx is done.
 func (r *rescuer) run(ctx context.Context, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if r.beat != nil {
-				r.beat()
-			}
-			if err := errors.Join(r.scan(ctx), r.scanMachines(ctx)); err != nil && ctx.Err() == nil {
-				r.log.WarnContext(ctx, "look for dead workers' tasks", logattr.Error, err)
-			}
+	every(ctx, interval, func() {
+		if r.beat != nil {
+			r.beat()
 		}
-	}
+		if err := errors.Join(r.scan(ctx), r.scanMachines(ctx)); err != nil && ctx.Err() == nil {
+			r.log.WarnContext(ctx, "look for dead workers' tasks", logattr.Error, err)
+		}
+	})
 }
 
 // scan queues again every orphaned render task of the export queues whose

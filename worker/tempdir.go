@@ -44,13 +44,6 @@ const (
 // (source-<digits>, see source.GeoPackage).
 var taskDirPrefixes = []string{"render-", "finalize-", "source-"}
 
-// makeTaskDir creates a task directory under parent (the system's temp
-// directory when empty) and locks it. release removes the directory, then
-// drops the lock.
-func makeTaskDir(parent, prefix string) (dir string, release func(), err error) {
-	return tempdir.Make(parent, prefix)
-}
-
 // sweepTempDirs removes the task directories under parent (the system's
 // temp directory when empty) that no live process owns, and the packages
 // being assembled that no process holds and that ended (nil: none has)
@@ -208,10 +201,8 @@ func (w *Worker) jobEnded(ctx context.Context, id string) bool {
 	return st != job.StatusInProgress
 }
 
-// sweepEvery sweeps every interval until ctx is done: a package that
-// merges assembled on this machine while finalize ran on another is
-// removed within interval of the job's end, not left until a restart.
-func (w *Worker) sweepEvery(ctx context.Context, interval time.Duration) {
+// every calls fn every interval until ctx is done.
+func every(ctx context.Context, interval time.Duration, fn func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -219,7 +210,7 @@ func (w *Worker) sweepEvery(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			w.sweep(ctx)
+			fn()
 		}
 	}
 }

@@ -345,7 +345,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); rescue.run(ctx, RescueInterval) }()
-	go func() { defer wg.Done(); w.sweepEvery(ctx, cmp.Or(w.cfg.SweepInterval, DefaultSweepInterval)) }()
+	go func() {
+		defer wg.Done()
+		// A package that merges assembled here while finalize ran on another
+		// machine goes within an interval of the job's end, not at a restart.
+		every(ctx, cmp.Or(w.cfg.SweepInterval, DefaultSweepInterval), func() { w.sweep(ctx) })
+	}()
 	<-ctx.Done()
 	w.running.Store(false)
 	wg.Wait()
