@@ -256,8 +256,8 @@ func (a *Assembly) MergePart(ctx context.Context, id int64, path string) (bool, 
 		set    TileSet
 		byZoom = map[grid.Zoom]int64{}
 	)
-	err = a.w.withPart(ctx, srcs[0], func() error {
-		if err := a.copyPart(ctx, &set, byZoom); err != nil {
+	err = a.w.withPart(ctx, srcs[0], func(rec *partRecord) error {
+		if err := a.copyPart(ctx, rec, &set, byZoom); err != nil {
 			return err
 		}
 		doc, err := json.Marshal(byZoom)
@@ -282,9 +282,17 @@ func (a *Assembly) MergePart(ctx context.Context, id int64, path string) (bool, 
 
 // copyPart copies the attached part's tiles into the package and sets set
 // and byZoom to what the package gained: the part's tiles, less the
-// package's data of tiles the part replaced, counting new tiles only.
-func (a *Assembly) copyPart(ctx context.Context, set *TileSet, byZoom map[grid.Zoom]int64) error {
+// package's data of tiles the part replaced, counting new tiles only. The
+// part's tiles are rec's, or read from the part when rec is nil.
+func (a *Assembly) copyPart(ctx context.Context, rec *partRecord, set *TileSet, byZoom map[grid.Zoom]int64) error {
 	table := quoteIdent(a.w.opt.Table)
+	if rec != nil {
+		set.Add(&rec.set)
+		for z, n := range rec.byZoom {
+			byZoom[z] = n.Tiles
+		}
+		return a.copyTiles(ctx, set, byZoom)
+	}
 	rows, err := a.w.conn.QueryContext(ctx, `SELECT zoom_level, count(*), `+tileSetFunc+`(zoom_level, tile_column, tile_row, tile_data)
 		FROM `+partSchema+`.`+table+` GROUP BY zoom_level`)
 	if err != nil {
@@ -310,9 +318,17 @@ func (a *Assembly) copyPart(ctx context.Context, set *TileSet, byZoom map[grid.Z
 	if err := closeRows(ctx, rows); err != nil {
 		return err
 	}
+	return a.copyTiles(ctx, set, byZoom)
+}
+
+// copyTiles copies the attached part's tiles, whose TileSet and counts
+// per zoom are set and byZoom, into the package, and takes the tiles they
+// replace out of both.
+func (a *Assembly) copyTiles(ctx context.Context, set *TileSet, byZoom map[grid.Zoom]int64) error {
+	table := quoteIdent(a.w.opt.Table)
 	// Parts of different batches hold different tiles: the plain INSERT is
 	// the rule, and a conflict fails it as a whole.
-	_, err = a.w.conn.ExecContext(ctx, copyPartSQL(table, ""))
+	_, err := a.w.conn.ExecContext(ctx, copyPartSQL(table, ""))
 	var se sqlite3.Error
 	if err == nil || !errors.As(err, &se) || se.ExtendedCode != sqlite3.ErrConstraintUnique {
 		return translate(ctx, err)

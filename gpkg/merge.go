@@ -172,7 +172,7 @@ func checkParts(parts []string) ([]part, error) {
 // transaction, and detaches it again.
 func (w *Writer) mergePart(ctx context.Context, p part) error {
 	table := quoteIdent(w.opt.Table)
-	return w.withPart(ctx, p, func() error {
+	return w.withPart(ctx, p, func(*partRecord) error {
 		// An upsert rather than INSERT OR REPLACE: a tile already there with
 		// the same data (a re-run batch) is left alone instead of being
 		// deleted and inserted again under a new id, which would burn ids
@@ -204,7 +204,7 @@ func copyPartSQL(table, onConflict string) string {
 // withPart attaches p read-only, begins a transaction, checks the part and
 // runs copy, commits, and detaches the part again. Nothing of copy's
 // writes stays when it or the commit fails.
-func (w *Writer) withPart(ctx context.Context, p part, copy func() error) (err error) {
+func (w *Writer) withPart(ctx context.Context, p part, copy func(*partRecord) error) (err error) {
 	// ROLLBACK and DETACH must run even when ctx is done, or the
 	// connection would keep the part open until the file is discarded.
 	cleanup := context.WithoutCancel(ctx)
@@ -226,10 +226,11 @@ func (w *Writer) withPart(ctx context.Context, p part, copy func() error) (err e
 			_, _ = w.conn.ExecContext(cleanup, "ROLLBACK")
 		}
 	}()
-	if err := checkPart(ctx, w.conn, w.opt.Table); err != nil {
+	rec, err := checkPart(ctx, w.conn, w.opt.Table)
+	if err != nil {
 		return err
 	}
-	if err := copy(); err != nil {
+	if err := copy(rec); err != nil {
 		return err
 	}
 	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
@@ -250,13 +251,16 @@ var (
 
 // checkPart checks the package attached as partSchema: a GeoPackage with a
 // tile table named table in the grid, holding only tiles in the grid with
-// plausible data. It reads every tile row once.
-func checkPart(ctx context.Context, q queryer, table string) error {
+// plausible data, and returns its record (see partRecordTable), nil when
+// it has none that matches its table. Without a record it reads every
+// tile's data once, to check how it starts; with one, whose Writer checked
+// each tile's header as it was put, it reads no tile data.
+func checkPart(ctx context.Context, q queryer, table string) (*partRecord, error) {
 	if err := checkSchema(ctx, q, partSchema); err != nil {
-		return err
+		return nil, err
 	}
 	if err := lookupTable(ctx, q, partSchema, table); err != nil {
-		return err
+		return nil, err
 	}
 	var (
 		srs                    sql.NullInt64
@@ -266,36 +270,47 @@ func checkPart(ctx context.Context, q queryer, table string) error {
 		FROM `+partSchema+`.gpkg_tile_matrix_set WHERE table_name = ?`, table).Scan(&srs, &minX, &minY, &maxX, &maxY)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("%w: no gpkg_tile_matrix_set row for %q", ErrNotGrid, table)
+		return nil, fmt.Errorf("%w: no gpkg_tile_matrix_set row for %q", ErrNotGrid, table)
 	case err != nil:
-		return translate(ctx, err)
+		return nil, translate(ctx, err)
 	}
 	b := grid.BBox{MinX: minX.Float64, MinY: minY.Float64, MaxX: maxX.Float64, MaxY: maxY.Float64}
 	if srs.Int64 != srsID || !minX.Valid || !minY.Valid || !maxX.Valid || !maxY.Valid || b != grid.World {
-		return fmt.Errorf("%w: tile matrix set of %q is srs_id %d over %v, want %d over %v", ErrNotGrid, table, srs.Int64, b, srsID, grid.World)
+		return nil, fmt.Errorf("%w: tile matrix set of %q is srs_id %d over %v, want %d over %v", ErrNotGrid, table, srs.Int64, b, srsID, grid.World)
 	}
 	ms, err := queryTileMatrices(ctx, q, partSchema, table)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, m := range ms {
 		if !m.InGrid() {
-			return fmt.Errorf("%w: tile matrix %+v of %q", ErrNotGrid, m, table)
+			return nil, fmt.Errorf("%w: tile matrix %+v of %q", ErrNotGrid, m, table)
 		}
 	}
-	return checkPartTiles(ctx, q, table)
+	// Addresses first: the record's check of counts per zoom relies on it.
+	if err := checkPartTiles(ctx, q, table, false); err != nil {
+		return nil, err
+	}
+	rec, err := readPartRecord(ctx, q, table)
+	if err != nil || rec != nil {
+		return rec, err
+	}
+	return nil, checkPartTiles(ctx, q, table, true)
 }
 
 // checkPartTiles finds the first tile row of the part's table that is not a
-// tile of the grid or whose data cannot be a tile. typeof and length do not
-// read a BLOB's content; only the prefix comparison does.
-func checkPartTiles(ctx context.Context, q queryer, table string) error {
+// tile of the grid or whose data cannot be a tile: with content, data that
+// does not start like a tile. typeof and length do not read a BLOB's
+// content; only the prefix comparison does, which loads the whole value.
+func checkPartTiles(ctx context.Context, q queryer, table string, content bool) error {
 	address := fmt.Sprintf(`typeof(zoom_level) = 'integer' AND typeof(tile_column) = 'integer' AND typeof(tile_row) = 'integer'
 		AND zoom_level BETWEEN 0 AND %d
 		AND tile_column BETWEEN 0 AND (2 << zoom_level) - 1 AND tile_row BETWEEN 0 AND (1 << zoom_level) - 1`, grid.MaxZoom)
-	data := fmt.Sprintf(`typeof(tile_data) = 'blob' AND length(tile_data) <= %d
-		AND (substr(tile_data, 1, %d) = %s OR substr(tile_data, 1, %d) = %s)`,
-		MaxTileSize, len(pngMagic)+16, pngTilePrefix, len(jpegMagic), jpegTilePrefix)
+	data := fmt.Sprintf(`typeof(tile_data) = 'blob' AND length(tile_data) <= %d`, MaxTileSize)
+	if content {
+		data += fmt.Sprintf(` AND (substr(tile_data, 1, %d) = %s OR substr(tile_data, 1, %d) = %s)`,
+			len(pngMagic)+16, pngTilePrefix, len(jpegMagic), jpegTilePrefix)
+	}
 	show := func(col string) string {
 		return `CASE WHEN typeof(` + col + `) = 'integer' THEN CAST(` + col + ` AS TEXT) ELSE '(' || typeof(` + col + `) || ')' END`
 	}

@@ -41,6 +41,15 @@ type Options struct {
 	// stores it, and a crash before then is repaired by building it again,
 	// not by what the disk kept. The zero value syncs.
 	NoSync bool
+	// Record, when true, makes the Writer keep the content digest of the
+	// tiles it holds as they are put, and leave it with their number and
+	// bytes per zoom in the package at Close (see partRecordTable), for an
+	// Assembly to merge the package as a part without reading its tiles'
+	// data for the digest. Put then hashes each tile and keeps 40 bytes
+	// per tile until Close. The record is not part of the GeoPackage
+	// specification: set it for parts, not for packages handed out. Only
+	// Create reads it; Merge and OpenAssembly write no record.
+	Record bool
 	// Now returns the time stored in gpkg_contents.last_change when the
 	// package is created and again when it is closed. Nil means time.Now.
 	Now func() time.Time

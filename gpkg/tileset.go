@@ -58,6 +58,15 @@ func (s *TileSet) AddTile(z, x, y int64, data []byte) { s.tile(z, x, y, data, 1)
 func (s *TileSet) SubTile(z, x, y int64, data []byte) { s.tile(z, x, y, data, 0xffff) } // 0xffff: -1 modulo 2^16
 
 func (s *TileSet) tile(z, x, y int64, data []byte, sign uint16) {
+	sum := tileSum(z, x, y, data)
+	var lanes [TileSetSize]byte
+	expand(&lanes, sum[:])
+	s.addLanes(&lanes, sign)
+}
+
+// tileSum is the SHA-256 of a tile's encoding: its address and length,
+// then its data.
+func tileSum(z, x, y int64, data []byte) [sha256.Size]byte {
 	var head [32]byte
 	binary.BigEndian.PutUint64(head[0:], uint64(z))
 	binary.BigEndian.PutUint64(head[8:], uint64(x))
@@ -67,11 +76,23 @@ func (s *TileSet) tile(z, x, y int64, data []byte, sign uint16) {
 	h.Write(head[:])
 	h.Write(data)
 	var sum [sha256.Size]byte
-	var lanes [TileSetSize]byte
-	expand(&lanes, h.Sum(sum[:0]))
+	h.Sum(sum[:0])
+	return sum
+}
+
+// addLanes adds a tile's expanded sum to the set (sign 1), or takes it
+// out (sign 0xffff, -1 modulo 2^16).
+func (s *TileSet) addLanes(lanes *[TileSetSize]byte, sign uint16) {
 	for i := range s.lanes {
 		s.lanes[i] += sign * binary.LittleEndian.Uint16(lanes[2*i:])
 	}
+}
+
+// subSum takes out of the set the tile whose tileSum is sum.
+func (s *TileSet) subSum(sum [sha256.Size]byte) {
+	var lanes [TileSetSize]byte
+	expand(&lanes, sum[:])
+	s.addLanes(&lanes, 0xffff)
 }
 
 // Add adds the tiles of o, which holds none of s's, to s.

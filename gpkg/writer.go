@@ -2,6 +2,7 @@ package gpkg
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -63,6 +64,7 @@ type Writer struct {
 	zooms   uint32 // bit z set: zoom z holds at least one tile
 	err     error  // sticky: the first SQLite failure while writing
 	closed  bool
+	rec     *partRecord // with Options.Record
 }
 
 // Create creates a new tiles GeoPackage at path and returns a Writer for it.
@@ -71,7 +73,11 @@ type Writer struct {
 // the classified SQLite error otherwise; on failure nothing is left at path.
 // The caller owns the Writer and must call Close or Abort.
 func Create(ctx context.Context, path string, opt Options) (*Writer, error) {
-	return create(ctx, path, opt, nil)
+	w, err := create(ctx, path, opt, nil)
+	if err == nil && opt.Record {
+		w.rec = newPartRecord()
+	}
+	return w, err
 }
 
 // create is Create with hook setting up the writer connection (nil: none).
@@ -186,6 +192,15 @@ func (w *Writer) Put(ctx context.Context, t grid.Tile, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("write tile %s: %w", t, err)
 	}
+	var (
+		sum   [sha256.Size]byte
+		lanes [TileSetSize]byte
+	)
+	if w.rec != nil {
+		// Hashed before the lock: encoders put tiles concurrently.
+		sum = tileSum(int64(t.Zoom), t.Col, t.Row, data)
+		expand(&lanes, sum[:])
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.usable(); err != nil {
@@ -204,6 +219,9 @@ func (w *Writer) Put(ctx context.Context, t grid.Tile, data []byte) error {
 		return w.fail(fmt.Errorf("write tile %s: %w", t, translate(ctx, err)))
 	}
 	w.zooms |= 1 << uint(t.Zoom)
+	if w.rec != nil {
+		w.rec.put(t, sum, &lanes, int64(len(data)))
+	}
 	w.pending++
 	if w.pending >= w.opt.BatchSize {
 		if err := w.commit(ctx); err != nil {
@@ -322,6 +340,11 @@ func (w *Writer) writeMetadata(ctx context.Context) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE gpkg_contents SET last_change = ? WHERE table_name = ?`,
 		formatTime(w.opt.Now()), w.opt.Table); err != nil {
 		return err
+	}
+	if w.rec != nil {
+		if err := w.rec.write(ctx, tx); err != nil {
+			return err
+		}
 	}
 	return tx.Commit()
 }

@@ -201,7 +201,9 @@ func buildDeferred(ctx context.Context, a *assembly, j job.Job, dir string, enc 
 	}
 	o := j.Spec.Overviews()
 	path := filepath.Join(dir, "overviews.gpkg")
-	gw, err := gpkg.Create(ctx, path, packageOptions(j.Spec))
+	opt := packageOptions(j.Spec)
+	opt.Record = true // merged as a part
+	gw, err := gpkg.Create(ctx, path, opt)
 	if err != nil {
 		return fmt.Errorf("create overviews part: %w", err)
 	}

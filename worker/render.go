@@ -89,7 +89,7 @@ func (r *renderer) render(ctx context.Context, p job.RenderPayload) error {
 	}
 	defer release()
 	path := filepath.Join(dir, j.Spec.PackageName+".gpkg")
-	written, err := r.build(ctx, j, batch, path)
+	written, err := r.build(ctx, j, batch, path, len(plan) > 1)
 	if err != nil {
 		return err
 	}
@@ -131,8 +131,9 @@ func (r *renderer) batchStored(ctx context.Context, j job.Job, batch, batches in
 }
 
 // build renders one batch of the job into a new GeoPackage at path and
-// returns how many tiles it holds.
-func (r *renderer) build(ctx context.Context, j job.Job, batch job.Batch, path string) (int64, error) {
+// returns how many tiles it holds. A part (of a job of several batches)
+// carries its record (gpkg.Options.Record), for the merge.
+func (r *renderer) build(ctx context.Context, j job.Job, batch job.Batch, path string, part bool) (int64, error) {
 	spec := j.Spec
 	src, release, err := r.sources.Acquire(spec.Layer)
 	if err != nil {
@@ -148,7 +149,9 @@ func (r *renderer) build(ctx context.Context, j job.Job, batch job.Batch, path s
 	if err != nil {
 		return 0, err
 	}
-	gw, err := gpkg.Create(ctx, path, packageOptions(spec))
+	opt := packageOptions(spec)
+	opt.Record = part
+	gw, err := gpkg.Create(ctx, path, opt)
 	if err != nil {
 		return 0, fmt.Errorf("create package: %w", err)
 	}

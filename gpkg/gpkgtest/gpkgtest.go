@@ -79,6 +79,10 @@ func WithFormat(f gpkg.Format) Option { return func(c *config) { c.format = f } 
 // WithBatchSize sets gpkg.Options.BatchSize.
 func WithBatchSize(n int) Option { return func(c *config) { c.opt.BatchSize = n } }
 
+// WithRecord sets gpkg.Options.Record: the package is written as a part
+// that carries its record.
+func WithRecord() Option { return func(c *config) { c.opt.Record = true } }
+
 // WithFileName names the file inside the temp dir (default "test.gpkg").
 func WithFileName(name string) Option { return func(c *config) { c.name = name } }
 
