@@ -376,15 +376,40 @@ def _write_column(job):
     return r1 - r0
 
 
+def _write_overview_column(job):
+    """Writes column x of zoom z, each tile the area average (PIL's
+    reduce, a box filter) of its four children at z + 1 as decoded from
+    their JPEGs; a child outside the directory is grey."""
+    from PIL import Image
+    root, z, x, r0, r1 = job
+    d = os.path.join(root, str(z), str(x))
+    os.makedirs(d, exist_ok=True)
+    for y in range(r0, r1):
+        img = Image.new("RGB", (2 * TILE, 2 * TILE), (128, 128, 128))
+        for dx in (0, 1):
+            for dy in (0, 1):
+                child = os.path.join(root, str(z + 1), str(2 * x + dx), "%d.jpg" % (2 * y + dy))
+                if os.path.exists(child):
+                    with Image.open(child) as c:
+                        img.paste(c.convert("RGB"), (dx * TILE, dy * TILE))
+        img.reduce(2).save(os.path.join(d, "%d.jpg" % y), "JPEG", quality=85)
+    return r1 - r0
+
+
 def generate_tiles(root, bbox, zoom):
     """Writes {z}/{x}/{y}.jpg (rows from the north) for every tile bbox
-    touches at zooms 0..zoom."""
-    jobs = []
-    for z in range(zoom + 1):
-        c0, c1, r0, r1 = tile_range(bbox, z)
-        jobs += [(root, z, x, r0, r1) for x in range(c0, c1)]
+    touches at zooms 0..zoom: distinct noisy tiles at zoom, and below it
+    one picture, each tile built from its four children (as gdaladdo's
+    average would), so that the WMS's coarser zooms show what its finest
+    does and an overview built by the exporter can be compared with the
+    one the WMS renders."""
     with multiprocessing.get_context("fork").Pool(CORES, initializer=_pool_init) as pool:
-        return sum(pool.imap_unordered(_write_column, jobs, chunksize=4))
+        c0, c1, r0, r1 = tile_range(bbox, zoom)
+        n = sum(pool.imap_unordered(_write_column, [(root, zoom, x, r0, r1) for x in range(c0, c1)], chunksize=4))
+        for z in range(zoom - 1, -1, -1):
+            c0, c1, r0, r1 = tile_range(bbox, z)
+            n += sum(pool.imap_unordered(_write_overview_column, [(root, z, x, r0, r1) for x in range(c0, c1)], chunksize=4))
+        return n
 
 
 def generate_links(root, bbox, zoom):
@@ -619,9 +644,9 @@ def overview_difference(path, reference, zoom):
     same tiles of the reference package, whose overviews the source
     rendered, over the pixels inside MAIN_AREA (outside it the source
     paints its background and a JPEG overview its transparency black);
-    also per zoom. The bench's tile directory draws each zoom as a
-    distinct picture, so against it the difference measures two different
-    images, not resampling; see docs/performance.md."""
+    also per zoom. The bench's tile directory holds one picture at every
+    zoom (generate_tiles), so the difference is what resampling and JPEG's
+    generation loss make of it."""
     from PIL import Image, ImageChops
 
     def tiles(p):
