@@ -1066,7 +1066,8 @@ class Bench:
             path = os.path.join(self.work, "dl", name)
             download(j["result"]["fileUri"], self.token, path)
         else:
-            path = os.path.join(self.work, "data", "packages", name)
+            # The local store's key of a package: packages/<job id>/<name>.gpkg.
+            path = os.path.join(self.work, "data", "packages", jid, name)
         if os.path.getsize(path) != size:
             raise Failed("%s: package is %d bytes, the job says %d" % (label, os.path.getsize(path), size))
         table, by_zoom = gpkg_tiles(path)

@@ -66,7 +66,7 @@ import (
 // few MB) are then new pages, each a page fault and a zeroing. On a
 // virtual machine where a fault is costly that was most of a lossless
 // crop: BenchmarkCropJPEGMetatile 43–48 ms per 1024 × 1024 metatile
-// before, 5.7–6.4 ms after, and 75% of a WMS export's worker CPU
+// before, 4.6–6.4 ms after, and 75% of a WMS export's worker CPU
 // (docs/performance.md). The cost is that up to 32 MiB per heap freed by
 // C code stays with the process.
 func init() { C.keep_freed_memory() }
