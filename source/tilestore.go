@@ -147,8 +147,9 @@ func validExtension(ext string) bool {
 type TileStore struct {
 	fsys    fs.FS
 	objects ObjectReader
-	root    *os.Root // only for Dir; closed by Close
-	where   string   // Dir, for error messages
+	root    *os.Root  // only for Dir; closed by Close
+	dirs    *tileDirs // only for Dir: its column directories, kept open
+	where   string    // Dir, for error messages
 	prefix  string
 	exts    []string
 	bottom  bool
@@ -183,6 +184,7 @@ func NewTileStore(cfg TileStoreConfig) (*TileStore, error) {
 			return nil, fmt.Errorf("source: open tile store: %w", err)
 		}
 		s.root, s.fsys, s.where = root, root.FS(), cfg.Dir
+		s.dirs = newTileDirs(root)
 	}
 	return s, nil
 }
@@ -193,6 +195,7 @@ func (s *TileStore) Close() error {
 	if s.root == nil {
 		return nil
 	}
+	s.dirs.close()
 	return s.root.Close()
 }
 
@@ -244,6 +247,21 @@ func (s *TileStore) read(ctx context.Context, name string) ([]byte, error) {
 		}
 		return data, nil
 	}
+	if s.dirs != nil {
+		data, size, err := s.dirs.read(name, s.max)
+		switch {
+		case errors.Is(err, errNotRegular):
+			return nil, s.notRegular(name)
+		case errors.Is(err, errTileTooLarge):
+			return nil, s.tooLarge(name, size)
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("open %s: %w", s.display(name), err)
+		case err == nil:
+			return data, nil
+		case !errors.Is(err, errSlowPath):
+			return nil, fmt.Errorf("read %s: %w", s.display(name), err)
+		}
+	}
 	f, err := s.fsys.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", s.display(name), err)
@@ -254,7 +272,7 @@ func (s *TileStore) read(ctx context.Context, name string) ([]byte, error) {
 		return nil, fmt.Errorf("stat %s: %w", s.display(name), err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: %s is not a regular file", ErrInvalidData, s.display(name))
+		return nil, s.notRegular(name)
 	}
 	if st.Size() > s.max {
 		return nil, s.tooLarge(name, st.Size())
@@ -293,6 +311,10 @@ func (s *TileStore) check(data []byte, name string) (Tile, error) {
 			ErrInvalidData, s.display(name), w, h, grid.TileSize, grid.TileSize)
 	}
 	return Tile{Data: data, Format: f, Opaque: f == JPEG || pngOpaque(data)}, nil
+}
+
+func (s *TileStore) notRegular(name string) error {
+	return fmt.Errorf("%w: %s is not a regular file", ErrInvalidData, s.display(name))
 }
 
 func (s *TileStore) tooLarge(name string, size int64) error {

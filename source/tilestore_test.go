@@ -14,8 +14,10 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/geoexport/exporter/internal/grid"
 	"github.com/geoexport/exporter/source"
@@ -212,6 +214,9 @@ func TestTileStoreDirEscape(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "1", "3", "0.png"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if err := unix.Mkfifo(filepath.Join(dir, "1", "3", "1.png"), 0o644); err != nil { // opening it must not block
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name    string
@@ -223,6 +228,7 @@ func TestTileStoreDirEscape(t *testing.T) {
 		{name: "relative link out", tile: grid.Tile{Zoom: 1, Col: 1, Row: 0}, wantMsg: filepath.Join(dir, "1", "1", "0.png")},
 		{name: "zoom directory linked out", tile: grid.Tile{Zoom: 2, Col: 0, Row: 0}, wantMsg: filepath.Join(dir, "2", "0", "0.png")},
 		{name: "directory named like a tile", tile: grid.Tile{Zoom: 1, Col: 3, Row: 0}, wantErr: source.ErrInvalidData, wantMsg: "not a regular file"},
+		{name: "FIFO named like a tile", tile: grid.Tile{Zoom: 1, Col: 3, Row: 1}, wantErr: source.ErrInvalidData, wantMsg: "not a regular file"},
 	}
 	s := newTileStore(t, source.TileStoreConfig{Dir: dir})
 	for _, tc := range tests {
@@ -375,6 +381,110 @@ func TestTileStoreConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestTileStoreManyDirs reads tiles of more column directories than a
+// store keeps open, from several goroutines, so directories are closed
+// while others read beneath them (run with -race).
+func TestTileStoreManyDirs(t *testing.T) {
+	t.Parallel()
+	const cols, rows = 80, 2
+	files := map[string][]byte{}
+	for c := range cols {
+		for r := range rows {
+			files[fmt.Sprintf("9/%d/%d.png", c, r)] = encodePNG(t, solid(color.NRGBA{R: uint8(c), G: uint8(r), A: 255}))
+		}
+	}
+	s := newTileStore(t, source.TileStoreConfig{Dir: writeDir(t, files)})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range cols * rows {
+				c, r := (i/rows+g*37)%cols, i%rows
+				tile := grid.Tile{Zoom: 9, Col: int64(c), Row: int64(r)}
+				got, err := s.Tile(t.Context(), tile)
+				if err != nil || !bytes.Equal(got.Data, files[fmt.Sprintf("9/%d/%d.png", c, r)]) {
+					t.Errorf("Tile(%v) = %d bytes, %v, want the stored tile", tile, len(got.Data), err)
+					return
+				}
+				if _, err := s.Tile(t.Context(), grid.Tile{Zoom: 9, Col: int64(c), Row: int64(r + rows)}); !errors.Is(err, source.ErrNoData) {
+					t.Errorf("Tile(9/%d/%d) error = %v, want ErrNoData", c, r+rows, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestTileStoreDirReplaced replaces a column directory of a store that is
+// being read, as a sync tool that swaps directories does, and waits on the
+// wall clock: within two seconds the store reads the new directory.
+func TestTileStoreDirReplaced(t *testing.T) {
+	t.Parallel()
+	red, blue := encodePNG(t, solid(color.NRGBA{R: 255, A: 255})), encodePNG(t, solid(color.NRGBA{B: 255, A: 255}))
+	dir := writeDir(t, map[string][]byte{"4/3/2.png": red, "4/3/5.png": red})
+	s := newTileStore(t, source.TileStoreConfig{Dir: dir})
+	tile := grid.Tile{Zoom: 4, Col: 3, Row: 2}
+	if got, err := s.Tile(t.Context(), tile); err != nil || !bytes.Equal(got.Data, red) {
+		t.Fatalf("Tile(%v) = %d bytes, %v, want the red tile", tile, len(got.Data), err)
+	}
+
+	next := filepath.Join(dir, "4", ".3.new")
+	if err := os.Mkdir(next, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(next, "2.png"), blue, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	col := filepath.Join(dir, "4", "3")
+	if err := os.Rename(col, filepath.Join(dir, "4", ".3.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, col); err != nil {
+		t.Fatal(err)
+	}
+	replaced := time.Now()
+	for {
+		got, err := s.Tile(t.Context(), tile)
+		if err != nil {
+			t.Fatalf("Tile(%v) after the swap: %v", tile, err)
+		}
+		if bytes.Equal(got.Data, blue) {
+			break
+		}
+		if time.Since(replaced) > 2*time.Second {
+			t.Fatalf("Tile(%v) is still the old directory's %s after the swap", tile, time.Since(replaced))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := s.Tile(t.Context(), grid.Tile{Zoom: 4, Col: 3, Row: 5}); !errors.Is(err, source.ErrNoData) {
+		t.Errorf("Tile(4/3/5), gone with the old directory: error = %v, want ErrNoData", err)
+	}
+}
+
+// BenchmarkTileStoreDir reads stored tiles of about 3 KB column by column,
+// as a render task does.
+func BenchmarkTileStoreDir(b *testing.B) {
+	const cols, rows = 32, 64
+	data := encodeJPEG(b, gradient())
+	files := map[string][]byte{}
+	for c := range cols {
+		for r := range rows {
+			files[fmt.Sprintf("12/%d/%d.jpg", c, r)] = data
+		}
+	}
+	s := newTileStore(b, source.TileStoreConfig{Dir: writeDir(b, files), Extensions: []string{"jpg"}})
+	ctx := b.Context()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		tile := grid.Tile{Zoom: 12, Col: int64(i / rows % cols), Row: int64(i % rows)}
+		if _, err := s.Tile(ctx, tile); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
 }
 
 var (
