@@ -66,9 +66,9 @@ var errSlowPath = errors.New("read through os.Root")
 // read reads the file name (slash-separated, relative to the root) if it
 // is a regular file in a directory that opens without leaving the root. It
 // returns an error wrapping fs.ErrNotExist when no entry has that name,
-// errSlowPath when os.Root must decide, and the file's size (unread) with
-// errNotRegular or errTileTooLarge when it is not a regular file or is larger
-// than max bytes.
+// errSlowPath when os.Root must decide, errNotRegular when it is not a
+// regular file, and the file's size (unread) with errTileTooLarge when it
+// is larger than max bytes.
 func (d *tileDirs) read(name string, max int64) ([]byte, int64, error) {
 	dir, base := path.Split(name)
 	if dir == "" || base == "" || base == "." || base == ".." {
@@ -121,7 +121,7 @@ func readAt(dirfd int, base string, max int64) ([]byte, int64, error) {
 		return nil, 0, fmt.Errorf("fstat: %w", err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, st.Size, errNotRegular
+		return nil, 0, errNotRegular
 	}
 	if st.Size > max {
 		return nil, st.Size, errTileTooLarge
@@ -166,14 +166,10 @@ func (d *tileDirs) dir(name string) (*tileDir, error) {
 	}
 	// os.File's own reference count keeps the descriptor open until every
 	// Control running on it has returned, so closing it here while another
-	// goroutine reads beneath it is safe.
+	// goroutine reads beneath it is safe. A name that is not a directory
+	// needs no check here: openat beneath it fails (ENOTDIR), and os.Root
+	// answers.
 	conn, err := f.SyscallConn()
-	if err == nil {
-		var st fs.FileInfo
-		if st, err = f.Stat(); err == nil && !st.IsDir() {
-			err = errNotRegular
-		}
-	}
 	if err != nil {
 		f.Close()
 		return nil, err
