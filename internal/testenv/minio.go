@@ -105,6 +105,22 @@ func MinIO(t testing.TB) MinIOEnv {
 		err := c.RemoveBucketWithOptions(ctx, env.Bucket, minio.RemoveBucketOptions{ForceDelete: true})
 		if err != nil && minio.ToErrorResponse(err).Code != minio.NoSuchBucket {
 			t.Errorf("testenv: remove bucket %s: %v", env.Bucket, err)
+			return
+		}
+		// A forced removal has answered before HeadBucket stopped finding
+		// the bucket (once, in CI, on a loaded machine): wait until it is
+		// gone, so that it is gone when the cleanup returns.
+		for {
+			ok, err := c.BucketExists(ctx, env.Bucket)
+			if err == nil && !ok {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				t.Errorf("testenv: bucket %s still exists after its removal: %v, %v", env.Bucket, ok, err)
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
 		}
 	})
 	return env
