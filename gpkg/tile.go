@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"image"
-	"image/jpeg"
 	"image/png"
 
 	"github.com/geoexport/exporter/internal/grid"
@@ -60,43 +59,47 @@ func checkTile(t grid.Tile) error {
 
 // CheckTileData reports the format of data, or an error if it is not a PNG
 // or JPEG image of grid.TileSize × grid.TileSize pixels of at most
-// MaxTileSize bytes. Only the image header is decoded, so the cost does not
+// MaxTileSize bytes. Only the image header is read, so the cost does not
 // depend on the pixel data. Errors wrap ErrTileFormat (and ErrTileSize for
 // an image of other dimensions) or ErrTooLarge.
 func CheckTileData(data []byte) (Format, error) {
 	if len(data) > MaxTileSize {
 		return "", fmt.Errorf("%w: tile data is %d bytes, at most %d allowed", ErrTooLarge, len(data), MaxTileSize)
 	}
-	format, cfg, err := DecodeTileHeader(data)
+	format, size, err := DecodeTileHeader(data)
 	if err != nil {
 		return "", err
 	}
-	if cfg.Width != grid.TileSize || cfg.Height != grid.TileSize {
-		return "", fmt.Errorf("%w: %w: %s image is %d × %d pixels, want %d × %d", ErrTileFormat, ErrTileSize, format, cfg.Width, cfg.Height, grid.TileSize, grid.TileSize)
+	if size.X != grid.TileSize || size.Y != grid.TileSize {
+		return "", fmt.Errorf("%w: %w: %s image is %d × %d pixels, want %d × %d", ErrTileFormat, ErrTileSize, format, size.X, size.Y, grid.TileSize, grid.TileSize)
 	}
 	return format, nil
 }
 
-// DecodeTileHeader detects the format of image data and decodes its
-// header only; errors wrap ErrTileFormat. It does not check the size.
-func DecodeTileHeader(data []byte) (Format, image.Config, error) {
+// DecodeTileHeader detects the format of image data and reads the image's
+// width and height from its header; errors wrap ErrTileFormat. It does not
+// check the size. A JPEG's frame header is read without a decoder (see
+// jpegSize); a PNG's header by image/png.
+func DecodeTileHeader(data []byte) (Format, image.Point, error) {
 	var (
-		cfg image.Config
-		err error
+		size image.Point
+		err  error
 	)
 	format, _ := DetectFormat(data)
 	switch {
 	case format == PNG:
+		var cfg image.Config
 		cfg, err = png.DecodeConfig(bytes.NewReader(data))
+		size = image.Pt(cfg.Width, cfg.Height)
 	case format == JPEG:
-		cfg, err = jpeg.DecodeConfig(bytes.NewReader(data))
+		size, err = jpegSize(data)
 	case len(data) == 0:
-		return "", cfg, fmt.Errorf("%w: empty", ErrTileFormat)
+		return "", size, fmt.Errorf("%w: empty", ErrTileFormat)
 	default:
-		return "", cfg, fmt.Errorf("%w: neither PNG nor JPEG (starts with % x)", ErrTileFormat, data[:min(len(data), 8)])
+		return "", size, fmt.Errorf("%w: neither PNG nor JPEG (starts with % x)", ErrTileFormat, data[:min(len(data), 8)])
 	}
 	if err != nil {
-		return "", cfg, fmt.Errorf("%w: bad %s header: %w", ErrTileFormat, format, err)
+		return "", size, fmt.Errorf("%w: bad %s header: %w", ErrTileFormat, format, err)
 	}
-	return format, cfg, nil
+	return format, size, nil
 }

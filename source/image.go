@@ -23,17 +23,17 @@ const maxImageSide = MaxMetatile * grid.TileSize
 // otherwise an error wrapping ErrInvalidData that names both sizes. Images
 // larger than maxImageSide on a side are refused before they are decoded.
 func decodeImage(data []byte, w, h int, resample bool) (image.Image, error) {
-	f, cfg, err := readHeader(data)
+	f, size, err := readHeader(data)
 	if err != nil {
 		return nil, err
 	}
-	sized := cfg.Width == w && cfg.Height == h
+	sized := size.X == w && size.Y == h
 	switch {
-	case cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > maxImageSide || cfg.Height > maxImageSide:
+	case size.X <= 0 || size.Y <= 0 || size.X > maxImageSide || size.Y > maxImageSide:
 		return nil, fmt.Errorf("%w: image is %d × %d pixels, want %d × %d (at most %d on a side)",
-			ErrInvalidData, cfg.Width, cfg.Height, w, h, maxImageSide)
+			ErrInvalidData, size.X, size.Y, w, h, maxImageSide)
 	case !sized && !resample:
-		return nil, fmt.Errorf("%w: %w: image is %d × %d pixels, want %d × %d", ErrInvalidData, errWrongSize, cfg.Width, cfg.Height, w, h)
+		return nil, fmt.Errorf("%w: %w: image is %d × %d pixels, want %d × %d", ErrInvalidData, errWrongSize, size.X, size.Y, w, h)
 	}
 	img, err := decodeData(data, f)
 	if err != nil {
@@ -98,14 +98,14 @@ func checkStored(data []byte) (Format, bool, error) {
 	return f, f == JPEG || pngOpaque(data), nil
 }
 
-// readHeader detects a tile's format and reads its image header; errors
-// wrap ErrInvalidData.
-func readHeader(data []byte) (Format, image.Config, error) {
-	f, cfg, err := gpkg.DecodeTileHeader(data)
+// readHeader detects an image's format and reads its size from its
+// header; errors wrap ErrInvalidData.
+func readHeader(data []byte) (Format, image.Point, error) {
+	f, size, err := gpkg.DecodeTileHeader(data)
 	if err != nil {
-		return "", cfg, fmt.Errorf("%w: %w", ErrInvalidData, err)
+		return "", size, fmt.Errorf("%w: %w", ErrInvalidData, err)
 	}
-	return f, cfg, nil
+	return f, size, nil
 }
 
 // DecodeTile decodes a stored tile's PNG or JPEG bytes into an

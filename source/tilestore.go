@@ -6,8 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"image/jpeg"
-	"image/png"
 	"io"
 	"io/fs"
 	"os"
@@ -294,21 +292,13 @@ func (s *TileStore) check(data []byte, name string) (Tile, error) {
 	if !ok {
 		return Tile{}, fmt.Errorf("%w: %s is not a PNG or JPEG image", ErrInvalidData, s.display(name))
 	}
-	var w, h int
-	var err error
-	if f == PNG {
-		cfg, e := png.DecodeConfig(bytes.NewReader(data))
-		w, h, err = cfg.Width, cfg.Height, e
-	} else {
-		cfg, e := jpeg.DecodeConfig(bytes.NewReader(data))
-		w, h, err = cfg.Width, cfg.Height, e
-	}
+	_, size, err := gpkg.DecodeTileHeader(data)
 	if err != nil {
-		return Tile{}, fmt.Errorf("%w: %s: %s header: %w", ErrInvalidData, s.display(name), f, err)
+		return Tile{}, fmt.Errorf("%w: %s: %w", ErrInvalidData, s.display(name), err)
 	}
-	if w != grid.TileSize || h != grid.TileSize {
+	if size.X != grid.TileSize || size.Y != grid.TileSize {
 		return Tile{}, fmt.Errorf("%w: %s is %d × %d pixels, want %d × %d",
-			ErrInvalidData, s.display(name), w, h, grid.TileSize, grid.TileSize)
+			ErrInvalidData, s.display(name), size.X, size.Y, grid.TileSize, grid.TileSize)
 	}
 	return Tile{Data: data, Format: f, Opaque: f == JPEG || pngOpaque(data)}, nil
 }

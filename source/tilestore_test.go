@@ -116,7 +116,7 @@ func storeCases(f storeFixture) []storeCase {
 		{name: "error page", tile: grid.Tile{Zoom: 3, Col: 7, Row: 0}, wantErr: source.ErrInvalidData, wantMsg: "3/7/0.png is not a PNG or JPEG image"},
 		{name: "wrong size", tile: grid.Tile{Zoom: 3, Col: 7, Row: 1}, wantErr: source.ErrInvalidData, wantMsg: "3/7/1.png is 16 × 16 pixels, want 256 × 256"},
 		{name: "zeros", tile: grid.Tile{Zoom: 3, Col: 7, Row: 2}, wantErr: source.ErrInvalidData, wantMsg: "3/7/2.png"},
-		{name: "truncated header", tile: grid.Tile{Zoom: 3, Col: 7, Row: 3}, wantErr: source.ErrInvalidData, wantMsg: "3/7/3.png: png header"},
+		{name: "truncated header", tile: grid.Tile{Zoom: 3, Col: 7, Row: 3}, wantErr: source.ErrInvalidData, wantMsg: "3/7/3.png: gpkg: unsupported tile data: bad png header"},
 		// Only headers are checked: bytes pass through undecoded, and the
 		// render pipeline, which decodes them, reports broken image data.
 		{name: "truncated data passes", tile: grid.Tile{Zoom: 3, Col: 7, Row: 4}, want: source.Tile{Data: f.opaquePNG[:40], Format: source.PNG}},
