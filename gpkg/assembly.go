@@ -3,10 +3,10 @@ package gpkg
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -69,7 +69,7 @@ type Assembly struct {
 	w      *Writer
 	parts  map[int64]bool
 	set    TileSet
-	byZoom map[grid.Zoom]int64
+	byZoom map[grid.Zoom]ZoomSize
 }
 
 // AssemblyResult describes the package Finish completed.
@@ -78,6 +78,10 @@ type AssemblyResult struct {
 	// ContentDigest is the package's ContentDigest, kept as parts were
 	// merged.
 	ContentDigest string
+	// Sizes is the tiles and tile bytes at each zoom level that holds a
+	// tile, what Reader.SizeByZoom reads from the package, kept as parts
+	// were merged.
+	Sizes map[grid.Zoom]ZoomSize
 }
 
 // OpenAssembly reopens the assembly at path that an earlier writer left
@@ -134,7 +138,7 @@ func reopenAssembly(ctx context.Context, path string, opt Options) (*Assembly, e
 	if _, err := os.Stat(path); err != nil {
 		return nil, err
 	}
-	a := &Assembly{w: &Writer{path: path, opt: opt}, parts: map[int64]bool{}, byZoom: map[grid.Zoom]int64{}}
+	a := &Assembly{w: &Writer{path: path, opt: opt}, parts: map[int64]bool{}, byZoom: map[grid.Zoom]ZoomSize{}}
 	if err := a.load(ctx); err != nil {
 		_ = a.w.closeDB()
 		return nil, err
@@ -162,13 +166,13 @@ func (a *Assembly) load(ctx context.Context) error {
 			byZoom  string
 			setData []byte
 			set     TileSet
-			zooms   map[grid.Zoom]int64
 		)
 		if err := rows.Scan(&id, &byZoom, &setData); err != nil {
 			_ = rows.Close()
 			return translate(ctx, err)
 		}
-		if err := errors.Join(json.Unmarshal([]byte(byZoom), &zooms), set.UnmarshalBinary(setData)); err != nil {
+		zooms, err := unmarshalSizes(byZoom)
+		if err := errors.Join(err, set.UnmarshalBinary(setData)); err != nil {
 			_ = rows.Close()
 			return fmt.Errorf("%w: part %d: %w", ErrCorrupt, id, err)
 		}
@@ -178,11 +182,14 @@ func (a *Assembly) load(ctx context.Context) error {
 }
 
 // add counts the merged part id with its tiles.
-func (a *Assembly) add(id int64, set *TileSet, byZoom map[grid.Zoom]int64) {
+func (a *Assembly) add(id int64, set *TileSet, byZoom map[grid.Zoom]ZoomSize) {
 	a.parts[id] = true
 	a.set.Add(set)
 	for z, n := range byZoom {
-		a.byZoom[z] += n
+		sum := a.byZoom[z]
+		sum.Tiles += n.Tiles
+		sum.Bytes += n.Bytes
+		a.byZoom[z] = sum
 		a.w.zooms |= 1 << uint(z)
 	}
 }
@@ -254,19 +261,19 @@ func (a *Assembly) MergePart(ctx context.Context, id int64, path string) (bool, 
 	}
 	var (
 		set    TileSet
-		byZoom = map[grid.Zoom]int64{}
+		byZoom = map[grid.Zoom]ZoomSize{}
 	)
 	err = a.w.withPart(ctx, srcs[0], func(rec *partRecord) error {
 		if err := a.copyPart(ctx, rec, &set, byZoom); err != nil {
 			return err
 		}
-		doc, err := json.Marshal(byZoom)
+		doc, err := marshalSizes(byZoom)
 		if err != nil {
 			return err
 		}
 		var tiles int64
 		for _, n := range byZoom {
-			tiles += n
+			tiles += n.Tiles
 		}
 		b, _ := set.MarshalBinary()
 		_, err = a.w.conn.ExecContext(ctx, `INSERT INTO `+assemblyTable+` (part, tiles, by_zoom, tile_set) VALUES (?, ?, ?, ?)`,
@@ -281,30 +288,30 @@ func (a *Assembly) MergePart(ctx context.Context, id int64, path string) (bool, 
 }
 
 // copyPart copies the attached part's tiles into the package and sets set
-// and byZoom to what the package gained: the part's tiles, less the
-// package's data of tiles the part replaced, counting new tiles only. The
-// part's tiles are rec's, or read from the part when rec is nil.
-func (a *Assembly) copyPart(ctx context.Context, rec *partRecord, set *TileSet, byZoom map[grid.Zoom]int64) error {
+// and byZoom to what the package gained: the part's tiles and bytes, less
+// the package's data of tiles the part replaced, counting new tiles only.
+// The part's tiles are rec's, or read from the part when rec is nil.
+func (a *Assembly) copyPart(ctx context.Context, rec *partRecord, set *TileSet, byZoom map[grid.Zoom]ZoomSize) error {
 	table := quoteIdent(a.w.opt.Table)
 	if rec != nil {
 		set.Add(&rec.set)
-		for z, n := range rec.byZoom {
-			byZoom[z] = n.Tiles
-		}
+		maps.Copy(byZoom, rec.byZoom)
 		return a.copyTiles(ctx, set, byZoom)
 	}
-	rows, err := a.w.conn.QueryContext(ctx, `SELECT zoom_level, count(*), `+tileSetFunc+`(zoom_level, tile_column, tile_row, tile_data)
+	rows, err := a.w.conn.QueryContext(ctx, `SELECT zoom_level, count(*), sum(length(tile_data)),
+		`+tileSetFunc+`(zoom_level, tile_column, tile_row, tile_data)
 		FROM `+partSchema+`.`+table+` GROUP BY zoom_level`)
 	if err != nil {
 		return translate(ctx, err)
 	}
 	for rows.Next() {
 		var (
-			z, n    int64
+			z       int64
+			n       ZoomSize
 			setData []byte
 			zs      TileSet
 		)
-		if err := rows.Scan(&z, &n, &setData); err != nil {
+		if err := rows.Scan(&z, &n.Tiles, &n.Bytes, &setData); err != nil {
 			_ = rows.Close()
 			return translate(ctx, err)
 		}
@@ -321,10 +328,10 @@ func (a *Assembly) copyPart(ctx context.Context, rec *partRecord, set *TileSet, 
 	return a.copyTiles(ctx, set, byZoom)
 }
 
-// copyTiles copies the attached part's tiles, whose TileSet and counts
+// copyTiles copies the attached part's tiles, whose TileSet and sizes
 // per zoom are set and byZoom, into the package, and takes the tiles they
 // replace out of both.
-func (a *Assembly) copyTiles(ctx context.Context, set *TileSet, byZoom map[grid.Zoom]int64) error {
+func (a *Assembly) copyTiles(ctx context.Context, set *TileSet, byZoom map[grid.Zoom]ZoomSize) error {
 	table := quoteIdent(a.w.opt.Table)
 	// Parts of different batches hold different tiles: the plain INSERT is
 	// the rule, and a conflict fails it as a whole.
@@ -344,7 +351,7 @@ func (a *Assembly) copyTiles(ctx context.Context, set *TileSet, byZoom map[grid.
 
 // replaced takes the tiles the package holds at the part's addresses out
 // of set and byZoom: the part's data replaces them.
-func (a *Assembly) replaced(ctx context.Context, set *TileSet, byZoom map[grid.Zoom]int64) error {
+func (a *Assembly) replaced(ctx context.Context, set *TileSet, byZoom map[grid.Zoom]ZoomSize) error {
 	table := quoteIdent(a.w.opt.Table)
 	rows, err := a.w.conn.QueryContext(ctx, `SELECT m.zoom_level, m.tile_column, m.tile_row, m.tile_data
 		FROM `+partSchema+`.`+table+` p JOIN main.`+table+` m USING (zoom_level, tile_column, tile_row)`)
@@ -361,7 +368,10 @@ func (a *Assembly) replaced(ctx context.Context, set *TileSet, byZoom map[grid.Z
 			return translate(ctx, err)
 		}
 		set.SubTile(z, x, y, data)
-		byZoom[grid.Zoom(z)]--
+		n := byZoom[grid.Zoom(z)]
+		n.Tiles--
+		n.Bytes -= int64(len(data))
+		byZoom[grid.Zoom(z)] = n
 	}
 	return closeRows(ctx, rows)
 }
@@ -379,11 +389,16 @@ func (a *Assembly) Finish(ctx context.Context, describe func(AssemblyResult) (Me
 	if len(a.parts) == 0 {
 		return AssemblyResult{}, ErrNoParts
 	}
-	res := AssemblyResult{MergeResult: MergeResult{ByZoom: map[grid.Zoom]int64{}, Parts: len(a.parts)}, ContentDigest: a.set.Digest()}
+	res := AssemblyResult{
+		MergeResult:   MergeResult{ByZoom: map[grid.Zoom]int64{}, Parts: len(a.parts)},
+		ContentDigest: a.set.Digest(),
+		Sizes:         map[grid.Zoom]ZoomSize{},
+	}
 	for z, n := range a.byZoom {
-		if n > 0 {
-			res.ByZoom[z] = n
-			res.Tiles += n
+		if n.Tiles > 0 {
+			res.ByZoom[z] = n.Tiles
+			res.Sizes[z] = n
+			res.Tiles += n.Tiles
 		}
 	}
 	if describe != nil {

@@ -32,7 +32,7 @@ func openAssembly(t *testing.T, path string) *gpkg.Assembly {
 // TestAssembly merges parts one at a time, closing and reopening between
 // them, one part twice and one that replaces tiles, and checks the
 // finished package against Merge of the same parts: the same tiles, and
-// the digest kept while merging is the one ContentDigest reads.
+// the digest and sizes kept while merging are those read from the package.
 func TestAssembly(t *testing.T) {
 	t.Parallel()
 	all := mergeTiles()
@@ -74,7 +74,26 @@ func TestAssembly(t *testing.T) {
 	if diff := cmp.Diff(mergeByZoom, res.ByZoom); diff != "" || res.Tiles != int64(len(all)) || res.Parts != len(parts) {
 		t.Errorf("Finish() = %d tiles of %d parts, want %d of %d; by zoom (-want +got):\n%s", res.Tiles, res.Parts, len(all), len(parts), diff)
 	}
+	checkSizes(t, path, res)
 	checkMerged(t, path, all)
+}
+
+// checkSizes compares the tiles and bytes per zoom that Finish kept while
+// merging with those read from the finished package at path.
+func checkSizes(t *testing.T, path string, res gpkg.AssemblyResult) {
+	t.Helper()
+	r, err := gpkg.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	want, err := r.SizeByZoom(t.Context(), mergeOptions().Table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, res.Sizes); diff != "" {
+		t.Errorf("Finish().Sizes differ from the package's SizeByZoom (-package +kept):\n%s", diff)
+	}
 }
 
 // TestAssemblyRecordedParts merges parts that carry their record
@@ -145,6 +164,7 @@ func TestAssemblyRecordedParts(t *testing.T) {
 	if diff := cmp.Diff(mergeByZoom, res.ByZoom); diff != "" || res.Tiles != int64(len(all)) {
 		t.Errorf("Finish() = %d tiles, want %d; by zoom (-want +got):\n%s", res.Tiles, len(all), diff)
 	}
+	checkSizes(t, path, res)
 	checkMerged(t, path, all)
 	if n := gpkg.QueryString(t, path, `SELECT count(*) FROM sqlite_master WHERE name = 'exporter_part'`); n != "0" {
 		t.Errorf("the finished package has %s record tables, want none: records are the parts'", n)

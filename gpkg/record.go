@@ -73,13 +73,33 @@ type zoomRecord struct {
 	Bytes int64 `json:"bytes"`
 }
 
-// write creates partRecordTable in tx and writes r into it.
-func (r *partRecord) write(ctx context.Context, tx *sql.Tx) error {
-	doc := make(map[grid.Zoom]zoomRecord, len(r.byZoom))
-	for z, n := range r.byZoom {
+// marshalSizes is the JSON text of tiles and bytes per zoom, as records
+// of parts and of an assembly's merged parts hold them.
+func marshalSizes(byZoom map[grid.Zoom]ZoomSize) (string, error) {
+	doc := make(map[grid.Zoom]zoomRecord, len(byZoom))
+	for z, n := range byZoom {
 		doc[z] = zoomRecord(n)
 	}
-	byZoom, err := json.Marshal(doc)
+	b, err := json.Marshal(doc)
+	return string(b), err
+}
+
+// unmarshalSizes reads the JSON text marshalSizes writes.
+func unmarshalSizes(text string) (map[grid.Zoom]ZoomSize, error) {
+	var doc map[grid.Zoom]zoomRecord
+	if err := json.Unmarshal([]byte(text), &doc); err != nil {
+		return nil, err
+	}
+	byZoom := make(map[grid.Zoom]ZoomSize, len(doc))
+	for z, v := range doc {
+		byZoom[z] = ZoomSize(v)
+	}
+	return byZoom, nil
+}
+
+// write creates partRecordTable in tx and writes r into it.
+func (r *partRecord) write(ctx context.Context, tx *sql.Tx) error {
+	byZoom, err := marshalSizes(r.byZoom)
 	if err != nil {
 		return err
 	}
@@ -87,7 +107,7 @@ func (r *partRecord) write(ctx context.Context, tx *sql.Tx) error {
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE `+partRecordTable+` (tile_set BLOB NOT NULL, by_zoom TEXT NOT NULL)`); err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO `+partRecordTable+` (tile_set, by_zoom) VALUES (?, ?)`, set, string(byZoom))
+	_, err = tx.ExecContext(ctx, `INSERT INTO `+partRecordTable+` (tile_set, by_zoom) VALUES (?, ?)`, set, byZoom)
 	return err
 }
 
@@ -117,13 +137,9 @@ func readPartRecord(ctx context.Context, q queryer, table string) (*partRecord, 
 		}
 		return nil, nil // a record of the wrong types: the tiles are read instead
 	}
-	rec := &partRecord{byZoom: map[grid.Zoom]ZoomSize{}}
-	var doc map[grid.Zoom]zoomRecord
-	if rec.set.UnmarshalBinary(set) != nil || json.Unmarshal([]byte(byZoom), &doc) != nil {
+	rec := &partRecord{}
+	if rec.byZoom, err = unmarshalSizes(byZoom); err != nil || rec.set.UnmarshalBinary(set) != nil {
 		return nil, nil
-	}
-	for z, v := range doc {
-		rec.byZoom[z] = ZoomSize(v)
 	}
 	// SQLite reads a blob's length from its record header: no tile data.
 	rows, err := q.QueryContext(ctx, `SELECT zoom_level, count(*), sum(length(tile_data)) FROM `+partSchema+`.`+quoteIdent(table)+` GROUP BY zoom_level`)

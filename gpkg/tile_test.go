@@ -151,4 +151,3 @@ func BenchmarkDecodeTileHeader(b *testing.B) {
 		}
 	})
 }
-

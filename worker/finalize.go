@@ -93,13 +93,9 @@ func (f *finalizer) finalize(ctx context.Context, id string) error {
 		return errors.Join(fmt.Errorf("finish package: %w", err), a.close())
 	}
 	finished := time.Now()
-	// Tile bytes per zoom, for the layer's learned sizes, from the record
-	// headers of the finished package (the assembly records counts only).
-	byZoom, err := countByZoom(ctx, a.path, tableName(j.Spec.Layer.ProductID))
-	if err != nil {
-		return errors.Join(err, a.close())
-	}
-	if err := f.publish.store(ctx, j, a.path, res.Tiles, byZoom); err != nil {
+	// res.Sizes, tiles and bytes per zoom kept as parts were merged, are
+	// the layer's learned sizes: the package is not read for them.
+	if err := f.publish.store(ctx, j, a.path, res.Tiles, res.Sizes); err != nil {
 		// The finished package is no assembly: the next attempt merges
 		// the parts again.
 		return errors.Join(err, a.close())

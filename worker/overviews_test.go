@@ -18,7 +18,8 @@ import (
 // downsample layer twice: in batches, whose finalize builds the zooms
 // above the pivot from the merged parts (and is run twice), and as one
 // batch that builds every zoom itself. The packages hold the same tiles,
-// byte for byte (the same content digest), and every zoom is whole.
+// byte for byte (the same content digest), and every zoom is whole; the
+// finalize's tiles and bytes per zoom are the package's.
 func TestDownsampleBatchesMatchOneBatch(t *testing.T) {
 	t.Parallel()
 	export := func(maxTiles int64) (string, map[grid.Zoom]int64, int) {
@@ -61,6 +62,26 @@ func TestDownsampleBatchesMatchOneBatch(t *testing.T) {
 		byZoom, err := r.CountByZoom(t.Context(), "demo_terrain")
 		if err != nil {
 			t.Fatal(err)
+		}
+		if len(plan) > 1 {
+			// What the store learned from the finalize's sizes (kept
+			// while merging, the deferred overviews included) is what
+			// the package holds.
+			sizes, err := r.SizeByZoom(t.Context(), "demo_terrain")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := b.jobs.LearnedSizes(t.Context(), spec.Layer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[int]job.ZoomBytes{}
+			for z, n := range sizes {
+				want[int(z)] = job.ZoomBytes{Zoom: int(z), Tiles: n.Tiles, Bytes: n.Bytes}
+			}
+			if diff := cmp.Diff(want, got.Zooms); diff != "" {
+				t.Errorf("learned sizes after a finalize (-package +learned):\n%s", diff)
+			}
 		}
 		return digest, byZoom, len(plan)
 	}
