@@ -75,16 +75,16 @@ const (
 )
 
 // pngState is the scratch of one encoding, pooled: a zlib writer holds
-// several hundred KiB of tables. zw is the writer of the tile being
-// encoded: rgb's or palette's.
+// several hundred KiB of tables. rgb writes RGB and RGBA tiles at
+// PNGLevel, pal palette tiles at PNGPaletteLevel.
 type pngState struct {
-	zw, rgb, pal *zlib.Writer
-	idat         bytes.Buffer
-	nrgba        []byte // the tile as non-premultiplied RGBA, 4 bytes a pixel
-	rows         [nFilters][]byte
-	cur          []byte // the raw row being filtered
-	prev         []byte // the raw row above it
-	palette      colorTable
+	rgb, pal *zlib.Writer
+	idat     bytes.Buffer
+	nrgba    []byte // the tile as non-premultiplied RGBA, 4 bytes a pixel
+	rows     [nFilters][]byte
+	cur      []byte // the raw row being filtered
+	prev     []byte // the raw row above it
+	palette  colorTable
 }
 
 var pngStates = sync.Pool{New: func() any {
@@ -114,25 +114,25 @@ func encodePNG(buf *bytes.Buffer, img image.Image) error {
 	binary.BigEndian.PutUint32(ihdr[4:], uint32(h))
 	var plte, trns []byte
 	var err error
+	zw := st.rgb
 	if n := st.palette.build(pix); n > 0 {
 		depth := paletteDepth(n)
 		ihdr[8], ihdr[9] = byte(depth), pngPalette
 		plte, trns = st.palette.chunks()
-		st.zw = st.pal
-		st.zw.Reset(&st.idat)
-		err = st.writePaletteRows(pix, w, h, depth)
+		zw = st.pal
+		zw.Reset(&st.idat)
+		err = st.writePaletteRows(zw, pix, w, h, depth)
 	} else {
-		st.zw = st.rgb
-		st.zw.Reset(&st.idat)
+		zw.Reset(&st.idat)
 		ihdr[8], ihdr[9] = 8, pngRGBA
 		bpp := 4
 		if opaque {
 			ihdr[9], bpp = pngRGB, 3
 		}
-		err = st.writeFilteredRows(pix, w, h, bpp)
+		err = st.writeFilteredRows(zw, pix, w, h, bpp)
 	}
 	if err == nil {
-		err = st.zw.Close()
+		err = zw.Close()
 	}
 	if err != nil {
 		return err
@@ -207,9 +207,9 @@ func unpremultiply(c, a byte) byte {
 	return byte((uint32(c) * 0x101 * 0xffff / (uint32(a) * 0x101)) >> 8)
 }
 
-// writePaletteRows writes each row as palette indices of depth bits,
+// writePaletteRows writes each row to zw as palette indices of depth bits,
 // unfiltered.
-func (st *pngState) writePaletteRows(pix []byte, w, h, depth int) error {
+func (st *pngState) writePaletteRows(zw *zlib.Writer, pix []byte, w, h, depth int) error {
 	rowLen := 1 + (w*depth+7)/8
 	st.cur = grow(st.cur, rowLen)
 	row := st.cur
@@ -223,17 +223,17 @@ func (st *pngState) writePaletteRows(pix []byte, w, h, depth int) error {
 			shift := uint(8 - depth - (x%perByte)*depth)
 			row[1+x/perByte] |= idx << shift
 		}
-		if _, err := st.zw.Write(row); err != nil {
+		if _, err := zw.Write(row); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// writeFilteredRows writes each row of bpp bytes a pixel (3: RGB from the
+// writeFilteredRows writes to zw each row of bpp bytes a pixel (3: RGB from the
 // RGBA pixels, 4: RGBA) with the filter that minimises the sum of the
 // absolute values of its output bytes.
-func (st *pngState) writeFilteredRows(pix []byte, w, h, bpp int) error {
+func (st *pngState) writeFilteredRows(zw *zlib.Writer, pix []byte, w, h, bpp int) error {
 	n := w * bpp
 	for f := range st.rows {
 		st.rows[f] = grow(st.rows[f], 1+n)
@@ -259,7 +259,7 @@ func (st *pngState) writeFilteredRows(pix []byte, w, h, bpp int) error {
 				best, bestSum = f, s
 			}
 		}
-		if _, err := st.zw.Write(st.rows[best]); err != nil {
+		if _, err := zw.Write(st.rows[best]); err != nil {
 			return err
 		}
 		cur, prev = prev, cur
